@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @title IModelRegistry
+/// @notice The model marketplace: developers list ONNX models (content hash, URI, price, compute
+///         units, comparison rule), workers opt in per model, and each model keeps a stake x trust
+///         weighted sortition tree over its workers (O(log n) per draw).
+interface IModelRegistry {
+    enum ModelStatus {
+        Active,
+        Probation,
+        Delisted
+    }
+
+    /// @notice How two outputs of the model are compared by validators.
+    /// ExactBytes: keccak of canonical bytes equal. AllClose: |a-b| <= atol + rtol*|b| (tolerance = atol = rtol in 1e-6 units).
+    /// Argmax: same argmax. TopK: same top-k set (tolerance = k). Cosine: cosine >= tolerance / 1e6.
+    enum CompareRule {
+        ExactBytes,
+        AllClose,
+        Argmax,
+        TopK,
+        Cosine
+    }
+
+    struct Model {
+        address developer;
+        uint96 pricePerCall;
+        bytes32 sha256Hash;
+        uint32 computeUnits;
+        uint8 rule;
+        uint32 tolerance;
+        uint32 parent;
+        uint8 status;
+        uint32 workerCount;
+        string uri;
+    }
+
+    event ModelRegistered(
+        uint32 indexed modelId,
+        address indexed developer,
+        bytes32 sha256Hash,
+        string uri,
+        uint96 pricePerCall,
+        uint32 computeUnits,
+        uint8 rule,
+        uint32 tolerance,
+        uint32 parent
+    );
+    event ModelPriceChanged(uint32 indexed modelId, uint96 pricePerCall);
+    event ModelStatusChanged(uint32 indexed modelId, uint8 status);
+    event WorkerOptedIn(uint32 indexed modelId, address indexed worker, uint256 weight);
+    event WorkerOptedOut(uint32 indexed modelId, address indexed worker);
+    event WorkerWeightUpdated(uint32 indexed modelId, address indexed worker, uint256 weight);
+    event TrustWeightSet(address indexed worker, uint256 trustWad);
+
+    error UnknownModel(uint32 modelId);
+    error ModelNotActive(uint32 modelId, uint8 status);
+    error NotModelDeveloper(uint32 modelId, address caller);
+    error InvalidRule(uint8 rule);
+    error InvalidModel(string reason);
+    error AlreadyOptedIn(uint32 modelId, address worker);
+    error NotOptedIn(uint32 modelId, address worker);
+    error NotEligibleWorker(address worker);
+    error TooManyModels(address worker, uint256 max);
+    error NoWorkers(uint32 modelId);
+
+    function registerModel(
+        bytes32 sha256Hash,
+        string calldata uri,
+        uint96 pricePerCall,
+        uint32 computeUnits,
+        uint8 rule,
+        uint32 tolerance,
+        uint32 parent
+    ) external returns (uint32 modelId);
+    function setPrice(uint32 modelId, uint96 pricePerCall) external;
+    function setStatus(uint32 modelId, uint8 status) external;
+
+    function optIn(uint32 modelId) external;
+    function optOut(uint32 modelId) external;
+    /// @notice Recompute a worker's weight (stake x trust) in every model it serves. Anyone may call.
+    function syncWorker(address worker) external;
+    function setTrustWeight(address worker, uint256 trustWad) external;
+
+    /// @notice Draw a worker of the model with probability proportional to its weight.
+    function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker);
+    function getModel(uint32 modelId) external view returns (Model memory);
+    function modelCount() external view returns (uint32);
+    function workersOf(uint32 modelId) external view returns (address[] memory);
+    function modelsOf(address worker) external view returns (uint32[] memory);
+    function weightOf(uint32 modelId, address worker) external view returns (uint256);
+    function totalWeight(uint32 modelId) external view returns (uint256);
+    /// @notice Trust weight in 1e18 units; 1e18 (equal weights) until settlement sets one.
+    function trustWeight(address worker) external view returns (uint256);
+    function listingBond() external view returns (uint256);
+}

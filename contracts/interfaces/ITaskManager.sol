@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @title ITaskManager
+/// @notice The task market: fee escrow, stake x trust weighted assignment, single and batched result
+///         commits (one Merkle root per batch), deadline + reassign, optimistic finalization after the
+///         challenge window with the fee split, and pull payouts.
+interface ITaskManager {
+    /// None: no such task. Assigned: waiting for the worker. Committed: result committed (code 0).
+    /// Failed: worker committed a failure code (bad input, ...). Finalized: paid out. Refunded: no worker could take it.
+    enum TaskStatus {
+        None,
+        Assigned,
+        Committed,
+        Failed,
+        Finalized,
+        Refunded
+    }
+
+    /// @notice Everything known about a task, assembled from its packed storage.
+    struct TaskView {
+        address submitter;
+        uint32 modelId;
+        uint256 fee;
+        address worker;
+        uint8 status;
+        /// response deadline while Assigned; end of the challenge window after commit
+        uint64 deadline;
+        /// seconds from assignment to commit
+        uint16 latency;
+        uint40 submission;
+    }
+
+    event TaskSubmitted(
+        uint256 indexed taskId, address indexed submitter, uint32 indexed modelId, uint256 fee, bytes input
+    );
+    event TaskAssigned(uint256 indexed taskId, address indexed worker, uint64 deadline);
+    event TaskMissed(uint256 indexed taskId, address indexed worker);
+    /// @notice One event per commit call (a single commit is a batch of one). `root` is the Merkle
+    ///         root over leaves keccak256(abi.encode(taskId, outputHash, code)) with sorted-pair hashing.
+    event ResultsCommitted(
+        uint256 indexed batchId,
+        address indexed worker,
+        bytes32 root,
+        uint256[] taskIds,
+        bytes32[] outputHashes,
+        uint16[] codes,
+        bytes[] outputs
+    );
+    /// @notice PoWR facts of a settled task and its fee split.
+    event TaskFinalized(
+        uint256 indexed taskId,
+        address indexed worker,
+        uint32 indexed modelId,
+        uint16 code,
+        uint32 computeUnits,
+        uint32 quality,
+        uint16 latency,
+        uint256 developerFee,
+        uint256 workerFee,
+        uint256 validatorFee,
+        uint256 protocolFee,
+        uint256 refund
+    );
+    event TaskRefunded(uint256 indexed taskId, address indexed submitter, uint256 amount);
+    event PayoutWithdrawn(address indexed account, uint256 amount);
+
+    error UnknownModel(uint32 modelId);
+    error ModelNotActive(uint32 modelId, uint8 status);
+    error FeeTooLow(uint32 modelId, uint256 price, uint256 maxFee);
+    error InputTooLarge(uint256 size, uint256 max);
+    error EmptyInput();
+    error EmptyBatch();
+    error BatchTooLarge(uint256 size, uint256 max);
+    error LengthMismatch();
+    error NoEligibleWorker(uint32 modelId);
+    error UnknownTask(uint256 taskId);
+    error WrongStatus(uint256 taskId, uint8 status);
+    error NotAssignedWorker(uint256 taskId, address caller, address worker);
+    error DeadlineNotPassed(uint256 taskId, uint64 deadline);
+    error DeadlinePassed(uint256 taskId, uint64 deadline);
+    error ChallengeWindowOpen(uint256 taskId, uint64 until);
+    error NothingToWithdraw(address account);
+
+    function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee) external returns (uint256 taskId);
+    function submitTasks(uint32 modelId, bytes[] calldata inputs, uint256 maxFeePerTask)
+        external
+        returns (uint256 firstTaskId);
+
+    function commit(uint256 taskId, bytes32 outputHash, uint16 code, bytes calldata output) external;
+    function commitBatch(
+        uint256[] calldata taskIds,
+        bytes32[] calldata outputHashes,
+        uint16[] calldata codes,
+        bytes[] calldata outputs
+    ) external returns (uint256 batchId);
+
+    function reassign(uint256 taskId) external;
+    function finalize(uint256 taskId) external;
+    function finalizeBatch(uint256[] calldata taskIds) external;
+    function withdrawPayout() external returns (uint256 amount);
+
+    function getTask(uint256 taskId) external view returns (TaskView memory);
+    function taskCount() external view returns (uint256);
+    function batchRoot(uint256 batchId) external view returns (bytes32);
+    function payoutOf(address account) external view returns (uint256);
+    /// @notice Fees escrowed for tasks not yet finalized or refunded.
+    function escrowed() external view returns (uint256);
+    function responseWindow() external view returns (uint64);
+    function challengeWindow() external view returns (uint64);
+    function maxInputBytes() external view returns (uint256);
+    function maxBatch() external view returns (uint256);
+    /// @notice Fee split in basis points: developer, worker, validator, protocol (sum 10000).
+    function feeSplit() external view returns (uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
+    /// @notice Share of the fee a worker keeps when it commits a failure code (bad input); the rest is refunded.
+    function failureProcessingBps() external view returns (uint16);
+}
