@@ -37,7 +37,8 @@ interface ITaskManager {
     event TaskAssigned(uint256 indexed taskId, address indexed worker, uint64 deadline);
     event TaskMissed(uint256 indexed taskId, address indexed worker);
     /// @notice One event per commit call (a single commit is a batch of one). `root` is the Merkle
-    ///         root over leaves keccak256(abi.encode(taskId, outputHash, code)) with sorted-pair hashing.
+    ///         root (libraries/MerkleBatch.sol) over leaves keccak256(bytes.concat(keccak256(abi.encode(
+    ///         taskId, outputHash, code)))) in call order, sorted-pair hashing, odd node promoted.
     event ResultsCommitted(
         uint256 indexed batchId,
         address indexed worker,

@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
+import {SortitionTree} from "./libraries/SortitionTree.sol";
+
+/// @title ModelRegistry
+/// @notice The model marketplace: developers list ONNX models against a listing bond, workers opt in
+///         per model, and every model keeps a Fenwick sortition tree over its workers weighted by
+///         stake x trust, kept current by Staking's callback (`onStakeChanged`) and `syncWorker`.
+/// @dev Weight of a worker = stakeOf(worker, Worker) * trustWeight(worker) / 1e18, or 0 while it is not
+///      eligible (under the minimum stake or jailed). Listing bonds stay in this contract (`bondOf`).
+contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
+    using SafeERC20 for IERC20;
+    using SortitionTree for SortitionTree.Tree;
+
+    /// @notice Role allowed to set trust weights (settlement).
+    bytes32 public constant TRUST_ROLE = keccak256("TRUST_ROLE");
+    /// @notice Role allowed to set model status (admin at first, settlement later).
+    bytes32 public constant STATUS_ROLE = keccak256("STATUS_ROLE");
+    /// @notice Most models one worker may serve (bounds the weight-sync loop).
+    uint256 public constant MAX_MODELS_PER_WORKER = 16;
+    /// @notice Highest trust weight (1.0 in 1e18 units), also the default.
+    uint256 public constant MAX_TRUST = 1e18;
+    /// @notice Longest model URI accepted.
+    uint256 public constant MAX_URI_BYTES = 2048;
+
+    IERC20 public immutable token;
+    IStaking public immutable staking;
+
+    /// @inheritdoc IModelRegistry
+    uint256 public listingBond;
+    /// @notice Bond paid for each model, held by this contract.
+    mapping(uint32 modelId => uint256) public bondOf;
+
+    struct Pool {
+        SortitionTree.Tree tree;
+        mapping(uint256 slot => address) workerAt;
+        mapping(address worker => uint256) slotOf;
+    }
+
+    uint32 private _modelCount;
+    mapping(uint32 modelId => Model) private _models;
+    mapping(uint32 modelId => Pool) private _pools;
+    mapping(address worker => uint32[]) private _modelsOf;
+    /// trust + 1, so 0 means "never set" (default MAX_TRUST) and a trust of 0 can still be stored
+    mapping(address worker => uint256) private _trustPlusOne;
+
+    /// @notice Emitted when the admin changes the listing bond for future registrations.
+    event ListingBondSet(uint256 bond);
+
+    /// @notice onStakeChanged was called by someone other than Staking.
+    error NotStaking(address caller);
+    /// @notice setTrustWeight above MAX_TRUST.
+    error TrustTooHigh(uint256 trustWad, uint256 max);
+
+    /// @param admin DEFAULT_ADMIN_ROLE and STATUS_ROLE
+    /// @param token_ the DN token (listing bonds)
+    /// @param staking_ the Staking contract (eligibility and stake for weights; calls onStakeChanged)
+    /// @param listingBond_ DN taken from the developer per registered model (may be 0)
+    constructor(address admin, IERC20 token_, IStaking staking_, uint256 listingBond_) {
+        token = token_;
+        staking = staking_;
+        listingBond = listingBond_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(STATUS_ROLE, admin);
+        emit ListingBondSet(listingBond_);
+    }
+
+    // ------------------------------------------------------------------ models
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Takes `listingBond` DN from the caller (needs an allowance). Ids start at 1.
+    function registerModel(
+        bytes32 sha256Hash,
+        string calldata uri,
+        uint96 pricePerCall,
+        uint32 computeUnits,
+        uint8 rule,
+        uint32 tolerance,
+        uint32 parent
+    ) external returns (uint32 modelId) {
+        if (sha256Hash == bytes32(0)) revert InvalidModel("zero sha256 hash");
+        if (bytes(uri).length == 0) revert InvalidModel("empty uri");
+        if (bytes(uri).length > MAX_URI_BYTES) revert InvalidModel("uri longer than 2048 bytes");
+        if (computeUnits == 0) revert InvalidModel("zero compute units");
+        if (rule > uint8(CompareRule.Cosine)) revert InvalidRule(rule);
+        if (rule == uint8(CompareRule.Cosine) && tolerance > 1e6) {
+            revert InvalidModel("cosine tolerance above 1e6");
+        }
+        if (rule == uint8(CompareRule.TopK) && tolerance == 0) revert InvalidModel("top-k needs k >= 1");
+        uint32 count = _modelCount;
+        if (parent > count) revert InvalidModel("unknown parent model");
+
+        modelId = count + 1;
+        _modelCount = modelId;
+        Model storage m = _models[modelId];
+        m.developer = msg.sender;
+        m.pricePerCall = pricePerCall;
+        m.sha256Hash = sha256Hash;
+        m.computeUnits = computeUnits;
+        m.rule = rule;
+        m.tolerance = tolerance;
+        m.parent = parent;
+        m.status = uint8(ModelStatus.Active);
+        m.uri = uri;
+
+        uint256 bond = listingBond;
+        bondOf[modelId] = bond;
+        emit ModelRegistered(
+            modelId, msg.sender, sha256Hash, uri, pricePerCall, computeUnits, rule, tolerance, parent
+        );
+        if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Only the model's developer. Applies to tasks submitted afterwards.
+    function setPrice(uint32 modelId, uint96 pricePerCall) external {
+        Model storage m = _existing(modelId);
+        if (m.developer != msg.sender) revert NotModelDeveloper(modelId, msg.sender);
+        m.pricePerCall = pricePerCall;
+        emit ModelPriceChanged(modelId, pricePerCall);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Only STATUS_ROLE. Only Active models take new tasks; Delisted models take no new workers.
+    function setStatus(uint32 modelId, uint8 status) external onlyRole(STATUS_ROLE) {
+        Model storage m = _existing(modelId);
+        if (status > uint8(ModelStatus.Delisted)) revert InvalidModel("unknown status");
+        m.status = status;
+        emit ModelStatusChanged(modelId, status);
+    }
+
+    /// @notice Sets the bond for future registrations (admin).
+    function setListingBond(uint256 bond) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        listingBond = bond;
+        emit ListingBondSet(bond);
+    }
+
+    // ------------------------------------------------------------------ workers
+
+    /// @inheritdoc IModelRegistry
+    /// @dev The caller must be an eligible worker (Staking.isEligible(worker, Worker)); at most
+    ///      MAX_MODELS_PER_WORKER models per worker; not for Delisted models.
+    function optIn(uint32 modelId) external {
+        Model storage m = _existing(modelId);
+        if (m.status == uint8(ModelStatus.Delisted)) revert ModelNotActive(modelId, m.status);
+        Pool storage pool = _pools[modelId];
+        if (pool.slotOf[msg.sender] != 0) revert AlreadyOptedIn(modelId, msg.sender);
+        if (!staking.isEligible(msg.sender, uint8(IStaking.Role.Worker))) {
+            revert NotEligibleWorker(msg.sender);
+        }
+        uint32[] storage models = _modelsOf[msg.sender];
+        if (models.length >= MAX_MODELS_PER_WORKER) revert TooManyModels(msg.sender, MAX_MODELS_PER_WORKER);
+
+        uint256 weight = _weight(msg.sender);
+        uint256 slot = pool.tree.insert(weight);
+        pool.workerAt[slot] = msg.sender;
+        pool.slotOf[msg.sender] = slot;
+        models.push(modelId);
+        m.workerCount += 1;
+        emit WorkerOptedIn(modelId, msg.sender, weight);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Frees the worker's tree slot for reuse. Allowed in any model status.
+    function optOut(uint32 modelId) external {
+        Model storage m = _existing(modelId);
+        Pool storage pool = _pools[modelId];
+        uint256 slot = pool.slotOf[msg.sender];
+        if (slot == 0) revert NotOptedIn(modelId, msg.sender);
+        pool.tree.remove(slot);
+        delete pool.workerAt[slot];
+        delete pool.slotOf[msg.sender];
+        uint32[] storage models = _modelsOf[msg.sender];
+        uint256 n = models.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (models[i] == modelId) {
+                models[i] = models[n - 1];
+                models.pop();
+                break;
+            }
+        }
+        m.workerCount -= 1;
+        emit WorkerOptedOut(modelId, msg.sender);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function syncWorker(address worker) external {
+        _sync(worker);
+    }
+
+    /// @inheritdoc IStakeObserver
+    /// @dev Only Staking calls this, after every change of active worker stake and on jail.
+    function onStakeChanged(address account) external {
+        if (msg.sender != address(staking)) revert NotStaking(msg.sender);
+        _sync(account);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Only TRUST_ROLE; 0 <= trustWad <= 1e18; resyncs the worker's weights.
+    function setTrustWeight(address worker, uint256 trustWad) external onlyRole(TRUST_ROLE) {
+        if (trustWad > MAX_TRUST) revert TrustTooHigh(trustWad, MAX_TRUST);
+        _trustPlusOne[worker] = trustWad + 1;
+        emit TrustWeightSet(worker, trustWad);
+        _sync(worker);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Reverts NoWorkers when the model has no weight at all (unknown model included).
+    function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker) {
+        Pool storage pool = _pools[modelId];
+        uint256 total = pool.tree.total;
+        if (total == 0) revert NoWorkers(modelId);
+        return pool.workerAt[pool.tree.draw(seed % total)];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function drawWorkers(uint32 modelId, uint256[] calldata seeds)
+        external
+        view
+        returns (address[] memory workers)
+    {
+        Pool storage pool = _pools[modelId];
+        uint256 total = pool.tree.total;
+        if (total == 0) revert NoWorkers(modelId);
+        uint256 n = seeds.length;
+        workers = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            workers[i] = pool.workerAt[pool.tree.draw(seeds[i] % total)];
+        }
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getModel(uint32 modelId) external view returns (Model memory) {
+        return _existing(modelId);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelTerms(uint32 modelId)
+        external
+        view
+        returns (address developer, uint96 pricePerCall, uint32 computeUnits, uint8 status)
+    {
+        Model storage m = _models[modelId];
+        return (m.developer, m.pricePerCall, m.computeUnits, m.status);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelCount() external view returns (uint32) {
+        return _modelCount;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function workersOf(uint32 modelId) external view returns (address[] memory workers) {
+        Pool storage pool = _pools[modelId];
+        uint256 size = pool.tree.size();
+        workers = new address[](_models[modelId].workerCount);
+        uint256 k = 0;
+        for (uint256 slot = 1; slot <= size; ++slot) {
+            address w = pool.workerAt[slot];
+            if (w != address(0)) workers[k++] = w;
+        }
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelsOf(address worker) external view returns (uint32[] memory) {
+        return _modelsOf[worker];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function weightOf(uint32 modelId, address worker) external view returns (uint256) {
+        Pool storage pool = _pools[modelId];
+        uint256 slot = pool.slotOf[worker];
+        return slot == 0 ? 0 : pool.tree.valueAt(slot);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function totalWeight(uint32 modelId) external view returns (uint256) {
+        return _pools[modelId].tree.total;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function trustWeight(address worker) public view returns (uint256) {
+        uint256 stored = _trustPlusOne[worker];
+        return stored == 0 ? MAX_TRUST : stored - 1;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _existing(uint32 modelId) private view returns (Model storage m) {
+        if (modelId == 0 || modelId > _modelCount) revert UnknownModel(modelId);
+        return _models[modelId];
+    }
+
+    function _weight(address worker) private view returns (uint256) {
+        uint8 role = uint8(IStaking.Role.Worker);
+        if (!staking.isEligible(worker, role)) return 0;
+        return staking.stakeOf(worker, role) * trustWeight(worker) / 1e18;
+    }
+
+    function _sync(address worker) private {
+        uint32[] storage models = _modelsOf[worker];
+        uint256 n = models.length;
+        if (n == 0) return;
+        uint256 weight = _weight(worker);
+        for (uint256 i = 0; i < n; ++i) {
+            uint32 modelId = models[i];
+            Pool storage pool = _pools[modelId];
+            uint256 slot = pool.slotOf[worker];
+            if (pool.tree.valueAt(slot) != weight) {
+                pool.tree.set(slot, weight);
+                emit WorkerWeightUpdated(modelId, worker, weight);
+            }
+        }
+    }
+}

@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ITaskManager} from "./interfaces/ITaskManager.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {MerkleBatch} from "./libraries/MerkleBatch.sol";
+
+/// @title TaskManager
+/// @notice The task market: escrows fees, assigns each task to a worker drawn by stake x trust from the
+///         model's sortition tree, takes single or batched result commits (one Merkle root per batch),
+///         lets anyone reassign a task whose worker missed the deadline, and finalizes optimistically
+///         after the challenge window with the fee split credited to pull payouts.
+/// @dev Gas is a design goal (<= 60k per task end to end in batches). Storage per task is ONE slot
+///      (`Task`); a submission call writes two more slots shared by its tasks (`Submission`); inputs
+///      live only in the TaskSubmitted event. Counters and parameters are packed into one slot each.
+///      Invariant: token balance == escrowed() + sum of payoutOf.
+contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    /// @dev One storage slot per task (memory shape; stored packed in `_taskWords`, same bit layout as
+    ///      solc would use: worker bits 0-159, deadline 160-191, status 192-199, submission 200-239,
+    ///      latency 240-255). Packed by hand because solc's legacy codegen writes a storage struct field by
+    ///      field: measured +2.8k gas per task write against one SSTORE of the whole word. `deadline`: response deadline while Assigned, end of the challenge
+    ///      window after commit. `latency`: while Assigned it holds the response window the deadline was
+    ///      set with (so assignment time = deadline - latency), after commit the seconds from assignment
+    ///      to commit (capped at 65535).
+    struct Task {
+        address worker;
+        uint32 deadline;
+        uint8 status;
+        uint40 submission;
+        uint16 latency;
+    }
+
+    /// @dev Two slots per submit call, shared by all its tasks; a snapshot so finalize needs no registry call.
+    struct Submission {
+        address submitter;
+        uint96 feePerTask;
+        address developer;
+        uint32 modelId;
+        uint32 computeUnits;
+    }
+
+    struct Counters {
+        uint64 taskCount;
+        uint40 submissionCount;
+        uint48 batchCount;
+        uint96 escrowed;
+    }
+
+    struct Params {
+        uint32 responseWindow;
+        uint32 challengeWindow;
+        uint32 jailDuration;
+        uint32 maxInputBytes;
+        uint16 maxBatch;
+        uint16 developerBps;
+        uint16 workerBps;
+        uint16 validatorBps;
+        uint16 protocolBps;
+        uint16 failureProcessingBps;
+    }
+
+    /// @notice Quality reported for an unaudited finalized task (1e6 = perfect; audits will lower it).
+    uint32 public constant QUALITY_PERFECT = 1_000_000;
+    /// @notice Sortition draws tried before giving up on finding an eligible worker.
+    uint256 public constant MAX_DRAWS = 8;
+    /// @dev Distinct eligible workers remembered per submit call (saves repeated isEligible calls).
+    uint256 private constant ELIGIBLE_CACHE = 16;
+    /// @notice Upper bounds for admin-set parameters.
+    uint32 public constant MAX_RESPONSE_WINDOW = type(uint16).max;
+    uint32 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    uint32 public constant MAX_JAIL_DURATION = 30 days;
+    uint16 public constant MAX_BATCH_LIMIT = 1024;
+
+    uint16 private constant BPS = 10_000;
+
+    IERC20 public immutable token;
+    IStaking public immutable staking;
+    IModelRegistry public immutable registry;
+
+    /// @notice Receives the protocol share of fees.
+    address public treasury;
+    /// @notice Receives the validator share of fees (the validator reward pool / settlement).
+    address public validatorPool;
+
+    Params private _params;
+    Counters private _counters;
+    /// Task packed by hand into one word (see _loadTask / _storeTask).
+    mapping(uint256 taskId => uint256) private _taskWords;
+    mapping(uint256 submissionId => Submission) private _submissions;
+    mapping(uint256 batchId => bytes32) private _batchRoots;
+    mapping(address account => uint256) private _payouts;
+
+    event WindowsSet(uint32 responseWindow, uint32 challengeWindow, uint32 jailDuration);
+    event FeeSplitSet(uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
+    event FailureProcessingBpsSet(uint16 bps);
+    event LimitsSet(uint32 maxInputBytes, uint16 maxBatch);
+    event RecipientsSet(address treasury, address validatorPool);
+
+    /// @notice An admin parameter outside its allowed range.
+    error InvalidParameter(string name, uint256 value);
+
+    /// @param admin DEFAULT_ADMIN_ROLE (parameters)
+    /// @param token_ DN (fees)
+    /// @param staking_ Staking (eligibility; this contract needs JAILER_ROLE there)
+    /// @param registry_ ModelRegistry (model terms, sortition)
+    /// @param treasury_ protocol fee recipient
+    /// @param validatorPool_ validator fee recipient
+    /// @param responseWindow_ seconds a worker has to commit (<= 65535)
+    /// @param challengeWindow_ seconds after commit before finalization
+    /// @param jailDuration_ seconds a worker that missed a deadline is jailed
+    constructor(
+        address admin,
+        IERC20 token_,
+        IStaking staking_,
+        IModelRegistry registry_,
+        address treasury_,
+        address validatorPool_,
+        uint32 responseWindow_,
+        uint32 challengeWindow_,
+        uint32 jailDuration_
+    ) {
+        token = token_;
+        staking = staking_;
+        registry = registry_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setRecipients(treasury_, validatorPool_);
+        _setWindows(responseWindow_, challengeWindow_, jailDuration_);
+        _setFeeSplit(1000, 7500, 1000, 500);
+        _setFailureProcessingBps(1000);
+        _setLimits(65_536, 64);
+    }
+
+    // ------------------------------------------------------------------ submit
+
+    /// @inheritdoc ITaskManager
+    /// @dev Charges the model's current price (FeeTooLow when maxFee is below it).
+    function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee)
+        external
+        nonReentrant
+        returns (uint256 taskId)
+    {
+        Params memory p = _params;
+        (NewTasks memory ctx, uint256 first) = _openSubmission(modelId, maxFee);
+        address[] memory workers = _drawWorkers(modelId, first, 1);
+        _createTask(p, ctx, first, input, workers[0]);
+        _closeSubmission(first, ctx.submissionId, ctx.price);
+        return first;
+    }
+
+    /// @inheritdoc ITaskManager
+    /// @dev All inputs for one model at the model's price each; one token transfer for the total.
+    function submitTasks(uint32 modelId, bytes[] calldata inputs, uint256 maxFeePerTask)
+        external
+        nonReentrant
+        returns (uint256 firstTaskId)
+    {
+        uint256 n = inputs.length;
+        if (n == 0) revert EmptyBatch();
+        Params memory p = _params;
+        if (n > p.maxBatch) revert BatchTooLarge(n, p.maxBatch);
+        (NewTasks memory ctx, uint256 first) = _openSubmission(modelId, maxFeePerTask);
+        address[] memory workers = _drawWorkers(modelId, first, n);
+        for (uint256 i = 0; i < n; ++i) {
+            _createTask(p, ctx, first + i, inputs[i], workers[i]);
+        }
+        _closeSubmission(first + n - 1, ctx.submissionId, uint256(ctx.price) * n);
+        return first;
+    }
+
+    // ------------------------------------------------------------------ commit
+
+    /// @inheritdoc ITaskManager
+    /// @dev A batch of one: root = the task's leaf. code 0 = result, anything else = failure code.
+    function commit(uint256 taskId, bytes32 outputHash, uint16 code, bytes calldata output)
+        external
+        nonReentrant
+    {
+        uint32 challengeEnd = uint32(block.timestamp) + _params.challengeWindow;
+        bytes32 root = _commitTask(taskId, outputHash, code, challengeEnd);
+        uint256 batchId = _nextBatchId();
+        _batchRoots[batchId] = root;
+
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = taskId;
+        bytes32[] memory hashes = new bytes32[](1);
+        hashes[0] = outputHash;
+        uint16[] memory codes = new uint16[](1);
+        codes[0] = code;
+        bytes[] memory outputs = new bytes[](1);
+        outputs[0] = output;
+        emit ResultsCommitted(batchId, msg.sender, root, ids, hashes, codes, outputs);
+    }
+
+    /// @inheritdoc ITaskManager
+    /// @dev Every task must be assigned to the caller and still before its response deadline. The
+    ///      root (MerkleBatch) over the tasks in call order is stored as batchRoot(batchId).
+    function commitBatch(
+        uint256[] calldata taskIds,
+        bytes32[] calldata outputHashes,
+        uint16[] calldata codes,
+        bytes[] calldata outputs
+    ) external nonReentrant returns (uint256 batchId) {
+        uint256 n = taskIds.length;
+        if (outputHashes.length != n || codes.length != n || outputs.length != n) revert LengthMismatch();
+        bytes32 root = _commitAll(taskIds, outputHashes, codes);
+        batchId = _nextBatchId();
+        _batchRoots[batchId] = root;
+        emit ResultsCommitted(batchId, msg.sender, root, taskIds, outputHashes, codes, outputs);
+    }
+
+    // ------------------------------------------------------------------ missed deadlines
+
+    /// @inheritdoc ITaskManager
+    /// @dev Anyone, once an Assigned task's response deadline has passed: jails the worker and draws a
+    ///      different eligible one; with none left the submitter gets the full fee back (as payout).
+    function reassign(uint256 taskId) external nonReentrant {
+        Task memory task = _loadTask(taskId);
+        _requireStatus(taskId, task.status, TaskStatus.Assigned);
+        if (block.timestamp <= task.deadline) revert DeadlineNotPassed(taskId, task.deadline);
+        Params memory p = _params;
+
+        emit TaskMissed(taskId, task.worker);
+        staking.jail(task.worker, uint64(block.timestamp) + p.jailDuration);
+
+        Submission memory s = _submissions[task.submission];
+        address worker = _drawEligible(s.modelId, _seed(taskId), task.worker, MAX_DRAWS);
+        if (worker == address(0)) {
+            _storeTask(taskId, task.worker, task.deadline, uint8(TaskStatus.Refunded), task.submission, 0);
+            _payouts[s.submitter] += s.feePerTask;
+            _counters.escrowed -= s.feePerTask;
+            emit TaskRefunded(taskId, s.submitter, s.feePerTask);
+            return;
+        }
+        uint32 deadline = uint32(block.timestamp) + p.responseWindow;
+        _storeTask(
+            taskId, worker, deadline, uint8(TaskStatus.Assigned), task.submission, uint16(p.responseWindow)
+        );
+        emit TaskAssigned(taskId, worker, deadline);
+    }
+
+    // ------------------------------------------------------------------ finalize
+
+    /// @inheritdoc ITaskManager
+    /// @dev Anyone, after the challenge window. Committed: fee split developer / worker / validator pool /
+    ///      treasury (dust to the worker). Failed: the worker keeps failureProcessingBps, the rest is
+    ///      refunded to the submitter. All credited to payoutOf.
+    function finalize(uint256 taskId) external nonReentrant {
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = taskId;
+        _finalize(ids);
+    }
+
+    /// @inheritdoc ITaskManager
+    /// @dev Credits are summed in memory: validator pool and treasury once per call, developer, worker
+    ///      and submitter once per run of consecutive tasks with the same recipient.
+    function finalizeBatch(uint256[] calldata taskIds) external nonReentrant {
+        if (taskIds.length == 0) revert EmptyBatch();
+        _finalize(taskIds);
+    }
+
+    /// @inheritdoc ITaskManager
+    function withdrawPayout() external nonReentrant returns (uint256 amount) {
+        amount = _payouts[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        _payouts[msg.sender] = 0;
+        emit PayoutWithdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Sets the response window (1..65535 s), challenge window and jail duration (<= 30 days).
+    ///         Applies to assignments / commits made afterwards.
+    function setWindows(uint32 responseWindow_, uint32 challengeWindow_, uint32 jailDuration_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setWindows(responseWindow_, challengeWindow_, jailDuration_);
+    }
+
+    /// @notice Sets the fee split in basis points; the four must sum to 10000.
+    function setFeeSplit(uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setFeeSplit(developerBps, workerBps, validatorBps, protocolBps);
+    }
+
+    /// @notice Sets the share (bps, <= 10000) of the fee a worker keeps when it commits a failure code.
+    function setFailureProcessingBps(uint16 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setFailureProcessingBps(bps);
+    }
+
+    /// @notice Sets the largest input (bytes, >= 1) and batch size (1..1024).
+    function setLimits(uint32 maxInputBytes_, uint16 maxBatch_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setLimits(maxInputBytes_, maxBatch_);
+    }
+
+    /// @notice Sets the protocol (treasury) and validator fee recipients (non-zero).
+    function setRecipients(address treasury_, address validatorPool_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRecipients(treasury_, validatorPool_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ITaskManager
+    /// @dev Reverts UnknownTask for ids never submitted. latency is 0 until the task is committed.
+    function getTask(uint256 taskId) external view returns (TaskView memory v) {
+        Task memory t = _loadTask(taskId);
+        if (t.status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+        Submission memory s = _submissions[t.submission];
+        v.submitter = s.submitter;
+        v.modelId = s.modelId;
+        v.fee = s.feePerTask;
+        v.worker = t.worker;
+        v.status = t.status;
+        v.deadline = t.deadline;
+        v.latency = t.status == uint8(TaskStatus.Assigned) ? 0 : t.latency;
+        v.submission = t.submission;
+    }
+
+    /// @inheritdoc ITaskManager
+    function taskCount() external view returns (uint256) {
+        return _counters.taskCount;
+    }
+
+    /// @notice Number of commit calls so far (batch ids are 1..batchCount).
+    function batchCount() external view returns (uint256) {
+        return _counters.batchCount;
+    }
+
+    /// @inheritdoc ITaskManager
+    function batchRoot(uint256 batchId) external view returns (bytes32) {
+        return _batchRoots[batchId];
+    }
+
+    /// @inheritdoc ITaskManager
+    function payoutOf(address account) external view returns (uint256) {
+        return _payouts[account];
+    }
+
+    /// @inheritdoc ITaskManager
+    function escrowed() external view returns (uint256) {
+        return _counters.escrowed;
+    }
+
+    /// @inheritdoc ITaskManager
+    function responseWindow() external view returns (uint64) {
+        return _params.responseWindow;
+    }
+
+    /// @inheritdoc ITaskManager
+    function challengeWindow() external view returns (uint64) {
+        return _params.challengeWindow;
+    }
+
+    /// @notice Seconds a worker that missed a deadline is jailed.
+    function jailDuration() external view returns (uint64) {
+        return _params.jailDuration;
+    }
+
+    /// @inheritdoc ITaskManager
+    function maxInputBytes() external view returns (uint256) {
+        return _params.maxInputBytes;
+    }
+
+    /// @inheritdoc ITaskManager
+    function maxBatch() external view returns (uint256) {
+        return _params.maxBatch;
+    }
+
+    /// @inheritdoc ITaskManager
+    function feeSplit()
+        external
+        view
+        returns (uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps)
+    {
+        Params memory p = _params;
+        return (p.developerBps, p.workerBps, p.validatorBps, p.protocolBps);
+    }
+
+    /// @inheritdoc ITaskManager
+    function failureProcessingBps() external view returns (uint16) {
+        return _params.failureProcessingBps;
+    }
+
+    // ------------------------------------------------------------------ internals: tasks
+
+    /// What the tasks of one submit call share while they are created.
+    struct NewTasks {
+        uint32 modelId;
+        uint40 submissionId;
+        uint96 price;
+    }
+
+    /// Checks the model and fee, writes the submission snapshot; returns the shared context and the
+    /// first task id.
+    function _openSubmission(uint32 modelId, uint256 maxFee)
+        private
+        returns (NewTasks memory ctx, uint256 firstTaskId)
+    {
+        (address developer, uint96 price, uint32 computeUnits) = _checkModel(modelId, maxFee);
+        Counters memory c = _counters;
+        uint40 submissionId = c.submissionCount + 1;
+        _submissions[submissionId] = Submission(msg.sender, price, developer, modelId, computeUnits);
+        ctx = NewTasks(modelId, submissionId, price);
+        firstTaskId = uint256(c.taskCount) + 1;
+    }
+
+    /// Stores the counters once per call and pulls the fees in one transfer.
+    function _closeSubmission(uint256 lastTaskId, uint40 submissionId, uint256 total) private {
+        Counters memory c = _counters;
+        c.taskCount = lastTaskId.toUint64();
+        c.submissionCount = submissionId;
+        c.escrowed = (uint256(c.escrowed) + total).toUint96();
+        _counters = c;
+        if (total > 0) token.safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    function _checkModel(uint32 modelId, uint256 maxFee)
+        private
+        view
+        returns (address developer, uint96 price, uint32 computeUnits)
+    {
+        uint8 status;
+        (developer, price, computeUnits, status) = registry.modelTerms(modelId);
+        if (developer == address(0)) revert UnknownModel(modelId);
+        if (status != uint8(IModelRegistry.ModelStatus.Active)) revert ModelNotActive(modelId, status);
+        if (maxFee < price) revert FeeTooLow(modelId, price, maxFee);
+    }
+
+    /// Draws an eligible worker for each of the tasks first..first+n-1: one registry call for all first
+    /// draws, an isEligible call once per distinct worker (cached in memory), and for a drawn worker that
+    /// is not eligible up to MAX_DRAWS - 1 redraws with seed = keccak256(seed).
+    function _drawWorkers(uint32 modelId, uint256 first, uint256 n)
+        private
+        view
+        returns (address[] memory workers)
+    {
+        uint256[] memory seeds = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            seeds[i] = _seed(first + i);
+        }
+        try registry.drawWorkers(modelId, seeds) returns (address[] memory drawn) {
+            workers = drawn;
+        } catch {
+            revert NoEligibleWorker(modelId);
+        }
+        address[] memory eligible = new address[](ELIGIBLE_CACHE);
+        uint256 cached = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            address worker = workers[i];
+            bool known = false;
+            for (uint256 k = 0; k < cached; ++k) {
+                if (eligible[k] == worker) {
+                    known = true;
+                    break;
+                }
+            }
+            if (known) continue;
+            if (!staking.isEligible(worker, uint8(IStaking.Role.Worker))) {
+                worker =
+                    _drawEligible(modelId, uint256(keccak256(abi.encode(seeds[i]))), worker, MAX_DRAWS - 1);
+                if (worker == address(0)) revert NoEligibleWorker(modelId);
+                workers[i] = worker;
+            }
+            if (cached < ELIGIBLE_CACHE) eligible[cached++] = worker;
+        }
+    }
+
+    /// Validates the input and writes the task's one slot.
+    function _createTask(
+        Params memory p,
+        NewTasks memory ctx,
+        uint256 taskId,
+        bytes calldata input,
+        address worker
+    ) private {
+        uint256 size = input.length;
+        if (size == 0) revert EmptyInput();
+        if (size > p.maxInputBytes) revert InputTooLarge(size, p.maxInputBytes);
+        uint32 deadline = uint32(block.timestamp) + p.responseWindow;
+        _storeTask(
+            taskId, worker, deadline, uint8(TaskStatus.Assigned), ctx.submissionId, uint16(p.responseWindow)
+        );
+        emit TaskSubmitted(taskId, msg.sender, ctx.modelId, ctx.price, input);
+        emit TaskAssigned(taskId, worker, deadline);
+    }
+
+    /// Commits every task of a batch and returns the Merkle root over their leaves.
+    function _commitAll(uint256[] calldata taskIds, bytes32[] calldata outputHashes, uint16[] calldata codes)
+        private
+        returns (bytes32)
+    {
+        uint256 n = taskIds.length;
+        if (n == 0) revert EmptyBatch();
+        Params memory p = _params;
+        if (n > p.maxBatch) revert BatchTooLarge(n, p.maxBatch);
+        uint32 challengeEnd = uint32(block.timestamp) + p.challengeWindow;
+        bytes32[] memory leaves = new bytes32[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            leaves[i] = _commitTask(taskIds[i], outputHashes[i], codes[i], challengeEnd);
+        }
+        return MerkleBatch.root(leaves);
+    }
+
+    function _commitTask(uint256 taskId, bytes32 outputHash, uint16 code, uint32 challengeEnd)
+        private
+        returns (bytes32)
+    {
+        Task memory task = _loadTask(taskId);
+        _requireStatus(taskId, task.status, TaskStatus.Assigned);
+        if (task.worker != msg.sender) revert NotAssignedWorker(taskId, msg.sender, task.worker);
+        if (block.timestamp > task.deadline) revert DeadlinePassed(taskId, task.deadline);
+        // while Assigned, latency holds the response window: assignment time = deadline - window
+        uint256 elapsed = block.timestamp - (uint256(task.deadline) - task.latency);
+        uint16 latency = elapsed > type(uint16).max ? type(uint16).max : uint16(elapsed);
+        uint8 status = code == 0 ? uint8(TaskStatus.Committed) : uint8(TaskStatus.Failed);
+        _storeTask(taskId, msg.sender, challengeEnd, status, task.submission, latency);
+        return MerkleBatch.leaf(taskId, outputHash, code);
+    }
+
+    /// Running credits of one finalize call. Workers are summed in a small in-memory table (flushed to
+    /// storage at the end, or directly when the table is full); developer and submitter per run of
+    /// consecutive tasks with the same recipient; validator pool and treasury once per call.
+    struct Credits {
+        address developer;
+        uint256 developerAmount;
+        address submitter;
+        uint256 refundAmount;
+        uint256 validatorTotal;
+        uint256 protocolTotal;
+        uint256 feeTotal;
+        uint256 workerCount;
+        address[] workers;
+        uint256[] workerAmounts;
+    }
+
+    uint256 private constant STATUS_SHIFT = 192;
+    uint256 private constant WORKER_TABLE = 16;
+
+    function _finalize(uint256[] memory taskIds) private {
+        Params memory p = _params;
+        Credits memory cr;
+        cr.workers = new address[](WORKER_TABLE);
+        cr.workerAmounts = new uint256[](WORKER_TABLE);
+        Split memory sp;
+        Submission memory s;
+        uint256 cachedSubmission;
+        uint256 n = taskIds.length;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 taskId = taskIds[i];
+            uint256 word = _taskWords[taskId];
+            uint8 status = uint8(word >> STATUS_SHIFT);
+            if (status != uint8(TaskStatus.Committed) && status != uint8(TaskStatus.Failed)) {
+                if (status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+                revert WrongStatus(taskId, status);
+            }
+            {
+                uint32 deadline = uint32(word >> 160);
+                if (block.timestamp <= deadline) revert ChallengeWindowOpen(taskId, deadline);
+                uint256 submission = uint40(word >> 200);
+                if (submission != cachedSubmission) {
+                    s = _submissions[submission];
+                    cachedSubmission = submission;
+                }
+            }
+            _taskWords[taskId] =
+                (word & ~(uint256(0xff) << STATUS_SHIFT)) | (uint256(TaskStatus.Finalized) << STATUS_SHIFT);
+            _settle(taskId, word, status, p, s, cr, sp);
+        }
+        _credit(cr.developer, cr.developerAmount);
+        _credit(cr.submitter, cr.refundAmount);
+        for (uint256 k = 0; k < cr.workerCount; ++k) {
+            _credit(cr.workers[k], cr.workerAmounts[k]);
+        }
+        _credit(validatorPool, cr.validatorTotal);
+        _credit(treasury, cr.protocolTotal);
+        _counters.escrowed -= uint96(cr.feeTotal);
+    }
+
+    /// How one task's fee is divided (one instance reused for every task of a finalize call).
+    struct Split {
+        uint256 developerFee;
+        uint256 workerFee;
+        uint256 validatorFee;
+        uint256 protocolFee;
+        uint256 refund;
+    }
+
+    /// Splits one task's fee into the running credits and emits TaskFinalized.
+    /// Committed: developer / validator / protocol shares rounded down, the dust to the worker.
+    /// Failed: the worker keeps failureProcessingBps, the submitter gets the rest back. TaskFinalized's
+    /// `code` is 0 for a result and 1 for a failure (the worker's exact code is in ResultsCommitted).
+    function _settle(
+        uint256 taskId,
+        uint256 word,
+        uint8 status,
+        Params memory p,
+        Submission memory s,
+        Credits memory cr,
+        Split memory sp
+    ) private {
+        uint256 fee = s.feePerTask;
+        cr.feeTotal += fee;
+        if (status == uint8(TaskStatus.Committed)) {
+            sp.developerFee = fee * p.developerBps / BPS;
+            sp.validatorFee = fee * p.validatorBps / BPS;
+            sp.protocolFee = fee * p.protocolBps / BPS;
+            sp.workerFee = fee - sp.developerFee - sp.validatorFee - sp.protocolFee;
+            sp.refund = 0;
+            if (sp.developerFee > 0) {
+                if (s.developer != cr.developer) {
+                    _credit(cr.developer, cr.developerAmount);
+                    (cr.developer, cr.developerAmount) = (s.developer, 0);
+                }
+                cr.developerAmount += sp.developerFee;
+            }
+            cr.validatorTotal += sp.validatorFee;
+            cr.protocolTotal += sp.protocolFee;
+        } else {
+            sp.workerFee = fee * p.failureProcessingBps / BPS;
+            sp.refund = fee - sp.workerFee;
+            (sp.developerFee, sp.validatorFee, sp.protocolFee) = (0, 0, 0);
+            if (sp.refund > 0) {
+                if (s.submitter != cr.submitter) {
+                    _credit(cr.submitter, cr.refundAmount);
+                    (cr.submitter, cr.refundAmount) = (s.submitter, 0);
+                }
+                cr.refundAmount += sp.refund;
+            }
+        }
+        address worker = address(uint160(word));
+        _creditWorker(cr, worker, sp.workerFee);
+        emit TaskFinalized(
+            taskId,
+            worker,
+            s.modelId,
+            status == uint8(TaskStatus.Committed) ? 0 : 1,
+            s.computeUnits,
+            QUALITY_PERFECT,
+            uint16(word >> 240),
+            sp.developerFee,
+            sp.workerFee,
+            sp.validatorFee,
+            sp.protocolFee,
+            sp.refund
+        );
+    }
+
+    function _creditWorker(Credits memory cr, address worker, uint256 amount) private {
+        if (amount == 0) return;
+        uint256 count = cr.workerCount;
+        for (uint256 k = 0; k < count; ++k) {
+            if (cr.workers[k] == worker) {
+                cr.workerAmounts[k] += amount;
+                return;
+            }
+        }
+        if (count == WORKER_TABLE) {
+            // table full (more than 16 workers in one call): straight to storage
+            _credit(worker, amount);
+            return;
+        }
+        cr.workers[count] = worker;
+        cr.workerAmounts[count] = amount;
+        cr.workerCount = count + 1;
+    }
+
+    function _credit(address account, uint256 amount) private {
+        if (amount > 0) _payouts[account] += amount;
+    }
+
+    /// Draws up to `tries` times; skips `exclude` and ineligible workers. Returns address(0) when
+    /// nobody eligible was found (or the model has no weight at all).
+    function _drawEligible(uint32 modelId, uint256 seed, address exclude, uint256 tries)
+        private
+        view
+        returns (address)
+    {
+        for (uint256 i = 0; i < tries; ++i) {
+            try registry.drawWorker(modelId, seed) returns (address worker) {
+                if (worker != exclude && staking.isEligible(worker, uint8(IStaking.Role.Worker))) {
+                    return worker;
+                }
+            } catch {
+                return address(0);
+            }
+            seed = uint256(keccak256(abi.encode(seed)));
+        }
+        return address(0);
+    }
+
+    /// seed = keccak256(blockhash(block.number - 1), block.prevrandao, taskId): the submitter cannot
+    /// steer it alone (it fixes neither the previous block hash nor prevrandao).
+    function _seed(uint256 taskId) private view returns (uint256) {
+        return uint256(keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, taskId)));
+    }
+
+    function _loadTask(uint256 taskId) private view returns (Task memory t) {
+        uint256 w = _taskWords[taskId];
+        t.worker = address(uint160(w));
+        t.deadline = uint32(w >> 160);
+        t.status = uint8(w >> 192);
+        t.submission = uint40(w >> 200);
+        t.latency = uint16(w >> 240);
+    }
+
+    function _storeTask(
+        uint256 taskId,
+        address worker,
+        uint32 deadline,
+        uint8 status,
+        uint40 submission,
+        uint16 latency
+    ) private {
+        _taskWords[taskId] = uint256(uint160(worker)) | (uint256(deadline) << 160) | (uint256(status) << 192)
+            | (uint256(submission) << 200) | (uint256(latency) << 240);
+    }
+
+    function _nextBatchId() private returns (uint256 batchId) {
+        Counters storage c = _counters;
+        batchId = c.batchCount + 1;
+        c.batchCount = uint48(batchId);
+    }
+
+    function _requireStatus(uint256 taskId, uint8 status, TaskStatus expected) private pure {
+        if (status != uint8(expected)) {
+            if (status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+            revert WrongStatus(taskId, status);
+        }
+    }
+
+    // ------------------------------------------------------------------ internals: params
+
+    function _setWindows(uint32 responseWindow_, uint32 challengeWindow_, uint32 jailDuration_) private {
+        if (responseWindow_ == 0 || responseWindow_ > MAX_RESPONSE_WINDOW) {
+            revert InvalidParameter("responseWindow", responseWindow_);
+        }
+        if (challengeWindow_ > MAX_CHALLENGE_WINDOW) {
+            revert InvalidParameter("challengeWindow", challengeWindow_);
+        }
+        if (jailDuration_ > MAX_JAIL_DURATION) revert InvalidParameter("jailDuration", jailDuration_);
+        Params storage p = _params;
+        p.responseWindow = responseWindow_;
+        p.challengeWindow = challengeWindow_;
+        p.jailDuration = jailDuration_;
+        emit WindowsSet(responseWindow_, challengeWindow_, jailDuration_);
+    }
+
+    function _setFeeSplit(uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps)
+        private
+    {
+        uint256 sum = uint256(developerBps) + workerBps + validatorBps + protocolBps;
+        if (sum != BPS) revert InvalidParameter("feeSplit sum", sum);
+        Params storage p = _params;
+        p.developerBps = developerBps;
+        p.workerBps = workerBps;
+        p.validatorBps = validatorBps;
+        p.protocolBps = protocolBps;
+        emit FeeSplitSet(developerBps, workerBps, validatorBps, protocolBps);
+    }
+
+    function _setFailureProcessingBps(uint16 bps) private {
+        if (bps > BPS) revert InvalidParameter("failureProcessingBps", bps);
+        _params.failureProcessingBps = bps;
+        emit FailureProcessingBpsSet(bps);
+    }
+
+    function _setLimits(uint32 maxInputBytes_, uint16 maxBatch_) private {
+        if (maxInputBytes_ == 0) revert InvalidParameter("maxInputBytes", maxInputBytes_);
+        if (maxBatch_ == 0 || maxBatch_ > MAX_BATCH_LIMIT) revert InvalidParameter("maxBatch", maxBatch_);
+        _params.maxInputBytes = maxInputBytes_;
+        _params.maxBatch = maxBatch_;
+        emit LimitsSet(maxInputBytes_, maxBatch_);
+    }
+
+    function _setRecipients(address treasury_, address validatorPool_) private {
+        if (treasury_ == address(0)) revert InvalidParameter("treasury", 0);
+        if (validatorPool_ == address(0)) revert InvalidParameter("validatorPool", 0);
+        treasury = treasury_;
+        validatorPool = validatorPool_;
+        emit RecipientsSet(treasury_, validatorPool_);
+    }
+}

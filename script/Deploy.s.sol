@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {Script, console} from "forge-std/Script.sol";
+import {DNToken} from "../contracts/DNToken.sol";
+import {Staking} from "../contracts/Staking.sol";
+import {ModelRegistry} from "../contracts/ModelRegistry.sol";
+import {TaskManager} from "../contracts/TaskManager.sol";
+import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
+
+/// @notice Deploys DNToken, Staking, ModelRegistry and TaskManager, wires their roles and writes
+///         deployments/<chainId>.json for the Rust services.
+/// Usage: forge script script/Deploy.s.sol --rpc-url $RPC --broadcast --private-key $KEY
+/// Parameters (env, with defaults): DN_INITIAL_SUPPLY (100_000_000e18, minted to the deployer),
+/// DN_MIN_WORKER_STAKE (100e18), DN_MIN_VALIDATOR_STAKE (1000e18), DN_UNBONDING_PERIOD (7 days),
+/// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
+/// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer). The deployer is admin of every contract.
+contract Deploy is Script {
+    struct Deployment {
+        uint256 startBlock;
+        address deployer;
+        address treasury;
+        address validatorPool;
+        DNToken token;
+        Staking staking;
+        ModelRegistry registry;
+        TaskManager taskManager;
+    }
+
+    function run() external returns (Deployment memory d) {
+        d.startBlock = block.number;
+        vm.startBroadcast();
+        (, d.deployer,) = vm.readCallers();
+        d.treasury = vm.envOr("DN_TREASURY", d.deployer);
+        d.validatorPool = vm.envOr("DN_VALIDATOR_POOL", d.deployer);
+
+        d.token = new DNToken(d.deployer, d.deployer, vm.envOr("DN_INITIAL_SUPPLY", uint256(100_000_000e18)));
+        d.staking = new Staking(
+            d.deployer,
+            d.token,
+            vm.envOr("DN_MIN_WORKER_STAKE", uint256(100e18)),
+            vm.envOr("DN_MIN_VALIDATOR_STAKE", uint256(1000e18)),
+            uint64(vm.envOr("DN_UNBONDING_PERIOD", uint256(7 days)))
+        );
+        d.registry =
+            new ModelRegistry(d.deployer, d.token, d.staking, vm.envOr("DN_LISTING_BOND", uint256(10e18)));
+        d.taskManager = new TaskManager(
+            d.deployer,
+            d.token,
+            d.staking,
+            d.registry,
+            d.treasury,
+            d.validatorPool,
+            uint32(vm.envOr("DN_RESPONSE_WINDOW", uint256(120))),
+            uint32(vm.envOr("DN_CHALLENGE_WINDOW", uint256(600))),
+            uint32(vm.envOr("DN_JAIL_DURATION", uint256(600)))
+        );
+        d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.taskManager));
+        d.staking.grantRole(d.staking.JAILER_ROLE(), address(d.taskManager));
+        d.staking.setStakeObserver(IStakeObserver(address(d.registry)));
+        vm.stopBroadcast();
+
+        _write(d);
+    }
+
+    function _write(Deployment memory d) internal {
+        string memory key = "deployment";
+        vm.serializeUint(key, "chainId", block.chainid);
+        vm.serializeUint(key, "startBlock", d.startBlock);
+        vm.serializeAddress(key, "token", address(d.token));
+        vm.serializeAddress(key, "staking", address(d.staking));
+        vm.serializeAddress(key, "modelRegistry", address(d.registry));
+        vm.serializeAddress(key, "taskManager", address(d.taskManager));
+        vm.serializeAddress(key, "treasury", d.treasury);
+        string memory json = vm.serializeAddress(key, "validatorPool", d.validatorPool);
+        string memory dir = string.concat(vm.projectRoot(), "/deployments");
+        vm.createDir(dir, true);
+        string memory path = string.concat(dir, "/", vm.toString(block.chainid), ".json");
+        vm.writeJson(json, path);
+        console.log("deployment written to", path);
+    }
+}
