@@ -1,0 +1,68 @@
+//! Single vs batched throughput of the digits model through `Model::run` / `Model::run_batch`
+//! (validation and canonical encoding included). `cargo bench -p inference`
+//! (needs `make deps-ort`; ORT_DYLIB_PATH or .deps/ is used).
+
+use std::time::{Duration, Instant};
+
+use inference::{tensor, Device, Model, Runtime, Tensor};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits");
+    let runtime = Runtime::init(None)?;
+    let mut model = Model::load(&runtime, root.join("digits.onnx"), Device::Cpu, Some(1))?;
+    let heldout: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("heldout.json"))?)?;
+    let inputs: Vec<Vec<u8>> = heldout
+        .iter()
+        .map(|item| {
+            let px: Vec<f32> = item["pixels"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_f64())
+                        .map(|v| v as f32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            tensor::encode(&[("input", Tensor::from_f32(vec![1, px.len()], &px)?)])
+        })
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+
+    // Warm-up, so that first-run allocations are not timed.
+    for r in model.run_batch(&refs) {
+        r?;
+    }
+    let single = measure(|| {
+        for i in &refs {
+            model.run(i).map(drop).map_err(|e| e.to_string())?;
+        }
+        Ok(refs.len())
+    })?;
+    println!("single   : {:>10.0} tasks/s", single);
+    for batch in [8usize, 32, 128, refs.len()] {
+        let rate = measure(|| {
+            for chunk in refs.chunks(batch) {
+                for r in model.run_batch(chunk) {
+                    r.map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(refs.len())
+        })?;
+        println!(
+            "batch {batch:>3}: {rate:>10.0} tasks/s  ({:.1}x single)",
+            rate / single
+        );
+    }
+    Ok(())
+}
+
+/// Tasks per second over repeated passes for about one second.
+fn measure(mut pass: impl FnMut() -> Result<usize, String>) -> Result<f64, String> {
+    let started = Instant::now();
+    let mut tasks = 0usize;
+    while started.elapsed() < Duration::from_secs(1) {
+        tasks += pass()?;
+    }
+    Ok(tasks as f64 / started.elapsed().as_secs_f64())
+}
