@@ -3,9 +3,9 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort contracts build test test-forge test-cargo demo clean
+.PHONY: setup deps-npm deps-ort contracts build test test-forge test-cargo test-web web demo clean
 
-setup: deps-npm contracts
+setup: deps-npm deps-ort contracts
 
 deps-npm:
 	@tools/setup-npm.sh
@@ -26,13 +26,25 @@ test-forge: contracts
 	@forge test
 
 test-cargo: setup
-	@echo "==> cargo test (workspace)"
+	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
+	@cargo build --workspace --bins
+	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil)"
 	@cargo test --workspace
 
-test: test-forge test-cargo
+web: contracts
+	@tools/setup-web.sh
 
-demo: build
-	@cargo run -q -p devnet --bin deepnode-demo -- $(DEMO_ARGS)
+test-web: web
+	@tools/setup-chromium.sh
+	@echo "==> cargo build -p indexer"
+	@cargo build -p indexer
+	@echo "==> browser test of the staking page (headless Chromium)"
+	@DN_WEB_STRICT_DEPLOYMENT=1 node web/test/staking.e2e.mjs
+
+test: test-forge test-cargo test-web
+
+demo: build web
+	@target/debug/deepnode-demo $(DEMO_ARGS)
 
 clean:
 	rm -rf out cache target .demo

@@ -1,0 +1,403 @@
+//! A real local DeepNode network for the demo and the end-to-end tests: anvil, the contracts
+//! deployed by `forge script script/Deploy.s.sol`, funded and staked workers and validators,
+//! and the digits model registered with the workers opted in.
+//!
+//! Nothing here is mocked: the same deploy script and contracts serve a testnet.
+
+pub mod digits;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::ext::AnvilApi;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{bail, Context, Result};
+use protocol::bindings::{IModelRegistry, IStaking, ITaskManager, DNToken, ROLE_VALIDATOR, ROLE_WORKER};
+use protocol::wallet::ANVIL_DEV_KEYS;
+use protocol::{Deployment, DN};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Knobs of a devnet; the defaults are the demo's.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Number of staked workers (anvil keys 1..).
+    pub workers: usize,
+    /// Number of staked validators (after the workers).
+    pub validators: usize,
+    /// Seconds a worker has to commit (TaskManager.responseWindow).
+    pub response_window: u64,
+    /// Seconds before an unchallenged result finalizes (TaskManager.challengeWindow).
+    pub challenge_window: u64,
+    /// Block interval once the setup is done (0 = mine only on transactions).
+    pub block_time: u64,
+    /// DN each worker stakes.
+    pub worker_stake_dn: u64,
+    /// DN each validator stakes.
+    pub validator_stake_dn: u64,
+    /// Price per call of the digits model in wei.
+    pub model_price_wei: U256,
+    /// Directory for the devnet's files (deployment copy, logs, journals, DB, model cache).
+    pub work_dir: Option<PathBuf>,
+    /// Register the digits model and opt the workers in.
+    pub register_digits: bool,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            workers: 3,
+            validators: 1,
+            response_window: 60,
+            challenge_window: 6,
+            block_time: 1,
+            worker_stake_dn: 1_000,
+            validator_stake_dn: 5_000,
+            model_price_wei: U256::from(DN),
+            work_dir: None,
+            register_digits: true,
+        }
+    }
+}
+
+/// A running devnet. Dropping it stops anvil.
+pub struct Devnet {
+    anvil: Child,
+    /// JSON-RPC URL of anvil.
+    pub rpc_url: String,
+    /// Chain id (31337).
+    pub chain_id: u64,
+    /// Deployed addresses.
+    pub deployment: Deployment,
+    /// Copy of the deployment file inside `work_dir` (pass it as `--deployment`).
+    pub deployment_path: PathBuf,
+    /// Deployer / admin (anvil key 0).
+    pub deployer: PrivateKeySigner,
+    /// Staked workers.
+    pub workers: Vec<PrivateKeySigner>,
+    /// Staked validators.
+    pub validators: Vec<PrivateKeySigner>,
+    /// Account that submits tasks (funded, allowance granted).
+    pub user: PrivateKeySigner,
+    /// Developer of the digits model.
+    pub developer: PrivateKeySigner,
+    /// The digits model id (0 when not registered).
+    pub model_id: u32,
+    /// Files of this devnet.
+    pub work_dir: PathBuf,
+    /// Config it was started with.
+    pub config: DevnetConfig,
+    _tmp: Option<TempDirGuard>,
+}
+
+/// Removes a directory on drop.
+struct TempDirGuard(PathBuf);
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let pgid = self.anvil.id();
+        // `kill -s KILL -- -PGID`: the explicit form; procps 4.0 misparses `kill -KILL -PGID`.
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+        let _ = self.anvil.kill();
+        let _ = self.anvil.wait();
+    }
+}
+
+/// The repository root (where foundry.toml and node_modules live).
+pub fn workspace_root() -> PathBuf {
+    if let Ok(dir) = std::env::var("DN_WORKSPACE") {
+        return PathBuf::from(dir);
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// A tool installed by `npm ci` (forge, anvil, cast). Prefers the native binary inside the
+/// platform package over the `.bin` node wrapper: killing the wrapper would orphan the real
+/// process (an anvil that keeps mining after its test ended).
+pub fn npm_bin(name: &str) -> PathBuf {
+    let root = workspace_root().join("node_modules");
+    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let native = root.join(format!("@foundry-rs/{name}-linux-{arch}/bin/{name}"));
+    if native.exists() {
+        native
+    } else {
+        root.join(".bin").join(name)
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free local port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Signer of anvil's key `i`.
+pub fn anvil_signer(i: usize) -> PrivateKeySigner {
+    ANVIL_DEV_KEYS[i].parse().expect("anvil keys are valid")
+}
+
+/// Hex of a signer's private key (to pass to a child process through its environment).
+pub fn key_hex(s: &PrivateKeySigner) -> String {
+    format!("0x{}", hex::encode(s.to_bytes()))
+}
+
+/// sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<B256> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(B256::from_slice(&sha2::Sha256::digest(&bytes)))
+}
+
+impl Devnet {
+    /// Starts anvil, deploys, funds and stakes. Progress goes to stderr via `tracing`.
+    pub async fn start(config: DevnetConfig) -> Result<Devnet> {
+        if config.workers + config.validators + 3 > ANVIL_DEV_KEYS.len() {
+            bail!("at most {} workers + validators on a devnet", ANVIL_DEV_KEYS.len() - 3);
+        }
+        let root = workspace_root();
+        let anvil_bin = npm_bin("anvil");
+        if !anvil_bin.exists() {
+            bail!("{} not found: run `make setup` (npm ci) first", anvil_bin.display());
+        }
+        let (work_dir, tmp) = match &config.work_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!("deepnode-devnet-{}-{}", std::process::id(), free_port()?));
+                (d.clone(), Some(TempDirGuard(d)))
+            }
+        };
+        std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+
+        let port = free_port()?;
+        let rpc_url = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(work_dir.join("anvil.log"))?;
+        // Own process group, so Drop can stop anvil and anything it spawned.
+        let anvil = Command::new(&anvil_bin)
+            .process_group(0)
+            .args(["--port", &port.to_string(), "--chain-id", "31337", "--accounts", "10"])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", anvil_bin.display()))?;
+        let deployer = anvil_signer(0);
+        let mut devnet = Devnet {
+            anvil,
+            rpc_url: rpc_url.clone(),
+            chain_id: protocol::DEVNET_CHAIN_ID,
+            deployment: placeholder_deployment(),
+            deployment_path: work_dir.join("deployment.json"),
+            deployer: deployer.clone(),
+            workers: (1..=config.workers).map(anvil_signer).collect(),
+            validators: (config.workers + 1..=config.workers + config.validators).map(anvil_signer).collect(),
+            user: anvil_signer(config.workers + config.validators + 1),
+            developer: anvil_signer(config.workers + config.validators + 2),
+            model_id: 0,
+            work_dir,
+            config: config.clone(),
+            _tmp: tmp,
+        };
+        devnet.wait_for_rpc().await?;
+        tracing::info!(%rpc_url, "anvil is up");
+        devnet.deploy(&root)?;
+        devnet.setup_accounts().await?;
+        if config.register_digits {
+            devnet.model_id = devnet.register_model(&digits::model_path(), None).await?;
+        }
+        if config.block_time > 0 {
+            let p = devnet.provider(&devnet.deployer);
+            p.anvil_set_interval_mining(config.block_time).await?;
+        }
+        Ok(devnet)
+    }
+
+    async fn wait_for_rpc(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let p = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
+        loop {
+            if p.get_chain_id().await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.anvil.try_wait()? {
+                bail!("anvil exited with {status}; see {}", self.work_dir.join("anvil.log").display());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("anvil did not answer on {} within 30s", self.rpc_url);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn deploy(&mut self, root: &Path) -> Result<()> {
+        // forge writes deployments/<chainId>.json and broadcast/ in the repo: serialize deploys of
+        // concurrent devnets (parallel tests) with a file lock, then keep a private copy.
+        std::fs::create_dir_all(root.join("deployments"))?;
+        let lock = std::fs::File::create(root.join("deployments/.deploy.lock"))?;
+        lock.lock().context("locking deployments/.deploy.lock")?;
+        let out = Command::new(npm_bin("forge"))
+            .current_dir(root)
+            .args(["script", "script/Deploy.s.sol", "--rpc-url", &self.rpc_url, "--broadcast", "--private-key"])
+            .arg(key_hex(&self.deployer))
+            .env("DN_RESPONSE_WINDOW", self.config.response_window.to_string())
+            .env("DN_CHALLENGE_WINDOW", self.config.challenge_window.to_string())
+            .env("DN_UNBONDING_PERIOD", "3600")
+            .output()
+            .context("running forge script script/Deploy.s.sol")?;
+        if !out.status.success() {
+            bail!(
+                "forge script failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let file = root.join(Deployment::default_path(self.chain_id));
+        let deployment = Deployment::load_for_chain(&file, self.chain_id)?;
+        std::fs::copy(&file, &self.deployment_path)?;
+        drop(lock);
+        tracing::info!(task_manager = %deployment.task_manager, "contracts deployed");
+        self.deployment = deployment;
+        Ok(())
+    }
+
+    /// A provider that signs with `signer`.
+    pub fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer.clone()))
+            .connect_http(self.rpc_url.parse().expect("devnet URL is valid"))
+            .erased()
+    }
+
+    async fn setup_accounts(&self) -> Result<()> {
+        let d = &self.deployment;
+        let admin = self.provider(&self.deployer);
+        let token = DNToken::new(d.token, &admin);
+        let dn = |n: u64| U256::from(n) * U256::from(DN);
+        // Fund everyone from the deployer.
+        let mut funded: Vec<(Address, U256)> = Vec::new();
+        for w in &self.workers {
+            funded.push((w.address(), dn(self.config.worker_stake_dn + 1_000)));
+        }
+        for v in &self.validators {
+            funded.push((v.address(), dn(self.config.validator_stake_dn + 1_000)));
+        }
+        funded.push((self.user.address(), dn(100_000)));
+        funded.push((self.developer.address(), dn(1_000)));
+        for (to, amount) in funded {
+            token.transfer(to, amount).send().await?.get_receipt().await?;
+        }
+        for (signers, role, stake) in [
+            (&self.workers, ROLE_WORKER, dn(self.config.worker_stake_dn)),
+            (&self.validators, ROLE_VALIDATOR, dn(self.config.validator_stake_dn)),
+        ] {
+            for s in signers.iter() {
+                let p = self.provider(s);
+                DNToken::new(d.token, &p).approve(d.staking, stake).send().await?.get_receipt().await?;
+                let r = IStaking::new(d.staking, &p).stake(role, stake).send().await?.get_receipt().await?;
+                if !r.status() {
+                    bail!("staking for {} reverted", s.address());
+                }
+            }
+        }
+        let user = self.provider(&self.user);
+        DNToken::new(d.token, &user).approve(d.task_manager, U256::MAX).send().await?.get_receipt().await?;
+        tracing::info!(workers = self.workers.len(), validators = self.validators.len(), "accounts funded and staked");
+        Ok(())
+    }
+
+    /// Registers an ONNX model (by `file://` URI) from the developer account and opts every
+    /// worker in. `sha256` overrides the registered hash (to test a mismatching file).
+    pub async fn register_model(&self, onnx: &Path, sha256: Option<B256>) -> Result<u32> {
+        let d = &self.deployment;
+        let hash = match sha256 {
+            Some(h) => h,
+            None => sha256_file(onnx)?,
+        };
+        let abs = onnx.canonicalize().with_context(|| format!("model file {}", onnx.display()))?;
+        let uri = format!("file://{}", abs.display());
+        let dev = self.provider(&self.developer);
+        let registry = IModelRegistry::new(d.model_registry, &dev);
+        let bond = registry.listingBond().call().await?;
+        if bond > U256::ZERO {
+            DNToken::new(d.token, &dev).approve(d.model_registry, bond).send().await?.get_receipt().await?;
+        }
+        let price: alloy::primitives::Uint<96, 2> = alloy::primitives::Uint::from(self.config.model_price_wei);
+        let receipt = registry
+            .registerModel(hash, uri, price, digits::COMPUTE_UNITS, digits::COMPARE_RULE, 0, 0)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let model_id = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<IModelRegistry::ModelRegistered>().ok())
+            .map(|l| l.inner.data.modelId)
+            .context("ModelRegistered event missing from the registration receipt")?;
+        for w in &self.workers {
+            let p = self.provider(w);
+            let r = IModelRegistry::new(d.model_registry, &p).optIn(model_id).send().await?.get_receipt().await?;
+            if !r.status() {
+                bail!("optIn of {} reverted", w.address());
+            }
+        }
+        tracing::info!(model_id, "model registered, workers opted in");
+        Ok(model_id)
+    }
+
+    /// Submits digit images as tasks from the user account, in batches of `batch` per
+    /// transaction; returns the task ids in order.
+    pub async fn submit_inputs(&self, model_id: u32, inputs: &[Vec<u8>], batch: usize) -> Result<Vec<U256>> {
+        let p = self.provider(&self.user);
+        let tm = ITaskManager::new(self.deployment.task_manager, &p);
+        let mut ids = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(batch.max(1)) {
+            let bytes: Vec<alloy::primitives::Bytes> = chunk.iter().map(|b| b.clone().into()).collect();
+            // The worker draw depends on the randomness of the block the transaction lands in, so
+            // the gas used differs from the estimate: pad it.
+            let call = tm.submitTasks(model_id, bytes, self.config.model_price_wei);
+            let estimate = call.estimate_gas().await?;
+            let receipt = call.gas(estimate * 3 / 2).send().await?.get_receipt().await?;
+            if !receipt.status() {
+                bail!("submitTasks reverted in tx {}", receipt.transaction_hash);
+            }
+            ids.extend(
+                receipt
+                    .inner
+                    .logs()
+                    .iter()
+                    .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+                    .map(|l| l.inner.data.taskId),
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Moves the chain clock forward and mines a block.
+    pub async fn advance_time(&self, secs: u64) -> Result<()> {
+        let p = self.provider(&self.deployer);
+        p.anvil_increase_time(secs).await?;
+        p.anvil_mine(Some(1), None).await?;
+        Ok(())
+    }
+}
+
+fn placeholder_deployment() -> Deployment {
+    Deployment {
+        chain_id: 0,
+        start_block: 0,
+        token: Address::ZERO,
+        staking: Address::ZERO,
+        model_registry: Address::ZERO,
+        task_manager: Address::ZERO,
+        treasury: Address::ZERO,
+        validator_pool: Address::ZERO,
+    }
+}

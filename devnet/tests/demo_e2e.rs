@@ -1,0 +1,71 @@
+//! The devnet issue's "done" check as a test: the real demo (anvil, forge deploy, three executor
+//! processes running ONNX Runtime, the indexer) finalizes every task, and its accuracy line
+//! matches ONNX Runtime run directly on the same images. Afterwards nothing it started runs.
+
+use std::process::Command;
+
+fn direct_onnx_runtime_correct(n: usize) -> usize {
+    let rt = inference::Runtime::init(None).expect("ONNX Runtime library (make deps-ort)");
+    let mut model =
+        inference::Model::load(&rt, devnet::digits::model_path(), inference::Device::Cpu, Some(1)).expect("load digits");
+    let samples = devnet::digits::heldout().expect("heldout.json");
+    samples[..n]
+        .iter()
+        .filter(|s| {
+            let input = devnet::digits::encode_input(&s.pixels).unwrap();
+            let out = model.run(&input).expect("direct run");
+            devnet::digits::decode_label(&out) == Some(s.label)
+        })
+        .count()
+}
+
+fn parse_summary(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("demo: ") && l.contains("tasks finalized"))
+        .unwrap_or_else(|| panic!("no summary line in demo output:\n{stdout}"));
+    // demo: N tasks finalized, M correct (X%)
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let n: usize = words[1].parse().expect("N");
+    let m: usize = words[4].parse().expect("M");
+    assert!(line.ends_with("%)"), "summary line form: {line}");
+    (n, m)
+}
+
+#[test]
+fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
+    let tasks = 50;
+    let dir = tempfile_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_deepnode-demo"))
+        .args(["--tasks", &tasks.to_string(), "--work-dir"])
+        .arg(&dir)
+        .env("DN_DEMO_ONCE", "1")
+        .output()
+        .expect("run deepnode-demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    let (finalized, correct) = parse_summary(&stdout);
+    assert_eq!(finalized, tasks, "every task finalizes:\n{stdout}");
+    assert_eq!(correct, direct_onnx_runtime_correct(tasks), "demo accuracy == ONNX Runtime run directly");
+    // The table has one row per task and the fee split adds up to the price (1 DN).
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<u64>().is_ok())).collect();
+    assert_eq!(rows.len(), tasks, "one table row per task:\n{stdout}");
+    for r in &rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        let split: f64 = cols[4..8].iter().map(|c| c.parse::<f64>().expect("fee column")).sum();
+        assert!((split - 1.0).abs() < 1e-9, "fee split of `{r}` sums to {split}, not the 1 DN price");
+    }
+    assert!(stdout.contains("indexer: http://127.0.0.1:"), "indexer URLs printed");
+    // Nothing left running: the indexer URL no longer answers.
+    let url = stdout.lines().find_map(|l| l.strip_prefix("indexer: ")).unwrap().split_whitespace().next().unwrap();
+    let port = url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap();
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(), "indexer still listening after DN_DEMO_ONCE");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("deepnode-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}

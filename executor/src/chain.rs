@@ -1,0 +1,472 @@
+//! Chain access of one worker: its assignments and their inputs, task and model views, and
+//! transactions signed locally, so a commit's hash is journaled before it is broadcast.
+
+use crate::engine::ModelInfo;
+use alloy::consensus::TxEnvelope;
+use alloy::eips::eip2718::Encodable2718;
+use alloy::eips::BlockNumberOrTag;
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolCall, SolEvent};
+use alloy::transports::{RpcError, TransportErrorKind};
+use anyhow::{anyhow, Context, Result};
+use protocol::bindings::TaskStatus;
+use protocol::bindings::{IModelRegistry, IStaking, ITaskManager, ROLE_WORKER};
+use protocol::Deployment;
+use std::time::Duration;
+
+/// Blocks per eth_getLogs request (public endpoints cap the range).
+const LOG_CHUNK: u64 = 2_000;
+
+/// One TaskAssigned log naming this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Task.
+    pub task_id: U256,
+    /// Block of the log.
+    pub block: u64,
+}
+
+/// A task as the chain sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// Task.
+    pub id: U256,
+    /// Model.
+    pub model_id: u32,
+    /// Assigned worker.
+    pub worker: Address,
+    /// Status (None if the contract returned an unknown value).
+    pub status: Option<TaskStatus>,
+    /// Response deadline while assigned, end of the challenge window after commit.
+    pub deadline: u64,
+}
+
+/// Why a transaction could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The node answered that the call reverts (decoded when possible): retrying will not help.
+    #[error("{0}")]
+    Revert(String),
+    /// The node could not be asked.
+    #[error("{0:#}")]
+    Rpc(anyhow::Error),
+}
+
+/// A locally signed transaction.
+pub struct SignedTx {
+    /// Its hash (known before broadcast).
+    pub hash: B256,
+    raw: Vec<u8>,
+}
+
+/// The worker's view of the deployment.
+pub struct Chain {
+    provider: DynProvider,
+    wallet: EthereumWallet,
+    /// This worker.
+    pub me: Address,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Deployed contracts.
+    pub deployment: Deployment,
+}
+
+impl Chain {
+    /// Wraps a read-only provider; transactions are signed with `signer` here.
+    pub fn new(
+        provider: DynProvider,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+        deployment: Deployment,
+    ) -> Self {
+        let me = signer.address();
+        Self {
+            provider,
+            wallet: EthereumWallet::from(signer),
+            me,
+            chain_id,
+            deployment,
+        }
+    }
+
+    fn tm(&self) -> ITaskManager::ITaskManagerInstance<&DynProvider> {
+        ITaskManager::new(self.deployment.task_manager, &self.provider)
+    }
+
+    /// Latest block number.
+    pub async fn head(&self) -> Result<u64> {
+        self.provider
+            .get_block_number()
+            .await
+            .context("eth_blockNumber")
+    }
+
+    /// Timestamp of the latest block (the clock deadlines are checked against).
+    pub async fn now(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .context("eth_getBlockByNumber(latest)")?
+            .ok_or_else(|| anyhow!("the RPC returned no latest block"))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// TaskAssigned logs for this worker in `[from, to]`, oldest first.
+    pub async fn assignments(&self, from: u64, to: u64) -> Result<Vec<Assignment>> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(LOG_CHUNK - 1));
+            let filter = Filter::new()
+                .address(self.deployment.task_manager)
+                .event_signature(ITaskManager::TaskAssigned::SIGNATURE_HASH)
+                .topic2(self.me.into_word())
+                .from_block(start)
+                .to_block(end);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .with_context(|| format!("eth_getLogs TaskAssigned blocks {start}..={end}"))?;
+            for log in logs {
+                let block = log.block_number.unwrap_or(end);
+                match log.log_decode::<ITaskManager::TaskAssigned>() {
+                    Ok(ev) if ev.inner.data.worker == self.me => out.push(Assignment {
+                        task_id: ev.inner.data.taskId,
+                        block,
+                    }),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(block, error = %e, "undecodable TaskAssigned log skipped")
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        Ok(out)
+    }
+
+    /// The input of a task from its TaskSubmitted event: first in `hint_block` (submission and
+    /// assignment share a transaction), then backwards to the deployment's start block.
+    pub async fn input_of(&self, task_id: U256, hint_block: u64) -> Result<Option<Bytes>> {
+        let floor = self.deployment.start_block;
+        let mut ranges = vec![(hint_block, hint_block)];
+        let mut end = hint_block;
+        while end > floor {
+            let to = end - 1;
+            let from = to.saturating_sub(LOG_CHUNK - 1).max(floor);
+            ranges.push((from, to));
+            end = from;
+        }
+        for (from, to) in ranges {
+            let filter = Filter::new()
+                .address(self.deployment.task_manager)
+                .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
+                .topic1(B256::from(task_id))
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))?;
+            for log in logs {
+                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
+                    if ev.inner.data.taskId == task_id {
+                        return Ok(Some(ev.inner.data.input.clone()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `getTask`.
+    pub async fn task(&self, id: U256) -> Result<TaskInfo> {
+        let t = self
+            .tm()
+            .getTask(id)
+            .call()
+            .await
+            .with_context(|| format!("getTask({id})"))?;
+        Ok(TaskInfo {
+            id,
+            model_id: t.modelId,
+            worker: t.worker,
+            status: TaskStatus::from_u8(t.status),
+            deadline: t.deadline,
+        })
+    }
+
+    /// `getModel`.
+    pub async fn model(&self, id: u32) -> Result<ModelInfo> {
+        let m = IModelRegistry::new(self.deployment.model_registry, &self.provider)
+            .getModel(id)
+            .call()
+            .await
+            .with_context(|| format!("getModel({id})"))?;
+        Ok(ModelInfo {
+            id,
+            sha256: m.sha256Hash,
+            uri: m.uri,
+        })
+    }
+
+    /// The contract's cap on tasks per commitBatch.
+    pub async fn max_batch(&self) -> Result<u64> {
+        let m = self.tm().maxBatch().call().await.context("maxBatch()")?;
+        Ok(m.try_into().unwrap_or(u64::MAX))
+    }
+
+    /// `payoutOf(me)`.
+    pub async fn payout(&self) -> Result<U256> {
+        self.tm().payoutOf(self.me).call().await.context("payoutOf")
+    }
+
+    /// `None` when this worker may take tasks, else why not (with the exact shortfall).
+    pub async fn ineligibility(&self) -> Result<Option<String>> {
+        let staking = IStaking::new(self.deployment.staking, &self.provider);
+        if staking
+            .isEligible(self.me, ROLE_WORKER)
+            .call()
+            .await
+            .context("isEligible")?
+        {
+            return Ok(None);
+        }
+        let stake = staking
+            .stakeOf(self.me, ROLE_WORKER)
+            .call()
+            .await
+            .context("stakeOf")?;
+        let min = staking
+            .minStake(ROLE_WORKER)
+            .call()
+            .await
+            .context("minStake")?;
+        if stake < min {
+            return Ok(Some(format!(
+                "worker stake {} DN is below the minimum {} DN: stake {} DN more (IStaking.stake(0, amount)) to receive tasks",
+                protocol::format_dn(stake),
+                protocol::format_dn(min),
+                protocol::format_dn(min - stake)
+            )));
+        }
+        let until = staking
+            .jailedUntil(self.me)
+            .call()
+            .await
+            .context("jailedUntil")?;
+        Ok(Some(format!(
+            "worker is jailed until unix time {until} (missed deadline); no tasks until then"
+        )))
+    }
+
+    /// Models this worker serves.
+    pub async fn models_of_me(&self) -> Result<Vec<u32>> {
+        IModelRegistry::new(self.deployment.model_registry, &self.provider)
+            .modelsOf(self.me)
+            .call()
+            .await
+            .context("modelsOf")
+    }
+
+    /// A `commitBatch` transaction.
+    pub fn commit_batch_tx(
+        &self,
+        ids: Vec<U256>,
+        hashes: Vec<B256>,
+        codes: Vec<u16>,
+        outputs: Vec<Bytes>,
+    ) -> TransactionRequest {
+        let call = ITaskManager::commitBatchCall {
+            taskIds: ids,
+            outputHashes: hashes,
+            codes,
+            outputs,
+        };
+        self.call_tx(self.deployment.task_manager, call.abi_encode())
+    }
+
+    /// A `finalizeBatch` transaction.
+    pub fn finalize_batch_tx(&self, ids: Vec<U256>) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.task_manager,
+            ITaskManager::finalizeBatchCall { taskIds: ids }.abi_encode(),
+        )
+    }
+
+    /// A `withdrawPayout` transaction.
+    pub fn withdraw_tx(&self) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.task_manager,
+            ITaskManager::withdrawPayoutCall {}.abi_encode(),
+        )
+    }
+
+    /// An `optIn` transaction.
+    pub fn opt_in_tx(&self, model_id: u32) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.model_registry,
+            IModelRegistry::optInCall { modelId: model_id }.abi_encode(),
+        )
+    }
+
+    fn call_tx(&self, to: Address, data: Vec<u8>) -> TransactionRequest {
+        TransactionRequest::default()
+            .with_from(self.me)
+            .with_to(to)
+            .with_input(data)
+    }
+
+    /// Fills nonce, gas and fees and signs. A revert shows up here (gas estimation), decoded
+    /// to the contract's error name when possible.
+    pub async fn sign(&self, tx: TransactionRequest) -> Result<SignedTx, SignError> {
+        let nonce = self
+            .provider
+            .get_transaction_count(self.me)
+            .pending()
+            .await
+            .context("eth_getTransactionCount")
+            .map_err(SignError::Rpc)?;
+        let gas = self.provider.estimate_gas(tx.clone()).await.map_err(|e| {
+            // Only a revert is final; "insufficient funds" and the like are retried.
+            let reverted = e.as_error_resp().is_some_and(|p| {
+                p.as_revert_data().is_some() || p.message.to_lowercase().contains("revert")
+            });
+            if reverted {
+                SignError::Revert(describe_rpc_error(&e))
+            } else {
+                SignError::Rpc(anyhow::Error::new(e).context("eth_estimateGas"))
+            }
+        })?;
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .context("fee estimation")
+            .map_err(SignError::Rpc)?;
+        let tx = tx
+            .with_nonce(nonce)
+            .with_chain_id(self.chain_id)
+            .with_gas_limit(gas.saturating_mul(6) / 5)
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let envelope: TxEnvelope = tx
+            .build(&self.wallet)
+            .await
+            .map_err(|e| SignError::Rpc(anyhow!("signing: {e}")))?;
+        Ok(SignedTx {
+            hash: *envelope.tx_hash(),
+            raw: envelope.encoded_2718(),
+        })
+    }
+
+    /// Broadcasts a signed transaction ("already known" counts as sent).
+    pub async fn broadcast(&self, tx: &SignedTx) -> Result<()> {
+        match self.provider.send_raw_transaction(&tx.raw).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().to_lowercase().contains("already known") => Ok(()),
+            Err(e) => Err(anyhow!(
+                "eth_sendRawTransaction {}: {}",
+                tx.hash,
+                describe_rpc_error(&e)
+            )),
+        }
+    }
+
+    /// The receipt, if mined.
+    pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
+        self.provider
+            .get_transaction_receipt(hash)
+            .await
+            .with_context(|| format!("receipt of {hash}"))
+    }
+
+    /// Whether the node knows the transaction (pending or mined).
+    pub async fn tx_known(&self, hash: B256) -> Result<bool> {
+        Ok(self
+            .provider
+            .get_transaction_by_hash(hash)
+            .await
+            .with_context(|| format!("transaction {hash}"))?
+            .is_some())
+    }
+
+    /// Polls for the receipt up to `timeout`.
+    pub async fn wait_receipt(
+        &self,
+        hash: B256,
+        timeout: Duration,
+    ) -> Result<Option<TransactionReceipt>> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(r) = self.receipt(hash).await? {
+                return Ok(Some(r));
+            }
+            if started.elapsed() >= timeout {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sign, broadcast and wait (for the simple transactions: opt-in, finalize, withdraw).
+    pub async fn send_and_wait(
+        &self,
+        what: &str,
+        tx: TransactionRequest,
+    ) -> Result<TransactionReceipt> {
+        let signed = self.sign(tx).await.map_err(|e| match e {
+            SignError::Rpc(e) => e.context(what.to_string()),
+            SignError::Revert(r) => anyhow!("{what}: {r}"),
+        })?;
+        self.broadcast(&signed)
+            .await
+            .with_context(|| what.to_string())?;
+        let receipt = self
+            .wait_receipt(signed.hash, Duration::from_secs(120))
+            .await?
+            .ok_or_else(|| anyhow!("{what}: transaction {} not mined within 120s", signed.hash))?;
+        if !receipt.status() {
+            return Err(anyhow!("{what}: transaction {} reverted", signed.hash));
+        }
+        Ok(receipt)
+    }
+}
+
+/// A readable RPC error: the contract's custom error when the node returned revert data.
+pub fn describe_rpc_error(e: &RpcError<TransportErrorKind>) -> String {
+    if let Some(payload) = e.as_error_resp() {
+        if let Some(err) = payload.as_decoded_interface_error::<ITaskManager::ITaskManagerErrors>()
+        {
+            return format!("reverted: {err:?}");
+        }
+        if let Some(err) =
+            payload.as_decoded_interface_error::<IModelRegistry::IModelRegistryErrors>()
+        {
+            return format!("reverted: {err:?}");
+        }
+    }
+    e.to_string()
+}
+
+/// Whether an error chain is an RPC transport failure (node down, timeout) rather than a
+/// contract answer.
+pub fn is_transport_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<RpcError<TransportErrorKind>>()
+            .is_some_and(|r| matches!(r, RpcError::Transport(_)))
+            || c.downcast_ref::<alloy::contract::Error>().is_some_and(|r| {
+                matches!(
+                    r,
+                    alloy::contract::Error::TransportError(RpcError::Transport(_))
+                )
+            })
+    })
+}

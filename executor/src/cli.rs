@@ -1,0 +1,279 @@
+//! Command-line flags of the worker node (foundry's names for the wallet and RPC flags) and the
+//! defaults that depend on the environment (model cache and journal locations).
+
+use alloy::primitives::Address;
+use clap::{Parser, ValueEnum};
+use protocol::rpc::RpcArgs;
+use protocol::wallet::KeyArgs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// DeepNode worker node: runs the ONNX models of the tasks assigned to this wallet and commits
+/// the results on-chain in batches, then finalizes them and withdraws the earned fees.
+#[derive(Debug, Parser)]
+#[command(name = "executor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Model cache: downloaded .onnx files, verified against the sha256 registered on-chain
+    /// [default: $XDG_CACHE_HOME/deepnode/models or ~/.cache/deepnode/models].
+    #[arg(long, value_name = "DIR", env = "DN_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+
+    /// Where models run: `auto` uses CUDA when available and falls back to the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+
+    /// ONNX Runtime shared library (libonnxruntime.so.1.31.1) [default: ORT_DYLIB_PATH, then
+    /// .deps/onnxruntime/ of the source checkout, where `make setup` installs it].
+    #[arg(long, value_name = "FILE", env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+
+    /// Intra-op threads ONNX Runtime may use per model (0 = ONNX Runtime's default).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Crash-safety journal (JSON lines) [default: journal-<chainId>-<address>.jsonl next to the
+    /// models directory].
+    #[arg(long, value_name = "FILE", env = "DN_JOURNAL")]
+    pub journal: Option<PathBuf>,
+
+    /// Most tasks per commitBatch transaction (also capped by the contract's maxBatch).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch_size: u32,
+
+    /// How long to keep gathering new assignments into a batch before running it (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub batch_wait_ms: u64,
+
+    /// How often to look for new assignments (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_interval_ms: u64,
+
+    /// Largest task input this worker runs (bytes); larger inputs are committed as
+    /// input_too_large without being decoded.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub max_input_bytes: usize,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Do not finalize own tasks after the challenge window nor withdraw payouts.
+    #[arg(long)]
+    pub no_finalize: bool,
+
+    /// How often to finalize own tasks whose challenge window has passed and withdraw the
+    /// payout (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub finalize_interval_secs: u64,
+
+    /// Opt in to these models at start (ModelRegistry.optIn) unless already opted in.
+    #[arg(long = "opt-in", value_name = "MODEL_ID", num_args = 1..)]
+    pub opt_in: Vec<u32>,
+
+    /// More logs (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Logs as JSON lines.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA when available, else CPU.
+    Auto,
+    /// CPU only.
+    Cpu,
+    /// CUDA only (fails if unavailable).
+    Cuda,
+}
+
+impl From<DeviceArg> for inference::Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => inference::Device::Auto,
+            DeviceArg::Cpu => inference::Device::Cpu,
+            DeviceArg::Cuda => inference::Device::Cuda,
+        }
+    }
+}
+
+impl Cli {
+    /// Log verbosity for `protocol::telemetry::init`.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            self.verbose.min(2) as i8
+        }
+    }
+
+    /// The model cache directory (flag or the XDG default).
+    pub fn models_dir(&self) -> Result<PathBuf, String> {
+        if let Some(d) = &self.models_dir {
+            return Ok(d.clone());
+        }
+        default_models_dir(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
+    }
+
+    /// The journal file (flag, or derived from the models directory, chain and address).
+    pub fn journal_path(&self, models_dir: &Path, chain_id: u64, worker: Address) -> PathBuf {
+        self.journal
+            .clone()
+            .unwrap_or_else(|| default_journal(models_dir, chain_id, worker))
+    }
+}
+
+/// `$XDG_CACHE_HOME/deepnode/models`, else `$HOME/.cache/deepnode/models`.
+pub fn default_models_dir(
+    xdg_cache: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf, String> {
+    if let Some(x) = xdg_cache.filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("deepnode/models"));
+    }
+    if let Some(h) = home.filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h).join(".cache/deepnode/models"));
+    }
+    Err("--models-dir: neither XDG_CACHE_HOME nor HOME is set; pass --models-dir".into())
+}
+
+/// `<models_dir>/../journal-<chainId>-<address>.jsonl`: one journal per wallet and chain, so two
+/// workers (or one worker on two chains) never share one.
+pub fn default_journal(models_dir: &Path, chain_id: u64, worker: Address) -> PathBuf {
+    let dir = models_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(models_dir);
+    dir.join(format!("journal-{chain_id}-{worker:#x}.jsonl"))
+}
+
+/// Creates the models directory or fails naming it.
+pub fn ensure_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--models-dir {}: cannot create it: {e}", dir.display()))?;
+    // A directory we cannot write into fails at the first download otherwise.
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("--models-dir {}: not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_documents_every_flag() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for flag in [
+            "--rpc-url",
+            "--private-key",
+            "--keystore",
+            "--password-file",
+            "--deployment",
+            "--models-dir",
+            "--device",
+            "--journal",
+            "--batch-size",
+            "--batch-wait-ms",
+            "--poll-interval-ms",
+            "--max-input-bytes",
+            "--metrics-listen",
+            "--no-finalize",
+            "--opt-in",
+            "--json-logs",
+        ] {
+            assert!(help.contains(flag), "--help lacks {flag}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["executor", "--private-key", "0x01"]).unwrap();
+        assert_eq!(cli.batch_size, 32);
+        assert_eq!(cli.batch_wait_ms, 500);
+        assert_eq!(cli.poll_interval_ms, 1000);
+        assert_eq!(cli.max_input_bytes, 65536);
+        assert_eq!(cli.device, DeviceArg::Auto);
+        assert!(cli.metrics_listen.is_none());
+        assert!(!cli.no_finalize);
+        assert_eq!(cli.verbosity(), 0);
+    }
+
+    #[test]
+    fn parses_flags() {
+        let cli = Cli::try_parse_from([
+            "executor",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "8",
+            "--metrics-listen",
+            "127.0.0.1:9101",
+            "--opt-in",
+            "1",
+            "2",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.device, DeviceArg::Cpu);
+        assert_eq!(cli.batch_size, 8);
+        assert_eq!(cli.opt_in, vec![1, 2]);
+        assert_eq!(cli.metrics_listen.unwrap().port(), 9101);
+        assert_eq!(cli.verbosity(), 2);
+        assert!(Cli::try_parse_from(["executor", "--batch-size", "0"]).is_err());
+        assert!(Cli::try_parse_from(["executor", "--device", "tpu"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["executor", "-q"]).unwrap().verbosity(),
+            -1
+        );
+    }
+
+    #[test]
+    fn default_dirs() {
+        let d = default_models_dir(Some("/x/cache".into()), Some("/home/u".into())).unwrap();
+        assert_eq!(d, PathBuf::from("/x/cache/deepnode/models"));
+        let d = default_models_dir(None, Some("/home/u".into())).unwrap();
+        assert_eq!(d, PathBuf::from("/home/u/.cache/deepnode/models"));
+        assert!(default_models_dir(None, None)
+            .unwrap_err()
+            .contains("--models-dir"));
+        let a: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            .parse()
+            .unwrap();
+        let j = default_journal(Path::new("/home/u/.cache/deepnode/models"), 31337, a);
+        assert_eq!(
+            j,
+            PathBuf::from("/home/u/.cache/deepnode/journal-31337-0x70997970c51812dc3a010c7d01b50e0d17dc79c8.jsonl")
+        );
+    }
+
+    #[test]
+    fn uncreatable_models_dir_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = ensure_dir(&file.join("models")).unwrap_err();
+        assert!(
+            e.contains("--models-dir") && e.contains("file/models"),
+            "{e}"
+        );
+        ensure_dir(&dir.path().join("a/b")).unwrap();
+    }
+}

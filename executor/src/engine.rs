@@ -1,0 +1,173 @@
+//! The model runtime seam: fetches each model once (verified against its on-chain sha256),
+//! keeps one loaded session per model id, and turns a batch of task inputs into outcomes.
+
+use crate::outcome::{self, Outcome};
+use alloy::primitives::B256;
+use inference::{Device, Model, ModelCache, Runtime};
+use protocol::codes::FailureCode;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What the chain says about a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Registry id.
+    pub id: u32,
+    /// sha256 of the .onnx bytes.
+    pub sha256: B256,
+    /// Where to fetch it.
+    pub uri: String,
+}
+
+/// Loaded models and the runtime that runs them.
+pub struct Engine {
+    runtime: Arc<Runtime>,
+    cache: Arc<ModelCache>,
+    device: Device,
+    threads: usize,
+    max_input_bytes: usize,
+    loaded: HashMap<u32, (B256, Arc<Mutex<Model>>)>,
+}
+
+impl Engine {
+    /// Initializes ONNX Runtime (from `ort_lib` or `ORT_DYLIB_PATH`) and the model cache.
+    pub fn new(
+        ort_lib: Option<&Path>,
+        models_dir: PathBuf,
+        device: Device,
+        threads: usize,
+        max_input_bytes: usize,
+    ) -> anyhow::Result<Self> {
+        let runtime = Runtime::init(ort_lib).map_err(|e| {
+            anyhow::anyhow!("ONNX Runtime: {e} (pass --ort-lib or set ORT_DYLIB_PATH to libonnxruntime.so; `make setup` installs it into .deps/)")
+        })?;
+        let cache = ModelCache::new(models_dir.clone())
+            .map_err(|e| anyhow::anyhow!("--models-dir {}: {e}", models_dir.display()))?;
+        Ok(Self {
+            runtime: Arc::new(runtime),
+            cache: Arc::new(cache),
+            device,
+            threads,
+            max_input_bytes,
+            loaded: HashMap::new(),
+        })
+    }
+
+    /// Fetches, verifies and loads a model unless it is already loaded. On failure returns the
+    /// outcome every task of this model gets (hash mismatch or unavailable).
+    pub async fn ensure_loaded(&mut self, info: &ModelInfo) -> Result<(), Outcome> {
+        if let Some((sha, _)) = self.loaded.get(&info.id) {
+            if *sha == info.sha256 {
+                return Ok(());
+            }
+        }
+        let cache = self.cache.clone();
+        let runtime = self.runtime.clone();
+        let (device, threads, max_input) = (
+            self.device,
+            (self.threads > 0).then_some(self.threads),
+            self.max_input_bytes,
+        );
+        let uri = info.uri.clone();
+        let sha: [u8; 32] = info.sha256.0;
+        let id = info.id;
+        let started = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<Model, Outcome> {
+            let path = cache.fetch(&uri, sha).map_err(|e| {
+                let o = outcome::from_error(&e);
+                // A fetch that failed for another reason than the hash is "unavailable".
+                if o.code == FailureCode::ModelHashMismatch {
+                    o
+                } else {
+                    Outcome::failure(
+                        FailureCode::ModelUnavailable,
+                        format!("model {id} ({uri}): {e}"),
+                    )
+                }
+            })?;
+            let mut model = Model::load(&runtime, &path, device, threads).map_err(|e| {
+                Outcome::failure(FailureCode::ModelUnavailable, format!("model {id}: {e}"))
+            })?;
+            model.set_max_input_bytes(max_input);
+            Ok(model)
+        })
+        .await
+        .map_err(|e| {
+            Outcome::failure(
+                FailureCode::ModelUnavailable,
+                format!("model {id}: loader crashed: {e}"),
+            )
+        })??;
+        tracing::info!(
+            model_id = id,
+            ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        self.loaded
+            .insert(id, (info.sha256, Arc::new(Mutex::new(loaded))));
+        Ok(())
+    }
+
+    /// Runs one batch of inputs of one model; one outcome per input, in order. Inputs over the
+    /// size limit are refused without decoding; the rest run as one dynamic batch.
+    pub async fn run(&mut self, info: &ModelInfo, inputs: Vec<Vec<u8>>) -> Vec<Outcome> {
+        if let Err(failed) = self.ensure_loaded(info).await {
+            return inputs.iter().map(|_| failed.clone()).collect();
+        }
+        let Some((_, model)) = self.loaded.get(&info.id) else {
+            let o = Outcome::failure(
+                FailureCode::ModelUnavailable,
+                format!("model {} not loaded", info.id),
+            );
+            return inputs.iter().map(|_| o.clone()).collect();
+        };
+        let mut out: Vec<Option<Outcome>> = inputs
+            .iter()
+            .map(|i| {
+                outcome::check_input_present(i.len())
+                    .or_else(|| outcome::check_input_size(i.len(), self.max_input_bytes))
+            })
+            .collect();
+        let runnable: Vec<usize> = (0..inputs.len()).filter(|i| out[*i].is_none()).collect();
+        if !runnable.is_empty() {
+            let model = model.clone();
+            let batch: Vec<Vec<u8>> = runnable.iter().map(|i| inputs[*i].clone()).collect();
+            let n = batch.len();
+            let results = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                match model.lock() {
+                    Ok(mut m) => m
+                        .run_batch(&refs)
+                        .into_iter()
+                        .map(|r| match r {
+                            Ok(bytes) => Outcome::success(bytes),
+                            Err(e) => outcome::from_error(&e),
+                        })
+                        .collect::<Vec<_>>(),
+                    Err(_) => vec![
+                        Outcome::failure(
+                            FailureCode::Runtime,
+                            "model session poisoned by an earlier panic"
+                        );
+                        n
+                    ],
+                }
+            })
+            .await
+            .unwrap_or_else(|e| {
+                vec![Outcome::failure(FailureCode::Runtime, format!("inference crashed: {e}")); n]
+            });
+            for (slot, o) in runnable.into_iter().zip(results) {
+                out[slot] = Some(o);
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Outcome::failure(FailureCode::Runtime, "no result returned for this input")
+                })
+            })
+            .collect()
+    }
+}

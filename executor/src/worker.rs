@@ -1,0 +1,603 @@
+//! The worker loop: scan assignments -> run models in batches -> journal -> commit -> finalize.
+//! Every durable fact is journaled before the action that depends on it, so the loop may be
+//! cancelled or crash at any await point and resume from the journal and the chain.
+
+use crate::chain::{is_transport_error, Assignment, Chain, SignError, TaskInfo};
+use crate::crash;
+use crate::engine::{Engine, ModelInfo};
+use crate::journal::{Computed, Journal, JournalError, Record, TaskState};
+use crate::metrics as m;
+use alloy::primitives::U256;
+use alloy::rpc::types::TransactionReceipt;
+use protocol::bindings::TaskStatus;
+use protocol::codes::FailureCode;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Loop settings (from the CLI).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most tasks per commitBatch.
+    pub batch_size: usize,
+    /// How long to gather assignments into a batch.
+    pub batch_wait: Duration,
+    /// Pause between scans.
+    pub poll: Duration,
+    /// Finalize own tasks and withdraw payouts.
+    pub finalize: bool,
+    /// Pause between finalization rounds.
+    pub finalize_interval: Duration,
+}
+
+/// Why a loop step stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The journal cannot be written: stop, since continuing could lose or double-send work.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A chain call failed: retried with backoff, no state is lost.
+    #[error("{0:#}")]
+    Chain(#[from] anyhow::Error),
+}
+
+/// How long a commit waits for its receipt before the next step looks again.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Write the cursor at least every this many blocks even when nothing was assigned.
+const CURSOR_EVERY: u64 = 50;
+
+/// The running worker.
+pub struct Worker {
+    chain: Chain,
+    engine: Engine,
+    journal: Journal,
+    cfg: Config,
+    models: HashMap<u32, ModelInfo>,
+    /// When each task was first seen (commit latency).
+    seen_at: HashMap<U256, Instant>,
+    /// End of the challenge window of committed tasks, once read.
+    challenge_ends: HashMap<U256, u64>,
+    /// Scan position in memory (the journaled cursor may lag behind it).
+    cursor: Option<u64>,
+    last_finalize: Option<Instant>,
+}
+
+impl Worker {
+    /// A worker over an opened journal.
+    pub fn new(
+        chain: Chain,
+        engine: Engine,
+        journal: Journal,
+        mut cfg: Config,
+        max_batch: u64,
+    ) -> Self {
+        cfg.batch_size = cfg
+            .batch_size
+            .clamp(1, max_batch.max(1).try_into().unwrap_or(usize::MAX));
+        let cursor = journal.state().cursor;
+        Self {
+            chain,
+            engine,
+            journal,
+            cfg,
+            models: HashMap::new(),
+            seen_at: HashMap::new(),
+            challenge_ends: HashMap::new(),
+            cursor,
+            last_finalize: None,
+        }
+    }
+
+    /// Runs until `shutdown` resolves (or the journal fails). RPC errors are retried with
+    /// exponential backoff.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let result = tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down (the journal is consistent; a restart resumes)");
+                    return Ok(());
+                }
+                r = self.step() => r,
+            };
+            let wait = match result {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!("RPC reachable again");
+                    }
+                    failures = 0;
+                    self.cfg.poll
+                }
+                Err(StepError::Journal(e)) => return Err(e.into()),
+                Err(StepError::Chain(e)) => {
+                    failures = failures.saturating_add(1);
+                    metrics::counter!(m::RPC_ERRORS).increment(1);
+                    let secs = backoff_secs(failures);
+                    if is_transport_error(&e) {
+                        tracing::warn!(error = %format!("{e:#}"), "RPC unreachable, retrying in {secs}s");
+                    } else {
+                        tracing::warn!(error = %format!("{e:#}"), "chain call failed, retrying in {secs}s");
+                    }
+                    Duration::from_secs(secs)
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down (the journal is consistent; a restart resumes)");
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass: settle pending commits, commit journaled results, run new assignments,
+    /// finalize when due.
+    pub async fn step(&mut self) -> Result<(), StepError> {
+        self.resolve_pending().await?;
+        self.commit_ready().await?;
+        self.scan().await?;
+        if self.cfg.finalize
+            && self
+                .last_finalize
+                .is_none_or(|t| t.elapsed() >= self.cfg.finalize_interval)
+        {
+            self.finalize_due().await?;
+            self.last_finalize = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Finds new assignments (gathering for up to `batch_wait`), runs and commits them, then
+    /// moves the cursor.
+    async fn scan(&mut self) -> Result<(), StepError> {
+        let head = self.chain.head().await?;
+        let from = self
+            .cursor
+            .map_or(self.chain.deployment.start_block, |c| c + 1);
+        metrics::gauge!(m::BLOCKS_BEHIND).set(head.saturating_sub(from.saturating_sub(1)) as f64);
+        if from > head {
+            return Ok(());
+        }
+        let mut found = self.chain.assignments(from, head).await?;
+        let mut to = head;
+        if !found.is_empty() && found.len() < self.cfg.batch_size && !self.cfg.batch_wait.is_zero()
+        {
+            let until = Instant::now() + self.cfg.batch_wait;
+            while found.len() < self.cfg.batch_size {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+                let h = self.chain.head().await?;
+                if h > to {
+                    found.extend(self.chain.assignments(to + 1, h).await?);
+                    to = h;
+                }
+            }
+        }
+        let had_work = !found.is_empty();
+        self.process(found).await?;
+        self.cursor = Some(to);
+        let journaled = self.journal.state().cursor.unwrap_or(0);
+        if had_work || to.saturating_sub(journaled) >= CURSOR_EVERY {
+            self.journal.append(Record::Cursor(to))?;
+        }
+        metrics::gauge!(m::BLOCKS_BEHIND).set(0.0);
+        Ok(())
+    }
+
+    /// Runs the tasks of new assignments that are still ours, grouped by model.
+    async fn process(&mut self, found: Vec<Assignment>) -> Result<(), StepError> {
+        let mut latest: BTreeMap<U256, u64> = BTreeMap::new();
+        for a in found {
+            latest.insert(a.task_id, a.block);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let now = self.chain.now().await?;
+        let mut by_model: BTreeMap<u32, Vec<(TaskInfo, u64)>> = BTreeMap::new();
+        for (id, block) in latest {
+            let state = self.journal.state().state_of(&id);
+            if matches!(
+                state,
+                Some(
+                    TaskState::Computed
+                        | TaskState::Submitted(_)
+                        | TaskState::Committed(_)
+                        | TaskState::Finalized
+                )
+            ) {
+                continue;
+            }
+            let t = self.chain.task(id).await?;
+            if t.status != Some(TaskStatus::Assigned) || t.worker != self.chain.me {
+                tracing::debug!(task = %id, status = ?t.status, "assignment no longer ours");
+                continue;
+            }
+            if t.deadline <= now {
+                tracing::warn!(task = %id, deadline = t.deadline, now, "task deadline passed before it was seen; skipping");
+                continue;
+            }
+            self.seen_at.entry(id).or_insert_with(Instant::now);
+            // Assigned back to us after a skip: the journaled result is still valid.
+            if self.has_result(&id) {
+                self.journal
+                    .append(Record::Requeued { task_ids: vec![id] })?;
+                continue;
+            }
+            by_model.entry(t.model_id).or_default().push((t, block));
+        }
+        for (model_id, tasks) in by_model {
+            for chunk in tasks.chunks(self.cfg.batch_size) {
+                self.run_chunk(model_id, chunk).await?;
+                self.commit_ready().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn model_info(&mut self, id: u32) -> anyhow::Result<ModelInfo> {
+        if let Some(info) = self.models.get(&id) {
+            return Ok(info.clone());
+        }
+        let info = self.chain.model(id).await?;
+        self.models.insert(id, info.clone());
+        Ok(info)
+    }
+
+    /// Fetches inputs, runs one model batch, journals every outcome.
+    async fn run_chunk(
+        &mut self,
+        model_id: u32,
+        chunk: &[(TaskInfo, u64)],
+    ) -> Result<(), StepError> {
+        let info = self.model_info(model_id).await?;
+        let mut inputs = Vec::with_capacity(chunk.len());
+        for (t, block) in chunk {
+            let input = self.chain.input_of(t.id, *block).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "TaskSubmitted event of task {} not found between blocks {} and {block}",
+                    t.id,
+                    self.chain.deployment.start_block
+                )
+            })?;
+            inputs.push(input.to_vec());
+        }
+        let started = Instant::now();
+        let outcomes = self.engine.run(&info, inputs).await;
+        let failed = outcomes
+            .iter()
+            .filter(|o| o.code != FailureCode::Ok)
+            .count();
+        tracing::debug!(
+            model_id,
+            tasks = chunk.len(),
+            failed,
+            ms = started.elapsed().as_millis() as u64,
+            "batch run"
+        );
+        for ((t, _), outcome) in chunk.iter().zip(outcomes) {
+            metrics::counter!(m::TASKS_RUN).increment(1);
+            if outcome.code != FailureCode::Ok {
+                metrics::counter!(m::TASKS_FAILED, "code" => outcome.code.as_str()).increment(1);
+                tracing::debug!(task = %t.id, code = outcome.code.as_str(), message = %String::from_utf8_lossy(&outcome.output), "task failed");
+            }
+            self.journal
+                .append(Record::Computed(outcome.into_computed(t.id, model_id)))?;
+        }
+        crash::point("computed");
+        Ok(())
+    }
+
+    /// Commits every journaled result that the chain still expects from us.
+    async fn commit_ready(&mut self) -> Result<(), StepError> {
+        let todo = self.journal.state().to_commit();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let now = self.chain.now().await?;
+        let mut ready: Vec<Computed> = Vec::new();
+        for c in todo {
+            let t = self.chain.task(c.task_id).await?;
+            match self.classify(&t, now) {
+                Disposition::Commit => ready.push(c),
+                Disposition::AlreadyCommitted => {
+                    tracing::info!(task = %c.task_id, "already committed on-chain; not sending again");
+                    self.journal.append(Record::Committed {
+                        task_ids: vec![c.task_id],
+                        block: 0,
+                    })?;
+                }
+                Disposition::Skip(reason) => {
+                    tracing::warn!(task = %c.task_id, %reason, "not committing task");
+                    self.journal.append(Record::Skipped {
+                        task_ids: vec![c.task_id],
+                        reason,
+                    })?;
+                }
+            }
+        }
+        let batches: Vec<Vec<Computed>> = ready
+            .chunks(self.cfg.batch_size)
+            .map(<[Computed]>::to_vec)
+            .collect();
+        for batch in batches {
+            self.commit_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    fn classify(&self, t: &TaskInfo, now: u64) -> Disposition {
+        let mine = t.worker == self.chain.me;
+        match t.status {
+            Some(TaskStatus::Assigned) if mine && t.deadline > now => Disposition::Commit,
+            Some(TaskStatus::Assigned) if mine => Disposition::Skip(format!(
+                "response deadline {} passed (chain time {now})",
+                t.deadline
+            )),
+            Some(TaskStatus::Committed | TaskStatus::Failed | TaskStatus::Finalized) if mine => {
+                Disposition::AlreadyCommitted
+            }
+            Some(TaskStatus::Assigned) => Disposition::Skip(format!("reassigned to {}", t.worker)),
+            other => Disposition::Skip(format!(
+                "task is {} and assigned to {}",
+                other.map_or("unknown", TaskStatus::as_str),
+                t.worker
+            )),
+        }
+    }
+
+    /// Signs, journals, broadcasts one commitBatch and records its outcome.
+    async fn commit_batch(&mut self, batch: Vec<Computed>) -> Result<(), StepError> {
+        let ids: Vec<U256> = batch.iter().map(|c| c.task_id).collect();
+        let tx = self.chain.commit_batch_tx(
+            ids.clone(),
+            batch.iter().map(|c| c.output_hash).collect(),
+            batch.iter().map(|c| c.code).collect(),
+            batch.iter().map(|c| c.output_hex.clone()).collect(),
+        );
+        let signed = match self.chain.sign(tx).await {
+            Ok(s) => s,
+            Err(SignError::Rpc(e)) => return Err(e.into()),
+            Err(SignError::Revert(reason)) if batch.len() > 1 => {
+                // One bad task must not block the others: commit them one by one.
+                tracing::warn!(tasks = batch.len(), %reason, "commitBatch would revert; committing tasks one by one");
+                for c in batch {
+                    Box::pin(self.commit_batch(vec![c])).await?;
+                }
+                return Ok(());
+            }
+            Err(SignError::Revert(reason)) => {
+                tracing::warn!(task = %ids[0], %reason, "commit would revert; skipping task");
+                self.journal.append(Record::Skipped {
+                    task_ids: ids,
+                    reason,
+                })?;
+                return Ok(());
+            }
+        };
+        self.journal.append(Record::Submitted {
+            task_ids: ids.clone(),
+            tx_hash: signed.hash,
+        })?;
+        self.chain.broadcast(&signed).await?;
+        crash::point("submitted");
+        match self
+            .chain
+            .wait_receipt(signed.hash, RECEIPT_TIMEOUT)
+            .await?
+        {
+            Some(r) => self.on_receipt(&ids, &r).await,
+            None => {
+                tracing::warn!(tx = %signed.hash, "commit not mined within {}s; will check again", RECEIPT_TIMEOUT.as_secs());
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_receipt(&mut self, ids: &[U256], r: &TransactionReceipt) -> Result<(), StepError> {
+        if !r.status() {
+            tracing::warn!(tx = %r.transaction_hash, "commit transaction reverted; re-checking its tasks");
+            return self.recheck(ids).await;
+        }
+        let block = r.block_number.unwrap_or(0);
+        self.journal.append(Record::Committed {
+            task_ids: ids.to_vec(),
+            block,
+        })?;
+        let mut failed = 0usize;
+        for id in ids {
+            if let Some(seen) = self.seen_at.remove(id) {
+                metrics::histogram!(m::COMMIT_LATENCY).record(seen.elapsed().as_secs_f64());
+            }
+            let code = self
+                .journal
+                .state()
+                .tasks
+                .get(id)
+                .and_then(|e| e.result.as_ref())
+                .map_or(0, |c| c.code);
+            failed += usize::from(code != 0);
+        }
+        metrics::counter!(m::TASKS_COMMITTED).increment(ids.len() as u64);
+        tracing::info!(tasks = ids.len(), ok = ids.len() - failed, failed, block, tx = %r.transaction_hash, "committed batch");
+        Ok(())
+    }
+
+    /// After a reverted or vanished commit: settle each task by its on-chain status.
+    async fn recheck(&mut self, ids: &[U256]) -> Result<(), StepError> {
+        let now = self.chain.now().await?;
+        for id in ids {
+            let t = self.chain.task(*id).await?;
+            match self.classify(&t, now) {
+                Disposition::Commit if self.has_result(id) => {
+                    self.journal.append(Record::Requeued {
+                        task_ids: vec![*id],
+                    })?
+                }
+                Disposition::Commit => self.journal.append(Record::Skipped {
+                    task_ids: vec![*id],
+                    reason: "no journaled result to commit".into(),
+                })?,
+                Disposition::AlreadyCommitted => self.journal.append(Record::Committed {
+                    task_ids: vec![*id],
+                    block: 0,
+                })?,
+                Disposition::Skip(reason) => {
+                    tracing::warn!(task = %id, %reason, "not committing task");
+                    self.journal.append(Record::Skipped {
+                        task_ids: vec![*id],
+                        reason,
+                    })?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit transactions journaled before a restart (or still unmined): settle them by receipt.
+    async fn resolve_pending(&mut self) -> Result<(), StepError> {
+        for (tx, ids) in self.journal.state().pending_txs() {
+            match self.chain.receipt(tx).await? {
+                Some(r) => self.on_receipt(&ids, &r).await?,
+                None if self.chain.tx_known(tx).await? => {
+                    tracing::debug!(%tx, "commit still pending");
+                }
+                None => {
+                    tracing::warn!(%tx, tasks = ids.len(), "journaled commit transaction is unknown to the node (never sent or dropped); re-checking its tasks");
+                    self.recheck(&ids).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finalizes own tasks whose challenge window has passed, then withdraws the payout.
+    async fn finalize_due(&mut self) -> Result<(), StepError> {
+        let waiting = self.journal.state().awaiting_finalize();
+        let now = self.chain.now().await?;
+        let mut due = Vec::new();
+        for id in waiting {
+            if self.challenge_ends.get(&id).is_some_and(|end| *end > now) {
+                continue;
+            }
+            let t = self.chain.task(id).await?;
+            match t.status {
+                Some(TaskStatus::Committed | TaskStatus::Failed) if t.deadline < now => {
+                    due.push(id)
+                }
+                Some(TaskStatus::Committed | TaskStatus::Failed) => {
+                    self.challenge_ends.insert(id, t.deadline);
+                }
+                // Our commit is gone (a reorg): commit the journaled result again if still ours.
+                Some(TaskStatus::Assigned) => self.recheck(&[id]).await?,
+                _ => {
+                    // Finalized by someone else, or refunded: nothing left for us to do.
+                    self.challenge_ends.remove(&id);
+                    self.journal
+                        .append(Record::Finalized { task_ids: vec![id] })?;
+                }
+            }
+        }
+        for chunk in due.chunks(self.cfg.batch_size) {
+            match self
+                .chain
+                .send_and_wait(
+                    "finalizeBatch",
+                    self.chain.finalize_batch_tx(chunk.to_vec()),
+                )
+                .await
+            {
+                Ok(r) => {
+                    self.journal.append(Record::Finalized {
+                        task_ids: chunk.to_vec(),
+                    })?;
+                    metrics::counter!(m::TASKS_FINALIZED).increment(chunk.len() as u64);
+                    tracing::info!(
+                        tasks = chunk.len(),
+                        block = r.block_number.unwrap_or(0),
+                        "finalized"
+                    );
+                }
+                Err(e) if is_transport_error(&e) => return Err(e.into()),
+                Err(e) => {
+                    // e.g. a task under challenge: the next round re-reads each status.
+                    tracing::warn!(error = %format!("{e:#}"), tasks = chunk.len(), "finalizeBatch failed; will retry");
+                }
+            }
+            for id in chunk {
+                self.challenge_ends.remove(id);
+            }
+        }
+        let payout = self.chain.payout().await?;
+        if payout > U256::ZERO {
+            match self
+                .chain
+                .send_and_wait("withdrawPayout", self.chain.withdraw_tx())
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(amount = %format!("{} DN", protocol::format_dn(payout)), "withdrew payout")
+                }
+                Err(e) if is_transport_error(&e) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "withdrawPayout failed; will retry")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn has_result(&self, id: &U256) -> bool {
+        self.journal
+            .state()
+            .tasks
+            .get(id)
+            .is_some_and(|e| e.result.is_some())
+    }
+
+    /// Tasks the journal still has to commit or finalize (for the startup line).
+    pub fn backlog(&self) -> (usize, usize, usize) {
+        let s = self.journal.state();
+        (
+            s.to_commit().len(),
+            s.pending_txs().values().map(Vec::len).sum(),
+            s.awaiting_finalize().len(),
+        )
+    }
+
+    /// This worker's address.
+    pub fn worker(&self) -> alloy::primitives::Address {
+        self.chain.me
+    }
+}
+
+/// What to do with a journaled result given the task's on-chain view.
+enum Disposition {
+    Commit,
+    AlreadyCommitted,
+    Skip(String),
+}
+
+/// 1, 2, 4, ... capped at 30 seconds.
+pub fn backoff_secs(failures: u32) -> u64 {
+    1u64.checked_shl(failures.saturating_sub(1).min(5))
+        .unwrap_or(30)
+        .min(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let v: Vec<u64> = (1..=8).map(backoff_secs).collect();
+        assert_eq!(v, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff_secs(0), 1);
+    }
+}

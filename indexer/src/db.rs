@@ -1,0 +1,330 @@
+//! The SQLite store: opening (migrations), the deployment a database belongs to, the cursor,
+//! applying a block range in one transaction, and rolling back past a fork point.
+
+use crate::ingest::{self, Contracts, RawLog};
+use alloy::primitives::{Address, Bytes, B256};
+use protocol::Deployment;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be opened or created.
+    #[error("--db {spec}: {reason}")]
+    Open {
+        /// What was passed to --db.
+        spec: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The schema migrations failed.
+    #[error("--db: applying migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was filled from another deployment.
+    #[error("--db holds data of another deployment ({key} is {stored}, the deployment file says {expected}); use a fresh --db file")]
+    OtherDeployment {
+        /// Meta key that differs.
+        key: String,
+        /// Value in the database.
+        stored: String,
+        /// Value of the current deployment.
+        expected: String,
+    },
+    /// A query failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A block the indexer has seen: number, hash, time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Unix time.
+    pub timestamp: u64,
+}
+
+/// The SQLite database of one deployment.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Db {
+    /// Opens (creating if missing) the database at `spec`: a file path or a `sqlite://` URL.
+    /// Applies the migrations.
+    pub async fn open(spec: &str) -> Result<Db, DbError> {
+        let open_err = |reason: String| DbError::Open {
+            spec: spec.to_string(),
+            reason,
+        };
+        let options = if spec.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(spec).map_err(|e| open_err(e.to_string()))?
+        } else {
+            let path = std::path::Path::new(spec);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(open_err(format!(
+                        "directory {} does not exist",
+                        dir.display()
+                    )));
+                }
+            }
+            SqliteConnectOptions::new().filename(path)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        // Prove the file is writable now rather than at the first block.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('schema', '1') ON CONFLICT (key) DO NOTHING",
+        )
+        .execute(&pool)
+        .await
+        .map_err(|e| open_err(format!("not writable: {e}")))?;
+        Ok(Db { pool })
+    }
+
+    /// The connection pool (read queries of the REST API).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Records which deployment this database indexes, or checks it matches the recorded one.
+    pub async fn bind_deployment(&self, d: &Deployment) -> Result<(), DbError> {
+        let expected = [
+            ("chain_id", d.chain_id.to_string()),
+            ("task_manager", d.task_manager.to_checksum(None)),
+            ("model_registry", d.model_registry.to_checksum(None)),
+            ("staking", d.staking.to_checksum(None)),
+            ("start_block", d.start_block.to_string()),
+        ];
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in expected {
+            let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match stored {
+                Some(stored) if stored != value => {
+                    return Err(DbError::OtherDeployment {
+                        key: key.into(),
+                        stored,
+                        expected: value,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?)")
+                        .bind(key)
+                        .bind(&value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Chain id recorded by [`Db::bind_deployment`].
+    pub async fn chain_id(&self) -> Result<Option<u64>, DbError> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'chain_id'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    /// Last indexed block of `chain_id`, if any.
+    pub async fn cursor(&self, chain_id: u64) -> Result<Option<BlockRef>, DbError> {
+        let row = sqlx::query(
+            "SELECT block_number, block_hash, updated_at FROM cursor WHERE chain_id = ?",
+        )
+        .bind(i64_of(chain_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: String = row.try_get("block_hash")?;
+        Ok(Some(BlockRef {
+            number: u64_of(row.try_get("block_number")?),
+            hash: hash.parse().unwrap_or_default(),
+            timestamp: u64_of(row.try_get("updated_at")?),
+        }))
+    }
+
+    /// Stores the logs of a block range, the hashes of its blocks and the new cursor, all in one
+    /// transaction: a crash leaves either the whole range or none of it. Logs already stored are
+    /// skipped. Returns the names of the newly stored events.
+    pub async fn index_range(
+        &self,
+        chain_id: u64,
+        contracts: &Contracts,
+        logs: &[RawLog],
+        blocks: &[BlockRef],
+        cursor: BlockRef,
+    ) -> Result<Vec<&'static str>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let mut names = Vec::with_capacity(logs.len());
+        for log in logs {
+            if let Some(name) = ingest::ingest(&mut tx, contracts, log).await? {
+                names.push(name);
+            }
+        }
+        for b in blocks.iter().chain(std::iter::once(&cursor)) {
+            sqlx::query(
+                "INSERT INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)
+                 ON CONFLICT (number) DO UPDATE SET hash = excluded.hash, timestamp = excluded.timestamp",
+            )
+            .bind(i64_of(b.number))
+            .bind(b.hash.to_string())
+            .bind(i64_of(b.timestamp))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO cursor (chain_id, block_number, block_hash, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number,
+                 block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+        )
+        .bind(i64_of(chain_id))
+        .bind(i64_of(cursor.number))
+        .bind(cursor.hash.to_string())
+        .bind(i64_of(cursor.timestamp))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(names)
+    }
+
+    /// Known block hashes at or below `below`, newest first (to find a fork point).
+    pub async fn known_blocks(&self, below: u64, limit: u32) -> Result<Vec<BlockRef>, DbError> {
+        let rows = sqlx::query("SELECT number, hash, timestamp FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT ?")
+            .bind(i64_of(below))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get("hash")?;
+                Ok(BlockRef {
+                    number: u64_of(r.try_get("number")?),
+                    hash: hash.parse().unwrap_or_default(),
+                    timestamp: u64_of(r.try_get("timestamp")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets everything after `fork` (or everything, for `None`) and rebuilds the derived
+    /// tables by replaying the remaining events, in one transaction. The cursor moves to `fork`.
+    /// Returns how many events were dropped.
+    pub async fn rollback_to(
+        &self,
+        chain_id: u64,
+        contracts: &Contracts,
+        fork: Option<BlockRef>,
+    ) -> Result<u64, DbError> {
+        let keep_through = fork.map(|f| i64_of(f.number)).unwrap_or(-1);
+        let mut tx = self.pool.begin().await?;
+        let dropped = sqlx::query("DELETE FROM events WHERE block_number > ?")
+            .bind(keep_through)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM blocks WHERE number > ?")
+            .bind(keep_through)
+            .execute(&mut *tx)
+            .await?;
+        for table in [
+            "models",
+            "model_workers",
+            "nodes",
+            "unbondings",
+            "tasks",
+            "task_events",
+            "batches",
+            "slashes",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rows = sqlx::query(
+            "SELECT block_number, log_index, tx_hash, block_time, address, topics, data FROM events
+             ORDER BY block_number, log_index",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            let log = raw_log_of(&r)?;
+            let event = ingest::decode(contracts, &log);
+            ingest::apply(&mut tx, &log, &event).await?;
+        }
+        match fork {
+            Some(f) => {
+                sqlx::query("UPDATE cursor SET block_number = ?, block_hash = ?, updated_at = ? WHERE chain_id = ?")
+                    .bind(i64_of(f.number))
+                    .bind(f.hash.to_string())
+                    .bind(i64_of(f.timestamp))
+                    .bind(i64_of(chain_id))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM cursor WHERE chain_id = ?")
+                    .bind(i64_of(chain_id))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(dropped)
+    }
+}
+
+fn raw_log_of(r: &sqlx::sqlite::SqliteRow) -> Result<RawLog, sqlx::Error> {
+    let bad =
+        |what: &str, e: String| sqlx::Error::Decode(format!("stored event {what}: {e}").into());
+    let tx_hash: String = r.try_get("tx_hash")?;
+    let address: String = r.try_get("address")?;
+    let topics: String = r.try_get("topics")?;
+    let topics: Vec<String> =
+        serde_json::from_str(&topics).map_err(|e| bad("topics", e.to_string()))?;
+    let data: Vec<u8> = r.try_get("data")?;
+    Ok(RawLog {
+        block_number: u64_of(r.try_get("block_number")?),
+        log_index: u64_of(r.try_get("log_index")?),
+        tx_hash: tx_hash
+            .parse()
+            .map_err(|e: alloy::hex::FromHexError| bad("tx_hash", e.to_string()))?,
+        block_time: u64_of(r.try_get("block_time")?),
+        address: Address::from_str(&address).map_err(|e| bad("address", e.to_string()))?,
+        topics: topics
+            .iter()
+            .map(|t| t.parse::<B256>().map_err(|e| bad("topic", e.to_string())))
+            .collect::<Result<_, _>>()?,
+        data: Bytes::from(data),
+    })
+}

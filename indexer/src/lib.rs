@@ -1,0 +1,201 @@
+//! DeepNode indexer: follows the TaskManager, ModelRegistry and Staking events of a deployment
+//! into SQLite (backfill, then poll; confirmation depth; reorg rollback) and serves them over a
+//! REST API with an OpenAPI document and Prometheus metrics.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod db;
+pub mod follow;
+pub mod ingest;
+pub mod openapi;
+pub mod query;
+pub mod tensor;
+
+use anyhow::Context;
+use api::{AppState, SyncStatus};
+use db::Db;
+use follow::{FollowConfig, Follower};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Command line of the `indexer` binary.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "indexer",
+    version,
+    about = "Follow a DeepNode deployment's contract events into SQLite and serve them over REST",
+    long_about = "Follows the TaskManager, ModelRegistry and Staking events of a DeepNode deployment \
+        into a SQLite database (backfill from the deployment's start block, then poll; only blocks \
+        at least --confirmations deep; reorgs rolled back) and serves tasks, models and nodes over a \
+        REST API. The OpenAPI document is at /openapi.json, Prometheus metrics at /metrics."
+)]
+pub struct Args {
+    /// RPC endpoint and deployment file.
+    #[command(flatten)]
+    pub rpc: protocol::rpc::RpcArgs,
+    /// SQLite database file (created if missing), or a sqlite:// URL.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DN_INDEXER_DB",
+        default_value = "indexer.sqlite"
+    )]
+    pub db: String,
+    /// Address the REST API listens on (port 0 picks a free port).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "DN_INDEXER_LISTEN",
+        default_value = "127.0.0.1:8645"
+    )]
+    pub listen: SocketAddr,
+    /// Only blocks at or below head - N are indexed, so short reorgs never reach the database.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub confirmations: u64,
+    /// Milliseconds between polls of the chain head once caught up.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll_interval_ms: u64,
+    /// Largest block range of one eth_getLogs request (halved automatically when refused).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_blocks: u64,
+    /// Directory of static files served at / (e.g. the staking page).
+    #[arg(long, value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// More logs (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Logs as JSON lines.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+impl Args {
+    /// Verbosity for `protocol::telemetry::init`.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; later calls share it).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                None
+            }
+        })
+        .clone()
+}
+
+/// A running indexer: the REST server and the follow loop.
+pub struct Running {
+    /// Address the API listens on.
+    pub addr: SocketAddr,
+    /// The database (tests inspect it).
+    pub db: Db,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    follower: JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops both tasks gracefully and waits for them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.follower.await.context("follow loop panicked")?;
+        self.server
+            .await
+            .context("REST server panicked")?
+            .context("REST server failed")?;
+        Ok(())
+    }
+}
+
+/// Checks every setting (RPC reachable, deployment file, database writable, listen address
+/// free), then starts the follow loop and the REST server. Each failure is one line naming the
+/// setting.
+pub async fn start(args: Args) -> anyhow::Result<Running> {
+    let (provider, chain_id) = args.rpc.connect().await?;
+    let deployment = args.rpc.load_deployment(chain_id)?;
+    if let Some(dir) = &args.web_dir {
+        if !dir.is_dir() {
+            anyhow::bail!("--web-dir {}: not a directory", dir.display());
+        }
+    }
+    let db = Db::open(&args.db).await?;
+    db.bind_deployment(&deployment).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("--listen: no local address")?;
+
+    let sync = Arc::new(SyncStatus::default());
+    let (shutdown, rx) = watch::channel(false);
+    let follower = Follower::new(
+        provider,
+        db.clone(),
+        &deployment,
+        FollowConfig {
+            confirmations: args.confirmations,
+            poll_interval: Duration::from_millis(args.poll_interval_ms),
+            batch_blocks: args.batch_blocks,
+        },
+        sync.clone(),
+    );
+    let follower = tokio::spawn(follower.run(rx.clone()));
+    let state = AppState {
+        db: db.clone(),
+        chain_id,
+        confirmations: args.confirmations,
+        sync,
+        metrics: metrics_handle(),
+        web_dir: args.web_dir.clone(),
+        deployment: Some(deployment.clone()),
+    };
+    let app = api::router(state);
+    let mut server_rx = rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        chain_id,
+        task_manager = %deployment.task_manager,
+        start_block = deployment.start_block,
+        db = %args.db,
+        "indexer listening on http://{addr}"
+    );
+    Ok(Running {
+        addr,
+        db,
+        shutdown,
+        server,
+        follower,
+    })
+}

@@ -1,0 +1,124 @@
+//! The OpenAPI 3.1 document of the REST API, written by hand next to the routes; a test checks
+//! that every route in `api::routes` is documented and nothing else is.
+
+use serde_json::{json, Value};
+
+fn param(name: &str, location: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": location, "required": location == "path", "description": description, "schema": schema})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({
+        "200": {"description": description, "content": {"application/json": {"schema": schema}}},
+    })
+}
+
+fn with_errors(mut responses: Value, codes: &[&str]) -> Value {
+    if let Some(obj) = responses.as_object_mut() {
+        for code in codes {
+            let description = match *code {
+                "400" => "a parameter is malformed (the detail names it)",
+                "404" => "no such object",
+                _ => "error",
+            };
+            obj.insert(
+                (*code).to_string(),
+                json!({"description": description,
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+            );
+        }
+    }
+    responses
+}
+
+fn get_op(summary: &str, params: Vec<Value>, responses: Value) -> Value {
+    json!({"get": {"summary": summary, "parameters": params, "responses": responses}})
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> Value {
+    let address = json!({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"});
+    let wei =
+        json!({"type": "string", "pattern": "^[0-9]+$", "description": "amount in wei, decimal"});
+    let obj = json!({"type": "object"});
+    let statuses = json!(crate::query::TASK_STATUSES);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "DeepNode indexer API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Contract events of a DeepNode deployment (tasks, models, nodes, stakes) indexed into SQLite. \
+                Addresses are EIP-55 checksummed, amounts are decimal strings in wei, times are unix seconds of the block."
+        },
+        "paths": {
+            "/health": get_op("Indexer progress: chain id, indexed block, head block, blocks behind", vec![],
+                ok("progress", json!({"type": "object", "properties": {
+                    "status": {"type": "string", "enum": ["starting", "ok", "syncing"]},
+                    "chain_id": {"type": "integer"},
+                    "indexed_block": {"type": ["integer", "null"]},
+                    "head_block": {"type": ["integer", "null"]},
+                    "blocks_behind": {"type": ["integer", "null"]},
+                    "confirmations": {"type": "integer"},
+                    "rpc_errors": {"type": "integer"}}}))),
+            "/models": get_op("Every registered model", vec![],
+                ok("models", json!({"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}))),
+            "/models/{id}": get_op("One model with its workers, price and usage counts",
+                vec![param("id", "path", "model id", json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64}))],
+                with_errors(ok("model", json!({"$ref": "#/components/schemas/Model"})), &["400", "404"])),
+            "/nodes": get_op("Every worker and validator seen on-chain", vec![],
+                ok("nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}))),
+            "/nodes/{address}": get_op("One node: stakes, unbondings, jail, slashes, task stats and recent tasks",
+                vec![param("address", "path", "node address", address.clone())],
+                with_errors(ok("node", json!({"$ref": "#/components/schemas/Node"})), &["400", "404"])),
+            "/tasks": get_op("Tasks, newest first, with keyset pagination by task id",
+                vec![
+                    param("status", "query", "only tasks in this state", json!({"type": "string", "enum": statuses})),
+                    param("worker", "query", "only tasks assigned to this worker", address),
+                    param("model", "query", "only tasks of this model id", json!({"type": "integer", "minimum": 0})),
+                    param("limit", "query", "page size (default 50)", json!({"type": "integer", "minimum": 1, "maximum": crate::api::MAX_LIMIT})),
+                    param("cursor", "query", "`next_cursor` of the previous page: tasks with a smaller id", json!({"type": "string", "pattern": "^[0-9]+$"})),
+                ],
+                with_errors(ok("a page of tasks", json!({"type": "object", "properties": {
+                    "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                    "next_cursor": {"type": ["string", "null"]}}})), &["400"])),
+            "/tasks/{id}": get_op("One task: decoded input and output tensors, hashes, failure code, fee split, latency and audit trail",
+                vec![param("id", "path", "task id", json!({"type": "integer", "minimum": 0}))],
+                with_errors(ok("task", json!({"$ref": "#/components/schemas/Task"})), &["400", "404"])),
+            "/openapi.json": get_op("This document", vec![], ok("OpenAPI 3.1 document", obj.clone())),
+            "/deployment.json": get_op("The deployment being indexed: chain id, start block and contract addresses (as written by script/Deploy.s.sol)", vec![],
+                ok("deployment", json!({"type": "object", "properties": {
+                    "chainId": {"type": "integer"}, "startBlock": {"type": "integer"},
+                    "token": {"type": "string"}, "staking": {"type": "string"}, "modelRegistry": {"type": "string"},
+                    "taskManager": {"type": "string"}, "treasury": {"type": "string"}, "validatorPool": {"type": "string"}}}))),
+            "/metrics": {"get": {"summary": "Prometheus metrics: indexed block, head block, blocks behind, events indexed by name, RPC errors",
+                "parameters": [],
+                "responses": {"200": {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "detail"], "properties": {
+                "error": {"type": "string", "enum": ["bad_request", "not_found", "internal"]},
+                "detail": {"type": "string"}}},
+            "Model": {"type": "object", "properties": {
+                "model_id": {"type": "integer"}, "developer": {"type": "string"}, "sha256": {"type": "string"},
+                "uri": {"type": "string"}, "price_per_call": wei.clone(), "compute_units": {"type": "integer"},
+                "compare_rule": obj.clone(), "parent": {"type": "integer"},
+                "status": {"type": "string", "enum": ["active", "probation", "delisted", "unknown"]},
+                "royalties": wei.clone(), "worker_count": {"type": "integer"},
+                "workers": {"type": "array", "items": obj.clone()}, "tasks": obj.clone()}},
+            "Node": {"type": "object", "properties": {
+                "address": {"type": "string"}, "worker_stake": wei.clone(), "validator_stake": wei.clone(),
+                "jailed_until": {"type": "integer"}, "jailed": {"type": "boolean"},
+                "trust_wad": {"type": ["string", "null"]}, "earned": wei.clone(), "slashed": wei.clone(),
+                "tasks": obj.clone(), "unbondings": {"type": "array", "items": obj.clone()},
+                "slashes": {"type": "array", "items": obj.clone()}, "recent_tasks": {"type": "array", "items": obj.clone()}}},
+            "Task": {"type": "object", "properties": {
+                "task_id": {"type": "string"}, "model_id": {"type": "integer"}, "submitter": {"type": "string"},
+                "worker": {"type": ["string", "null"]}, "fee": wei,
+                "status": {"type": "string", "enum": crate::query::TASK_STATUSES},
+                "code": {"type": ["object", "null"]}, "output_hash": {"type": ["string", "null"]},
+                "input": obj.clone(), "output": {"type": ["object", "null"]},
+                "fee_split": {"type": ["object", "null"]}, "latency_secs": {"type": ["integer", "null"]},
+                "audit_trail": {"type": "array", "items": obj}}},
+        }},
+    })
+}

@@ -1,0 +1,387 @@
+//! The REST API through `tower::ServiceExt::oneshot` on a database filled by the real ingestion
+//! code: shapes, decoding, pagination, filters, errors and the OpenAPI document.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use indexer::api::{router, AppState, SyncStatus};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Api {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let db = filled(dir.path()).await;
+    let state = AppState {
+        db,
+        chain_id: CHAIN,
+        confirmations: 2,
+        sync: Arc::new(SyncStatus::default()),
+        metrics: indexer::metrics_handle(),
+        web_dir: None,
+        deployment: None,
+    };
+    Api { state, _dir: dir }
+}
+
+impl Api {
+    async fn get_raw(&self, uri: &str) -> (StatusCode, String, Vec<u8>) {
+        let res = router(self.state.clone())
+            .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, ct, body)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, ct, body) = self.get_raw(uri).await;
+        assert!(
+            ct.starts_with("application/json"),
+            "{uri}: content-type {ct}"
+        );
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: {e}")),
+        )
+    }
+
+    async fn ok(&self, uri: &str) -> Value {
+        let (status, v) = self.get(uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {v}");
+        v
+    }
+
+    /// Asserts a 4xx JSON error whose detail mentions `needle`.
+    async fn error(&self, uri: &str, status: StatusCode, needle: &str) {
+        let (s, v) = self.get(uri).await;
+        assert_eq!(s, status, "{uri}: {v}");
+        assert!(v["error"].is_string(), "{uri}: {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(needle),
+            "{uri}: detail {detail:?} should mention {needle:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_reports_progress() {
+    let api = api().await;
+    let v = api.ok("/health").await;
+    assert_eq!(v["chain_id"], CHAIN);
+    assert_eq!(v["indexed_block"], 7);
+    assert_eq!(v["status"], "starting", "head unknown until the first poll");
+    api.state.sync.head.store(9, Ordering::Relaxed);
+    let v = api.ok("/health").await;
+    assert_eq!(v["head_block"], 9);
+    assert_eq!(v["blocks_behind"], 2);
+    assert_eq!(v["status"], "ok");
+    api.state.sync.head.store(100, Ordering::Relaxed);
+    assert_eq!(api.ok("/health").await["status"], "syncing");
+}
+
+#[tokio::test]
+async fn models_list_and_detail() {
+    let api = api().await;
+    let v = api.ok("/models").await;
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0]["developer"], DEV.to_checksum(None));
+    assert_eq!(models[0]["compare_rule"]["name"], "argmax");
+    assert_eq!(models[0]["status"], "active");
+    let m = api.ok("/models/1").await;
+    assert_eq!(m["price_per_call"], dn(2).to_string());
+    assert_eq!(m["workers"].as_array().unwrap().len(), 1);
+    assert_eq!(m["workers"][0]["worker"], W1.to_checksum(None));
+    assert_eq!(m["tasks"]["total"], 3);
+    assert_eq!(m["tasks"]["finalized"], 2);
+    assert_eq!(m["tasks"]["committed"], 1);
+    api.error("/models/2", StatusCode::NOT_FOUND, "no model 2")
+        .await;
+    api.error("/models/abc", StatusCode::BAD_REQUEST, "`id`")
+        .await;
+}
+
+#[tokio::test]
+async fn nodes_list_and_detail() {
+    let api = api().await;
+    let v = api.ok("/nodes").await;
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{v}");
+    let w1 = api.ok(&format!("/nodes/{}", W1)).await;
+    assert_eq!(w1["address"], W1.to_checksum(None));
+    assert_eq!(w1["tasks"]["committed"], 3);
+    assert_eq!(w1["recent_tasks"].as_array().unwrap().len(), 3);
+    assert_eq!(w1["recent_tasks"][0]["task_id"], "3", "newest first");
+    // Lower-case addresses are accepted; the answer is checksummed.
+    let w2 = api
+        .ok(&format!("/nodes/{}", format!("{W2:?}").to_lowercase()))
+        .await;
+    assert_eq!(w2["address"], W2.to_checksum(None));
+    assert_eq!(
+        w2["jailed"], true,
+        "jailed until after the newest indexed block"
+    );
+    api.error("/nodes/0x1234", StatusCode::BAD_REQUEST, "`address`")
+        .await;
+    api.error(
+        &format!("/nodes/{}", USER),
+        StatusCode::NOT_FOUND,
+        "no node",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn task_detail_decodes_tensors_and_shows_the_audit_trail() {
+    let api = api().await;
+    let t = api.ok("/tasks/1").await;
+    assert_eq!(t["status"], "finalized");
+    assert_eq!(t["submitter"], USER.to_checksum(None));
+    assert_eq!(t["code"]["name"], "ok");
+    let input = &t["input"]["decoded"]["input"];
+    assert_eq!(input["dtype"], "F32");
+    assert_eq!(input["shape"], serde_json::json!([1, 64]));
+    assert_eq!(input["values"][1], 2.0);
+    assert_eq!(t["output"]["decoded"]["label"]["values"][0], 7);
+    assert_eq!(t["output_hash"], t["output"]["keccak256"]);
+    assert_eq!(
+        t["fee_split"]["worker"],
+        (dn(16) / alloy::primitives::U256::from(10)).to_string()
+    );
+    assert_eq!(t["latency_secs"], 12);
+    let kinds: Vec<&str> = t["audit_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["submitted", "assigned", "committed", "finalized"]);
+    assert_eq!(t["audit_trail"][1]["time"], time_of(3));
+
+    // Undecodable input and output fall back to hex with the reason; the failure code is named.
+    let t = api.ok("/tasks/2").await;
+    assert_eq!(t["code"]["name"], "input_decode");
+    assert_eq!(t["code"]["value"], 1);
+    assert_eq!(
+        t["input"]["hex"],
+        format!("0x{}", hex::encode(b"not a tensor"))
+    );
+    assert!(t["input"]["decode_error"].is_string(), "{t}");
+    assert!(t["output"]["decode_error"].is_string(), "{t}");
+    assert_eq!(
+        t["fee_split"]["refund"],
+        (dn(19) / alloy::primitives::U256::from(10)).to_string()
+    );
+
+    // A missed task shows the miss and the new worker.
+    let t = api.ok("/tasks/3").await;
+    assert_eq!(t["status"], "committed");
+    assert_eq!(t["misses"], 1);
+    assert_eq!(t["worker"], W1.to_checksum(None));
+    assert!(t["fee_split"].is_null());
+    let kinds: Vec<&str> = t["audit_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["submitted", "assigned", "missed", "assigned", "committed"]
+    );
+    assert_eq!(t["audit_trail"][2]["worker"], W2.to_checksum(None));
+}
+
+#[tokio::test]
+async fn task_list_pages_by_id_and_filters() {
+    let api = api().await;
+    let page = api.ok("/tasks?limit=2").await;
+    let ids: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["3", "2"]);
+    assert_eq!(page["next_cursor"], "2");
+    let page = api.ok("/tasks?limit=2&cursor=2").await;
+    let ids: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["1"]);
+    assert!(page["next_cursor"].is_null());
+    // List entries are summaries (no tensors).
+    assert!(page["tasks"][0].get("input").is_none());
+
+    assert_eq!(api.ok("/tasks").await["tasks"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        api.ok("/tasks?status=finalized").await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        api.ok("/tasks?status=refunded").await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        api.ok(&format!("/tasks?worker={W1}")).await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        api.ok(&format!("/tasks?worker={W2}")).await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        api.ok("/tasks?model=1&status=committed").await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.ok("/tasks?model=9").await["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_naming_the_parameter() {
+    let api = api().await;
+    api.error("/tasks?limit=abc", StatusCode::BAD_REQUEST, "`limit`")
+        .await;
+    api.error("/tasks?limit=0", StatusCode::BAD_REQUEST, "`limit`")
+        .await;
+    api.error("/tasks?limit=501", StatusCode::BAD_REQUEST, "`limit`")
+        .await;
+    api.error("/tasks?status=done", StatusCode::BAD_REQUEST, "`status`")
+        .await;
+    api.error(
+        "/tasks?worker=0xnothex",
+        StatusCode::BAD_REQUEST,
+        "`worker`",
+    )
+    .await;
+    api.error("/tasks?model=-1", StatusCode::BAD_REQUEST, "`model`")
+        .await;
+    api.error("/tasks?cursor=x", StatusCode::BAD_REQUEST, "`cursor`")
+        .await;
+    api.error("/tasks?limt=5", StatusCode::BAD_REQUEST, "`limt`")
+        .await;
+    api.error("/tasks/abc", StatusCode::BAD_REQUEST, "`id`")
+        .await;
+    api.error("/tasks/-3", StatusCode::BAD_REQUEST, "`id`")
+        .await;
+    api.error("/tasks/999", StatusCode::NOT_FOUND, "no task 999")
+        .await;
+    api.error("/no/such/route", StatusCode::NOT_FOUND, "/no/such/route")
+        .await;
+    let (_, v) = api.get("/tasks?limit=abc").await;
+    assert_eq!(v["error"], "bad_request");
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_only_those() {
+    let api = api().await;
+    let doc = api.ok("/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: std::collections::BTreeSet<String> =
+        doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let routed: std::collections::BTreeSet<String> = indexer::api::routes()
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    assert_eq!(documented, routed);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let op = &item["get"];
+        assert!(
+            op["summary"].is_string() && op["responses"]["200"].is_object(),
+            "{path}"
+        );
+        // Every {param} of the path is declared as a path parameter.
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            let declared = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == name && p["in"] == "path");
+            assert!(declared, "{path}: {name} not declared");
+        }
+    }
+    // Every query parameter /tasks accepts is documented.
+    let params: Vec<&str> = doc["paths"]["/tasks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["status", "worker", "model", "limit", "cursor"]);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let api = api().await;
+    metrics::counter!("indexer_events_total", "event" => "TaskSubmitted").increment(3);
+    metrics::gauge!("indexer_indexed_block").set(7.0);
+    let (status, ct, body) = api.get_raw("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("indexer_events_total{event=\"TaskSubmitted\"}"),
+        "{text}"
+    );
+    assert!(text.contains("indexer_indexed_block 7"), "{text}");
+}
+
+#[tokio::test]
+async fn web_dir_is_served_at_the_root() {
+    let mut api = api().await;
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<h1>stake</h1>").unwrap();
+    api.state.web_dir = Some(web.path().to_path_buf());
+    let (status, _, body) = api.get_raw("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"<h1>stake</h1>");
+    // API routes still win over files.
+    assert_eq!(
+        api.ok("/models").await["models"].as_array().unwrap().len(),
+        1
+    );
+}
