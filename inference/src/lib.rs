@@ -5,6 +5,7 @@
 //! - [`ModelCache`]: fetch model bytes by URI, verified by sha256 before use.
 //! - [`Model`]: one session; validates task inputs, runs single tasks or batches.
 //! - [`tensor`]: the canonical encoding (safetensors bytes) of task inputs and outputs.
+//! - [`compare`](mod@compare): the rules validators use to judge a worker's output.
 #![warn(missing_docs)]
 
 #[cfg(target_endian = "big")]
@@ -13,12 +14,14 @@ compile_error!(
 );
 
 mod cache;
+pub mod compare;
 mod error;
 mod model;
 mod runtime;
 pub mod tensor;
 
 pub use cache::{ModelCache, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_MODEL_BYTES};
+pub use compare::{compare, CompareError, CompareRule, Verdict};
 pub use error::{FailureKind, InferenceError};
 pub use model::{Model, TensorSpec, DEFAULT_MAX_INPUT_BYTES};
 pub use runtime::{

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ISettlement} from "./interfaces/ISettlement.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {DNToken} from "./DNToken.sol";
+
+/// @title Settlement
+/// @notice PoWR settlement of each epoch: a validator-signed report (>= 2/3 of validator stake),
+///         emissions minted on a decaying schedule, Merkle reward claims and trust-weight refresh.
+/// @dev Needs DNToken.MINTER_ROLE and ModelRegistry.TRUST_ROLE. Epoch `e` spans
+///      [genesis + e * epochLength, genesis + (e + 1) * epochLength); its report may be posted once it
+///      has ended. Reports need not arrive in order; trust proofs are only accepted for the latest one.
+///      Signing stake is read when the report is posted (Staking has no checkpoints yet).
+///      Leaf formats are documented in ISettlement and match `protocol::powr`.
+contract Settlement is ISettlement, EIP712 {
+    using SafeERC20 for DNToken;
+    using SafeCast for uint256;
+
+    /// @notice EIP-712 type of the signed report.
+    bytes32 public constant EPOCH_REPORT_TYPEHASH = keccak256(
+        "EpochReport(uint64 epoch,bytes32 rewardsRoot,bytes32 trustRoot,uint256 totalRewards,bytes32 modelStatusHash)"
+    );
+    uint256 private constant WAD = 1e18;
+    uint8 private constant VALIDATOR = uint8(IStaking.Role.Validator);
+
+    /// @notice The DN token (minted into this contract, paid out by claims).
+    DNToken public immutable token;
+    /// @notice Validator stake (voting power of the report signatures).
+    IStaking public immutable staking;
+    /// @notice Where trust weights are set (sortition weights = stake x trust).
+    IModelRegistry public immutable registry;
+    /// @notice Start of epoch 0 (unix seconds).
+    uint64 public immutable genesis;
+    /// @notice Seconds per epoch.
+    uint64 public immutable epochLength;
+    /// @notice Emission budget of epoch 0, in wei.
+    uint256 public immutable initialEmission;
+    /// @notice Budget multiplier per epoch in 1e18 units (0.99e18 = -1% per epoch).
+    uint256 public immutable decayWad;
+
+    mapping(uint64 epoch => EpochRecord) private _epochs;
+    /// claimed flags: bit (epoch % 256) of word (epoch / 256), per account
+    mapping(address account => mapping(uint256 word => uint256 bits)) private _claimedBits;
+    /// epoch + 1 of the node's last trust refresh; 0 = never
+    mapping(address node => uint64) private _refreshedPlusOne;
+    /// highest reported epoch + 1; 0 = no report yet
+    uint64 private _latestPlusOne;
+
+    /// @param token_ DN token (this contract needs MINTER_ROLE)
+    /// @param staking_ Staking (validator stake)
+    /// @param registry_ ModelRegistry (this contract needs TRUST_ROLE)
+    /// @param genesis_ start of epoch 0
+    /// @param epochLength_ seconds per epoch (> 0)
+    /// @param initialEmission_ budget of epoch 0 in wei
+    /// @param decayWad_ per-epoch budget multiplier, <= 1e18
+    constructor(
+        DNToken token_,
+        IStaking staking_,
+        IModelRegistry registry_,
+        uint64 genesis_,
+        uint64 epochLength_,
+        uint256 initialEmission_,
+        uint256 decayWad_
+    ) EIP712("DeepNode Settlement", "1") {
+        if (epochLength_ == 0) revert InvalidSchedule("epochLength is 0");
+        if (decayWad_ > WAD) revert InvalidSchedule("decayWad above 1e18");
+        if (initialEmission_ > token_.cap()) revert InvalidSchedule("initialEmission above the token cap");
+        token = token_;
+        staking = staking_;
+        registry = registry_;
+        genesis = genesis_;
+        epochLength = epochLength_;
+        initialEmission = initialEmission_;
+        decayWad = decayWad_;
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    /// @inheritdoc ISettlement
+    /// @dev Checks, cheapest first: not yet reported, epoch ended, within budget, then every signature
+    ///      (ascending distinct signers with validator stake) and the 2/3 stake quorum
+    ///      (3 * signed >= 2 * total, total > 0).
+    function postReport(EpochReport calldata report, bytes[] calldata signatures) external {
+        uint64 epoch = report.epoch;
+        EpochRecord storage rec = _epochs[epoch];
+        if (rec.postedAt != 0) revert EpochAlreadyReported(epoch);
+        uint256 endsAt = epochEnd(epoch);
+        if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
+        uint256 budget = epochBudget(epoch);
+        if (report.totalRewards > budget) revert OverBudget(epoch, report.totalRewards, budget);
+
+        (address[] memory signers, uint256 signedStake, uint256 totalStake) =
+            _countSignatures(_digest(report), signatures);
+
+        rec.rewardsRoot = report.rewardsRoot;
+        rec.trustRoot = report.trustRoot;
+        rec.modelStatusHash = report.modelStatusHash;
+        rec.postedAt = uint64(block.timestamp);
+        rec.totalRewards = report.totalRewards.toUint96();
+        if (epoch + 1 > _latestPlusOne) _latestPlusOne = epoch + 1;
+
+        emit EpochReported(
+            epoch,
+            report.rewardsRoot,
+            report.trustRoot,
+            report.totalRewards,
+            report.modelStatusHash,
+            signers,
+            signedStake,
+            totalStake
+        );
+        if (report.totalRewards > 0) token.mint(address(this), report.totalRewards);
+    }
+
+    // ------------------------------------------------------------------ claims
+
+    /// @inheritdoc ISettlement
+    function claim(uint64 epoch, address account, uint256 amount, bytes32[] calldata proof) external {
+        EpochRecord storage rec = _epochs[epoch];
+        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        uint256 word = epoch >> 8;
+        uint256 bit = uint256(1) << (epoch & 0xff);
+        uint256 bits = _claimedBits[account][word];
+        if (bits & bit != 0) revert AlreadyClaimed(epoch, account);
+        if (!MerkleProof.verifyCalldata(proof, rec.rewardsRoot, _leaf(account, amount))) {
+            revert InvalidRewardProof(epoch, account, amount);
+        }
+        uint256 claimed = uint256(rec.claimed) + amount;
+        if (claimed > rec.totalRewards) revert ClaimsExceedEpochTotal(epoch, claimed, rec.totalRewards);
+
+        rec.claimed = uint96(claimed); // <= totalRewards, a uint96
+        _claimedBits[account][word] = bits | bit;
+        emit RewardClaimed(epoch, account, amount);
+        token.safeTransfer(account, amount);
+    }
+
+    // ------------------------------------------------------------------ trust
+
+    /// @inheritdoc ISettlement
+    /// @dev Only the latest reported epoch's trust root is accepted, so an old (higher) trust cannot be
+    ///      replayed over a newer one. ModelRegistry rejects trustWad > 1e18.
+    function refreshTrust(uint64 epoch, address node, uint256 trustWad, bytes32[] calldata proof) external {
+        EpochRecord storage rec = _epochs[epoch];
+        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        uint64 latest = _latestPlusOne - 1; // >= epoch, which is reported
+        if (epoch < latest) revert StaleTrustProof(epoch, latest);
+        if (!MerkleProof.verifyCalldata(proof, rec.trustRoot, _leaf(node, trustWad))) {
+            revert InvalidTrustProof(epoch, node, trustWad);
+        }
+        _refreshedPlusOne[node] = epoch + 1;
+        emit TrustRefreshed(epoch, node, trustWad);
+        registry.setTrustWeight(node, trustWad);
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev Expired when latest >= lastRefresh + 2: a node may miss one report's refresh, not two. A node
+    ///      that never refreshed is expired as soon as a report exists (the registry's default weight
+    ///      would otherwise let a silent newcomer keep full trust).
+    function expireTrust(address node) external {
+        uint64 latestPlusOne = _latestPlusOne;
+        uint64 refreshedPlusOne = _refreshedPlusOne[node];
+        if (latestPlusOne == 0 || (refreshedPlusOne != 0 && latestPlusOne < refreshedPlusOne + 2)) {
+            revert TrustNotExpired(
+                node,
+                refreshedPlusOne == 0 ? 0 : refreshedPlusOne - 1,
+                latestPlusOne == 0 ? 0 : latestPlusOne - 1
+            );
+        }
+        emit TrustExpired(node, latestPlusOne - 1);
+        registry.setTrustWeight(node, 0);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ISettlement
+    function reportDigest(EpochReport calldata report) external view returns (bytes32) {
+        return _digest(report);
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev decay^epoch by square-and-multiply with each product floored to 1e18 units, the same steps as
+    ///      `protocol::powr::decay_factor_wad`, so Rust and Solidity agree to the wei.
+    function epochBudget(uint64 epoch) public view returns (uint256) {
+        uint256 scheduled = initialEmission * _decayFactor(decayWad, epoch) / WAD;
+        uint256 supply = token.totalSupply();
+        uint256 cap = token.cap();
+        uint256 room = cap > supply ? cap - supply : 0;
+        return scheduled < room ? scheduled : room;
+    }
+
+    /// @inheritdoc ISettlement
+    function currentEpoch() external view returns (uint64) {
+        return uint64((block.timestamp - genesis) / epochLength);
+    }
+
+    /// @inheritdoc ISettlement
+    function epochEnd(uint64 epoch) public view returns (uint256) {
+        return uint256(genesis) + (uint256(epoch) + 1) * epochLength;
+    }
+
+    /// @inheritdoc ISettlement
+    function epochRecord(uint64 epoch) external view returns (EpochRecord memory) {
+        return _epochs[epoch];
+    }
+
+    /// @inheritdoc ISettlement
+    function isClaimed(uint64 epoch, address account) external view returns (bool) {
+        return _claimedBits[account][epoch >> 8] & (uint256(1) << (epoch & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ISettlement
+    function latestEpoch() external view returns (bool exists, uint64 epoch) {
+        uint64 p = _latestPlusOne;
+        return p == 0 ? (false, 0) : (true, p - 1);
+    }
+
+    /// @inheritdoc ISettlement
+    function lastTrustRefresh(address node) external view returns (bool refreshed, uint64 epoch) {
+        uint64 p = _refreshedPlusOne[node];
+        return p == 0 ? (false, 0) : (true, p - 1);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _digest(EpochReport calldata r) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    EPOCH_REPORT_TYPEHASH,
+                    r.epoch,
+                    r.rewardsRoot,
+                    r.trustRoot,
+                    r.totalRewards,
+                    r.modelStatusHash
+                )
+            )
+        );
+    }
+
+    /// Recovers every signer (strictly ascending, so no duplicates), sums their validator stake and
+    /// checks the 2/3 quorum against the active validator stake.
+    function _countSignatures(bytes32 digest, bytes[] calldata signatures)
+        private
+        view
+        returns (address[] memory signers, uint256 signedStake, uint256 totalStake)
+    {
+        uint256 n = signatures.length;
+        if (n == 0) revert NoSignatures();
+        signers = new address[](n);
+        address previous = address(0);
+        for (uint256 i = 0; i < n; ++i) {
+            address signer = ECDSA.recoverCalldata(digest, signatures[i]);
+            if (signer == previous) revert DuplicateSigner(signer);
+            if (signer < previous) revert SignersNotAscending(previous, signer);
+            uint256 s = staking.stakeOf(signer, VALIDATOR);
+            if (s == 0) revert NotValidator(signer);
+            signedStake += s;
+            signers[i] = signer;
+            previous = signer;
+        }
+        totalStake = staking.totalStakedByRole(VALIDATOR);
+        if (totalStake == 0 || signedStake * 3 < totalStake * 2) {
+            revert InsufficientStakeSigned(signedStake, totalStake);
+        }
+    }
+
+    /// keccak256(bytes.concat(keccak256(abi.encode(account, value)))), the OZ StandardMerkleTree leaf.
+    function _leaf(address account, uint256 value) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(account, value))));
+    }
+
+    /// decay^n in 1e18 units, every product floored.
+    function _decayFactor(uint256 decay, uint256 n) private pure returns (uint256 result) {
+        result = WAD;
+        uint256 base = decay;
+        while (n > 0) {
+            if (n & 1 == 1) result = result * base / WAD;
+            n >>= 1;
+            if (n > 0) base = base * base / WAD;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @title ISettlement
+/// @notice PoWR consensus: each epoch, validators holding >= 2/3 of validator stake sign an EIP-712
+///         `EpochReport`; anyone posts it with the signatures; the contract mints the epoch's rewards
+///         (within a decaying emission budget) and pays Merkle claims; workers refresh their sortition
+///         trust weight by proving their leaf of the report's trust tree, and a weight not refreshed for
+///         two reports can be zeroed by anyone.
+/// @dev Merkle formats (identical to `protocol::powr` in Rust):
+///      - rewards leaf: keccak256(bytes.concat(keccak256(abi.encode(address account, uint256 amount))))
+///      - trust leaf:   keccak256(bytes.concat(keccak256(abi.encode(address node, uint256 trustWad))))
+///        with trustWad in 1e18 units (1e18 = trust 1.0);
+///      - leaves sorted by ascending address, inner nodes hashed as sorted pairs (OZ commutative keccak),
+///        an odd last node promoted to the next level; proofs verify with OpenZeppelin MerkleProof.
+///      Accounts with a zero reward have no rewards leaf; every node has a trust leaf (zero included).
+interface ISettlement {
+    /// @notice What validators sign each epoch. `totalRewards` is the sum of the rewards leaves;
+    ///         `modelStatusHash` commits to the model statuses the validators agreed on.
+    struct EpochReport {
+        uint64 epoch;
+        bytes32 rewardsRoot;
+        bytes32 trustRoot;
+        uint256 totalRewards;
+        bytes32 modelStatusHash;
+    }
+
+    /// @notice A posted report as stored.
+    struct EpochRecord {
+        bytes32 rewardsRoot;
+        bytes32 trustRoot;
+        bytes32 modelStatusHash;
+        uint64 postedAt;
+        uint96 totalRewards;
+        uint96 claimed;
+    }
+
+    /// @notice An epoch report was accepted and `totalRewards` DN minted into this contract.
+    /// @param signers the validators whose signatures were counted (ascending)
+    event EpochReported(
+        uint64 indexed epoch,
+        bytes32 rewardsRoot,
+        bytes32 trustRoot,
+        uint256 totalRewards,
+        bytes32 modelStatusHash,
+        address[] signers,
+        uint256 signedStake,
+        uint256 totalValidatorStake
+    );
+    /// @notice `amount` DN of `epoch` paid to `account`.
+    event RewardClaimed(uint64 indexed epoch, address indexed account, uint256 amount);
+    /// @notice A node's trust weight set from its leaf of `epoch`'s trust tree.
+    event TrustRefreshed(uint64 indexed epoch, address indexed node, uint256 trustWad);
+    /// @notice A node's trust weight zeroed because it was not refreshed for two reports.
+    event TrustExpired(address indexed node, uint64 latestEpoch);
+
+    /// @notice Signed stake is below 2/3 of the active validator stake (or there is none).
+    error InsufficientStakeSigned(uint256 signedStake, uint256 totalValidatorStake);
+    /// @notice A signature recovers to an address with no validator stake (wrong key or wrong report).
+    error NotValidator(address signer);
+    /// @notice The same validator signed twice.
+    error DuplicateSigner(address signer);
+    /// @notice Signatures must be ordered by ascending signer address.
+    error SignersNotAscending(address previous, address signer);
+    /// @notice No signatures were given.
+    error NoSignatures();
+    /// @notice The epoch already has a report.
+    error EpochAlreadyReported(uint64 epoch);
+    /// @notice The epoch has not ended yet (reports are for closed epochs only).
+    error EpochNotEnded(uint64 epoch, uint256 endsAt);
+    /// @notice The report's totalRewards exceeds the epoch's emission budget.
+    error OverBudget(uint64 epoch, uint256 totalRewards, uint256 budget);
+    /// @notice The epoch has no report.
+    error EpochNotReported(uint64 epoch);
+    /// @notice The account already claimed its reward of the epoch.
+    error AlreadyClaimed(uint64 epoch, address account);
+    /// @notice The proof does not lead from the (account, amount) leaf to the epoch's rewards root.
+    error InvalidRewardProof(uint64 epoch, address account, uint256 amount);
+    /// @notice Claims of the epoch would exceed its totalRewards (a malformed rewards tree).
+    error ClaimsExceedEpochTotal(uint64 epoch, uint256 claimed, uint256 totalRewards);
+    /// @notice The proof does not lead from the (node, trustWad) leaf to the epoch's trust root.
+    error InvalidTrustProof(uint64 epoch, address node, uint256 trustWad);
+    /// @notice Trust proofs must be against the latest reported epoch.
+    error StaleTrustProof(uint64 epoch, uint64 latestEpoch);
+    /// @notice The node refreshed its trust within the last two reports (or nothing was reported yet).
+    error TrustNotExpired(address node, uint64 lastRefreshedEpoch, uint64 latestEpoch);
+    /// @notice A constructor parameter is out of range.
+    error InvalidSchedule(string reason);
+
+    /// @notice Accepts the report of a closed epoch signed by validators holding >= 2/3 of the active
+    ///         validator stake, and mints its `totalRewards` (<= `epochBudget(epoch)`) into this contract.
+    /// @param signatures 65-byte ECDSA signatures over `reportDigest(report)`, ordered by ascending
+    ///        signer address, one per validator. Anyone may post.
+    function postReport(EpochReport calldata report, bytes[] calldata signatures) external;
+
+    /// @notice Pays `amount` DN of `epoch` to `account` (anyone may relay), once per account and epoch.
+    /// @param proof sibling hashes from the rewards leaf (account, amount) up to the epoch's rewardsRoot
+    function claim(uint64 epoch, address account, uint256 amount, bytes32[] calldata proof) external;
+
+    /// @notice Sets `node`'s sortition trust weight in the ModelRegistry from its leaf of the latest
+    ///         report's trust tree. Anyone may call (a falling trust can be pushed by anyone).
+    function refreshTrust(uint64 epoch, address node, uint256 trustWad, bytes32[] calldata proof) external;
+
+    /// @notice Zeroes `node`'s trust weight when its last refresh is two or more reports behind the latest
+    ///         (or it never refreshed and a report exists). Anyone may call.
+    function expireTrust(address node) external;
+
+    /// @notice The EIP-712 digest validators sign for `report`.
+    function reportDigest(EpochReport calldata report) external view returns (bytes32);
+    /// @notice Emission budget of `epoch`: min(initialEmission * decay^epoch, token cap - total supply).
+    function epochBudget(uint64 epoch) external view returns (uint256);
+    /// @notice The epoch running now (reverts before genesis).
+    function currentEpoch() external view returns (uint64);
+    /// @notice Timestamp at which `epoch` ends and its report may be posted.
+    function epochEnd(uint64 epoch) external view returns (uint256);
+    /// @notice The stored report of `epoch` (postedAt == 0 when none).
+    function epochRecord(uint64 epoch) external view returns (EpochRecord memory);
+    /// @notice Whether `account` claimed its reward of `epoch`.
+    function isClaimed(uint64 epoch, address account) external view returns (bool);
+    /// @notice Highest reported epoch; `exists` is false before the first report.
+    function latestEpoch() external view returns (bool exists, uint64 epoch);
+    /// @notice Epoch of `node`'s last trust refresh; `refreshed` is false when it never refreshed.
+    function lastTrustRefresh(address node) external view returns (bool refreshed, uint64 epoch);
+}
