@@ -26,6 +26,10 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     uint256 public constant MAX_MODELS_PER_WORKER = 16;
     /// @notice Highest trust weight (1.0 in 1e18 units), also the default.
     uint256 public constant MAX_TRUST = 1e18;
+    /// @notice Trust of a worker settlement has never scored: the protocol's T_0 (0.2, the same
+    ///         value as `protocol::powr`), so a fresh address starts low and re-registering
+    ///         under a new address cannot wash away a bad record.
+    uint256 public constant NEW_NODE_TRUST = 0.2e18;
     /// @notice Longest model URI accepted.
     uint256 public constant MAX_URI_BYTES = 2048;
 
@@ -47,7 +51,7 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     mapping(uint32 modelId => Model) private _models;
     mapping(uint32 modelId => Pool) private _pools;
     mapping(address worker => uint32[]) private _modelsOf;
-    /// trust + 1, so 0 means "never set" (default MAX_TRUST) and a trust of 0 can still be stored
+    /// trust + 1, so 0 means "never set" (default NEW_NODE_TRUST) and a trust of 0 can still be stored
     mapping(address worker => uint256) private _trustPlusOne;
 
     /// @notice Emitted when the admin changes the listing bond for future registrations.
@@ -289,7 +293,7 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     /// @inheritdoc IModelRegistry
     function trustWeight(address worker) public view returns (uint256) {
         uint256 stored = _trustPlusOne[worker];
-        return stored == 0 ? MAX_TRUST : stored - 1;
+        return stored == 0 ? NEW_NODE_TRUST : stored - 1;
     }
 
     // ------------------------------------------------------------------ internals

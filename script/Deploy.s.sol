@@ -6,6 +6,7 @@ import {DNToken} from "../contracts/DNToken.sol";
 import {Staking} from "../contracts/Staking.sol";
 import {ModelRegistry} from "../contracts/ModelRegistry.sol";
 import {TaskManager} from "../contracts/TaskManager.sol";
+import {Settlement} from "../contracts/Settlement.sol";
 import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 
 /// @notice Deploys DNToken, Staking, ModelRegistry and TaskManager, wires their roles and writes
@@ -14,7 +15,9 @@ import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 /// Parameters (env, with defaults): DN_INITIAL_SUPPLY (100_000_000e18, minted to the deployer),
 /// DN_MIN_WORKER_STAKE (100e18), DN_MIN_VALIDATOR_STAKE (1000e18), DN_UNBONDING_PERIOD (7 days),
 /// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
-/// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer). The deployer is admin of every contract.
+/// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer), DN_EPOCH_LENGTH (86400 s),
+/// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch).
+/// The deployer is admin of every contract; Settlement mints emissions and sets trust weights.
 contract Deploy is Script {
     struct Deployment {
         uint256 startBlock;
@@ -25,6 +28,7 @@ contract Deploy is Script {
         Staking staking;
         ModelRegistry registry;
         TaskManager taskManager;
+        Settlement settlement;
     }
 
     function run() external returns (Deployment memory d) {
@@ -58,6 +62,17 @@ contract Deploy is Script {
         d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.taskManager));
         d.staking.grantRole(d.staking.JAILER_ROLE(), address(d.taskManager));
         d.staking.setStakeObserver(IStakeObserver(address(d.registry)));
+        d.settlement = new Settlement(
+            d.token,
+            d.staking,
+            d.registry,
+            uint64(block.timestamp),
+            uint64(vm.envOr("DN_EPOCH_LENGTH", uint256(1 days))),
+            vm.envOr("DN_INITIAL_EMISSION", uint256(1_000_000e18)),
+            vm.envOr("DN_EMISSION_DECAY", uint256(0.99e18))
+        );
+        d.token.grantRole(d.token.MINTER_ROLE(), address(d.settlement));
+        d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.settlement));
         vm.stopBroadcast();
 
         _write(d);
@@ -72,6 +87,7 @@ contract Deploy is Script {
         vm.serializeAddress(key, "modelRegistry", address(d.registry));
         vm.serializeAddress(key, "taskManager", address(d.taskManager));
         vm.serializeAddress(key, "treasury", d.treasury);
+        vm.serializeAddress(key, "settlement", address(d.settlement));
         string memory json = vm.serializeAddress(key, "validatorPool", d.validatorPool);
         string memory dir = string.concat(vm.projectRoot(), "/deployments");
         vm.createDir(dir, true);

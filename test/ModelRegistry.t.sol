@@ -165,11 +165,11 @@ contract ModelRegistryTest is Fixture {
         address w = makeAddr("w");
         _stake(w, WORKER, 300e18);
         vm.expectEmit(address(registry));
-        emit IModelRegistry.WorkerOptedIn(id, w, 300e18);
+        emit IModelRegistry.WorkerOptedIn(id, w, 60e18); // 300 DN x new-node trust 0.2
         vm.prank(w);
         registry.optIn(id);
-        assertEq(registry.weightOf(id, w), 300e18);
-        assertEq(registry.totalWeight(id), 300e18);
+        assertEq(registry.weightOf(id, w), 60e18);
+        assertEq(registry.totalWeight(id), 60e18);
         assertEq(registry.workersOf(id).length, 1);
         assertEq(registry.modelsOf(w)[0], id);
         assertEq(registry.getModel(id).workerCount, 1);
@@ -219,7 +219,7 @@ contract ModelRegistryTest is Fixture {
         }
         // weight sync touches all 16 models
         _stake(w, WORKER, 1e18);
-        assertEq(registry.weightOf(16, w), 101e18);
+        assertEq(registry.weightOf(16, w), 20.2e18); // 101 DN x 0.2
     }
 
     function test_OptOut_FreesSlotAndRemovesWeight() public {
@@ -230,7 +230,7 @@ contract ModelRegistryTest is Fixture {
         emit IModelRegistry.WorkerOptedOut(id, a);
         vm.prank(a);
         registry.optOut(id);
-        assertEq(registry.totalWeight(id), 200e18);
+        assertEq(registry.totalWeight(id), 40e18); // 200 DN x new-node trust 0.2
         assertEq(registry.weightOf(id, a), 0);
         assertEq(registry.modelsOf(a).length, 0);
         address[] memory ws = registry.workersOf(id);
@@ -259,15 +259,15 @@ contract ModelRegistryTest is Fixture {
         vm.warp(block.timestamp + 100);
         assertEq(registry.weightOf(id, w), 0, "stays 0 until someone syncs");
         vm.expectEmit(address(registry));
-        emit IModelRegistry.WorkerWeightUpdated(id, w, 100e18);
+        emit IModelRegistry.WorkerWeightUpdated(id, w, 20e18); // 100 DN x new-node trust 0.2
         registry.syncWorker(w);
-        assertEq(registry.weightOf(id, w), 100e18);
+        assertEq(registry.weightOf(id, w), 20e18);
     }
 
     function test_SetTrustWeight_ScalesWeight() public {
         uint32 id = _register();
         address w = _addWorker("w", id, 200e18);
-        assertEq(registry.trustWeight(w), 1e18, "default");
+        assertEq(registry.trustWeight(w), 0.2e18, "default: new-node trust");
         vm.expectEmit(address(registry));
         emit IModelRegistry.TrustWeightSet(w, 0.25e18);
         vm.prank(trustSetter);

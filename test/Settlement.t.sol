@@ -526,7 +526,7 @@ contract SettlementTest is SettlementBase {
     function test_RefreshTrust_SetsSortitionWeight() public {
         uint32 modelId = _registerModel(PRICE);
         address worker = _addWorker("worker", modelId, 1000e18);
-        assertEq(registry.weightOf(modelId, worker), 1000e18); // registry default trust 1.0
+        assertEq(registry.weightOf(modelId, worker), 200e18); // registry default: new-node trust 0.2
         (address[] memory nodes, uint256[] memory trusts) = _trustTree(worker, 0.35e18);
         _postTrust(0, nodes, trusts);
         vm.expectEmit(address(settlement));
@@ -593,7 +593,7 @@ contract SettlementTest is SettlementBase {
     function test_ExpireTrust_NeverRefreshedNodeOnceReportsExist() public {
         (address[] memory nodes, uint256[] memory trusts) = _trustTree(alice, 0.8e18);
         _postTrust(0, nodes, trusts);
-        assertEq(registry.trustWeight(bob), 1e18);
+        assertEq(registry.trustWeight(bob), 0.2e18);
         settlement.expireTrust(bob);
         assertEq(registry.trustWeight(bob), 0);
     }

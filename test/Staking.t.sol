@@ -428,13 +428,14 @@ contract StakingTest is Fixture {
         staking.stake(WORKER, 100e18);
         vm.prank(alice);
         registry.optIn(modelId);
-        assertEq(registry.weightOf(modelId, alice), 100e18);
+        // weight = stake x new-node trust 0.2
+        assertEq(registry.weightOf(modelId, alice), 20e18);
         vm.prank(alice);
         staking.stake(WORKER, 50e18);
-        assertEq(registry.weightOf(modelId, alice), 150e18);
+        assertEq(registry.weightOf(modelId, alice), 30e18);
         vm.prank(alice);
         staking.requestUnstake(WORKER, 50e18);
-        assertEq(registry.weightOf(modelId, alice), 100e18);
+        assertEq(registry.weightOf(modelId, alice), 20e18);
         vm.prank(slasher);
         staking.slash(alice, WORKER, 100e18, 1, prover, 0);
         assertEq(registry.weightOf(modelId, alice), 0);

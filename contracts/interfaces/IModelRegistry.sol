@@ -98,7 +98,7 @@ interface IModelRegistry {
     function modelsOf(address worker) external view returns (uint32[] memory);
     function weightOf(uint32 modelId, address worker) external view returns (uint256);
     function totalWeight(uint32 modelId) external view returns (uint256);
-    /// @notice Trust weight in 1e18 units; 1e18 (equal weights) until settlement sets one.
+    /// @notice Trust weight in 1e18 units; 0.2e18 (the new-node trust T_0) until settlement sets one.
     function trustWeight(address worker) external view returns (uint256);
     function listingBond() external view returns (uint256);
 }

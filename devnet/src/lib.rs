@@ -399,5 +399,6 @@ fn placeholder_deployment() -> Deployment {
         task_manager: Address::ZERO,
         treasury: Address::ZERO,
         validator_pool: Address::ZERO,
+        settlement: Address::ZERO,
     }
 }

@@ -32,6 +32,13 @@ sol!(
     "../out/ITaskManager.sol/ITaskManager.json"
 );
 
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    ISettlement,
+    "../out/ISettlement.sol/ISettlement.json"
+);
+
 /// Staking role of workers (`IStaking.Role.Worker`).
 pub const ROLE_WORKER: u8 = 0;
 /// Staking role of validators (`IStaking.Role.Validator`).

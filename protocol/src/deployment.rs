@@ -25,6 +25,8 @@ pub struct Deployment {
     pub treasury: Address,
     /// Receives the validator fee share until validation settles it.
     pub validator_pool: Address,
+    /// Settlement: epoch reports, emissions, reward claims, trust refresh.
+    pub settlement: Address,
 }
 
 impl Deployment {
@@ -43,6 +45,7 @@ impl Deployment {
             ("staking", d.staking),
             ("modelRegistry", d.model_registry),
             ("taskManager", d.task_manager),
+            ("settlement", d.settlement),
         ] {
             if a == Address::ZERO {
                 return Err(err(format!("{name} is the zero address")));
@@ -75,7 +78,8 @@ mod tests {
       "modelRegistry":"0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
       "taskManager":"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
       "treasury":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-      "validatorPool":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"}"#;
+      "validatorPool":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+      "settlement":"0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"}"#;
 
     #[test]
     fn loads_and_checks_chain() {

@@ -34,6 +34,7 @@ pub fn deployment() -> Deployment {
         task_manager: TM,
         treasury: DEV,
         validator_pool: DEV,
+        settlement: DEV,
     }
 }
 
