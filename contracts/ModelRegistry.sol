@@ -131,7 +131,8 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     }
 
     /// @inheritdoc IModelRegistry
-    /// @dev Only STATUS_ROLE. Only Active models take new tasks; Delisted models take no new workers.
+    /// @dev Only STATUS_ROLE (the admin, and Settlement applying an epoch report's model statuses).
+    ///      Active and Probation models take new tasks; Delisted models take no new tasks and no new workers.
     function setStatus(uint32 modelId, uint8 status) external onlyRole(STATUS_ROLE) {
         Model storage m = _existing(modelId);
         if (status > uint8(ModelStatus.Delisted)) revert InvalidModel("unknown status");

@@ -14,9 +14,10 @@ import {DNToken} from "./DNToken.sol";
 /// @title Settlement
 /// @notice PoWR settlement of each epoch: a validator-signed report (>= 2/3 of validator stake),
 ///         emissions minted on a decaying schedule, Merkle reward claims and trust-weight refresh.
-/// @dev Needs DNToken.MINTER_ROLE and ModelRegistry.TRUST_ROLE. Epoch `e` spans
+/// @dev Needs DNToken.MINTER_ROLE, ModelRegistry.TRUST_ROLE and ModelRegistry.STATUS_ROLE. Epoch `e` spans
 ///      [genesis + e * epochLength, genesis + (e + 1) * epochLength); its report may be posted once it
-///      has ended. Reports need not arrive in order; trust proofs are only accepted for the latest one.
+///      has ended. Reports need not arrive in order; trust and model status proofs are only accepted for
+///      the latest one.
 ///      Signing stake is read when the report is posted (Staking has no checkpoints yet).
 ///      Leaf formats are documented in ISettlement and match `protocol::powr`.
 contract Settlement is ISettlement, EIP712 {
@@ -55,7 +56,7 @@ contract Settlement is ISettlement, EIP712 {
 
     /// @param token_ DN token (this contract needs MINTER_ROLE)
     /// @param staking_ Staking (validator stake)
-    /// @param registry_ ModelRegistry (this contract needs TRUST_ROLE)
+    /// @param registry_ ModelRegistry (this contract needs TRUST_ROLE and STATUS_ROLE)
     /// @param genesis_ start of epoch 0
     /// @param epochLength_ seconds per epoch (> 0)
     /// @param initialEmission_ budget of epoch 0 in wei
@@ -177,6 +178,24 @@ contract Settlement is ISettlement, EIP712 {
         registry.setTrustWeight(node, 0);
     }
 
+    // ------------------------------------------------------------------ model status
+
+    /// @inheritdoc ISettlement
+    /// @dev Only the latest reported epoch's tree is accepted, so an older status cannot be replayed over
+    ///      a newer one. Applying a leaf again is harmless (same status). ModelRegistry rejects unknown
+    ///      models and statuses.
+    function applyModelStatus(uint64 epoch, uint32 modelId, uint8 status, bytes32[] calldata proof) external {
+        EpochRecord storage rec = _epochs[epoch];
+        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        uint64 latest = _latestPlusOne - 1; // >= epoch, which is reported
+        if (epoch < latest) revert StaleModelStatusProof(epoch, latest);
+        if (!MerkleProof.verifyCalldata(proof, rec.modelStatusHash, _modelStatusLeaf(modelId, status))) {
+            revert InvalidModelStatusProof(epoch, modelId, status);
+        }
+        emit ModelStatusApplied(epoch, modelId, status);
+        registry.setStatus(modelId, status);
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc ISettlement
@@ -274,6 +293,11 @@ contract Settlement is ISettlement, EIP712 {
     /// keccak256(bytes.concat(keccak256(abi.encode(account, value)))), the OZ StandardMerkleTree leaf.
     function _leaf(address account, uint256 value) private pure returns (bytes32) {
         return keccak256(bytes.concat(keccak256(abi.encode(account, value))));
+    }
+
+    /// keccak256(bytes.concat(keccak256(abi.encode(modelId, status)))), the model status leaf.
+    function _modelStatusLeaf(uint32 modelId, uint8 status) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(modelId, status))));
     }
 
     /// decay^n in 1e18 units, every product floored.

@@ -79,6 +79,8 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     uint32 public constant MAX_CHALLENGE_WINDOW = 30 days;
     uint32 public constant MAX_JAIL_DURATION = 30 days;
     uint16 public constant MAX_BATCH_LIMIT = 1024;
+    /// @notice Highest user feedback score (rateTask).
+    uint8 public constant MAX_SCORE = 100;
 
     uint16 private constant BPS = 10_000;
 
@@ -98,6 +100,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     mapping(uint256 submissionId => Submission) private _submissions;
     mapping(uint256 batchId => bytes32) private _batchRoots;
     mapping(address account => uint256) private _payouts;
+    /// rated flags: bit (taskId % 256) of word (taskId / 256); consecutive tasks share a word, so a
+    /// batch of ratings pays one cold SSTORE per 256 tasks
+    mapping(uint256 word => uint256 bits) private _ratedBits;
 
     event WindowsSet(uint32 responseWindow, uint32 challengeWindow, uint32 jailDuration);
     event FeeSplitSet(uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
@@ -142,7 +147,8 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ submit
 
     /// @inheritdoc ITaskManager
-    /// @dev Charges the model's current price (FeeTooLow when maxFee is below it).
+    /// @dev Charges the model's current price (FeeTooLow when maxFee is below it). The model must be Active
+    ///      or on Probation (ModelNotActive when Delisted).
     function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee)
         external
         nonReentrant
@@ -276,7 +282,30 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         token.safeTransfer(msg.sender, amount);
     }
 
-    // ------------------------------------------------------------------ admin
+    // ------------------------------------------------------------------ user feedback
+
+    /// @inheritdoc ITaskManager
+    /// @dev One bit per task in `_ratedBits`; the score lives only in the TaskRated event (the indexer
+    ///      folds it into the model's quality).
+    function rateTask(uint256 taskId, uint8 score) external {
+        Rater memory r;
+        _rate(taskId, score, r);
+    }
+
+    /// @inheritdoc ITaskManager
+    /// @dev At most maxBatch tasks; the submission snapshot is read once per run of tasks from the same
+    ///      submit call, and a run of consecutive task ids shares one rated-bits word.
+    function rateTasks(uint256[] calldata taskIds, uint8[] calldata scores) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert EmptyBatch();
+        if (scores.length != n) revert LengthMismatch();
+        uint256 max = _params.maxBatch;
+        if (n > max) revert BatchTooLarge(n, max);
+        Rater memory r;
+        for (uint256 i = 0; i < n; ++i) {
+            _rate(taskIds[i], scores[i], r);
+        }
+    }
 
     /// @notice Sets the response window (1..65535 s), challenge window and jail duration (<= 30 days).
     ///         Applies to assignments / commits made afterwards.
@@ -326,6 +355,11 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         v.deadline = t.deadline;
         v.latency = t.status == uint8(TaskStatus.Assigned) ? 0 : t.latency;
         v.submission = t.submission;
+    }
+
+    /// @inheritdoc ITaskManager
+    function isRated(uint256 taskId) external view returns (bool) {
+        return _ratedBits[taskId >> 8] & (uint256(1) << (taskId & 0xff)) != 0;
     }
 
     /// @inheritdoc ITaskManager
@@ -434,7 +468,8 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         uint8 status;
         (developer, price, computeUnits, status) = registry.modelTerms(modelId);
         if (developer == address(0)) revert UnknownModel(modelId);
-        if (status != uint8(IModelRegistry.ModelStatus.Active)) revert ModelNotActive(modelId, status);
+        // Probation models still take tasks (their traffic share follows quality off-chain); Delisted do not.
+        if (status == uint8(IModelRegistry.ModelStatus.Delisted)) revert ModelNotActive(modelId, status);
         if (maxFee < price) revert FeeTooLow(modelId, price, maxFee);
     }
 
@@ -731,6 +766,40 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         Counters storage c = _counters;
         batchId = c.batchCount + 1;
         c.batchCount = uint48(batchId);
+    }
+
+    /// The submission last read by a rating call (so a batch reads each submission snapshot once).
+    struct Rater {
+        uint40 submission;
+        address submitter;
+        uint32 modelId;
+    }
+
+    /// Checks and records one rating: score, task status (Committed, Failed or Finalized), caller is
+    /// the submitter, not rated before.
+    function _rate(uint256 taskId, uint8 score, Rater memory r) private {
+        if (score > MAX_SCORE) revert InvalidScore(score);
+        uint256 word = _taskWords[taskId];
+        uint8 status = uint8(word >> STATUS_SHIFT);
+        if (
+            status != uint8(TaskStatus.Committed) && status != uint8(TaskStatus.Failed)
+                && status != uint8(TaskStatus.Finalized)
+        ) {
+            if (status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+            revert WrongStatus(taskId, status);
+        }
+        uint40 submission = uint40(word >> 200);
+        if (submission != r.submission) {
+            Submission storage s = _submissions[submission];
+            (r.submission, r.submitter, r.modelId) = (submission, s.submitter, s.modelId);
+        }
+        if (r.submitter != msg.sender) revert NotSubmitter(taskId, msg.sender);
+        uint256 slot = taskId >> 8;
+        uint256 bit = uint256(1) << (taskId & 0xff);
+        uint256 bits = _ratedBits[slot];
+        if (bits & bit != 0) revert AlreadyRated(taskId);
+        _ratedBits[slot] = bits | bit;
+        emit TaskRated(taskId, r.modelId, msg.sender, score);
     }
 
     function _requireStatus(uint256 taskId, uint8 status, TaskStatus expected) private pure {

@@ -17,7 +17,7 @@ import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 /// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
 /// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer), DN_EPOCH_LENGTH (86400 s),
 /// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch).
-/// The deployer is admin of every contract; Settlement mints emissions and sets trust weights.
+/// The deployer is admin of every contract; Settlement mints emissions, sets trust weights and applies model statuses.
 contract Deploy is Script {
     struct Deployment {
         uint256 startBlock;
@@ -73,6 +73,7 @@ contract Deploy is Script {
         );
         d.token.grantRole(d.token.MINTER_ROLE(), address(d.settlement));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.settlement));
+        d.registry.grantRole(d.registry.STATUS_ROLE(), address(d.settlement));
         vm.stopBroadcast();
 
         _write(d);

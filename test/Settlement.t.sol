@@ -8,7 +8,7 @@ import {ISettlement} from "../contracts/interfaces/ISettlement.sol";
 import {MerkleBatch} from "../contracts/libraries/MerkleBatch.sol";
 import {DNToken} from "../contracts/DNToken.sol";
 
-/// @notice Deploys the real contracts (Fixture) plus Settlement wired with MINTER_ROLE and TRUST_ROLE,
+/// @notice Deploys the real contracts (Fixture) plus Settlement wired with MINTER_ROLE, TRUST_ROLE and STATUS_ROLE,
 ///         validators with real keys, and builds reward / trust trees the way `protocol::powr` does
 ///         (leaves sorted by address, sorted-pair hashing, odd node promoted).
 abstract contract SettlementBase is Fixture {
@@ -29,6 +29,7 @@ abstract contract SettlementBase is Fixture {
         vm.startPrank(admin);
         token.grantRole(token.MINTER_ROLE(), address(settlement));
         registry.grantRole(registry.TRUST_ROLE(), address(settlement));
+        registry.grantRole(registry.STATUS_ROLE(), address(settlement));
         vm.stopPrank();
         vm.label(address(settlement), "Settlement");
     }

@@ -124,12 +124,27 @@ contract TaskManagerTest is Fixture {
         tm.submitTask(99, hex"01", PRICE);
     }
 
-    function test_Submit_RevertsModelNotActive() public {
+    function test_Submit_RevertsModelNotActive_WhenDelisted() public {
         vm.prank(admin);
-        registry.setStatus(modelId, 1);
-        vm.expectRevert(abi.encodeWithSelector(ITaskManager.ModelNotActive.selector, modelId, uint8(1)));
+        registry.setStatus(modelId, 2);
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.ModelNotActive.selector, modelId, uint8(2)));
         vm.prank(user);
         tm.submitTask(modelId, hex"01", PRICE);
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.ModelNotActive.selector, modelId, uint8(2)));
+        vm.prank(user);
+        tm.submitTasks(modelId, _inputs(2), PRICE);
+    }
+
+    function test_Submit_ProbationModelStillTakesTasks() public {
+        vm.prank(admin);
+        registry.setStatus(modelId, 1);
+        vm.prank(user);
+        uint256 id = tm.submitTask(modelId, hex"01", PRICE);
+        assertEq(tm.getTask(id).worker, w1);
+        vm.prank(user);
+        uint256 first = tm.submitTasks(modelId, _inputs(2), PRICE);
+        assertEq(first, id + 1);
+        assertEq(tm.taskCount(), 3);
     }
 
     function test_Submit_RevertsFeeTooLow() public {

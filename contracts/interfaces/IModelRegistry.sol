@@ -86,7 +86,10 @@ interface IModelRegistry {
     /// @notice Draw a worker of the model with probability proportional to its weight.
     function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker);
     /// @notice drawWorker for many seeds in one call (batched task submission); same result per seed.
-    function drawWorkers(uint32 modelId, uint256[] calldata seeds) external view returns (address[] memory workers);
+    function drawWorkers(uint32 modelId, uint256[] calldata seeds)
+        external
+        view
+        returns (address[] memory workers);
     function getModel(uint32 modelId) external view returns (Model memory);
     /// @notice The fields a task submission needs, in two storage reads (zeros for an unknown model).
     function modelTerms(uint32 modelId)

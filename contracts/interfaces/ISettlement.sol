@@ -11,12 +11,19 @@ pragma solidity ^0.8.30;
 ///      - rewards leaf: keccak256(bytes.concat(keccak256(abi.encode(address account, uint256 amount))))
 ///      - trust leaf:   keccak256(bytes.concat(keccak256(abi.encode(address node, uint256 trustWad))))
 ///        with trustWad in 1e18 units (1e18 = trust 1.0);
-///      - leaves sorted by ascending address, inner nodes hashed as sorted pairs (OZ commutative keccak),
-///        an odd last node promoted to the next level; proofs verify with OpenZeppelin MerkleProof.
-///      Accounts with a zero reward have no rewards leaf; every node has a trust leaf (zero included).
+///      - model status leaf: keccak256(bytes.concat(keccak256(abi.encode(uint32 modelId, uint8 status))))
+///        with status as IModelRegistry.ModelStatus (0 Active, 1 Probation, 2 Delisted);
+///      - account leaves sorted by ascending address, model status leaves by ascending modelId; inner
+///        nodes hashed as sorted pairs (OZ commutative keccak), an odd last node promoted to the next
+///        level; proofs verify with OpenZeppelin MerkleProof.
+///      Accounts with a zero reward have no rewards leaf; every node has a trust leaf (zero included);
+///      the model status tree has a leaf per model whose status the report sets (usually the models
+///      whose status changes), and its root is 0 when no model changes.
 interface ISettlement {
     /// @notice What validators sign each epoch. `totalRewards` is the sum of the rewards leaves;
-    ///         `modelStatusHash` commits to the model statuses the validators agreed on.
+    ///         `modelStatusHash` is the Merkle root of the model status leaves (the statuses the
+    ///         validators agreed on from measured model quality; 0 = no changes), applied to the
+    ///         ModelRegistry by `applyModelStatus`.
     struct EpochReport {
         uint64 epoch;
         bytes32 rewardsRoot;
@@ -53,6 +60,8 @@ interface ISettlement {
     event TrustRefreshed(uint64 indexed epoch, address indexed node, uint256 trustWad);
     /// @notice A node's trust weight zeroed because it was not refreshed for two reports.
     event TrustExpired(address indexed node, uint64 latestEpoch);
+    /// @notice A model's status set in the ModelRegistry from its leaf of `epoch`'s model status tree.
+    event ModelStatusApplied(uint64 indexed epoch, uint32 indexed modelId, uint8 status);
 
     /// @notice Signed stake is below 2/3 of the active validator stake (or there is none).
     error InsufficientStakeSigned(uint256 signedStake, uint256 totalValidatorStake);
@@ -84,6 +93,10 @@ interface ISettlement {
     error StaleTrustProof(uint64 epoch, uint64 latestEpoch);
     /// @notice The node refreshed its trust within the last two reports (or nothing was reported yet).
     error TrustNotExpired(address node, uint64 lastRefreshedEpoch, uint64 latestEpoch);
+    /// @notice The proof does not lead from the (modelId, status) leaf to the epoch's modelStatusHash.
+    error InvalidModelStatusProof(uint64 epoch, uint32 modelId, uint8 status);
+    /// @notice Model status proofs must be against the latest reported epoch.
+    error StaleModelStatusProof(uint64 epoch, uint64 latestEpoch);
     /// @notice A constructor parameter is out of range.
     error InvalidSchedule(string reason);
 
@@ -104,6 +117,12 @@ interface ISettlement {
     /// @notice Zeroes `node`'s trust weight when its last refresh is two or more reports behind the latest
     ///         (or it never refreshed and a report exists). Anyone may call.
     function expireTrust(address node) external;
+
+    /// @notice Sets `modelId`'s status in the ModelRegistry (Active / Probation / Delisted) from its leaf
+    ///         of the latest report's model status tree. Anyone may call. Delisted models take no new
+    ///         tasks; Probation models still do.
+    /// @param proof sibling hashes from the leaf (modelId, status) up to the epoch's modelStatusHash
+    function applyModelStatus(uint64 epoch, uint32 modelId, uint8 status, bytes32[] calldata proof) external;
 
     /// @notice The EIP-712 digest validators sign for `report`.
     function reportDigest(EpochReport calldata report) external view returns (bytes32);

@@ -25,7 +25,13 @@ interface IStaking {
     event Withdrawn(address indexed account, uint256 amount);
     /// @param reason protocol reason code (1 = fraud, 2 = false accusation, 3 = lazy validator, 4 = missed audit)
     event Slashed(
-        address indexed account, uint8 indexed role, uint8 reason, uint256 amount, address beneficiary, uint256 rewarded, uint256 burned
+        address indexed account,
+        uint8 indexed role,
+        uint8 reason,
+        uint256 amount,
+        address beneficiary,
+        uint256 rewarded,
+        uint256 burned
     );
     event Jailed(address indexed account, uint64 until);
     event StakeObserverSet(address observer);
@@ -38,13 +44,19 @@ interface IStaking {
     error TooManyUnbondings(address account, uint256 max);
 
     function stake(uint8 role, uint256 amount) external;
-    function stakeWithPermit(uint8 role, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
+    function stakeWithPermit(uint8 role, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external;
     function requestUnstake(uint8 role, uint256 amount) external;
     function withdraw() external returns (uint256 amount);
 
-    function slash(address account, uint8 role, uint256 amount, uint8 reason, address beneficiary, uint16 rewardBps)
-        external
-        returns (uint256 slashed);
+    function slash(
+        address account,
+        uint8 role,
+        uint256 amount,
+        uint8 reason,
+        address beneficiary,
+        uint16 rewardBps
+    ) external returns (uint256 slashed);
     function jail(address account, uint64 until) external;
 
     function stakeOf(address account, uint8 role) external view returns (uint256);

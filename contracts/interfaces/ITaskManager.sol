@@ -65,8 +65,12 @@ interface ITaskManager {
     );
     event TaskRefunded(uint256 indexed taskId, address indexed submitter, uint256 amount);
     event PayoutWithdrawn(address indexed account, uint256 amount);
+    /// @notice The task's submitter rated its result (user feedback, 0..100); an input of the model's
+    ///         quality in the epoch report (natural selection of models).
+    event TaskRated(uint256 indexed taskId, uint32 indexed modelId, address indexed submitter, uint8 score);
 
     error UnknownModel(uint32 modelId);
+    /// @notice The model takes no new tasks (it is Delisted; Active and Probation models take tasks).
     error ModelNotActive(uint32 modelId, uint8 status);
     error FeeTooLow(uint32 modelId, uint256 price, uint256 maxFee);
     error InputTooLarge(uint256 size, uint256 max);
@@ -82,8 +86,16 @@ interface ITaskManager {
     error DeadlinePassed(uint256 taskId, uint64 deadline);
     error ChallengeWindowOpen(uint256 taskId, uint64 until);
     error NothingToWithdraw(address account);
+    /// @notice Only the task's submitter may rate it.
+    error NotSubmitter(uint256 taskId, address caller);
+    /// @notice The task was rated already (one rating per task).
+    error AlreadyRated(uint256 taskId);
+    /// @notice Scores are 0..100.
+    error InvalidScore(uint8 score);
 
-    function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee) external returns (uint256 taskId);
+    function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee)
+        external
+        returns (uint256 taskId);
     function submitTasks(uint32 modelId, bytes[] calldata inputs, uint256 maxFeePerTask)
         external
         returns (uint256 firstTaskId);
@@ -101,6 +113,14 @@ interface ITaskManager {
     function finalizeBatch(uint256[] calldata taskIds) external;
     function withdrawPayout() external returns (uint256 amount);
 
+    /// @notice Records the submitter's feedback on a task's result: score 0..100, once per task, only
+    ///         by the task's submitter, only once the task is Committed, Failed or Finalized.
+    function rateTask(uint256 taskId, uint8 score) external;
+    /// @notice rateTask for several tasks in one call (all or nothing).
+    function rateTasks(uint256[] calldata taskIds, uint8[] calldata scores) external;
+    /// @notice Whether the task's submitter rated it.
+    function isRated(uint256 taskId) external view returns (bool);
+
     function getTask(uint256 taskId) external view returns (TaskView memory);
     function taskCount() external view returns (uint256);
     function batchRoot(uint256 batchId) external view returns (bytes32);
@@ -112,7 +132,10 @@ interface ITaskManager {
     function maxInputBytes() external view returns (uint256);
     function maxBatch() external view returns (uint256);
     /// @notice Fee split in basis points: developer, worker, validator, protocol (sum 10000).
-    function feeSplit() external view returns (uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
+    function feeSplit()
+        external
+        view
+        returns (uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
     /// @notice Share of the fee a worker keeps when it commits a failure code (bad input); the rest is refunded.
     function failureProcessingBps() external view returns (uint16);
 }
