@@ -29,15 +29,20 @@ pub fn model_path() -> PathBuf {
 /// The held-out sample (never seen in training).
 pub fn heldout() -> Result<Vec<Sample>> {
     let path = crate::workspace_root().join("models/digits/heldout.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Canonical task input for one image.
 pub fn encode_input(pixels: &[f32]) -> Result<Vec<u8>> {
     let bytes: Vec<u8> = pixels.iter().flat_map(|p| p.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, pixels.len()], &bytes)
-        .context("building input tensor")?;
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![1, pixels.len()],
+        &bytes,
+    )
+    .context("building input tensor")?;
     Ok(safetensors::serialize([("input", view)], None)?)
 }
 
@@ -65,7 +70,8 @@ mod tests {
         assert_eq!(t.shape(), &[1, 64]);
         assert_eq!(t.data().len(), 256);
         let label = 7i64.to_le_bytes();
-        let v = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &label).unwrap();
+        let v =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &label).unwrap();
         let out = safetensors::serialize([("label", v)], None).unwrap();
         assert_eq!(decode_label(&out), Some(7));
         assert_eq!(decode_label(b"garbage"), None);

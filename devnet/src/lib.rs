@@ -4,6 +4,7 @@
 //!
 //! Nothing here is mocked: the same deploy script and contracts serve a testnet.
 
+pub mod chart;
 pub mod digits;
 
 use alloy::network::EthereumWallet;
@@ -12,12 +13,14 @@ use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
-use protocol::bindings::{IModelRegistry, IStaking, ITaskManager, DNToken, ROLE_VALIDATOR, ROLE_WORKER};
+use protocol::bindings::{
+    DNToken, IModelRegistry, IStaking, ITaskManager, ROLE_VALIDATOR, ROLE_WORKER,
+};
 use protocol::wallet::ANVIL_DEV_KEYS;
 use protocol::{Deployment, DN};
 use sha2::Digest;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,11 @@ pub struct DevnetConfig {
     pub work_dir: Option<PathBuf>,
     /// Register the digits model and opt the workers in.
     pub register_digits: bool,
+    /// Settlement epoch length in seconds (Deploy.s.sol's DN_EPOCH_LENGTH; None: the
+    /// environment's value or the script's default).
+    pub epoch_length: Option<u64>,
+    /// Seconds a worker that missed a deadline is jailed (DN_JAIL_DURATION; None as above).
+    pub jail_duration: Option<u64>,
 }
 
 impl Default for DevnetConfig {
@@ -59,6 +67,8 @@ impl Default for DevnetConfig {
             model_price_wei: U256::from(DN),
             work_dir: None,
             register_digits: true,
+            epoch_length: None,
+            jail_duration: None,
         }
     }
 }
@@ -105,7 +115,9 @@ impl Drop for Devnet {
     fn drop(&mut self) {
         let pgid = self.anvil.id();
         // `kill -s KILL -- -PGID`: the explicit form; procps 4.0 misparses `kill -KILL -PGID`.
-        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pgid}")])
+            .status();
         let _ = self.anvil.kill();
         let _ = self.anvil.wait();
     }
@@ -125,7 +137,11 @@ pub fn workspace_root() -> PathBuf {
 /// process (an anvil that keeps mining after its test ended).
 pub fn npm_bin(name: &str) -> PathBuf {
     let root = workspace_root().join("node_modules");
-    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
     let native = root.join(format!("@foundry-rs/{name}-linux-{arch}/bin/{name}"));
     if native.exists() {
         native
@@ -160,21 +176,32 @@ impl Devnet {
     /// Starts anvil, deploys, funds and stakes. Progress goes to stderr via `tracing`.
     pub async fn start(config: DevnetConfig) -> Result<Devnet> {
         if config.workers + config.validators + 3 > ANVIL_DEV_KEYS.len() {
-            bail!("at most {} workers + validators on a devnet", ANVIL_DEV_KEYS.len() - 3);
+            bail!(
+                "at most {} workers + validators on a devnet",
+                ANVIL_DEV_KEYS.len() - 3
+            );
         }
         let root = workspace_root();
         let anvil_bin = npm_bin("anvil");
         if !anvil_bin.exists() {
-            bail!("{} not found: run `make setup` (npm ci) first", anvil_bin.display());
+            bail!(
+                "{} not found: run `make setup` (npm ci) first",
+                anvil_bin.display()
+            );
         }
         let (work_dir, tmp) = match &config.work_dir {
             Some(d) => (d.clone(), None),
             None => {
-                let d = std::env::temp_dir().join(format!("deepnode-devnet-{}-{}", std::process::id(), free_port()?));
+                let d = std::env::temp_dir().join(format!(
+                    "deepnode-devnet-{}-{}",
+                    std::process::id(),
+                    free_port()?
+                ));
                 (d.clone(), Some(TempDirGuard(d)))
             }
         };
-        std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
 
         let port = free_port()?;
         let rpc_url = format!("http://127.0.0.1:{port}");
@@ -182,7 +209,14 @@ impl Devnet {
         // Own process group, so Drop can stop anvil and anything it spawned.
         let anvil = Command::new(&anvil_bin)
             .process_group(0)
-            .args(["--port", &port.to_string(), "--chain-id", "31337", "--accounts", "10"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--chain-id",
+                "31337",
+                "--accounts",
+                "10",
+            ])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -196,7 +230,9 @@ impl Devnet {
             deployment_path: work_dir.join("deployment.json"),
             deployer: deployer.clone(),
             workers: (1..=config.workers).map(anvil_signer).collect(),
-            validators: (config.workers + 1..=config.workers + config.validators).map(anvil_signer).collect(),
+            validators: (config.workers + 1..=config.workers + config.validators)
+                .map(anvil_signer)
+                .collect(),
             user: anvil_signer(config.workers + config.validators + 1),
             developer: anvil_signer(config.workers + config.validators + 2),
             model_id: 0,
@@ -226,7 +262,10 @@ impl Devnet {
                 return Ok(());
             }
             if let Some(status) = self.anvil.try_wait()? {
-                bail!("anvil exited with {status}; see {}", self.work_dir.join("anvil.log").display());
+                bail!(
+                    "anvil exited with {status}; see {}",
+                    self.work_dir.join("anvil.log").display()
+                );
             }
             if started.elapsed() > Duration::from_secs(30) {
                 bail!("anvil did not answer on {} within 30s", self.rpc_url);
@@ -241,12 +280,32 @@ impl Devnet {
         std::fs::create_dir_all(root.join("deployments"))?;
         let lock = std::fs::File::create(root.join("deployments/.deploy.lock"))?;
         lock.lock().context("locking deployments/.deploy.lock")?;
-        let out = Command::new(npm_bin("forge"))
+        let mut forge = Command::new(npm_bin("forge"));
+        if let Some(len) = self.config.epoch_length {
+            forge.env("DN_EPOCH_LENGTH", len.to_string());
+        }
+        if let Some(jail) = self.config.jail_duration {
+            forge.env("DN_JAIL_DURATION", jail.to_string());
+        }
+        let out = forge
             .current_dir(root)
-            .args(["script", "script/Deploy.s.sol", "--rpc-url", &self.rpc_url, "--broadcast", "--private-key"])
+            .args([
+                "script",
+                "script/Deploy.s.sol",
+                "--rpc-url",
+                &self.rpc_url,
+                "--broadcast",
+                "--private-key",
+            ])
             .arg(key_hex(&self.deployer))
-            .env("DN_RESPONSE_WINDOW", self.config.response_window.to_string())
-            .env("DN_CHALLENGE_WINDOW", self.config.challenge_window.to_string())
+            .env(
+                "DN_RESPONSE_WINDOW",
+                self.config.response_window.to_string(),
+            )
+            .env(
+                "DN_CHALLENGE_WINDOW",
+                self.config.challenge_window.to_string(),
+            )
             .env("DN_UNBONDING_PERIOD", "3600")
             .output()
             .context("running forge script script/Deploy.s.sol")?;
@@ -290,24 +349,52 @@ impl Devnet {
         funded.push((self.user.address(), dn(100_000)));
         funded.push((self.developer.address(), dn(1_000)));
         for (to, amount) in funded {
-            token.transfer(to, amount).send().await?.get_receipt().await?;
+            token
+                .transfer(to, amount)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
         }
         for (signers, role, stake) in [
             (&self.workers, ROLE_WORKER, dn(self.config.worker_stake_dn)),
-            (&self.validators, ROLE_VALIDATOR, dn(self.config.validator_stake_dn)),
+            (
+                &self.validators,
+                ROLE_VALIDATOR,
+                dn(self.config.validator_stake_dn),
+            ),
         ] {
             for s in signers.iter() {
                 let p = self.provider(s);
-                DNToken::new(d.token, &p).approve(d.staking, stake).send().await?.get_receipt().await?;
-                let r = IStaking::new(d.staking, &p).stake(role, stake).send().await?.get_receipt().await?;
+                DNToken::new(d.token, &p)
+                    .approve(d.staking, stake)
+                    .send()
+                    .await?
+                    .get_receipt()
+                    .await?;
+                let r = IStaking::new(d.staking, &p)
+                    .stake(role, stake)
+                    .send()
+                    .await?
+                    .get_receipt()
+                    .await?;
                 if !r.status() {
                     bail!("staking for {} reverted", s.address());
                 }
             }
         }
         let user = self.provider(&self.user);
-        DNToken::new(d.token, &user).approve(d.task_manager, U256::MAX).send().await?.get_receipt().await?;
-        tracing::info!(workers = self.workers.len(), validators = self.validators.len(), "accounts funded and staked");
+        DNToken::new(d.token, &user)
+            .approve(d.task_manager, U256::MAX)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        tracing::info!(
+            workers = self.workers.len(),
+            validators = self.validators.len(),
+            "accounts funded and staked"
+        );
         Ok(())
     }
 
@@ -319,17 +406,33 @@ impl Devnet {
             Some(h) => h,
             None => sha256_file(onnx)?,
         };
-        let abs = onnx.canonicalize().with_context(|| format!("model file {}", onnx.display()))?;
+        let abs = onnx
+            .canonicalize()
+            .with_context(|| format!("model file {}", onnx.display()))?;
         let uri = format!("file://{}", abs.display());
         let dev = self.provider(&self.developer);
         let registry = IModelRegistry::new(d.model_registry, &dev);
         let bond = registry.listingBond().call().await?;
         if bond > U256::ZERO {
-            DNToken::new(d.token, &dev).approve(d.model_registry, bond).send().await?.get_receipt().await?;
+            DNToken::new(d.token, &dev)
+                .approve(d.model_registry, bond)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
         }
-        let price: alloy::primitives::Uint<96, 2> = alloy::primitives::Uint::from(self.config.model_price_wei);
+        let price: alloy::primitives::Uint<96, 2> =
+            alloy::primitives::Uint::from(self.config.model_price_wei);
         let receipt = registry
-            .registerModel(hash, uri, price, digits::COMPUTE_UNITS, digits::COMPARE_RULE, 0, 0)
+            .registerModel(
+                hash,
+                uri,
+                price,
+                digits::COMPUTE_UNITS,
+                digits::COMPARE_RULE,
+                0,
+                0,
+            )
             .send()
             .await?
             .get_receipt()
@@ -343,7 +446,12 @@ impl Devnet {
             .context("ModelRegistered event missing from the registration receipt")?;
         for w in &self.workers {
             let p = self.provider(w);
-            let r = IModelRegistry::new(d.model_registry, &p).optIn(model_id).send().await?.get_receipt().await?;
+            let r = IModelRegistry::new(d.model_registry, &p)
+                .optIn(model_id)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
             if !r.status() {
                 bail!("optIn of {} reverted", w.address());
             }
@@ -354,17 +462,28 @@ impl Devnet {
 
     /// Submits digit images as tasks from the user account, in batches of `batch` per
     /// transaction; returns the task ids in order.
-    pub async fn submit_inputs(&self, model_id: u32, inputs: &[Vec<u8>], batch: usize) -> Result<Vec<U256>> {
+    pub async fn submit_inputs(
+        &self,
+        model_id: u32,
+        inputs: &[Vec<u8>],
+        batch: usize,
+    ) -> Result<Vec<U256>> {
         let p = self.provider(&self.user);
         let tm = ITaskManager::new(self.deployment.task_manager, &p);
         let mut ids = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(batch.max(1)) {
-            let bytes: Vec<alloy::primitives::Bytes> = chunk.iter().map(|b| b.clone().into()).collect();
+            let bytes: Vec<alloy::primitives::Bytes> =
+                chunk.iter().map(|b| b.clone().into()).collect();
             // The worker draw depends on the randomness of the block the transaction lands in, so
             // the gas used differs from the estimate: pad it.
             let call = tm.submitTasks(model_id, bytes, self.config.model_price_wei);
             let estimate = call.estimate_gas().await?;
-            let receipt = call.gas(estimate * 3 / 2).send().await?.get_receipt().await?;
+            let receipt = call
+                .gas(estimate * 3 / 2)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
             if !receipt.status() {
                 bail!("submitTasks reverted in tx {}", receipt.transaction_hash);
             }

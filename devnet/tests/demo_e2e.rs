@@ -6,8 +6,13 @@ use std::process::Command;
 
 fn direct_onnx_runtime_correct(n: usize) -> usize {
     let rt = inference::Runtime::init(None).expect("ONNX Runtime library (make deps-ort)");
-    let mut model =
-        inference::Model::load(&rt, devnet::digits::model_path(), inference::Device::Cpu, Some(1)).expect("load digits");
+    let mut model = inference::Model::load(
+        &rt,
+        devnet::digits::model_path(),
+        inference::Device::Cpu,
+        Some(1),
+    )
+    .expect("load digits");
     let samples = devnet::digits::heldout().expect("heldout.json");
     samples[..n]
         .iter()
@@ -47,20 +52,52 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     let (finalized, correct) = parse_summary(&stdout);
     assert_eq!(finalized, tasks, "every task finalizes:\n{stdout}");
-    assert_eq!(correct, direct_onnx_runtime_correct(tasks), "demo accuracy == ONNX Runtime run directly");
+    assert_eq!(
+        correct,
+        direct_onnx_runtime_correct(tasks),
+        "demo accuracy == ONNX Runtime run directly"
+    );
     // The table has one row per task and the fee split adds up to the price (1 DN).
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<u64>().is_ok())).collect();
+    // The task table runs from its header to the first blank line.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !(l.trim_start().starts_with("task") && l.contains("predicted")))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(rows.len(), tasks, "one table row per task:\n{stdout}");
     for r in &rows {
         let cols: Vec<&str> = r.split_whitespace().collect();
-        let split: f64 = cols[4..8].iter().map(|c| c.parse::<f64>().expect("fee column")).sum();
-        assert!((split - 1.0).abs() < 1e-9, "fee split of `{r}` sums to {split}, not the 1 DN price");
+        let split: f64 = cols[4..8]
+            .iter()
+            .map(|c| c.parse::<f64>().expect("fee column"))
+            .sum();
+        assert!(
+            (split - 1.0).abs() < 1e-9,
+            "fee split of `{r}` sums to {split}, not the 1 DN price"
+        );
     }
-    assert!(stdout.contains("indexer: http://127.0.0.1:"), "indexer URLs printed");
+    assert!(
+        stdout.contains("indexer: http://127.0.0.1:"),
+        "indexer URLs printed"
+    );
     // Nothing left running: the indexer URL no longer answers.
-    let url = stdout.lines().find_map(|l| l.strip_prefix("indexer: ")).unwrap().split_whitespace().next().unwrap();
-    let port = url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap();
-    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(), "indexer still listening after DN_DEMO_ONCE");
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("indexer: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let port = url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "indexer still listening after DN_DEMO_ONCE"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

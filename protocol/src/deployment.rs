@@ -37,9 +37,13 @@ impl Deployment {
 
     /// Reads and validates a deployment file.
     pub fn load(path: &Path) -> Result<Self, ProtocolError> {
-        let err = |reason: String| ProtocolError::Deployment { path: path.to_path_buf(), reason };
+        let err = |reason: String| ProtocolError::Deployment {
+            path: path.to_path_buf(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let d: Deployment = serde_json::from_str(&text).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let d: Deployment =
+            serde_json::from_str(&text).map_err(|e| err(format!("invalid JSON: {e}")))?;
         for (name, a) in [
             ("token", d.token),
             ("staking", d.staking),
@@ -101,7 +105,14 @@ mod tests {
         std::fs::write(&p, "{").unwrap();
         let e = Deployment::load(&p).unwrap_err().to_string();
         assert!(e.contains("invalid JSON"), "{e}");
-        std::fs::write(&p, SAMPLE.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x0000000000000000000000000000000000000000")).unwrap();
+        std::fs::write(
+            &p,
+            SAMPLE.replace(
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "0x0000000000000000000000000000000000000000",
+            ),
+        )
+        .unwrap();
         let e = Deployment::load(&p).unwrap_err().to_string();
         assert!(e.contains("token is the zero address"), "{e}");
     }

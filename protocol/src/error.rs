@@ -14,7 +14,9 @@ pub enum ProtocolError {
         reason: String,
     },
     /// The deployment file is for another chain than the RPC endpoint.
-    #[error("deployment file {path} is for chain {file_chain}, but --rpc-url serves chain {rpc_chain}")]
+    #[error(
+        "deployment file {path} is for chain {file_chain}, but --rpc-url serves chain {rpc_chain}"
+    )]
     ChainMismatch {
         /// File that was read.
         path: PathBuf,

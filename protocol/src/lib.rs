@@ -55,7 +55,10 @@ mod tests {
     fn formats_dn_amounts() {
         assert_eq!(format_dn(U256::from(DN) * U256::from(12u8)), "12");
         assert_eq!(format_dn(U256::from(DN / 2)), "0.5");
-        assert_eq!(format_dn(U256::from(1_234_567_000_000_000_000u128)), "1.234567");
+        assert_eq!(
+            format_dn(U256::from(1_234_567_000_000_000_000u128)),
+            "1.234567"
+        );
         assert_eq!(format_dn(U256::ZERO), "0");
     }
 

@@ -29,7 +29,13 @@ pub fn batch_root(leaves: &[B256]) -> B256 {
     while level.len() > 1 {
         level = level
             .chunks(2)
-            .map(|pair| if pair.len() == 2 { hash_pair(pair[0], pair[1]) } else { pair[0] })
+            .map(|pair| {
+                if pair.len() == 2 {
+                    hash_pair(pair[0], pair[1])
+                } else {
+                    pair[0]
+                }
+            })
             .collect();
     }
     level[0]
@@ -46,7 +52,13 @@ pub fn proof(leaves: &[B256], mut index: usize) -> Vec<B256> {
         }
         level = level
             .chunks(2)
-            .map(|pair| if pair.len() == 2 { hash_pair(pair[0], pair[1]) } else { pair[0] })
+            .map(|pair| {
+                if pair.len() == 2 {
+                    hash_pair(pair[0], pair[1])
+                } else {
+                    pair[0]
+                }
+            })
             .collect();
         index /= 2;
     }

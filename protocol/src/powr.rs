@@ -1068,3 +1068,174 @@ mod cross_vectors {
         );
     }
 }
+
+// ------------------------------------------------------------------ model status tree
+
+/// `IModelRegistry.ModelStatus.Active`: takes tasks.
+pub const MODEL_ACTIVE: u8 = 0;
+/// `IModelRegistry.ModelStatus.Probation`: still takes tasks (its traffic share follows quality).
+pub const MODEL_PROBATION: u8 = 1;
+/// `IModelRegistry.ModelStatus.Delisted`: takes no new tasks.
+pub const MODEL_DELISTED: u8 = 2;
+
+/// Leaf of the model status tree (the report's `modelStatusHash`):
+/// `keccak256(bytes.concat(keccak256(abi.encode(uint32 modelId, uint8 status))))`, as
+/// `Settlement.applyModelStatus` verifies it.
+pub fn model_status_leaf(model_id: u32, status: u8) -> B256 {
+    // abi.encode pads uint32 and uint8 to one 32-byte word each, as it does two uint256
+    keccak256(keccak256(
+        (U256::from(model_id), U256::from(status)).abi_encode(),
+    ))
+}
+
+/// The model statuses an epoch report sets: `(modelId, status)` leaves sorted by ascending
+/// `modelId`, in the shape of [`crate::merkle::batch_root`] (pairs hashed sorted, an odd last node
+/// promoted). The root is zero when no model changes status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelStatusTree {
+    entries: Vec<(u32, u8)>,
+    leaves: Vec<B256>,
+}
+
+impl ModelStatusTree {
+    /// Builds the tree; a model listed twice or a status above [`MODEL_DELISTED`] is an error.
+    pub fn new(entries: &[(u32, u8)]) -> Result<Self, PowrError> {
+        let mut entries = entries.to_vec();
+        entries.sort_by_key(|e| e.0);
+        for w in entries.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(PowrError::Param {
+                    name: "modelId",
+                    value: u128::from(w[0].0),
+                    why: "appears twice in the model status tree",
+                });
+            }
+        }
+        if let Some((_, s)) = entries.iter().find(|(_, s)| *s > MODEL_DELISTED) {
+            return Err(PowrError::Param {
+                name: "model status",
+                value: u128::from(*s),
+                why: "must be 0 (Active), 1 (Probation) or 2 (Delisted)",
+            });
+        }
+        let leaves = entries
+            .iter()
+            .map(|(m, s)| model_status_leaf(*m, *s))
+            .collect();
+        Ok(Self { entries, leaves })
+    }
+
+    /// The root, the report's `modelStatusHash` (zero for no entries).
+    pub fn root(&self) -> B256 {
+        merkle::batch_root(&self.leaves)
+    }
+
+    /// Entries in leaf order (ascending `modelId`).
+    pub fn entries(&self) -> &[(u32, u8)] {
+        &self.entries
+    }
+
+    /// The model's status and its proof (siblings bottom-up, as `applyModelStatus` takes).
+    pub fn proof(&self, model_id: u32) -> Option<(u8, Vec<B256>)> {
+        let index = self.entries.binary_search_by_key(&model_id, |e| e.0).ok()?;
+        Some((self.entries[index].1, merkle::proof(&self.leaves, index)))
+    }
+}
+
+#[cfg(test)]
+mod model_status_vectors {
+    //! Pinned on both sides: test/ModelSelection.t.sol posts a report with this root and applies
+    //! these proofs (`test_RustVectors_ModelStatusApplies`).
+    use super::*;
+
+    #[test]
+    fn model_status_tree_proofs_and_errors() {
+        for n in [0u32, 1, 2, 3, 5, 8] {
+            let entries: Vec<_> = (0..n).map(|i| (n - i, (i % 3) as u8)).collect();
+            let tree = ModelStatusTree::new(&entries).unwrap();
+            assert!(tree.entries().windows(2).all(|w| w[0].0 < w[1].0));
+            for (m, s) in &entries {
+                let (got, proof) = tree.proof(*m).unwrap();
+                assert_eq!(got, *s);
+                assert!(merkle::verify(
+                    &proof,
+                    tree.root(),
+                    model_status_leaf(*m, *s)
+                ));
+                assert!(!merkle::verify(
+                    &proof,
+                    tree.root(),
+                    model_status_leaf(*m, (*s + 1) % 3)
+                ));
+            }
+            assert!(tree.proof(999).is_none());
+        }
+        assert_eq!(ModelStatusTree::new(&[]).unwrap().root(), B256::ZERO);
+        assert!(matches!(
+            ModelStatusTree::new(&[(1, 1), (1, 2)]),
+            Err(PowrError::Param {
+                name: "modelId",
+                value: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ModelStatusTree::new(&[(1, 3)]),
+            Err(PowrError::Param {
+                name: "model status",
+                value: 3,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn vectors_shared_with_model_selection_t_sol() {
+        // abi.encode(uint32 7, uint8 2): two big-endian 32-byte words
+        let mut enc = [0u8; 64];
+        enc[31] = 7;
+        enc[63] = 2;
+        assert_eq!(model_status_leaf(7, 2), keccak256(keccak256(enc)));
+        let tree =
+            ModelStatusTree::new(&[(3, MODEL_ACTIVE), (1, MODEL_PROBATION), (2, MODEL_DELISTED)])
+                .unwrap();
+        let b = |h: &str| -> B256 { h.parse().expect("hex literal") };
+        assert_eq!(
+            tree.root(),
+            b("0x6ab4118f9dee52d1a6f259079e9e4400f014b1593af5676ccde0d5127132beea")
+        );
+        assert_eq!(
+            tree.proof(1).unwrap(),
+            (
+                MODEL_PROBATION,
+                vec![
+                    b("0xd70731c4fc4bf9cd8fc2be4d898bd67fd357eb0135035bf4500364b4c42c4fa5"),
+                    b("0x048605503187722f63911ca26b8cca1d0a2afc10509c8be7f963371fec52b188"),
+                ]
+            )
+        );
+        assert_eq!(
+            tree.proof(2).unwrap(),
+            (
+                MODEL_DELISTED,
+                vec![
+                    b("0x66b32740ad8041bcc3b909c72d7e1afe60094ec55e3cde329b4b3a28501d826c"),
+                    b("0x048605503187722f63911ca26b8cca1d0a2afc10509c8be7f963371fec52b188"),
+                ]
+            )
+        );
+        assert_eq!(
+            tree.proof(3).unwrap(),
+            (
+                MODEL_ACTIVE,
+                vec![b(
+                    "0x187f03e04350d550bdb6dc4f254c9c39010e13105af2211afe76d9b718c132c3"
+                )]
+            )
+        );
+        assert_eq!(
+            model_status_leaf(1, MODEL_PROBATION),
+            b("0x66b32740ad8041bcc3b909c72d7e1afe60094ec55e3cde329b4b3a28501d826c")
+        );
+    }
+}

@@ -31,17 +31,25 @@ pub struct RpcArgs {
 impl RpcArgs {
     /// Args for a URL with default timeouts (tests, the demo).
     pub fn for_url(url: &str) -> Self {
-        Self { rpc_url: Some(url.to_string()), rpc_timeout: 10, rpc_retries: 5, deployment: None }
+        Self {
+            rpc_url: Some(url.to_string()),
+            rpc_timeout: 10,
+            rpc_retries: 5,
+            deployment: None,
+        }
     }
 
     fn url(&self) -> Result<url::Url, ProtocolError> {
-        let raw = self
-            .rpc_url
-            .as_deref()
-            .ok_or_else(|| ProtocolError::RpcUrl("not set (pass --rpc-url or set ETH_RPC_URL)".into()))?;
-        let url: url::Url = raw.parse().map_err(|e| ProtocolError::RpcUrl(format!("`{raw}` is not a URL: {e}")))?;
+        let raw = self.rpc_url.as_deref().ok_or_else(|| {
+            ProtocolError::RpcUrl("not set (pass --rpc-url or set ETH_RPC_URL)".into())
+        })?;
+        let url: url::Url = raw
+            .parse()
+            .map_err(|e| ProtocolError::RpcUrl(format!("`{raw}` is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ProtocolError::RpcUrl(format!("`{raw}`: only http(s) endpoints are supported")));
+            return Err(ProtocolError::RpcUrl(format!(
+                "`{raw}`: only http(s) endpoints are supported"
+            )));
         }
         Ok(url)
     }
@@ -67,23 +75,32 @@ impl RpcArgs {
             .map_err(|e| ProtocolError::RpcUrl(format!("HTTP client: {e}")))?;
         // The default policy only retries rate limits; connection failures and timeouts of a
         // flaky endpoint are transient too.
-        let policy = alloy::transports::layers::RateLimitRetryPolicy::default().or(|e: &RpcError<TransportErrorKind>| {
-            matches!(e, RpcError::Transport(TransportErrorKind::Custom(_)))
-                || matches!(e, RpcError::Transport(TransportErrorKind::BackendGone))
-        });
+        let policy = alloy::transports::layers::RateLimitRetryPolicy::default().or(
+            |e: &RpcError<TransportErrorKind>| {
+                matches!(e, RpcError::Transport(TransportErrorKind::Custom(_)))
+                    || matches!(e, RpcError::Transport(TransportErrorKind::BackendGone))
+            },
+        );
         let retry = RetryBackoffLayer::new_with_policy(self.rpc_retries, 300, u64::MAX, policy);
-        Ok(ClientBuilder::default().layer(retry).http_with_client(http, url))
+        Ok(ClientBuilder::default()
+            .layer(retry)
+            .http_with_client(http, url))
     }
 
     /// Read-only provider and the chain id it serves (one round trip proves it answers).
     pub async fn connect(&self) -> Result<(DynProvider, u64), ProtocolError> {
-        let provider = ProviderBuilder::new().connect_client(self.client()?).erased();
+        let provider = ProviderBuilder::new()
+            .connect_client(self.client()?)
+            .erased();
         let chain = self.chain_id(&provider).await?;
         Ok((provider, chain))
     }
 
     /// Provider that signs and sends transactions with `signer`.
-    pub async fn connect_with_wallet(&self, signer: PrivateKeySigner) -> Result<(DynProvider, u64), ProtocolError> {
+    pub async fn connect_with_wallet(
+        &self,
+        signer: PrivateKeySigner,
+    ) -> Result<(DynProvider, u64), ProtocolError> {
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
             .connect_client(self.client()?)
@@ -93,16 +110,22 @@ impl RpcArgs {
     }
 
     async fn chain_id(&self, provider: &DynProvider) -> Result<u64, ProtocolError> {
-        provider.get_chain_id().await.map_err(|e| ProtocolError::RpcUnreachable {
-            url: self.redacted_url(),
-            reason: e.to_string(),
-        })
+        provider
+            .get_chain_id()
+            .await
+            .map_err(|e| ProtocolError::RpcUnreachable {
+                url: self.redacted_url(),
+                reason: e.to_string(),
+            })
     }
 
     /// The deployment file for `chain_id` (`--deployment` or `deployments/<chainId>.json`),
     /// checked against the chain.
     pub fn load_deployment(&self, chain_id: u64) -> Result<Deployment, ProtocolError> {
-        let path = self.deployment.clone().unwrap_or_else(|| Deployment::default_path(chain_id));
+        let path = self
+            .deployment
+            .clone()
+            .unwrap_or_else(|| Deployment::default_path(chain_id));
         Deployment::load_for_chain(&path, chain_id)
     }
 }
@@ -135,7 +158,10 @@ mod tests {
         a.rpc_timeout = 1;
         let started = std::time::Instant::now();
         let e = a.connect().await.unwrap_err().to_string();
-        assert!(e.contains("unreachable") && e.contains("127.0.0.1:9"), "{e}");
+        assert!(
+            e.contains("unreachable") && e.contains("127.0.0.1:9"),
+            "{e}"
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 }

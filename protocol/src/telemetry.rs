@@ -6,7 +6,14 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `verbosity`: -1 quiet (errors), 0 default (warn, our crates
 /// info), 1 debug for our crates, 2+ trace.
 pub fn init(verbosity: i8, json: bool) {
-    let ours = ["protocol", "inference", "executor", "indexer", "verifier", "devnet"];
+    let ours = [
+        "protocol",
+        "inference",
+        "executor",
+        "indexer",
+        "verifier",
+        "devnet",
+    ];
     let level = match verbosity {
         i8::MIN..=-1 => "error",
         0 => "info",
@@ -19,7 +26,13 @@ pub fn init(verbosity: i8, json: bool) {
         .collect::<Vec<_>>()
         .join(",");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests) is harmless.
-    let _ = if json { builder.json().try_init() } else { builder.compact().try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.compact().try_init()
+    };
 }

@@ -11,13 +11,28 @@ use std::path::PathBuf;
 pub struct KeyArgs {
     /// Hex private key of the node's wallet (prefer --keystore; a key on the command line is
     /// visible to other local users).
-    #[arg(long = "private-key", env = "DN_PRIVATE_KEY", value_name = "HEX", hide_env_values = true)]
+    #[arg(
+        long = "private-key",
+        env = "DN_PRIVATE_KEY",
+        value_name = "HEX",
+        hide_env_values = true
+    )]
     pub private_key: Option<String>,
     /// Encrypted JSON keystore (as written by `cast wallet new`).
-    #[arg(long = "keystore", env = "ETH_KEYSTORE", value_name = "FILE", conflicts_with = "private_key")]
+    #[arg(
+        long = "keystore",
+        env = "ETH_KEYSTORE",
+        value_name = "FILE",
+        conflicts_with = "private_key"
+    )]
     pub keystore: Option<PathBuf>,
     /// File holding the keystore password.
-    #[arg(long = "password-file", env = "ETH_PASSWORD_FILE", value_name = "FILE", requires = "keystore")]
+    #[arg(
+        long = "password-file",
+        env = "ETH_PASSWORD_FILE",
+        value_name = "FILE",
+        requires = "keystore"
+    )]
     pub password_file: Option<PathBuf>,
 }
 
@@ -25,7 +40,10 @@ impl std::fmt::Debug for KeyArgs {
     // Never print the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyArgs")
-            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("keystore", &self.keystore)
             .field("password_file", &self.password_file)
             .finish()
@@ -35,24 +53,37 @@ impl std::fmt::Debug for KeyArgs {
 impl KeyArgs {
     /// Key args for a raw key (tests, the demo).
     pub fn from_key(key: &str) -> Self {
-        Self { private_key: Some(key.to_string()), keystore: None, password_file: None }
+        Self {
+            private_key: Some(key.to_string()),
+            keystore: None,
+            password_file: None,
+        }
     }
 
     /// The signer these flags describe.
     pub fn signer(&self) -> Result<PrivateKeySigner, ProtocolError> {
         if let Some(key) = &self.private_key {
             return key.trim().parse::<PrivateKeySigner>().map_err(|_| {
-                ProtocolError::Key("--private-key / DN_PRIVATE_KEY: not a 32-byte hex private key".into())
+                ProtocolError::Key(
+                    "--private-key / DN_PRIVATE_KEY: not a 32-byte hex private key".into(),
+                )
             });
         }
         if let Some(path) = &self.keystore {
             let pw_path = self.password_file.as_ref().ok_or_else(|| {
-                ProtocolError::Key(format!("--keystore {}: also pass --password-file", path.display()))
+                ProtocolError::Key(format!(
+                    "--keystore {}: also pass --password-file",
+                    path.display()
+                ))
             })?;
-            let password = std::fs::read_to_string(pw_path)
-                .map_err(|e| ProtocolError::Key(format!("--password-file {}: {e}", pw_path.display())))?;
-            return PrivateKeySigner::decrypt_keystore(path, password.trim_end_matches(['\n', '\r']))
-                .map_err(|e| ProtocolError::Key(format!("--keystore {}: {e}", path.display())));
+            let password = std::fs::read_to_string(pw_path).map_err(|e| {
+                ProtocolError::Key(format!("--password-file {}: {e}", pw_path.display()))
+            })?;
+            return PrivateKeySigner::decrypt_keystore(
+                path,
+                password.trim_end_matches(['\n', '\r']),
+            )
+            .map_err(|e| ProtocolError::Key(format!("--keystore {}: {e}", path.display())));
         }
         Err(ProtocolError::Key("no wallet key: pass --private-key (or DN_PRIVATE_KEY) or --keystore with --password-file".into()))
     }
@@ -83,9 +114,15 @@ pub fn anvil_dev_addresses() -> Vec<Address> {
 }
 
 /// Refuses a well-known development key on any chain but the local devnet.
-pub fn refuse_dev_key_off_devnet(signer: &PrivateKeySigner, chain_id: u64) -> Result<(), ProtocolError> {
+pub fn refuse_dev_key_off_devnet(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+) -> Result<(), ProtocolError> {
     if chain_id != DEVNET_CHAIN_ID && anvil_dev_addresses().contains(&signer.address()) {
-        return Err(ProtocolError::DevKeyOnPublicChain { address: signer.address(), chain_id });
+        return Err(ProtocolError::DevKeyOnPublicChain {
+            address: signer.address(),
+            chain_id,
+        });
     }
     Ok(())
 }
@@ -98,8 +135,18 @@ mod tests {
     fn dev_keys_are_the_anvil_accounts() {
         let addrs = anvil_dev_addresses();
         assert_eq!(addrs.len(), 10);
-        assert_eq!(addrs[0], "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
-        assert_eq!(addrs[9], "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720".parse::<Address>().unwrap());
+        assert_eq!(
+            addrs[0],
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+                .parse::<Address>()
+                .unwrap()
+        );
+        assert_eq!(
+            addrs[9],
+            "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+                .parse::<Address>()
+                .unwrap()
+        );
     }
 
     #[test]
@@ -114,11 +161,22 @@ mod tests {
 
     #[test]
     fn bad_key_and_missing_key_errors_name_the_flag() {
-        let e = KeyArgs::from_key("0x1234").signer().unwrap_err().to_string();
+        let e = KeyArgs::from_key("0x1234")
+            .signer()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--private-key"), "{e}");
         assert!(!e.contains("0x1234"), "the key must not be echoed: {e}");
-        let none = KeyArgs { private_key: None, keystore: None, password_file: None };
-        assert!(none.signer().unwrap_err().to_string().contains("--keystore"));
+        let none = KeyArgs {
+            private_key: None,
+            keystore: None,
+            password_file: None,
+        };
+        assert!(none
+            .signer()
+            .unwrap_err()
+            .to_string()
+            .contains("--keystore"));
         assert!(!format!("{:?}", KeyArgs::from_key(ANVIL_DEV_KEYS[0])).contains("ac0974"));
     }
 
@@ -137,6 +195,10 @@ mod tests {
         };
         assert_eq!(args.signer().unwrap().address(), signer.address());
         std::fs::write(&pw, "wrong").unwrap();
-        assert!(args.signer().unwrap_err().to_string().contains("--keystore"));
+        assert!(args
+            .signer()
+            .unwrap_err()
+            .to_string()
+            .contains("--keystore"));
     }
 }
