@@ -52,6 +52,8 @@ pub struct DevnetConfig {
     pub epoch_length: Option<u64>,
     /// Seconds a worker that missed a deadline is jailed (DN_JAIL_DURATION; None as above).
     pub jail_duration: Option<u64>,
+    /// DN emitted in epoch 0 (DN_INITIAL_EMISSION; None as above).
+    pub initial_emission_dn: Option<u64>,
 }
 
 impl Default for DevnetConfig {
@@ -69,6 +71,7 @@ impl Default for DevnetConfig {
             register_digits: true,
             epoch_length: None,
             jail_duration: None,
+            initial_emission_dn: None,
         }
     }
 }
@@ -286,6 +289,9 @@ impl Devnet {
         }
         if let Some(jail) = self.config.jail_duration {
             forge.env("DN_JAIL_DURATION", jail.to_string());
+        }
+        if let Some(dn) = self.config.initial_emission_dn {
+            forge.env("DN_INITIAL_EMISSION", (U256::from(dn) * U256::from(DN)).to_string());
         }
         let out = forge
             .current_dir(root)

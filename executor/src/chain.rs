@@ -276,6 +276,29 @@ impl Chain {
             .context("modelsOf")
     }
 
+    /// True when this worker is eligible (staked, not jailed) but carries no sortition weight in
+    /// one of its models: a jail zeroes the weights and nothing restores them when it ends.
+    pub async fn weight_lost(&self) -> Result<bool> {
+        if self.ineligibility().await?.is_some() {
+            return Ok(false);
+        }
+        let registry = IModelRegistry::new(self.deployment.model_registry, &self.provider);
+        for model in self.models_of_me().await? {
+            if registry.weightOf(model, self.me).call().await.context("weightOf")?.is_zero() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A `syncWorker(me)` transaction (recomputes this worker's weight in all its models).
+    pub fn sync_worker_tx(&self) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.model_registry,
+            IModelRegistry::syncWorkerCall { worker: self.me }.abi_encode(),
+        )
+    }
+
     /// A `commitBatch` transaction.
     pub fn commit_batch_tx(
         &self,

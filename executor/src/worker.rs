@@ -144,7 +144,22 @@ impl Worker {
                 .is_none_or(|t| t.elapsed() >= self.cfg.finalize_interval)
         {
             self.finalize_due().await?;
+            self.restore_weight().await?;
             self.last_finalize = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// After a jail ends the worker's sortition weight stays 0 until someone syncs it; the
+    /// worker does it itself so it gets tasks again.
+    async fn restore_weight(&mut self) -> Result<(), StepError> {
+        if !self.chain.weight_lost().await? {
+            return Ok(());
+        }
+        match self.chain.send_and_wait("syncWorker", self.chain.sync_worker_tx()).await {
+            Ok(_) => tracing::info!("sortition weight restored (syncWorker) after the jail ended"),
+            Err(e) if is_transport_error(&e) => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "syncWorker failed; will retry"),
         }
         Ok(())
     }

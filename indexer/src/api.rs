@@ -3,7 +3,7 @@
 //! parameter at fault.
 
 use crate::db::Db;
-use crate::{openapi, query};
+use crate::{epoch_query, openapi, query};
 use alloy::primitives::Address;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -129,6 +129,11 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/nodes/{address}", get(get_node)),
         ("/tasks", get(list_tasks)),
         ("/tasks/{id}", get(get_task)),
+        ("/epochs", get(list_epochs)),
+        ("/epochs/{n}", get(get_epoch)),
+        ("/epochs/{n}/rewards/{address}", get(get_reward)),
+        ("/nodes/{address}/trust", get(get_node_trust)),
+        ("/leaderboard", get(get_leaderboard)),
         ("/openapi.json", get(openapi_doc)),
         ("/deployment.json", get(deployment_doc)),
         ("/metrics", get(metrics_text)),
@@ -152,12 +157,12 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::cors::CorsLayer::permissive())
 }
 
-async fn deployment_doc(State(state): State<AppState>) -> Result<Json<protocol::Deployment>, ApiError> {
-    state
-        .deployment
-        .clone()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("this indexer was started without a deployment".to_string()))
+async fn deployment_doc(
+    State(state): State<AppState>,
+) -> Result<Json<protocol::Deployment>, ApiError> {
+    state.deployment.clone().map(Json).ok_or_else(|| {
+        ApiError::not_found("this indexer was started without a deployment".to_string())
+    })
 }
 
 async fn not_found_route(uri: axum::http::Uri) -> ApiError {
@@ -301,6 +306,69 @@ async fn get_task(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+fn parse_epoch(name: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+        ApiError::bad_param(
+            name,
+            format!("`{raw}` is not an epoch number (a non-negative integer)"),
+        )
+    })
+}
+
+async fn list_epochs(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    only_params(&q, &[])?;
+    Ok(Json(epoch_query::epochs(s.db.pool()).await?))
+}
+
+async fn get_epoch(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    let n = parse_epoch("n", &n)?;
+    epoch_query::epoch(s.db.pool(), n)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("epoch {n} is not computed (yet)")))
+}
+
+async fn get_reward(
+    State(s): State<AppState>,
+    Path((n, address)): Path<(String, String)>,
+) -> ApiResult {
+    let n = parse_epoch("n", &n)?;
+    let a = parse_address("address", &address)?;
+    epoch_query::reward(s.db.pool(), n, a)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no reward for {a} in epoch {n}")))
+}
+
+async fn get_node_trust(State(s): State<AppState>, Path(address): Path<String>) -> ApiResult {
+    let a = parse_address("address", &address)?;
+    epoch_query::node_trust(s.db.pool(), a)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no node {a}")))
+}
+
+async fn get_leaderboard(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    only_params(&q, &["role"])?;
+    let roles = epoch_query::LEADERBOARD_ROLES.join(", ");
+    let role = q
+        .get("role")
+        .ok_or_else(|| ApiError::bad_param("role", format!("missing (one of {roles})")))?;
+    if !epoch_query::LEADERBOARD_ROLES.contains(&role.as_str()) {
+        return Err(ApiError::bad_param(
+            "role",
+            format!("`{role}` is not one of {roles}"),
+        ));
+    }
+    Ok(Json(epoch_query::leaderboard(s.db.pool(), role).await?))
 }
 
 async fn openapi_doc() -> Json<Value> {

@@ -119,6 +119,7 @@ impl Db {
             ("task_manager", d.task_manager.to_checksum(None)),
             ("model_registry", d.model_registry.to_checksum(None)),
             ("staking", d.staking.to_checksum(None)),
+            ("settlement", d.settlement.to_checksum(None)),
             ("start_block", d.start_block.to_string()),
         ];
         let mut tx = self.pool.begin().await?;
@@ -266,6 +267,10 @@ impl Db {
             "task_events",
             "batches",
             "slashes",
+            "epoch_reports",
+            "reward_claims",
+            "trust_refreshes",
+            "trust_expiries",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)
@@ -281,6 +286,17 @@ impl Db {
             let log = raw_log_of(&r)?;
             let event = ingest::decode(contracts, &log);
             ingest::apply(&mut tx, &log, &event).await?;
+        }
+        // Computed epochs whose facts reach past the fork point, and every later one (trust
+        // chains from epoch to epoch), are recomputed from the replayed facts.
+        let first_stale =
+            crate::epochs::first_stale_epoch(&mut tx, fork.map(|f| f.timestamp)).await?;
+        if let Some(first) = first_stale {
+            crate::epochs::delete_from(&mut tx, first).await?;
+            tracing::warn!(
+                epoch = first,
+                "reorg reached into computed epochs; recomputing from here"
+            );
         }
         match fork {
             Some(f) => {

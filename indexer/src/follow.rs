@@ -77,6 +77,8 @@ pub struct Follower {
     sync: Arc<SyncStatus>,
     /// Current `eth_getLogs` range: halves when the node refuses a range, grows back after.
     batch: u64,
+    /// Epoch schedule; None: epochs are not computed.
+    epochs: Option<crate::epochs::EpochConfig>,
 }
 
 impl Follower {
@@ -98,6 +100,24 @@ impl Follower {
             config,
             sync,
             batch,
+            epochs: None,
+        }
+    }
+
+    /// Also computes each epoch once the confirmed blocks cover it (see [`crate::epochs`]).
+    pub fn with_epochs(mut self, cfg: crate::epochs::EpochConfig) -> Self {
+        self.epochs = Some(cfg);
+        self
+    }
+
+    /// Computes and stores the epochs that became ready. Errors are returned, not retried here:
+    /// the next step tries again.
+    pub async fn settle_epochs(&self) -> Result<Vec<u64>, crate::epochs::EpochError> {
+        match &self.epochs {
+            Some(cfg) => {
+                crate::epochs::settle_ready(&self.db, cfg, crate::epochs::MAX_EPOCHS_PER_CALL).await
+            }
+            None => Ok(Vec::new()),
         }
     }
 
@@ -106,13 +126,14 @@ impl Follower {
         let mut backoff = self.config.poll_interval;
         let mut last_error_log: Option<Instant> = None;
         let mut suppressed = 0u64;
+        let mut last_epoch_error: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let wait = tokio::select! {
                 _ = shutdown.changed() => break,
-                step = self.step() => match step {
+                step = self.step_and_settle(&mut last_epoch_error) => match step {
                     Ok(Step::Indexed { caught_up: false, .. }) | Ok(Step::RolledBack(_)) => {
                         backoff = self.config.poll_interval;
                         Duration::ZERO
@@ -148,6 +169,23 @@ impl Follower {
             }
         }
         tracing::info!("follow loop stopped");
+    }
+
+    /// One step, then the epochs it made ready (an epoch error is logged, rate limited, and
+    /// does not hold indexing up).
+    async fn step_and_settle(
+        &mut self,
+        last_error: &mut Option<Instant>,
+    ) -> Result<Step, StepError> {
+        let step = self.step().await?;
+        if let Err(e) = self.settle_epochs().await {
+            metrics::counter!("indexer_epoch_errors_total").increment(1);
+            if last_error.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
+                tracing::warn!(error = %e, "computing an epoch failed; retrying after the next step");
+                *last_error = Some(Instant::now());
+            }
+        }
+        Ok(step)
     }
 
     /// The canonical block at `number`, or None when the chain is shorter (it was rewound).

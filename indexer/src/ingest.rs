@@ -5,14 +5,14 @@
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::SolEventInterface;
 use protocol::bindings::{
-    IModelRegistry::IModelRegistryEvents, IStaking::IStakingEvents,
+    IModelRegistry::IModelRegistryEvents, ISettlement::ISettlementEvents, IStaking::IStakingEvents,
     ITaskManager::ITaskManagerEvents,
 };
 use protocol::Deployment;
 use serde_json::{json, Value};
 use sqlx::SqliteConnection;
 
-/// The three contracts whose logs are indexed.
+/// The contracts whose logs are indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contracts {
     /// TaskManager address.
@@ -21,6 +21,8 @@ pub struct Contracts {
     pub model_registry: Address,
     /// Staking address.
     pub staking: Address,
+    /// Settlement address (epoch reports, claims, trust refresh).
+    pub settlement: Address,
 }
 
 impl Contracts {
@@ -30,12 +32,17 @@ impl Contracts {
             task_manager: d.task_manager,
             model_registry: d.model_registry,
             staking: d.staking,
+            settlement: d.settlement,
         }
     }
 
-    /// Addresses for an `eth_getLogs` filter.
+    /// Addresses for an `eth_getLogs` filter (a zero settlement address is left out).
     pub fn addresses(&self) -> Vec<Address> {
-        vec![self.task_manager, self.model_registry, self.staking]
+        let mut a = vec![self.task_manager, self.model_registry, self.staking];
+        if self.settlement != Address::ZERO {
+            a.push(self.settlement);
+        }
+        a
     }
 }
 
@@ -67,6 +74,8 @@ pub enum Event {
     Model(IModelRegistryEvents),
     /// Staking event.
     Staking(IStakingEvents),
+    /// Settlement event.
+    Settlement(ISettlementEvents),
     /// A log the bindings do not know (e.g. an OpenZeppelin AccessControl event); kept raw.
     Unknown,
 }
@@ -79,6 +88,8 @@ pub fn decode(contracts: &Contracts, log: &RawLog) -> Event {
         IModelRegistryEvents::decode_raw_log(&log.topics, &log.data).map(Event::Model)
     } else if log.address == contracts.staking {
         IStakingEvents::decode_raw_log(&log.topics, &log.data).map(Event::Staking)
+    } else if log.address == contracts.settlement && log.address != Address::ZERO {
+        ISettlementEvents::decode_raw_log(&log.topics, &log.data).map(Event::Settlement)
     } else {
         return Event::Unknown;
     };
@@ -88,9 +99,38 @@ pub fn decode(contracts: &Contracts, log: &RawLog) -> Event {
 /// Event name and decoded fields as JSON (addresses checksummed, amounts decimal strings).
 pub fn describe(event: &Event) -> (&'static str, Value) {
     use IModelRegistryEvents as M;
+    use ISettlementEvents as X;
     use IStakingEvents as S;
     use ITaskManagerEvents as T;
     match event {
+        Event::Settlement(X::EpochReported(e)) => (
+            "EpochReported",
+            json!({"epoch": e.epoch, "rewardsRoot": e.rewardsRoot.to_string(), "trustRoot": e.trustRoot.to_string(),
+                   "totalRewards": e.totalRewards.to_string(), "modelStatusHash": e.modelStatusHash.to_string(),
+                   "signers": e.signers.iter().map(|a| a.to_checksum(None)).collect::<Vec<_>>(),
+                   "signedStake": e.signedStake.to_string(), "totalValidatorStake": e.totalValidatorStake.to_string()}),
+        ),
+        Event::Settlement(X::RewardClaimed(e)) => (
+            "RewardClaimed",
+            json!({"epoch": e.epoch, "account": e.account.to_checksum(None), "amount": e.amount.to_string()}),
+        ),
+        Event::Settlement(X::TrustRefreshed(e)) => (
+            "TrustRefreshed",
+            json!({"epoch": e.epoch, "node": e.node.to_checksum(None), "trustWad": e.trustWad.to_string()}),
+        ),
+        Event::Settlement(X::TrustExpired(e)) => (
+            "TrustExpired",
+            json!({"node": e.node.to_checksum(None), "latestEpoch": e.latestEpoch}),
+        ),
+        Event::Settlement(X::ModelStatusApplied(e)) => (
+            "ModelStatusApplied",
+            json!({"epoch": e.epoch, "modelId": e.modelId, "status": e.status}),
+        ),
+        Event::Task(T::TaskRated(e)) => (
+            "TaskRated",
+            json!({"taskId": e.taskId.to_string(), "modelId": e.modelId, "submitter": e.submitter.to_checksum(None),
+                   "score": e.score}),
+        ),
         Event::Task(T::TaskSubmitted(e)) => (
             "TaskSubmitted",
             json!({"taskId": e.taskId.to_string(), "submitter": e.submitter.to_checksum(None),
@@ -235,6 +275,7 @@ pub async fn apply(
         Event::Task(e) => apply_task(conn, log, e).await,
         Event::Model(e) => apply_model(conn, log, e).await,
         Event::Staking(e) => apply_staking(conn, log, e).await,
+        Event::Settlement(e) => apply_settlement(conn, log, e).await,
         Event::Unknown => Ok(()),
     }
 }
@@ -545,6 +586,12 @@ async fn apply_task(
             .await?;
         }
         T::PayoutWithdrawn(_) => {}
+        T::TaskRated(e) => {
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            task_event(conn, log, id, "rated", None, json!({"score": e.score})).await?;
+        }
     }
     Ok(())
 }
@@ -892,4 +939,81 @@ async fn slash_stake(
         }
     }
     q.store(conn, block).await
+}
+
+async fn apply_settlement(
+    conn: &mut SqliteConnection,
+    log: &RawLog,
+    event: &ISettlementEvents,
+) -> Result<(), sqlx::Error> {
+    use ISettlementEvents as X;
+    let block = i64_of(log.block_number);
+    let tx = log.tx_hash.to_string();
+    match event {
+        X::EpochReported(e) => {
+            let signers: Vec<String> = e.signers.iter().map(|a| addr(*a)).collect();
+            sqlx::query(
+                "INSERT INTO epoch_reports (epoch, rewards_root, trust_root, total_rewards, model_status_hash, signers,
+                     signed_stake, total_validator_stake, block_number, block_time, tx_hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (epoch) DO NOTHING",
+            )
+            .bind(i64_of(e.epoch))
+            .bind(e.rewardsRoot.to_string())
+            .bind(e.trustRoot.to_string())
+            .bind(e.totalRewards.to_string())
+            .bind(e.modelStatusHash.to_string())
+            .bind(Value::from(signers).to_string())
+            .bind(e.signedStake.to_string())
+            .bind(e.totalValidatorStake.to_string())
+            .bind(block)
+            .bind(i64_of(log.block_time))
+            .bind(&tx)
+            .execute(&mut *conn)
+            .await?;
+        }
+        X::RewardClaimed(e) => {
+            sqlx::query(
+                "INSERT INTO reward_claims (epoch, account, amount, block_number, log_index, tx_hash)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (epoch, account) DO NOTHING",
+            )
+            .bind(i64_of(e.epoch))
+            .bind(addr(e.account))
+            .bind(e.amount.to_string())
+            .bind(block)
+            .bind(i64_of(log.log_index))
+            .bind(&tx)
+            .execute(&mut *conn)
+            .await?;
+        }
+        X::TrustRefreshed(e) => {
+            sqlx::query(
+                "INSERT INTO trust_refreshes (block_number, log_index, epoch, node, trust_wad, tx_hash)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(block)
+            .bind(i64_of(log.log_index))
+            .bind(i64_of(e.epoch))
+            .bind(addr(e.node))
+            .bind(e.trustWad.to_string())
+            .bind(&tx)
+            .execute(&mut *conn)
+            .await?;
+        }
+        X::TrustExpired(e) => {
+            sqlx::query(
+                "INSERT INTO trust_expiries (block_number, log_index, node, latest_epoch, tx_hash)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(block)
+            .bind(i64_of(log.log_index))
+            .bind(addr(e.node))
+            .bind(i64_of(e.latestEpoch))
+            .bind(&tx)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // The registry's ModelStatusChanged (same transaction) updates `models`.
+        X::ModelStatusApplied(_) => {}
+    }
+    Ok(())
 }

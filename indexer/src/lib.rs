@@ -1,10 +1,13 @@
-//! DeepNode indexer: follows the TaskManager, ModelRegistry and Staking events of a deployment
-//! into SQLite (backfill, then poll; confirmation depth; reorg rollback) and serves them over a
-//! REST API with an OpenAPI document and Prometheus metrics.
+//! DeepNode indexer: follows the TaskManager, ModelRegistry, Staking and Settlement events of a
+//! deployment into SQLite (backfill, then poll; confirmation depth; reorg rollback), computes each
+//! epoch's trust and PoWR rewards ([`epochs`]) and serves them over a REST API with an OpenAPI
+//! document and Prometheus metrics.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod db;
+pub mod epoch_query;
+pub mod epochs;
 pub mod follow;
 pub mod ingest;
 pub mod openapi;
@@ -142,6 +145,9 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
             anyhow::bail!("--web-dir {}: not a directory", dir.display());
         }
     }
+    let epoch_cfg = epochs::EpochConfig::load(&provider, &deployment)
+        .await
+        .with_context(|| format!("--deployment: settlement {}", deployment.settlement))?;
     let db = Db::open(&args.db).await?;
     db.bind_deployment(&deployment).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -163,7 +169,8 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
             batch_blocks: args.batch_blocks,
         },
         sync.clone(),
-    );
+    )
+    .with_epochs(epoch_cfg);
     let follower = tokio::spawn(follower.run(rx.clone()));
     let state = AppState {
         db: db.clone(),

@@ -73,7 +73,7 @@ pub fn document() -> Value {
             "/tasks": get_op("Tasks, newest first, with keyset pagination by task id",
                 vec![
                     param("status", "query", "only tasks in this state", json!({"type": "string", "enum": statuses})),
-                    param("worker", "query", "only tasks assigned to this worker", address),
+                    param("worker", "query", "only tasks assigned to this worker", address.clone()),
                     param("model", "query", "only tasks of this model id", json!({"type": "integer", "minimum": 0})),
                     param("limit", "query", "page size (default 50)", json!({"type": "integer", "minimum": 1, "maximum": crate::api::MAX_LIMIT})),
                     param("cursor", "query", "`next_cursor` of the previous page: tasks with a smaller id", json!({"type": "string", "pattern": "^[0-9]+$"})),
@@ -84,6 +84,30 @@ pub fn document() -> Value {
             "/tasks/{id}": get_op("One task: decoded input and output tensors, hashes, failure code, fee split, latency and audit trail",
                 vec![param("id", "path", "task id", json!({"type": "integer", "minimum": 0}))],
                 with_errors(ok("task", json!({"$ref": "#/components/schemas/Task"})), &["400", "404"])),
+            "/epochs": get_op("Computed epochs, newest first: report roots, totals, budget, whether the report was posted on-chain, claimed totals", vec![],
+                ok("epochs", json!({"type": "object", "properties": {"epochs": {"type": "array", "items": {"$ref": "#/components/schemas/Epoch"}}}}))),
+            "/epochs/{n}": get_op("One computed epoch: the report validators sign, pools and totals, and the per-worker table (rates, quality, trust, PoWR score, reward), validators and models",
+                vec![param("n", "path", "epoch number", json!({"type": "integer", "minimum": 0}))],
+                with_errors(ok("epoch", json!({"$ref": "#/components/schemas/Epoch"})), &["400", "404"])),
+            "/epochs/{n}/rewards/{address}": get_op("An account's reward of an epoch with its Merkle proof (for Settlement.claim) and whether it was claimed",
+                vec![param("n", "path", "epoch number", json!({"type": "integer", "minimum": 0})),
+                     param("address", "path", "account", address.clone())],
+                with_errors(ok("reward", json!({"type": "object", "properties": {
+                    "epoch": {"type": "integer"}, "account": {"type": "string"}, "amount": wei.clone(),
+                    "proof": {"type": "array", "items": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"}},
+                    "rewards_root": {"type": ["string", "null"]}, "parts": obj.clone(),
+                    "claimed": {"type": "boolean"}, "claim_tx": {"type": ["string", "null"]}}})), &["400", "404"])),
+            "/nodes/{address}/trust": get_op("A node's trust history per epoch with its four components (completion, accuracy, uptime, speed) and the epoch quality",
+                vec![param("address", "path", "node address", address.clone())],
+                with_errors(ok("trust history", json!({"type": "object", "properties": {
+                    "address": {"type": "string"}, "current": {"type": ["object", "null"]},
+                    "last_refresh": {"type": ["object", "null"]},
+                    "history": {"type": "array", "items": {"$ref": "#/components/schemas/EpochNode"}}}})), &["400", "404"])),
+            "/leaderboard": get_op("Workers (by rewards, then trust), validators (by rewards) or models (by compute units) over all computed epochs",
+                vec![json!({"name": "role", "in": "query", "required": true, "description": "which leaderboard",
+                            "schema": {"type": "string", "enum": crate::epoch_query::LEADERBOARD_ROLES}})],
+                with_errors(ok("leaderboard", json!({"type": "object", "properties": {
+                    "role": {"type": "string"}, "entries": {"type": "array", "items": obj.clone()}}})), &["400"])),
             "/openapi.json": get_op("This document", vec![], ok("OpenAPI 3.1 document", obj.clone())),
             "/deployment.json": get_op("The deployment being indexed: chain id, start block and contract addresses (as written by script/Deploy.s.sol)", vec![],
                 ok("deployment", json!({"type": "object", "properties": {
@@ -98,6 +122,27 @@ pub fn document() -> Value {
             "Error": {"type": "object", "required": ["error", "detail"], "properties": {
                 "error": {"type": "string", "enum": ["bad_request", "not_found", "internal"]},
                 "detail": {"type": "string"}}},
+            "Epoch": {"type": "object", "properties": {
+                "epoch": {"type": "integer"}, "start_time": {"type": "integer"}, "end_time": {"type": "integer"},
+                "report": {"type": "object", "properties": {
+                    "epoch": {"type": "integer"}, "rewardsRoot": {"type": "string"}, "trustRoot": {"type": "string"},
+                    "totalRewards": wei.clone(), "modelStatusHash": {"type": "string"}}},
+                "budget": wei.clone(), "pools": obj.clone(), "unminted": wei.clone(),
+                "tasks_assigned": {"type": "integer"}, "tasks_finalized": {"type": "integer"},
+                "claimed": wei.clone(), "claims": {"type": "integer"}, "posted": {"type": "boolean"}, "on_chain": obj.clone(),
+                "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/EpochNode"}},
+                "validators": {"type": "array", "items": obj.clone()}, "models": {"type": "array", "items": obj.clone()}}},
+            "EpochNode": {"type": "object", "properties": {
+                "epoch": {"type": "integer"}, "address": {"type": "string"},
+                "trust": {"type": "number"}, "trust_wad": {"type": "string"}, "prev_trust_wad": {"type": "string"},
+                "quality": {"type": "number"}, "quality_wad": {"type": "string"},
+                "components": {"type": "object", "properties": {
+                    "completion": {"type": "number"}, "accuracy": {"type": "number"},
+                    "uptime": {"type": "number"}, "speed": {"type": "number"}}},
+                "components_wad": obj.clone(), "evaluated": {"type": "boolean"}, "slashed": {"type": "boolean"},
+                "tasks_assigned": {"type": "integer"}, "tasks_on_time": {"type": "integer"},
+                "tasks_finalized": {"type": "integer"}, "compute_units": {"type": "integer"},
+                "p50_latency_secs": {"type": ["integer", "null"]}, "score": {"type": "string"}, "reward": wei.clone()}},
             "Model": {"type": "object", "properties": {
                 "model_id": {"type": "integer"}, "developer": {"type": "string"}, "sha256": {"type": "string"},
                 "uri": {"type": "string"}, "price_per_call": wei.clone(), "compute_units": {"type": "integer"},

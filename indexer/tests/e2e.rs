@@ -105,12 +105,17 @@ async fn submit(devnet: &Devnet, inputs: &[Vec<u8>]) -> Vec<U256> {
         .collect()
 }
 
-/// Chain logs of the three contracts up to `to` (what the events table must hold).
+/// Chain logs of the indexed contracts up to `to` (what the events table must hold).
 async fn chain_log_count(devnet: &Devnet, to: u64) -> usize {
     let d = &devnet.deployment;
     let p = devnet.provider(&devnet.user);
     let filter = Filter::new()
-        .address(vec![d.task_manager, d.model_registry, d.staking])
+        .address(vec![
+            d.task_manager,
+            d.model_registry,
+            d.staking,
+            d.settlement,
+        ])
         .from_block(d.start_block)
         .to_block(to);
     p.get_logs(&filter).await.unwrap().len()

@@ -1,7 +1,8 @@
 //! `make demo`: a whole DeepNode network on this machine. Starts anvil, deploys, stakes three
 //! workers and a validator, registers the digits model, runs three executors and the indexer,
 //! submits held-out digit images as paid tasks, waits until they are final and prints who ran
-//! what, what it predicted, how each fee was split and how long it took.
+//! what, what it predicted, how each fee was split and how long it took; then the settlement
+//! epochs: trust per worker, task share, rewards claimed with the indexer's Merkle proofs.
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, U256};
@@ -47,6 +48,9 @@ struct Args {
     /// Epoch length in seconds.
     #[arg(long, default_value_t = 14)]
     epoch_length: u64,
+    /// Write the trust-over-epochs chart (SVG) here too (always written to <work-dir>/trust.svg).
+    #[arg(long)]
+    chart: Option<PathBuf>,
     /// Freeze the last worker's executor (SIGSTOP) during epoch 0, as a hung node would be: its
     /// tasks miss their deadline, are reassigned, and its trust and task share fall.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -116,87 +120,98 @@ fn spawn_logged(
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", sig, "--", &pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-s", sig, "--", &pid.to_string()]).status();
 }
 
-async fn chain_time(p: &DynProvider) -> Result<u64> {
-    let block = p
-        .get_block_by_number(BlockNumberOrTag::Latest)
-        .await?
-        .context("no latest block")?;
-    Ok(block.header.timestamp)
+type Tm<'a> = ITaskManager::ITaskManagerInstance<&'a DynProvider>;
+
+/// What the waiting loops need: chain access, the tasks so far, the last progress line.
+struct Watch<'a> {
+    reader: &'a DynProvider,
+    tm: Tm<'a>,
+    tm_admin: Tm<'a>,
+    ids: Vec<U256>,
+    last_line: String,
 }
 
-/// Waits until the chain's clock reaches `at`, printing task progress meanwhile.
-async fn wait_for_chain_time(
-    p: &DynProvider,
-    at: u64,
-    tm: &ITaskManager::ITaskManagerInstance<&DynProvider>,
-    ids: &[U256],
-    last_line: &mut String,
-) -> Result<()> {
-    while chain_time(p).await? < at {
-        progress(tm, ids, last_line).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+impl Watch<'_> {
+    async fn chain_time(&self) -> Result<u64> {
+        let block = self.reader.get_block_by_number(BlockNumberOrTag::Latest).await?.context("no latest block")?;
+        Ok(block.header.timestamp)
     }
-    Ok(())
-}
 
-/// Prints a status line when it changes; returns how many tasks are final.
-async fn progress(
-    tm: &ITaskManager::ITaskManagerInstance<&DynProvider>,
-    ids: &[U256],
-    last_line: &mut String,
-) -> Result<usize> {
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    for id in ids {
-        let t = tm.getTask(*id).call().await?;
-        let s = TaskStatus::from_u8(t.status)
-            .map(|s| s.as_str())
-            .unwrap_or("unknown");
-        *counts.entry(s).or_default() += 1;
-    }
-    let n = |k: &str| counts.get(k).copied().unwrap_or(0);
-    let line = format!(
-        "    assigned {}, committed {}, failed {}, finalized {}, refunded {} of {}",
-        n("assigned"),
-        n("committed"),
-        n("failed"),
-        n("finalized"),
-        n("refunded"),
-        ids.len()
-    );
-    if !ids.is_empty() && line != *last_line {
-        eprintln!("{line}");
-        *last_line = line;
-    }
-    Ok(n("finalized") + n("refunded"))
-}
-
-/// Anyone may reassign a task whose worker missed the response deadline; the demo does it for
-/// its own tasks (the missed deadline is recorded and the worker jailed briefly).
-async fn reassign_overdue(
-    p: &DynProvider,
-    tm: &ITaskManager::ITaskManagerInstance<&DynProvider>,
-    tm_admin: &ITaskManager::ITaskManagerInstance<&DynProvider>,
-    ids: &[U256],
-) -> Result<()> {
-    let now = chain_time(p).await?;
-    for id in ids {
-        let t = tm.getTask(*id).call().await?;
-        if TaskStatus::from_u8(t.status) == Some(TaskStatus::Assigned) && t.deadline < now {
-            let call = tm_admin.reassign(*id);
-            let gas = call.estimate_gas().await?;
-            let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
-            eprintln!(
-                "    task {id}: worker {} missed its deadline, reassigned (tx {})",
-                t.worker, r.transaction_hash
-            );
+    /// Prints a status line when it changes, reassigns tasks whose worker missed the response
+    /// deadline (anyone may; the miss is recorded and the worker jailed briefly) and returns
+    /// how many tasks are final.
+    async fn tick(&mut self) -> Result<usize> {
+        let now = self.chain_time().await?;
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        for id in &self.ids {
+            let t = self.tm.getTask(*id).call().await?;
+            let status = TaskStatus::from_u8(t.status);
+            if status == Some(TaskStatus::Assigned) && t.deadline < now {
+                let call = self.tm_admin.reassign(*id);
+                let gas = call.estimate_gas().await?;
+                let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
+                eprintln!("    task {id}: worker {} missed its deadline; reassigned (tx {})", t.worker, r.transaction_hash);
+            }
+            *counts.entry(status.map(|s| s.as_str()).unwrap_or("unknown")).or_default() += 1;
         }
+        let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+        let line = format!(
+            "    assigned {}, committed {}, failed {}, finalized {}, refunded {} of {}",
+            n("assigned"),
+            n("committed"),
+            n("failed"),
+            n("finalized"),
+            n("refunded"),
+            self.ids.len()
+        );
+        if !self.ids.is_empty() && line != self.last_line {
+            eprintln!("{line}");
+            self.last_line = line;
+        }
+        Ok(n("finalized") + n("refunded"))
     }
-    Ok(())
+
+    async fn until_chain_time(&mut self, at: u64, children: &mut Children, deadline: Instant) -> Result<()> {
+        while self.chain_time().await? < at {
+            self.tick().await?;
+            children.check()?;
+            if Instant::now() > deadline {
+                bail!("timed out waiting for chain time {at}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Children {
+    fn check(&mut self) -> Result<()> {
+        for (name, c) in &mut self.0 {
+            if let Some(status) = c.try_wait()? {
+                bail!("{name} exited early with {status}; see its log in the demo's work dir");
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Option<serde_json::Value>> {
+    let res = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !res.status().is_success() {
+        bail!("GET {url}: HTTP {}", res.status());
+    }
+    Ok(Some(res.json().await.with_context(|| format!("GET {url}: not JSON"))?))
+}
+
+fn short(a: &Address) -> String {
+    let s = a.to_string();
+    format!("{}..{}", &s[..6], &s[s.len() - 4..])
 }
 
 #[tokio::main]
@@ -213,32 +228,31 @@ async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let samples = digits::heldout()?;
     if args.tasks == 0 || args.tasks > samples.len() {
-        bail!(
-            "--tasks must be between 1 and {} (the held-out sample size)",
-            samples.len()
-        );
+        bail!("--tasks must be between 1 and {} (the held-out sample size)", samples.len());
+    }
+    if args.epochs == 0 || args.epoch_length < 8 {
+        bail!("--epochs must be >= 1 and --epoch-length >= 8 seconds");
     }
     let executor_bin = sibling_binary("executor")?;
     let indexer_bin = sibling_binary("indexer")?;
+    let verifier_bin = sibling_binary("verifier")?;
     let _ = std::fs::remove_dir_all(&args.work_dir);
     std::fs::create_dir_all(&args.work_dir)?;
     let work_dir = args.work_dir.canonicalize()?;
 
     step("starting anvil, deploying contracts, staking 3 workers + 1 validator, registering the digits model");
-    if args.epochs == 0 || args.epoch_length < 8 {
-        bail!("--epochs must be >= 1 and --epoch-length >= 8 seconds");
-    }
-    let verifier_bin = sibling_binary("verifier")?;
     let net = Devnet::start(DevnetConfig {
         work_dir: Some(work_dir.join("chain")),
         epoch_length: Some(args.epoch_length),
         response_window: (args.epoch_length / 2).max(4),
         jail_duration: Some(args.epoch_length / 2),
+        initial_emission_dn: Some(1_000),
         ..Default::default()
     })
     .await?;
     let d = net.deployment.clone();
     let mut children = Children(Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
 
     let port = match args.indexer_port {
         Some(p) => p,
@@ -265,53 +279,36 @@ async fn run(args: Args) -> Result<()> {
         &format!("127.0.0.1:{port}"),
         "--confirmations",
         "1",
+        "--poll-interval-ms",
+        "500",
     ]);
     if web.exists() {
         idx_args.extend(["--web-dir".to_string(), web.display().to_string()]);
     }
-    children.0.push((
-        "indexer".into(),
-        spawn_logged(
-            "indexer",
-            &indexer_bin,
-            &idx_args,
-            &[],
-            &work_dir.join("indexer.log"),
-        )?,
-    ));
+    children.0.push(("indexer".into(), spawn_logged("indexer", &indexer_bin, &idx_args, &[], &work_dir.join("indexer.log"))?));
 
     step(&format!("starting {} executors", net.workers.len()));
     for (i, w) in net.workers.iter().enumerate() {
-        let models = work_dir.join(format!("worker{i}/models"));
-        let journal = work_dir.join(format!("worker{i}/journal.jsonl"));
-        std::fs::create_dir_all(work_dir.join(format!("worker{i}")))?;
+        let dir = work_dir.join(format!("worker{i}"));
+        std::fs::create_dir_all(&dir)?;
         let a = common(&[
             "--models-dir",
-            &models.display().to_string(),
+            &dir.join("models").display().to_string(),
             "--journal",
-            &journal.display().to_string(),
+            &dir.join("journal.jsonl").display().to_string(),
             "--device",
             "auto",
             "--poll-interval-ms",
             "500",
+            "--finalize-interval-secs",
+            "2",
         ]);
-        let log = work_dir.join(format!("worker{i}/executor.log"));
-        let child = spawn_logged(
-            "executor",
-            &executor_bin,
-            &a,
-            &[("DN_PRIVATE_KEY", key_hex(w))],
-            &log,
-        )?;
-        children
-            .0
-            .push((format!("executor {}", w.address()), child));
+        let child = spawn_logged("executor", &executor_bin, &a, &[("DN_PRIVATE_KEY", key_hex(w))], &dir.join("executor.log"))?;
+        children.0.push((format!("executor {}", w.address()), child));
     }
+    let flaky = if args.flaky_worker { children.0.last().map(|(_, c)| c.id()).zip(net.workers.last().map(|w| w.address())) } else { None };
 
-    step(&format!(
-        "starting the verifier of validator {}",
-        net.validators[0].address()
-    ));
+    step(&format!("starting the verifier of validator {}", net.validators[0].address()));
     let v_args = common(&[
         "--db",
         &work_dir.join("verifier.sqlite").display().to_string(),
@@ -320,139 +317,78 @@ async fn run(args: Args) -> Result<()> {
         "--poll-interval-ms",
         "500",
     ]);
-    let v_child = spawn_logged(
-        "verifier",
-        &verifier_bin,
-        &v_args,
-        &[("DN_PRIVATE_KEY", key_hex(&net.validators[0]))],
-        &work_dir.join("verifier.log"),
-    )?;
+    let v_child = spawn_logged("verifier", &verifier_bin, &v_args, &[("DN_PRIVATE_KEY", key_hex(&net.validators[0]))], &work_dir.join("verifier.log"))?;
     children.0.push(("verifier".into(), v_child));
 
     let reader = net.provider(&net.deployer);
-    let tm = ITaskManager::new(d.task_manager, &reader);
+    let admin = net.provider(&net.deployer);
+    let user = net.provider(&net.user);
     let settlement = ISettlement::new(d.settlement, &reader);
-    let flaky_pid = children
-        .0
-        .iter()
-        .rev()
-        .find(|(n, _)| n.starts_with("executor"))
-        .map(|(_, c)| c.id());
-    let flaky_addr = net.workers.last().map(|w| w.address());
+    let settlement_admin = ISettlement::new(d.settlement, &admin);
+    let mut watch = Watch {
+        reader: &reader,
+        tm: ITaskManager::new(d.task_manager, &reader),
+        tm_admin: ITaskManager::new(d.task_manager, &admin),
+        ids: Vec::new(),
+        last_line: String::new(),
+    };
+
+    // One wave of tasks per epoch, submitted mid-epoch so the trust refreshed from the previous
+    // epoch's report is already in force.
     let chosen = &samples[..args.tasks];
-    let inputs = chosen
-        .iter()
-        .map(|s| digits::encode_input(&s.pixels))
-        .collect::<Result<Vec<_>>>()?;
+    let inputs = chosen.iter().map(|s| digits::encode_input(&s.pixels)).collect::<Result<Vec<_>>>()?;
     let per_wave = inputs.len().div_ceil(args.epochs as usize);
-    let mut ids: Vec<U256> = Vec::with_capacity(inputs.len());
-    let mut wave_of: HashMap<U256, u64> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut last_line = String::new();
     for (e, wave) in inputs.chunks(per_wave).enumerate() {
         let e = e as u64;
-        // Mid-epoch, so the trust refreshed from the previous epoch's report is in force.
         let start = settlement.epochEnd(e).call().await?.to::<u64>() - args.epoch_length;
-        wait_for_chain_time(
-            &reader,
-            start + args.epoch_length / 2,
-            &tm,
-            &ids,
-            &mut last_line,
-        )
-        .await?;
-        if e == 0 && args.flaky_worker {
-            if let (Some(pid), Some(addr)) = (flaky_pid, flaky_addr) {
-                step(&format!(
-                    "freezing worker {addr} (SIGSTOP) for epoch 0: a hung node"
-                ));
+        watch.until_chain_time(start + args.epoch_length / 2, &mut children, deadline).await?;
+        if let Some((pid, addr)) = flaky {
+            if e == 0 {
+                step(&format!("freezing worker {addr} (SIGSTOP) through epoch 0, as a hung node would be"));
                 signal(pid, "STOP");
-            }
-        }
-        if e == 1 && args.flaky_worker {
-            if let (Some(pid), Some(addr)) = (flaky_pid, flaky_addr) {
+            } else if e == 1 {
                 step(&format!("resuming worker {addr} (SIGCONT)"));
                 signal(pid, "CONT");
             }
         }
-        step(&format!(
-            "epoch {e}: submitting {} tasks from user {} ({} per transaction)",
-            wave.len(),
-            net.user.address(),
-            args.submit_batch
-        ));
-        let wave_ids = net
-            .submit_inputs(net.model_id, wave, args.submit_batch)
-            .await?;
+        step(&format!("epoch {e}: submitting {} tasks from user {} ({} per transaction)", wave.len(), net.user.address(), args.submit_batch));
+        let wave_ids = net.submit_inputs(net.model_id, wave, args.submit_batch).await?;
         if wave_ids.len() != wave.len() {
-            bail!(
-                "submitted {} tasks but saw {} TaskSubmitted events",
-                wave.len(),
-                wave_ids.len()
-            );
+            bail!("submitted {} tasks but saw {} TaskSubmitted events", wave.len(), wave_ids.len());
         }
-        for id in &wave_ids {
-            wave_of.insert(*id, e);
-        }
-        ids.extend(wave_ids);
+        watch.ids.extend(wave_ids);
     }
-    if let (true, 1, Some(pid)) = (args.flaky_worker, args.epochs, flaky_pid) {
+    if let (Some((pid, _)), 1) = (flaky, args.epochs) {
         signal(pid, "CONT");
     }
 
-    step("waiting for results, reassigning missed deadlines, challenge windows and finalization");
-    let deployer = net.provider(&net.deployer);
-    let tm_admin = ITaskManager::new(d.task_manager, &deployer);
+    step("waiting for results, missed deadlines, challenge windows and finalization");
     loop {
-        reassign_overdue(&reader, &tm, &tm_admin, &ids).await?;
-        if progress(&tm, &ids, &mut last_line).await? == ids.len() {
+        if watch.tick().await? == watch.ids.len() {
             break;
         }
-        for (name, c) in &mut children.0 {
-            if let Some(status) = c.try_wait()? {
-                bail!(
-                    "{name} exited early with {status}; see the logs in {}",
-                    work_dir.display()
-                );
-            }
-        }
+        children.check()?;
         if Instant::now() > deadline {
-            bail!(
-                "tasks not final after {}s; see the logs in {}",
-                args.timeout,
-                work_dir.display()
-            );
+            bail!("tasks not final after {}s; see the logs in {}", args.timeout, work_dir.display());
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
+    let ids = watch.ids.clone();
 
     // Read what happened from the chain's events.
     let from = d.start_block;
     let commits = reader
-        .get_logs(
-            &Filter::new()
-                .address(d.task_manager)
-                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
-                .from_block(from),
-        )
+        .get_logs(&Filter::new().address(d.task_manager).event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH).from_block(from))
         .await?;
     let mut outputs: HashMap<U256, (Vec<u8>, u16)> = HashMap::new();
     for log in commits {
-        let ev = log
-            .log_decode::<ITaskManager::ResultsCommitted>()?
-            .inner
-            .data;
+        let ev = log.log_decode::<ITaskManager::ResultsCommitted>()?.inner.data;
         for (i, id) in ev.taskIds.iter().enumerate() {
             outputs.insert(*id, (ev.outputs[i].to_vec(), ev.codes[i]));
         }
     }
     let finals = reader
-        .get_logs(
-            &Filter::new()
-                .address(d.task_manager)
-                .event_signature(ITaskManager::TaskFinalized::SIGNATURE_HASH)
-                .from_block(from),
-        )
+        .get_logs(&Filter::new().address(d.task_manager).event_signature(ITaskManager::TaskFinalized::SIGNATURE_HASH).from_block(from))
         .await?;
     let mut finalized: HashMap<U256, ITaskManager::TaskFinalized> = HashMap::new();
     for log in finals {
@@ -463,44 +399,26 @@ async fn run(args: Args) -> Result<()> {
     println!();
     println!(
         "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>7}",
-        "task",
-        "worker",
-        "predicted",
-        "true",
-        "developer",
-        "worker",
-        "validator",
-        "protocol",
-        "latency"
+        "task", "worker", "predicted", "true", "developer", "worker", "validator", "protocol", "latency"
     );
     let mut correct = 0usize;
     let mut final_count = 0usize;
-    let mut per_worker: HashMap<Address, usize> = HashMap::new();
+    let mut scores: Vec<u8> = Vec::with_capacity(ids.len());
     for (id, sample) in ids.iter().zip(chosen) {
-        let predicted = outputs.get(id).and_then(|(o, code)| {
-            if *code == 0 {
-                digits::decode_label(o)
-            } else {
-                None
-            }
-        });
-        if predicted == Some(sample.label) {
-            correct += 1;
-        }
+        let predicted = outputs.get(id).and_then(|(o, code)| if *code == 0 { digits::decode_label(o) } else { None });
+        let right = predicted == Some(sample.label);
+        correct += usize::from(right);
+        scores.push(if right { 100 } else { 0 });
         let Some(f) = finalized.get(id) else {
             println!("{id:>5}  (refunded: no worker took it)");
             continue;
         };
         final_count += 1;
-        *per_worker.entry(f.worker).or_default() += 1;
-        let w = f.worker.to_string();
         println!(
             "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>6}s",
             id,
-            format!("{}..{}", &w[..6], &w[w.len() - 4..]),
-            predicted
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "failed".into()),
+            short(&f.worker),
+            predicted.map(|p| p.to_string()).unwrap_or_else(|| "failed".into()),
             sample.label,
             format_dn(f.developerFee),
             format_dn(f.workerFee),
@@ -510,23 +428,113 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     println!();
-    let mut shares: Vec<_> = per_worker.into_iter().collect();
-    shares.sort();
-    for (w, n) in shares {
-        println!("worker {w}: {n} tasks");
-    }
     println!("fees in DN; latency = seconds from assignment to commit (block time 1s)");
-    println!(
-        "elapsed: {:.0}s from start",
-        started.elapsed().as_secs_f64()
-    );
-    let pct = if ids.is_empty() {
-        0.0
-    } else {
-        100.0 * correct as f64 / ids.len() as f64
-    };
+    let pct = if ids.is_empty() { 0.0 } else { 100.0 * correct as f64 / ids.len() as f64 };
     println!("demo: {final_count} tasks finalized, {correct} correct ({pct:.1}%)");
-    println!("indexer: {base_url}/health  {base_url}/tasks?limit=5  {base_url}/tasks/{}  {base_url}/nodes  {base_url}/models  {base_url}/openapi.json  {base_url}/metrics", ids[0]);
+
+    // The user tells the network how good the answers were (the model's measured quality).
+    let tm_user = ITaskManager::new(d.task_manager, &user);
+    for (chunk_ids, chunk_scores) in ids.chunks(32).zip(scores.chunks(32)) {
+        let call = tm_user.rateTasks(chunk_ids.to_vec(), chunk_scores.to_vec());
+        let gas = call.estimate_gas().await?;
+        call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
+    }
+
+    step(&format!("waiting for the verifier to settle epochs 0..{}", args.epochs - 1));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let last = args.epochs - 1;
+    loop {
+        let latest = settlement.latestEpoch().call().await?;
+        let indexed = get_json(&http, &format!("{base_url}/epochs/{last}")).await?;
+        let posted_and_indexed = latest.exists && latest.epoch >= last && indexed.is_some_and(|v| v["posted"] == true);
+        if posted_and_indexed {
+            break;
+        }
+        watch.tick().await?;
+        children.check()?;
+        if Instant::now() > deadline {
+            bail!("epoch {last} not settled after {}s; see {}", args.timeout, work_dir.join("verifier.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+
+    // Trust and task share per epoch, from the indexer; rewards claimed with its proofs.
+    println!();
+    println!("{:>5}  {:<12} {:>8} {:>8} {:>7} {:>12}", "epoch", "worker", "assigned", "on time", "trust", "reward DN");
+    let mut claimed_total = U256::ZERO;
+    let mut claimers: std::collections::BTreeSet<Address> = Default::default();
+    let worker_set: std::collections::BTreeSet<Address> = net.workers.iter().map(|w| w.address()).collect();
+    let mut trust_now: HashMap<Address, f64> = HashMap::new();
+    for e in 0..args.epochs {
+        let epoch = get_json(&http, &format!("{base_url}/epochs/{e}")).await?.with_context(|| format!("indexer has no epoch {e}"))?;
+        let mut rows: Vec<(Address, &serde_json::Value)> = epoch["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["address"].as_str().and_then(|s| s.parse().ok()).map(|addr| (addr, n))).collect())
+            .unwrap_or_default();
+        rows.sort_by_key(|(a, _)| *a);
+        for (addr, n) in rows.into_iter().filter(|(a, _)| worker_set.contains(a)) {
+            let trust = n["trust"].as_f64().unwrap_or(0.0);
+            trust_now.insert(addr, trust);
+            let reward: U256 = n["reward"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
+            println!(
+                "{:>5}  {:<12} {:>8} {:>8} {:>7.3} {:>12}",
+                e,
+                short(&addr),
+                n["tasks_assigned"].as_i64().unwrap_or(0),
+                n["tasks_on_time"].as_i64().unwrap_or(0),
+                trust,
+                format_dn(reward)
+            );
+            let Some(claim) = get_json(&http, &format!("{base_url}/epochs/{e}/rewards/{addr}")).await? else { continue };
+            if claim["claimed"] == true {
+                continue;
+            }
+            let amount: U256 = claim["amount"].as_str().context("reward amount")?.parse()?;
+            let proof: Vec<alloy::primitives::B256> = serde_json::from_value(claim["proof"].clone()).context("reward proof")?;
+            let r = settlement_admin.claim(e, addr, amount, proof).send().await?.get_receipt().await?;
+            if !r.status() {
+                bail!("claim of epoch {e} for {addr} reverted (tx {})", r.transaction_hash);
+            }
+            claimed_total += amount;
+            claimers.insert(addr);
+        }
+    }
+    println!("assigned = tasks assigned to the worker in the epoch; trust after the epoch (starts at 0.2)");
+
+    // Trust over epochs as a chart, from the indexer's history.
+    let mut series = Vec::new();
+    for w in &net.workers {
+        let hist = get_json(&http, &format!("{base_url}/nodes/{}/trust", w.address())).await?;
+        let mut values = vec![None; args.epochs as usize];
+        for h in hist.as_ref().and_then(|h| h["history"].as_array()).into_iter().flatten() {
+            if let (Some(e), Some(t)) = (h["epoch"].as_u64(), h["trust"].as_f64()) {
+                if let Some(slot) = values.get_mut(e as usize) {
+                    *slot = Some(t);
+                }
+            }
+        }
+        let label = if flaky.map(|(_, a)| a) == Some(w.address()) { format!("{} (hung in epoch 0)", short(&w.address())) } else { short(&w.address()) };
+        series.push(devnet::chart::Series { label, values });
+    }
+    let svg = devnet::chart::trust_svg("Worker trust after each epoch (deepnode-demo)", &series);
+    std::fs::write(work_dir.join("trust.svg"), &svg)?;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, &svg).with_context(|| format!("--chart {}", path.display()))?;
+    }
+
+    let trust_list: Vec<String> = net.workers.iter().map(|w| format!("{}={:.2}", w.address(), trust_now.get(&w.address()).copied().unwrap_or(0.0))).collect();
+    println!(
+        "demo: {} epochs settled, {} DN claimed by {} workers, trust {}",
+        args.epochs,
+        format_dn(claimed_total),
+        claimers.len(),
+        trust_list.join(" ")
+    );
+    println!("elapsed: {:.0}s from start; trust chart: {}", started.elapsed().as_secs_f64(), work_dir.join("trust.svg").display());
+    println!(
+        "indexer: {base_url}/health  {base_url}/tasks?limit=5  {base_url}/tasks/{}  {base_url}/nodes  {base_url}/models  {base_url}/epochs  {base_url}/epochs/0  {base_url}/leaderboard?role=worker  {base_url}/openapi.json  {base_url}/metrics  {base_url}/ (staking page)",
+        ids[0]
+    );
 
     if args.once {
         step("DN_DEMO_ONCE set: stopping every process");
@@ -535,11 +543,7 @@ async fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     step("devnet is up (anvil at the RPC above); press Ctrl-C to stop everything");
-    println!(
-        "rpc: {}  deployment: {}",
-        net.rpc_url,
-        net.deployment_path.display()
-    );
+    println!("rpc: {}  deployment: {}", net.rpc_url, net.deployment_path.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},

@@ -19,6 +19,7 @@ pub const W2: Address = address!("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
 pub const VAL: Address = address!("0x90F79bf6EB2c4f870365E785982E1f101E93b906");
 pub const USER: Address = address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
 pub const DEV: Address = address!("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc");
+pub const SETTLEMENT: Address = address!("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
 
 pub fn dn(n: u64) -> U256 {
     U256::from(n) * U256::from(protocol::DN)
@@ -34,7 +35,7 @@ pub fn deployment() -> Deployment {
         task_manager: TM,
         treasury: DEV,
         validator_pool: DEV,
-        settlement: DEV,
+        settlement: SETTLEMENT,
     }
 }
 

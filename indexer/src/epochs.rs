@@ -1,0 +1,1021 @@
+//! PoWR epochs: gathers one epoch's facts from the confirmed events in the database, runs the
+//! `protocol::powr` formulas over them and keeps the history (store, reorg invalidation).
+//!
+//! [`compute_epoch`] is the function every validator runs: its result is a pure function of
+//! (the events of confirmed blocks in the database, the [`EpochConfig`], the epoch number), so
+//! two indexers fed the same chain produce the same report byte for byte. The verifier calls it
+//! on its own database.
+//!
+//! # Facts of epoch `e`
+//! Epoch `e` spans block times `[genesis + e·len, genesis + (e+1)·len)`.
+//! - **assigned**: `TaskAssigned` events of the worker with a block time in the epoch (a
+//!   reassigned task counts once per assignment, for the worker it was assigned to);
+//! - **on_time**: of those, the ones the same worker committed (`ResultsCommitted`, any code) in a
+//!   block no later than the assignment's deadline; **latency** = commit time - assignment time.
+//!   Because a deadline may fall after the epoch's end, the epoch's facts run until
+//!   `facts_until = max(end - 1, latest deadline of its assignments)` and the epoch can only be
+//!   computed once the database is indexed past that time (about one response window after
+//!   the end);
+//! - **uptime**: over the last `uptime_window` epochs (this one included), the epochs in which the
+//!   worker had work (an assignment or a commit) form the window, and those with a commit count
+//!   as up (there is no heartbeat event yet);
+//! - **audited / passed / quality_sum**: 0 until the audit layer emits verdicts, so accuracy is
+//!   the prior `0.5` for everyone;
+//! - **slashed**: a `Slashed` event of the address (any role, any reason) in the epoch;
+//! - **PoWR work**: `TaskFinalized` events of the worker in the epoch, each worth
+//!   `computeUnits · quality` with the event's `quality` (ppm) for a result (code 0) and 0 for a
+//!   failure code (a refused input is no worthy result).
+//!
+//! # Trust
+//! Epoch `e` starts from the trust computed for `e - 1` (stored in `epoch_nodes`, or recomputed
+//! in memory when this database has not stored it); an address never seen starts at
+//! `PowrParams::initial_trust_wad`. A worker with no assignment and no slash in the epoch is
+//! idle: its trust is carried unchanged (a pinned slashed trust still counts down), since not
+//! being drawn is no evidence either way. The trust tree holds every worker known so far: every
+//! address that ever staked as a worker, was assigned or finalized a task, or had a trust before.
+//!
+//! # Reward policy
+//! The epoch budget `B = epoch_budget(initialEmission, decayWad, e, cap_room)` (the same steps
+//! as `Settlement.epochBudget`) is split into three pools:
+//! - **workers, 70 %**: in proportion to their PoWR score `S_i = Σ computeUnits·quality·T_i`
+//!   (trust after this epoch's update);
+//! - **validators, 20 %**: in proportion to their active validator stake at the epoch's end
+//!   (replayed from `Staked`, `UnstakeRequested` and `Slashed` events before the end);
+//! - **model developers, 10 % (plus the rounding dust of the other two)**: in proportion to the
+//!   compute units of their models' results (code 0) finalized in the epoch.
+//!
+//! Each pool is split with largest-remainder rounding (`powr::split_budget`) and the three lists
+//! are merged per account (`powr::merge_rewards`). A pool without recipients (no finalized work,
+//! no validator stake, no model usage) is left unminted, so `totalRewards <= B`.
+//! `modelStatusHash` is `bytes32(0)` until model statuses are part of the report.
+
+use crate::db::Db;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use protocol::powr::{
+    self, build_report, epoch_quality, evaluate_node, next_trust, powr_score, AccountTree,
+    EpochReport, FinalizedTask, NodeEpochFacts, PowrError, PowrParams, Rates, TrustState,
+};
+use protocol::Deployment;
+use serde_json::Value;
+use sqlx::{Row, SqliteConnection};
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+/// Workers' share of the epoch budget, in basis points.
+pub const WORKER_SHARE_BPS: u64 = 7_000;
+/// Validators' share of the epoch budget, in basis points.
+pub const VALIDATOR_SHARE_BPS: u64 = 2_000;
+/// Model developers' share of the epoch budget, in basis points (they also get the rounding
+/// dust of the other two pools).
+pub const MODEL_SHARE_BPS: u64 = 1_000;
+/// Default length `W` of the uptime window, in epochs.
+pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
+/// Most epochs [`settle_ready`] computes per call (keeps the follow loop responsive).
+pub const MAX_EPOCHS_PER_CALL: usize = 32;
+
+mod abi {
+    #![allow(missing_docs, clippy::too_many_arguments)]
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        Settlement,
+        "../out/Settlement.sol/Settlement.json"
+    );
+}
+
+/// Errors of the epoch computation; each names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochError {
+    /// The database is not yet indexed past the epoch's last fact.
+    #[error("epoch {epoch} is not ready: its facts run until block time {facts_until}, the database is indexed to block time {indexed_time:?}")]
+    NotReady {
+        /// The epoch asked for.
+        epoch: u64,
+        /// Last block time whose events feed the epoch (known once the epoch has ended).
+        facts_until: u64,
+        /// Block time of the database's cursor (None: nothing indexed).
+        indexed_time: Option<u64>,
+    },
+    /// The formulas rejected the facts (an inconsistency in the database).
+    #[error("epoch {epoch}: {source}")]
+    Powr {
+        /// The epoch.
+        epoch: u64,
+        /// The formula error.
+        source: PowrError,
+    },
+    /// A stored value could not be read back.
+    #[error("epoch data in the database is corrupt: {0}")]
+    Corrupt(String),
+    /// Reading the parameters from the chain failed.
+    #[error("reading epoch parameters from the chain: {0}")]
+    Chain(String),
+    /// The configuration is unusable.
+    #[error("invalid epoch configuration: {0}")]
+    Config(String),
+    /// A query failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Everything besides the database that an epoch's result depends on. Two indexers with equal
+/// configs and the same confirmed chain compute identical reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochConfig {
+    /// Chain id (the database cursor of this chain tells how far facts are known).
+    pub chain_id: u64,
+    /// Start of epoch 0 (`Settlement.genesis`).
+    pub genesis: u64,
+    /// Seconds per epoch (`Settlement.epochLength`, > 0).
+    pub epoch_length: u64,
+    /// Budget of epoch 0 in wei (`Settlement.initialEmission`).
+    pub initial_emission: U256,
+    /// Budget multiplier per epoch, WAD (`Settlement.decayWad`).
+    pub decay_wad: U256,
+    /// `token.cap() - token.totalSupply()` when the config was loaded: the budget is capped by
+    /// it. It only binds when the token nears its cap; indexers that load it at different times
+    /// then disagree, and `Settlement.postReport` rejects an over-budget report anyway.
+    pub cap_room: U256,
+    /// `TaskManager.responseWindow` in seconds (the speed rate's scale, > 0).
+    pub response_window_secs: u32,
+    /// Uptime window `W` in epochs (> 0).
+    pub uptime_window: u32,
+    /// Trust and PoWR parameters.
+    pub params: PowrParams,
+}
+
+impl EpochConfig {
+    /// Reads the schedule from `Settlement` (genesis, epochLength, initialEmission, decayWad),
+    /// the cap room from its token and the response window from `TaskManager`.
+    pub async fn load<P: Provider>(
+        provider: &P,
+        d: &Deployment,
+    ) -> Result<EpochConfig, EpochError> {
+        let chain =
+            |what: &str, e: String| EpochError::Chain(format!("{what} at {}: {e}", d.settlement));
+        let s = abi::Settlement::new(d.settlement, provider);
+        let genesis = s
+            .genesis()
+            .call()
+            .await
+            .map_err(|e| chain("Settlement.genesis", e.to_string()))?;
+        let epoch_length = s
+            .epochLength()
+            .call()
+            .await
+            .map_err(|e| chain("Settlement.epochLength", e.to_string()))?;
+        let initial_emission = s
+            .initialEmission()
+            .call()
+            .await
+            .map_err(|e| chain("Settlement.initialEmission", e.to_string()))?;
+        let decay_wad = s
+            .decayWad()
+            .call()
+            .await
+            .map_err(|e| chain("Settlement.decayWad", e.to_string()))?;
+        let token = s
+            .token()
+            .call()
+            .await
+            .map_err(|e| chain("Settlement.token", e.to_string()))?;
+        let t = protocol::bindings::DNToken::new(token, provider);
+        let cap = t
+            .cap()
+            .call()
+            .await
+            .map_err(|e| chain("DNToken.cap", e.to_string()))?;
+        let supply = t
+            .totalSupply()
+            .call()
+            .await
+            .map_err(|e| chain("DNToken.totalSupply", e.to_string()))?;
+        let tm = protocol::bindings::ITaskManager::new(d.task_manager, provider);
+        let rw = tm.responseWindow().call().await.map_err(|e| {
+            EpochError::Chain(format!(
+                "TaskManager.responseWindow at {}: {e}",
+                d.task_manager
+            ))
+        })?;
+        let cfg = EpochConfig {
+            chain_id: d.chain_id,
+            genesis,
+            epoch_length,
+            initial_emission,
+            decay_wad,
+            cap_room: cap.saturating_sub(supply),
+            response_window_secs: u32::try_from(rw).unwrap_or(u32::MAX),
+            uptime_window: DEFAULT_UPTIME_WINDOW,
+            params: PowrParams::default(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the ranges the computation relies on.
+    pub fn validate(&self) -> Result<(), EpochError> {
+        if self.epoch_length == 0 {
+            return Err(EpochError::Config("epoch_length is 0".into()));
+        }
+        if self.response_window_secs == 0 {
+            return Err(EpochError::Config("response_window_secs is 0".into()));
+        }
+        if self.uptime_window == 0 {
+            return Err(EpochError::Config("uptime_window is 0".into()));
+        }
+        if self.decay_wad > U256::from(powr::WAD) {
+            return Err(EpochError::Config(format!(
+                "decay_wad {} above 1e18",
+                self.decay_wad
+            )));
+        }
+        self.params
+            .validate()
+            .map_err(|e| EpochError::Config(e.to_string()))
+    }
+
+    /// `[start, end)` block times of `epoch`.
+    pub fn bounds(&self, epoch: u64) -> Result<(u64, u64), EpochError> {
+        let start = epoch
+            .checked_mul(self.epoch_length)
+            .and_then(|x| x.checked_add(self.genesis));
+        let end = start.and_then(|s| s.checked_add(self.epoch_length));
+        match (start, end) {
+            (Some(s), Some(e)) if e <= i64::MAX as u64 => Ok((s, e)),
+            _ => Err(EpochError::Config(format!(
+                "epoch {epoch} lies beyond the representable time"
+            ))),
+        }
+    }
+
+    /// The epoch a block time falls in (None before genesis).
+    pub fn epoch_at(&self, time: u64) -> Option<u64> {
+        time.checked_sub(self.genesis)
+            .map(|d| d / self.epoch_length.max(1))
+    }
+
+    /// Emission budget of `epoch` (as `Settlement.epochBudget`, with the loaded cap room).
+    pub fn budget(&self, epoch: u64) -> U256 {
+        powr::epoch_budget(self.initial_emission, self.decay_wad, epoch, self.cap_room)
+    }
+}
+
+/// One worker's row of an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    /// Worker address.
+    pub address: Address,
+    /// The facts gathered for it.
+    pub facts: NodeEpochFacts,
+    /// False when it was idle (no assignment, no slash): trust carried unchanged.
+    pub evaluated: bool,
+    /// The four rates.
+    pub rates: Rates,
+    /// Epoch quality `q` (WAD).
+    pub quality_wad: u64,
+    /// Trust it entered the epoch with (WAD; `T_0` for a new address).
+    pub prev_trust_wad: u64,
+    /// Trust after the epoch (its trust-tree leaf).
+    pub trust: TrustState,
+    /// Tasks finalized for it in the epoch (results and failure codes).
+    pub tasks_finalized: u64,
+    /// Compute units of its finalized results (code 0).
+    pub compute_units: u64,
+    /// PoWR score.
+    pub score: u128,
+    /// Worker-pool reward in wei.
+    pub reward: U256,
+}
+
+/// One validator's row of an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorRow {
+    /// Validator address.
+    pub address: Address,
+    /// Active validator stake at the epoch's end.
+    pub stake: U256,
+    /// Validator-pool reward in wei.
+    pub reward: U256,
+}
+
+/// Usage of one model in an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    /// Model id.
+    pub model_id: u32,
+    /// Its developer (paid from the model pool).
+    pub developer: Address,
+    /// Tasks of the model finalized in the epoch.
+    pub tasks_finalized: u64,
+    /// Compute units of its results (code 0) finalized in the epoch.
+    pub compute_units: u64,
+}
+
+/// Everything computed for an epoch: the report validators sign, both Merkle trees and the
+/// per-account rows behind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochOutcome {
+    /// The epoch.
+    pub epoch: u64,
+    /// First block time of the epoch.
+    pub start_time: u64,
+    /// First block time after the epoch.
+    pub end_time: u64,
+    /// Last block time whose events feed the epoch.
+    pub facts_until: u64,
+    /// Emission budget `B`.
+    pub budget: U256,
+    /// Workers' pool (70 % of `B`).
+    pub worker_pool: U256,
+    /// Validators' pool (20 % of `B`).
+    pub validator_pool: U256,
+    /// Model developers' pool (the rest of `B`).
+    pub model_pool: U256,
+    /// The report (`totalRewards` = sum of the rewards tree <= `budget`).
+    pub report: EpochReport,
+    /// Rewards tree (accounts with a non-zero reward).
+    pub rewards: AccountTree,
+    /// Trust tree (every known worker).
+    pub trust: AccountTree,
+    /// Workers, ascending by address.
+    pub workers: Vec<WorkerRow>,
+    /// Validators with stake, ascending by address.
+    pub validators: Vec<ValidatorRow>,
+    /// Models used in the epoch, ascending by id.
+    pub models: Vec<ModelRow>,
+    /// Model-pool rewards per developer, ascending by address.
+    pub developer_rewards: Vec<(Address, U256)>,
+    /// Assignments in the epoch.
+    pub tasks_assigned: u64,
+    /// Tasks finalized in the epoch.
+    pub tasks_finalized: u64,
+}
+
+impl EpochOutcome {
+    /// Trust of every worker after this epoch (the input of the next one).
+    pub fn trust_states(&self) -> BTreeMap<Address, TrustState> {
+        self.workers.iter().map(|w| (w.address, w.trust)).collect()
+    }
+
+    /// An account's reward split into (worker, validator, developer) parts.
+    pub fn reward_parts(&self, account: Address) -> (U256, U256, U256) {
+        let w = self
+            .workers
+            .binary_search_by_key(&account, |r| r.address)
+            .map(|i| self.workers[i].reward)
+            .unwrap_or_default();
+        let v = self
+            .validators
+            .binary_search_by_key(&account, |r| r.address)
+            .map(|i| self.validators[i].reward)
+            .unwrap_or_default();
+        let d = self
+            .developer_rewards
+            .binary_search_by_key(&account, |r| r.0)
+            .map(|i| self.developer_rewards[i].1)
+            .unwrap_or_default();
+        (w, v, d)
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn parse_addr(s: &str) -> Result<Address, EpochError> {
+    Address::from_str(s).map_err(|e| EpochError::Corrupt(format!("address `{s}`: {e}")))
+}
+
+fn parse_u256(s: &str) -> Result<U256, EpochError> {
+    U256::from_str_radix(s, 10).map_err(|e| EpochError::Corrupt(format!("amount `{s}`: {e}")))
+}
+
+/// The trust every worker had after the latest stored epoch before `epoch`, with that epoch's
+/// number (None: nothing stored before `epoch`).
+async fn stored_trust_before(
+    db: &Db,
+    epoch: u64,
+) -> Result<Option<(u64, BTreeMap<Address, TrustState>)>, EpochError> {
+    let prev: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs WHERE epoch < ?")
+        .bind(i64_of(epoch))
+        .fetch_one(db.pool())
+        .await?;
+    let Some(prev) = prev else { return Ok(None) };
+    let rows =
+        sqlx::query("SELECT address, trust_wad, zero_epochs_left FROM epoch_nodes WHERE epoch = ?")
+            .bind(prev)
+            .fetch_all(db.pool())
+            .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let a: String = r.try_get("address")?;
+        let t: i64 = r.try_get("trust_wad")?;
+        let z: i64 = r.try_get("zero_epochs_left")?;
+        out.insert(
+            parse_addr(&a)?,
+            TrustState {
+                trust_wad: u64_of(t),
+                zero_epochs_left: u32::try_from(z).unwrap_or(0),
+            },
+        );
+    }
+    Ok(Some((u64_of(prev), out)))
+}
+
+/// Computes epoch `epoch` from the confirmed facts in `db`.
+///
+/// Deterministic: the result depends only on the events of blocks with a time up to the
+/// epoch's `facts_until` (all confirmed, since the follower stores confirmed blocks only), on
+/// `cfg` and on `epoch`. The previous trust comes from the latest epoch stored in `db` before
+/// `epoch`; epochs in between (or all of them, on a database that stored none) are recomputed in
+/// memory, so the result does not depend on which epochs the database has stored.
+///
+/// Fails with [`EpochError::NotReady`] while the database is not indexed past `facts_until`.
+/// Nothing is written; [`store_epoch`] persists an outcome.
+pub async fn compute_epoch(
+    db: &Db,
+    cfg: &EpochConfig,
+    epoch: u64,
+) -> Result<EpochOutcome, EpochError> {
+    cfg.validate()?;
+    let (mut next, mut trust) = match stored_trust_before(db, epoch).await? {
+        Some((e, t)) => (e + 1, t),
+        None => (0, BTreeMap::new()),
+    };
+    loop {
+        let out = compute_one(db, cfg, next, &trust).await?;
+        if next >= epoch {
+            return Ok(out);
+        }
+        trust = out.trust_states();
+        next += 1;
+    }
+}
+
+/// Per-worker accumulators while reading the facts.
+#[derive(Default)]
+struct Acc {
+    assigned: u64,
+    on_time: u64,
+    latencies: Vec<u32>,
+    active_epochs: BTreeSet<u64>,
+    commit_epochs: BTreeSet<u64>,
+    finalized: Vec<FinalizedTask>,
+    tasks_finalized: u64,
+    compute_units: u64,
+}
+
+async fn compute_one(
+    db: &Db,
+    cfg: &EpochConfig,
+    epoch: u64,
+    prev: &BTreeMap<Address, TrustState>,
+) -> Result<EpochOutcome, EpochError> {
+    let (start, end) = cfg.bounds(epoch)?;
+    let powr_err = |source: PowrError| EpochError::Powr { epoch, source };
+    let cursor_time = db
+        .cursor(cfg.chain_id)
+        .await
+        .map_err(|e| EpochError::Corrupt(e.to_string()))?
+        .map(|c| c.timestamp);
+    let not_ready = |facts_until: u64| EpochError::NotReady {
+        epoch,
+        facts_until,
+        indexed_time: cursor_time,
+    };
+    if cursor_time.is_none_or(|t| t < end) {
+        return Err(not_ready(end - 1));
+    }
+    let pool = db.pool();
+
+    // Assignments of the epoch with their on-time commit, if any.
+    let rows = sqlx::query(
+        "SELECT a.worker AS worker, a.block_time AS assigned_time,
+                CAST(json_extract(a.detail, '$.deadline') AS INTEGER) AS deadline,
+                (SELECT MIN(c.block_time) FROM task_events c
+                  WHERE c.task_id = a.task_id AND c.kind = 'committed' AND c.worker = a.worker
+                    AND c.block_time >= a.block_time
+                    AND c.block_time <= CAST(json_extract(a.detail, '$.deadline') AS INTEGER)) AS committed_time
+         FROM task_events a
+         WHERE a.kind = 'assigned' AND a.block_time >= ? AND a.block_time < ?",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    let mut acc: BTreeMap<Address, Acc> = BTreeMap::new();
+    let mut facts_until = end - 1;
+    let mut tasks_assigned = 0u64;
+    for r in &rows {
+        let worker: Option<String> = r.try_get("worker")?;
+        let Some(worker) = worker else { continue };
+        let a = acc.entry(parse_addr(&worker)?).or_default();
+        let assigned_time = u64_of(r.try_get("assigned_time")?);
+        let deadline: Option<i64> = r.try_get("deadline")?;
+        facts_until = facts_until.max(deadline.map(u64_of).unwrap_or(0));
+        let committed: Option<i64> = r.try_get("committed_time")?;
+        a.assigned += 1;
+        tasks_assigned += 1;
+        if let Some(c) = committed {
+            a.on_time += 1;
+            let latency = u64_of(c).saturating_sub(assigned_time);
+            a.latencies.push(u32::try_from(latency).unwrap_or(u32::MAX));
+        }
+    }
+    if cursor_time.is_none_or(|t| t <= facts_until) {
+        return Err(not_ready(facts_until));
+    }
+
+    // Uptime window: per worker, the epochs with work and those with a commit.
+    let window_first = epoch.saturating_sub(u64::from(cfg.uptime_window) - 1);
+    let (window_start, _) = cfg.bounds(window_first)?;
+    let rows = sqlx::query(
+        "SELECT worker, kind, (block_time - ?) / ? AS ep FROM task_events
+         WHERE kind IN ('assigned', 'committed') AND block_time >= ? AND block_time < ? AND worker IS NOT NULL
+         GROUP BY worker, kind, ep",
+    )
+    .bind(i64_of(cfg.genesis))
+    .bind(i64_of(cfg.epoch_length))
+    .bind(i64_of(window_start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    for r in &rows {
+        let worker: String = r.try_get("worker")?;
+        let kind: String = r.try_get("kind")?;
+        let ep = u64_of(r.try_get("ep")?);
+        let a = acc.entry(parse_addr(&worker)?).or_default();
+        a.active_epochs.insert(ep);
+        if kind == "committed" {
+            a.commit_epochs.insert(ep);
+        }
+    }
+
+    // Finalized work of the epoch.
+    let rows = sqlx::query(
+        "SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
+                COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code
+         FROM task_events te JOIN tasks t ON t.task_id = te.task_id
+         WHERE te.kind = 'finalized' AND te.block_time >= ? AND te.block_time < ? AND te.worker IS NOT NULL",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    let mut model_usage: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut tasks_finalized = 0u64;
+    for r in &rows {
+        let worker: String = r.try_get("worker")?;
+        let model_id = u32::try_from(r.try_get::<i64, _>("model_id")?).unwrap_or(0);
+        let units = u32::try_from(r.try_get::<i64, _>("compute_units")?).unwrap_or(0);
+        let quality = u32::try_from(r.try_get::<i64, _>("quality")?).unwrap_or(0);
+        let ok = r.try_get::<i64, _>("code")? == 0;
+        let a = acc.entry(parse_addr(&worker)?).or_default();
+        a.finalized.push(FinalizedTask {
+            compute_units: units,
+            verdict_quality_ppm: Some(if ok { quality } else { 0 }),
+        });
+        a.tasks_finalized += 1;
+        tasks_finalized += 1;
+        let m = model_usage.entry(model_id).or_default();
+        m.0 += 1;
+        if ok {
+            a.compute_units += u64::from(units);
+            m.1 += u64::from(units);
+        }
+    }
+
+    // Slashes of the epoch.
+    let slashed: BTreeSet<Address> = sqlx::query_scalar::<_, String>(
+        "SELECT DISTINCT account FROM slashes WHERE block_time >= ? AND block_time < ?",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|a| parse_addr(a))
+    .collect::<Result<_, _>>()?;
+
+    // Stakes at the epoch's end, replayed in chain order.
+    let rows = sqlx::query(
+        "SELECT name, json FROM events WHERE name IN ('Staked', 'UnstakeRequested', 'Slashed') AND block_time < ?
+         ORDER BY block_number, log_index",
+    )
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    let mut validator_stake: BTreeMap<Address, U256> = BTreeMap::new();
+    let mut staked_workers: BTreeSet<Address> = BTreeSet::new();
+    for r in &rows {
+        let name: String = r.try_get("name")?;
+        let json: String = r.try_get("json")?;
+        let v: Value = serde_json::from_str(&json)
+            .map_err(|e| EpochError::Corrupt(format!("event json: {e}")))?;
+        let field = |k: &str| {
+            v[k].as_str()
+                .map(str::to_string)
+                .ok_or_else(|| EpochError::Corrupt(format!("{name} event without `{k}`")))
+        };
+        let account = parse_addr(&field("account")?)?;
+        let role = v["role"].as_u64().unwrap_or(u64::MAX);
+        if role == u64::from(protocol::bindings::ROLE_WORKER) {
+            staked_workers.insert(account);
+            continue;
+        }
+        if role != u64::from(protocol::bindings::ROLE_VALIDATOR) {
+            continue;
+        }
+        let stake = validator_stake.entry(account).or_default();
+        match name.as_str() {
+            "Slashed" => {
+                let amount = parse_u256(&field("amount")?)?;
+                *stake = stake.saturating_sub(amount);
+            }
+            _ => *stake = parse_u256(&field("newStake")?)?,
+        }
+    }
+
+    // Evaluate every known worker.
+    let mut addresses: BTreeSet<Address> = prev.keys().copied().collect();
+    addresses.extend(staked_workers);
+    addresses.extend(
+        acc.iter()
+            .filter(|(_, a)| a.assigned > 0 || a.tasks_finalized > 0)
+            .map(|(k, _)| *k),
+    );
+    addresses.extend(
+        slashed
+            .iter()
+            .filter(|a| prev.contains_key(*a) || acc.contains_key(*a)),
+    );
+    let empty = Acc::default();
+    let mut workers = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        let a = acc.get(&address).unwrap_or(&empty);
+        let is_slashed = slashed.contains(&address);
+        let window = u32::try_from(a.active_epochs.len()).unwrap_or(u32::MAX);
+        let up = u32::try_from(a.commit_epochs.len()).unwrap_or(u32::MAX);
+        let facts = NodeEpochFacts {
+            assigned: a.assigned,
+            on_time: a.on_time,
+            audited: 0,
+            passed: 0,
+            quality_sum_ppm: 0,
+            heartbeat_epochs_in_window: up,
+            window: window.max(1),
+            latencies_secs: a.latencies.clone(),
+            response_window_secs: cfg.response_window_secs,
+            slashed: is_slashed,
+        };
+        let prev_state = prev.get(&address).copied();
+        let evaluated = a.assigned > 0 || is_slashed;
+        let (rates, quality_wad, trust) = if evaluated {
+            let ne = evaluate_node(prev_state, &facts, &cfg.params).map_err(powr_err)?;
+            (ne.rates, ne.quality_wad, ne.trust)
+        } else {
+            let rates = facts.rates().map_err(powr_err)?;
+            let q = epoch_quality(&rates, &cfg.params);
+            let carried = prev_state.unwrap_or_else(|| TrustState::new_node(&cfg.params));
+            let trust = if carried.zero_epochs_left > 0 {
+                next_trust(Some(carried), q, false, &cfg.params)
+            } else {
+                carried
+            };
+            (rates, q, trust)
+        };
+        let score = powr_score(&a.finalized, rates.accuracy, trust.trust_wad);
+        workers.push(WorkerRow {
+            address,
+            facts,
+            evaluated,
+            rates,
+            quality_wad,
+            prev_trust_wad: prev_state.map_or(cfg.params.initial_trust_wad, |p| p.trust_wad),
+            trust,
+            tasks_finalized: a.tasks_finalized,
+            compute_units: a.compute_units,
+            score,
+            reward: U256::ZERO,
+        });
+    }
+
+    // Models and their developers.
+    let mut models = Vec::with_capacity(model_usage.len());
+    let mut developer_units: BTreeMap<Address, u128> = BTreeMap::new();
+    for (model_id, (count, units)) in model_usage {
+        let developer: Option<String> =
+            sqlx::query_scalar("SELECT developer FROM models WHERE model_id = ?")
+                .bind(i64::from(model_id))
+                .fetch_optional(pool)
+                .await?;
+        let Some(developer) = developer else {
+            tracing::warn!(
+                model_id,
+                epoch,
+                "finalized tasks of a model the database does not know; its share stays unminted"
+            );
+            continue;
+        };
+        let developer = parse_addr(&developer)?;
+        *developer_units.entry(developer).or_default() += u128::from(units);
+        models.push(ModelRow {
+            model_id,
+            developer,
+            tasks_finalized: count,
+            compute_units: units,
+        });
+    }
+
+    // Pools and rewards.
+    let budget = cfg.budget(epoch);
+    let bps = U256::from(10_000u64);
+    let worker_pool = budget * U256::from(WORKER_SHARE_BPS) / bps;
+    let validator_pool = budget * U256::from(VALIDATOR_SHARE_BPS) / bps;
+    let model_pool = budget - worker_pool - validator_pool;
+    let scores: Vec<(Address, u128)> = workers.iter().map(|w| (w.address, w.score)).collect();
+    let worker_rewards = powr::split_budget(worker_pool, &scores).map_err(powr_err)?;
+    for (w, (_, r)) in workers.iter_mut().zip(&worker_rewards) {
+        w.reward = *r;
+    }
+    let stakes: Vec<(Address, u128)> = validator_stake
+        .iter()
+        .filter(|(_, s)| !s.is_zero())
+        .map(|(a, s)| (*a, s.saturating_to::<u128>()))
+        .collect();
+    let validator_rewards = powr::split_budget(validator_pool, &stakes).map_err(powr_err)?;
+    let validators: Vec<ValidatorRow> = validator_rewards
+        .iter()
+        .map(|(a, r)| ValidatorRow {
+            address: *a,
+            stake: validator_stake.get(a).copied().unwrap_or_default(),
+            reward: *r,
+        })
+        .collect();
+    let units: Vec<(Address, u128)> = developer_units.into_iter().collect();
+    let developer_rewards = powr::split_budget(model_pool, &units).map_err(powr_err)?;
+    let merged = powr::merge_rewards([
+        worker_rewards.as_slice(),
+        validator_rewards.as_slice(),
+        developer_rewards.as_slice(),
+    ]);
+    let rewards = AccountTree::rewards(&merged).map_err(powr_err)?;
+    let trust_entries: Vec<(Address, u64)> = workers
+        .iter()
+        .map(|w| (w.address, w.trust.trust_wad))
+        .collect();
+    let trust = AccountTree::trust(&trust_entries).map_err(powr_err)?;
+    let report = build_report(epoch, &rewards, &trust, B256::ZERO);
+    if report.totalRewards > budget {
+        return Err(EpochError::Corrupt(format!(
+            "epoch {epoch}: rewards {} exceed the budget {budget}",
+            report.totalRewards
+        )));
+    }
+    Ok(EpochOutcome {
+        epoch,
+        start_time: start,
+        end_time: end,
+        facts_until,
+        budget,
+        worker_pool,
+        validator_pool,
+        model_pool,
+        report,
+        rewards,
+        trust,
+        workers,
+        validators,
+        models,
+        developer_rewards,
+        tasks_assigned,
+        tasks_finalized,
+    })
+}
+
+/// Stores `out` (replacing a stored copy of the same epoch) in one transaction: the `epochs`
+/// row, one `epoch_nodes` row per worker, the validators, the models and every rewards leaf
+/// with its proof. `computed_block` is the indexed block it was computed at.
+pub async fn store_epoch(
+    db: &Db,
+    out: &EpochOutcome,
+    computed_block: u64,
+) -> Result<(), EpochError> {
+    let mut tx = db.pool().begin().await?;
+    let e = i64_of(out.epoch);
+    for table in [
+        "epochs",
+        "epoch_nodes",
+        "epoch_validators",
+        "epoch_models",
+        "epoch_rewards",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE epoch = ?"))
+            .bind(e)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO epochs (epoch, start_time, end_time, facts_until, rewards_root, trust_root, total_rewards,
+             model_status_hash, budget, worker_pool, validator_pool, model_pool, tasks_assigned, tasks_finalized,
+             computed_block)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e)
+    .bind(i64_of(out.start_time))
+    .bind(i64_of(out.end_time))
+    .bind(i64_of(out.facts_until))
+    .bind(out.report.rewardsRoot.to_string())
+    .bind(out.report.trustRoot.to_string())
+    .bind(out.report.totalRewards.to_string())
+    .bind(out.report.modelStatusHash.to_string())
+    .bind(out.budget.to_string())
+    .bind(out.worker_pool.to_string())
+    .bind(out.validator_pool.to_string())
+    .bind(out.model_pool.to_string())
+    .bind(i64_of(out.tasks_assigned))
+    .bind(i64_of(out.tasks_finalized))
+    .bind(i64_of(computed_block))
+    .execute(&mut *tx)
+    .await?;
+    for w in &out.workers {
+        let p50 = {
+            let mut l = w.facts.latencies_secs.clone();
+            l.sort_unstable();
+            l.get(l.len().saturating_sub(1) / 2).copied()
+        };
+        sqlx::query(
+            "INSERT INTO epoch_nodes (epoch, address, tasks_assigned, tasks_on_time, tasks_finalized, compute_units,
+                 active_epochs, commit_epochs, p50_latency, slashed, evaluated, completion_wad, accuracy_wad,
+                 uptime_wad, speed_wad, quality_wad, prev_trust_wad, trust_wad, zero_epochs_left, score, reward)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e)
+        .bind(w.address.to_checksum(None))
+        .bind(i64_of(w.facts.assigned))
+        .bind(i64_of(w.facts.on_time))
+        .bind(i64_of(w.tasks_finalized))
+        .bind(i64_of(w.compute_units))
+        .bind(i64::from(w.facts.window))
+        .bind(i64::from(w.facts.heartbeat_epochs_in_window))
+        .bind(p50.map(i64::from))
+        .bind(w.facts.slashed)
+        .bind(w.evaluated)
+        .bind(i64_of(w.rates.completion))
+        .bind(i64_of(w.rates.accuracy))
+        .bind(i64_of(w.rates.uptime))
+        .bind(i64_of(w.rates.speed))
+        .bind(i64_of(w.quality_wad))
+        .bind(i64_of(w.prev_trust_wad))
+        .bind(i64_of(w.trust.trust_wad))
+        .bind(i64::from(w.trust.zero_epochs_left))
+        .bind(w.score.to_string())
+        .bind(w.reward.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for v in &out.validators {
+        sqlx::query(
+            "INSERT INTO epoch_validators (epoch, address, stake, reward) VALUES (?, ?, ?, ?)",
+        )
+        .bind(e)
+        .bind(v.address.to_checksum(None))
+        .bind(v.stake.to_string())
+        .bind(v.reward.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for m in &out.models {
+        sqlx::query(
+            "INSERT INTO epoch_models (epoch, model_id, developer, tasks_finalized, compute_units) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(e)
+        .bind(i64::from(m.model_id))
+        .bind(m.developer.to_checksum(None))
+        .bind(i64_of(m.tasks_finalized))
+        .bind(i64_of(m.compute_units))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (account, amount) in out.rewards.entries() {
+        let proof = out
+            .rewards
+            .proof(*account)
+            .map(|(_, p)| p)
+            .unwrap_or_default();
+        let proof =
+            Value::from(proof.iter().map(|h| h.to_string()).collect::<Vec<_>>()).to_string();
+        let (w, v, d) = out.reward_parts(*account);
+        sqlx::query(
+            "INSERT INTO epoch_rewards (epoch, account, amount, worker_reward, validator_reward, developer_reward, proof)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e)
+        .bind(account.to_checksum(None))
+        .bind(amount.to_string())
+        .bind(w.to_string())
+        .bind(v.to_string())
+        .bind(d.to_string())
+        .bind(proof)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The next epoch to compute: one after the latest stored (0 when none).
+pub async fn next_epoch(db: &Db) -> Result<u64, EpochError> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(last.map_or(0, |e| u64_of(e) + 1))
+}
+
+/// Computes and stores, in order, every epoch that is ready (at most `max`), continuing after
+/// the latest stored one. Returns the epochs stored. Idempotent: a stored epoch is never
+/// recomputed unless a reorg deleted it.
+pub async fn settle_ready(db: &Db, cfg: &EpochConfig, max: usize) -> Result<Vec<u64>, EpochError> {
+    let mut done = Vec::new();
+    let Some(cursor) = db
+        .cursor(cfg.chain_id)
+        .await
+        .map_err(|e| EpochError::Corrupt(e.to_string()))?
+    else {
+        return Ok(done);
+    };
+    let mut epoch = next_epoch(db).await?;
+    while done.len() < max {
+        let (_, end) = cfg.bounds(epoch)?;
+        if cursor.timestamp < end {
+            break;
+        }
+        let started = std::time::Instant::now();
+        let out = match compute_epoch(db, cfg, epoch).await {
+            Ok(out) => out,
+            Err(EpochError::NotReady { .. }) => break,
+            Err(e) => return Err(e),
+        };
+        store_epoch(db, &out, cursor.number).await?;
+        metrics::gauge!("indexer_epoch_computed").set(epoch as f64);
+        tracing::info!(
+            epoch,
+            workers = out.workers.len(),
+            tasks = out.tasks_assigned,
+            total_rewards = %out.report.totalRewards,
+            budget = %out.budget,
+            rewards_root = %out.report.rewardsRoot,
+            trust_root = %out.report.trustRoot,
+            ms = started.elapsed().as_millis() as u64,
+            "epoch computed"
+        );
+        done.push(epoch);
+        epoch += 1;
+    }
+    Ok(done)
+}
+
+/// First computed epoch whose facts a rollback to a fork block of time `fork_time` reaches
+/// (None for a rollback to before the start block: every epoch). Blocks after the fork have a
+/// time >= `fork_time`, so an epoch is untouched only when all its facts are older.
+pub async fn first_stale_epoch(
+    conn: &mut SqliteConnection,
+    fork_time: Option<u64>,
+) -> Result<Option<u64>, sqlx::Error> {
+    let first: Option<i64> = match fork_time {
+        None => {
+            sqlx::query_scalar("SELECT MIN(epoch) FROM epochs")
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        Some(t) => {
+            sqlx::query_scalar("SELECT MIN(epoch) FROM epochs WHERE facts_until >= ?")
+                .bind(i64_of(t))
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    Ok(first.map(u64_of))
+}
+
+/// Deletes the computed rows of `first` and every later epoch (trust chains forward).
+pub async fn delete_from(conn: &mut SqliteConnection, first: u64) -> Result<(), sqlx::Error> {
+    for table in [
+        "epochs",
+        "epoch_nodes",
+        "epoch_validators",
+        "epoch_models",
+        "epoch_rewards",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE epoch >= ?"))
+            .bind(i64_of(first))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

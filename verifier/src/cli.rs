@@ -1,0 +1,119 @@
+//! Command line of the `verifier` binary: foundry's key and RPC flags (shared with the executor)
+//! plus the settlement settings. Checked locally before anything touches the network.
+
+use alloy::primitives::Address;
+use protocol::rpc::RpcArgs;
+use protocol::wallet::KeyArgs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `verifier`: a DeepNode validator's epoch settlement.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "verifier",
+    version,
+    about = "DeepNode validator: compute, sign and post each epoch's PoWR report, then refresh trust weights",
+    long_about = "Indexes the DeepNode contracts into its own SQLite database (the same code as the \
+        indexer, without the REST server). When an epoch has ended and its last block is \
+        --confirmations deep, it computes the epoch's PoWR report (rewards and trust Merkle roots) \
+        with the protocol's formulas, signs its EIP-712 digest with the validator key and posts it \
+        to the Settlement contract once signatures holding >= 2/3 of the validator stake are at hand \
+        (its own, plus co-signers' from --signatures-dir). After a report is posted it refreshes \
+        every node's sortition trust weight with a Merkle proof. Each epoch prints one JSON line \
+        {epoch, report, digest, signer, signature, postedTx} on stdout; logs go to stderr."
+)]
+pub struct Args {
+    /// RPC endpoint and deployment file.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+    /// The validator's key (must hold validator stake).
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// This verifier's own SQLite database (created if missing) [default: verifier-<address>.sqlite].
+    /// A verifier never reads another service's database: it indexes the chain itself.
+    #[arg(long, value_name = "FILE", env = "DN_VERIFIER_DB")]
+    pub db: Option<String>,
+    /// Only blocks at or below head - N are indexed, and an epoch is settled only once a block at
+    /// or after its end is that deep.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub confirmations: u64,
+    /// Milliseconds between polls of the chain head once caught up.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_interval_ms: u64,
+    /// Largest block range of one eth_getLogs request (halved automatically when refused).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_blocks: u64,
+    /// Only sign and print each report (and write the signature to --signatures-dir); never send
+    /// a transaction.
+    #[arg(long)]
+    pub no_post: bool,
+    /// Directory shared with co-signing validators: this verifier writes its signature of each
+    /// epoch there as `epoch-<N>-<signer>.json` ({epoch, report, digest, signer, signature}) and
+    /// reads the others' from there, posting once the signers hold >= 2/3 of the validator stake.
+    #[arg(long, value_name = "DIR", env = "DN_SIGNATURES_DIR")]
+    pub signatures_dir: Option<PathBuf>,
+    /// After a report is posted, set every node's sortition trust weight from its leaf of the
+    /// report's trust tree (one refreshTrust transaction per node not yet refreshed).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub refresh_trust: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Exit (status 0) once this epoch has been handled: signed with --no-post, posted (or found
+    /// posted) otherwise. For scripts and tests; by default the verifier runs until SIGINT/SIGTERM.
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after_epoch: Option<u64>,
+    /// More logs (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Logs as JSON lines.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+impl Args {
+    /// Verbosity for `protocol::telemetry::init`.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        }
+    }
+
+    /// `--db`, or `verifier-<address>.sqlite` in the working directory.
+    pub fn db_spec(&self, me: Address) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("verifier-{}.sqlite", me.to_string().to_lowercase()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_and_refresh_trust_switch() {
+        let a = Args::try_parse_from(["verifier"]).unwrap();
+        assert!(a.refresh_trust && !a.no_post);
+        assert_eq!(a.confirmations, 2);
+        let me: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            a.db_spec(me),
+            "verifier-0x70997970c51812dc3a010c7d01b50e0d17dc79c8.sqlite"
+        );
+        let a = Args::try_parse_from(["verifier", "--refresh-trust", "false"]).unwrap();
+        assert!(!a.refresh_trust);
+        let a = Args::try_parse_from(["verifier", "--refresh-trust"]).unwrap();
+        assert!(a.refresh_trust);
+        assert!(Args::try_parse_from(["verifier", "--poll-interval-ms", "0"]).is_err());
+    }
+}

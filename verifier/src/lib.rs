@@ -1,0 +1,159 @@
+//! DeepNode verifier (validator node), epoch settlement: an independent indexer of the
+//! contracts (the indexer crate's `Db` + `Follower`, without its REST server) that computes each
+//! epoch's PoWR report with the protocol's formulas, signs its EIP-712 digest, posts it with
+//! co-signatures holding >= 2/3 of the validator stake and refreshes the nodes' trust weights.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod cosign;
+pub mod metrics;
+pub mod settle;
+pub mod store;
+
+pub use cli::Args;
+
+use alloy::primitives::Address;
+use alloy::providers::DynProvider;
+use anyhow::Context;
+use indexer::api::SyncStatus;
+use indexer::db::Db;
+use indexer::epochs::EpochConfig;
+use indexer::follow::{FollowConfig, Follower};
+use protocol::bindings::{IStaking, ROLE_VALIDATOR};
+use protocol::{format_dn, Deployment};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Refuses a key without validator stake; warns when the stake is below the minimum.
+pub async fn check_validator(
+    provider: &DynProvider,
+    deployment: &Deployment,
+    chain_id: u64,
+    me: Address,
+) -> anyhow::Result<()> {
+    let staking = IStaking::new(deployment.staking, provider);
+    let stake = staking
+        .stakeOf(me, ROLE_VALIDATOR)
+        .call()
+        .await
+        .context("Staking.stakeOf")?;
+    let min = staking
+        .minStake(ROLE_VALIDATOR)
+        .call()
+        .await
+        .context("Staking.minStake")?;
+    if stake.is_zero() {
+        anyhow::bail!(
+            "--private-key/--keystore: {me} is not a validator: it has no validator stake in Staking {} on chain {chain_id} \
+             (its signatures would be rejected); use a staked validator's key, or stake at least {} DN as a validator first",
+            deployment.staking,
+            format_dn(min)
+        );
+    }
+    if stake < min {
+        tracing::warn!(
+            validator = %me,
+            stake = %format_dn(stake),
+            minimum = %format_dn(min),
+            shortfall = %format_dn(min - stake),
+            "validator stake is below the minimum: stake {} DN more",
+            format_dn(min - stake)
+        );
+    }
+    Ok(())
+}
+
+/// Checks every setting (key, signatures directory, RPC, deployment, validator stake, database),
+/// each failure one line naming it; then follows the chain and settles epochs until `shutdown`
+/// resolves, `--stop-after-epoch` is reached, or a fatal error.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Local configuration first: a bad flag should not wait on the network.
+    let signer = args.key.signer()?;
+    let me = signer.address();
+    if let Some(dir) = &args.signatures_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--signatures-dir {}: cannot create it", dir.display()))?;
+        let probe = dir.join(format!(".probe-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("--signatures-dir {}: not writable", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+    }
+
+    let (provider, chain_id) = args.rpc.connect_with_wallet(signer.clone()).await?;
+    protocol::wallet::refuse_dev_key_off_devnet(&signer, chain_id)?;
+    let deployment = args.rpc.load_deployment(chain_id)?;
+    check_validator(&provider, &deployment, chain_id, me).await?;
+
+    let db_spec = args.db_spec(me);
+    let db = Db::open(&db_spec).await?;
+    db.bind_deployment(&deployment).await?;
+    let store = store::Store::open(db.pool())
+        .await
+        .with_context(|| format!("--db {db_spec}: creating the verifier's table"))?;
+    let cfg = EpochConfig::load(&provider, &deployment)
+        .await
+        .context("reading the epoch parameters from the contracts")?;
+
+    if let Some(addr) = args.metrics_listen {
+        let handle = metrics::install()?;
+        let bound = metrics::serve(addr, handle).await?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "metrics server listening");
+    }
+
+    let poll = Duration::from_millis(args.poll_interval_ms);
+    let (stop, stop_rx) = watch::channel(false);
+    let follower = Follower::new(
+        provider.clone(),
+        db.clone(),
+        &deployment,
+        FollowConfig {
+            confirmations: args.confirmations,
+            poll_interval: poll,
+            batch_blocks: args.batch_blocks,
+        },
+        Arc::new(SyncStatus::default()),
+    )
+    // The follower also stores each computed epoch, so the next one starts from its trust.
+    .with_epochs(cfg.clone());
+    let follow = tokio::spawn(follower.run(stop_rx.clone()));
+    let settler = settle::Settler::new(
+        settle::Node {
+            provider,
+            signer,
+            chain_id,
+            deployment: deployment.clone(),
+        },
+        db,
+        store,
+        cfg,
+        settle::Options {
+            no_post: args.no_post,
+            signatures_dir: args.signatures_dir.clone(),
+            refresh_trust: args.refresh_trust,
+            stop_after: args.stop_after_epoch,
+            poll,
+        },
+    )
+    .await?;
+    tracing::info!(
+        validator = %me,
+        chain_id,
+        settlement = %deployment.settlement,
+        rpc = %args.rpc.redacted_url(),
+        db = %db_spec,
+        next_epoch = settler.next_epoch(),
+        no_post = args.no_post,
+        "verifier started"
+    );
+    let result = tokio::select! {
+        r = settler.run(stop_rx) => r,
+        _ = shutdown => Ok(()),
+    };
+    let _ = stop.send(true);
+    if follow.await.is_err() {
+        tracing::error!("follow loop panicked");
+    }
+    result
+}

@@ -1,0 +1,477 @@
+//! The verifier binary against a real chain: anvil with the contracts deployed by the devnet
+//! harness (20-second epochs), tasks submitted, committed and finalized by real transactions
+//! from the workers' keys. Covers: two independent verifiers computing byte-identical reports
+//! and co-signing one post; a single validator posting, refreshing trust and a worker claiming
+//! its reward with the indexer-computed proof (once); bad settings failing in one line.
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::signers::local::PrivateKeySigner;
+use devnet::{key_hex, Devnet, DevnetConfig};
+use protocol::bindings::{DNToken, IModelRegistry, ISettlement, ITaskManager};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const EPOCH_LENGTH: u64 = 20;
+/// An epoch's facts run until its assignments' deadlines: keep them short.
+const RESPONSE_WINDOW: u64 = 5;
+
+async fn start_devnet(validators: usize) -> Devnet {
+    // forge's deploy script reads the epoch length from the environment; every test of this
+    // binary uses the same value.
+    std::env::set_var("DN_EPOCH_LENGTH", EPOCH_LENGTH.to_string());
+    Devnet::start(DevnetConfig {
+        workers: 2,
+        validators,
+        challenge_window: 2,
+        response_window: RESPONSE_WINDOW,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet")
+}
+
+fn label_output(label: i64) -> Vec<u8> {
+    let bytes = label.to_le_bytes();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &bytes).unwrap();
+    safetensors::serialize([("label", view)], None).unwrap()
+}
+
+/// Submits `n` digit tasks, commits each from its assigned worker (the true label), finalizes
+/// them all; returns the epoch they were finalized in.
+async fn run_tasks(devnet: &Devnet, n: usize) -> u64 {
+    let samples = devnet::digits::heldout().unwrap();
+    let inputs: Vec<Vec<u8>> = samples[..n]
+        .iter()
+        .map(|s| devnet::digits::encode_input(&s.pixels).unwrap())
+        .collect();
+    let labels: Vec<i64> = samples[..n].iter().map(|s| s.label).collect();
+    let ids = devnet
+        .submit_inputs(devnet.model_id, &inputs, n)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), n);
+    let reader = devnet.provider(&devnet.deployer);
+    let tm = ITaskManager::new(devnet.deployment.task_manager, &reader);
+    let mut by_worker: BTreeMap<Address, Vec<(U256, i64)>> = BTreeMap::new();
+    for (id, label) in ids.iter().zip(&labels) {
+        let task = tm.getTask(*id).call().await.unwrap();
+        by_worker
+            .entry(task.worker)
+            .or_default()
+            .push((*id, *label));
+    }
+    for (worker, tasks) in &by_worker {
+        let key = devnet
+            .workers
+            .iter()
+            .find(|w| w.address() == *worker)
+            .expect("tasks are assigned to devnet workers");
+        let p = devnet.provider(key);
+        let outputs: Vec<Vec<u8>> = tasks.iter().map(|(_, l)| label_output(*l)).collect();
+        let receipt = ITaskManager::new(devnet.deployment.task_manager, &p)
+            .commitBatch(
+                tasks.iter().map(|(id, _)| *id).collect(),
+                outputs.iter().map(|o| protocol::output_hash(o)).collect(),
+                vec![0u16; tasks.len()],
+                outputs.into_iter().map(Bytes::from).collect(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "commitBatch of {worker} reverted");
+    }
+    devnet
+        .advance_time(devnet.config.challenge_window + 1)
+        .await
+        .unwrap();
+    let receipt = tm
+        .finalizeBatch(ids.clone())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "finalizeBatch reverted");
+    ISettlement::new(devnet.deployment.settlement, &reader)
+        .currentEpoch()
+        .call()
+        .await
+        .unwrap()
+}
+
+/// Runs the verifier binary to completion (2 minutes at most); returns (success, stdout, stderr).
+async fn verifier(
+    devnet: &Devnet,
+    key: Option<&PrivateKeySigner>,
+    db: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifier"));
+    let defaults = [
+        ("--rpc-url", devnet.rpc_url.as_str()),
+        ("--deployment", devnet.deployment_path.to_str().unwrap()),
+        ("--db", db.to_str().unwrap()),
+        ("--confirmations", "1"),
+        ("--poll-interval-ms", "200"),
+    ];
+    for (flag, value) in defaults {
+        // A flag given in `extra` replaces the default (clap refuses a flag twice).
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    cmd.args(extra)
+        .env_remove("DN_PRIVATE_KEY")
+        .env_remove("ETH_KEYSTORE")
+        .env_remove("ETH_RPC_URL")
+        .env_remove("DN_SIGNATURES_DIR")
+        .env("RUST_LOG", "warn,verifier=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(k) = key {
+        cmd.env("DN_PRIVATE_KEY", key_hex(k));
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("verifier finished within 2 minutes")
+        .expect("verifier ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// The logs without terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The JSON line printed for `epoch`.
+fn line_of(stdout: &str, epoch: u64) -> Value {
+    stdout
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["epoch"].as_u64() == Some(epoch))
+        .unwrap_or_else(|| panic!("no line for epoch {epoch} in:\n{stdout}"))
+}
+
+/// The rewards and trust trees of `epoch` computed by the indexer code over a verifier's DB.
+async fn outcome(devnet: &Devnet, db: &Path, epoch: u64) -> indexer::epochs::EpochOutcome {
+    let db = indexer::db::Db::open(db.to_str().unwrap()).await.unwrap();
+    let provider = devnet.provider(&devnet.deployer);
+    let cfg = indexer::epochs::EpochConfig::load(&provider, &devnet.deployment)
+        .await
+        .unwrap();
+    indexer::epochs::compute_epoch(&db, &cfg, epoch)
+        .await
+        .unwrap()
+}
+
+/// The on-chain record of `epoch` equals the printed report.
+async fn assert_record_matches(devnet: &Devnet, epoch: u64, line: &Value) {
+    let p = devnet.provider(&devnet.deployer);
+    let rec = ISettlement::new(devnet.deployment.settlement, &p)
+        .epochRecord(epoch)
+        .call()
+        .await
+        .unwrap();
+    assert_ne!(rec.postedAt, 0, "epoch {epoch} not reported on-chain");
+    let r = &line["report"];
+    assert_eq!(
+        rec.rewardsRoot.to_string(),
+        r["rewardsRoot"].as_str().unwrap()
+    );
+    assert_eq!(rec.trustRoot.to_string(), r["trustRoot"].as_str().unwrap());
+    assert_eq!(
+        rec.modelStatusHash.to_string(),
+        r["modelStatusHash"].as_str().unwrap()
+    );
+    assert_eq!(
+        rec.totalRewards.to_string(),
+        r["totalRewards"].as_str().unwrap()
+    );
+}
+
+/// Every node of the trust tree has its weight set from its leaf, refreshed for `epoch`.
+async fn assert_trust_refreshed(devnet: &Devnet, epoch: u64, out: &indexer::epochs::EpochOutcome) {
+    let p = devnet.provider(&devnet.deployer);
+    let registry = IModelRegistry::new(devnet.deployment.model_registry, &p);
+    let settlement = ISettlement::new(devnet.deployment.settlement, &p);
+    for w in &devnet.workers {
+        let (trust, _) = out
+            .trust
+            .proof(w.address())
+            .unwrap_or_else(|| panic!("worker {} has no trust leaf", w.address()));
+        assert_eq!(
+            registry.trustWeight(w.address()).call().await.unwrap(),
+            trust,
+            "trust weight of {}",
+            w.address()
+        );
+        let last = settlement
+            .lastTrustRefresh(w.address())
+            .call()
+            .await
+            .unwrap();
+        assert!(
+            last.refreshed && last.epoch == epoch,
+            "{} refreshed at {:?}",
+            w.address(),
+            last.epoch
+        );
+    }
+}
+
+/// A worker claims its reward with the indexer-computed proof; a second claim reverts
+/// AlreadyClaimed.
+async fn assert_claim_once(devnet: &Devnet, epoch: u64, out: &indexer::epochs::EpochOutcome) {
+    let (worker, amount, proof) = devnet
+        .workers
+        .iter()
+        .find_map(|w| {
+            out.rewards
+                .proof(w.address())
+                .filter(|(a, _)| !a.is_zero())
+                .map(|(a, p)| (w.clone(), a, p))
+        })
+        .expect("a worker with finalized tasks earns a reward");
+    let p = devnet.provider(&worker);
+    let token = DNToken::new(devnet.deployment.token, &p);
+    let before = token.balanceOf(worker.address()).call().await.unwrap();
+    let settlement = ISettlement::new(devnet.deployment.settlement, &p);
+    let receipt = settlement
+        .claim(epoch, worker.address(), amount, proof.clone())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "claim reverted");
+    eprintln!("claim gas used: {}", receipt.gas_used);
+    let after = token.balanceOf(worker.address()).call().await.unwrap();
+    assert_eq!(after - before, amount);
+    let again = settlement
+        .claim(epoch, worker.address(), amount, proof)
+        .send()
+        .await
+        .expect_err("a second claim must revert");
+    let decoded = again.as_decoded_interface_error::<ISettlement::ISettlementErrors>();
+    assert!(
+        matches!(
+            decoded,
+            Some(ISettlement::ISettlementErrors::AlreadyClaimed(_))
+        ),
+        "expected AlreadyClaimed, got {again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_independent_verifiers_sign_byte_identical_reports_and_cosign_one_post() {
+    let devnet = start_devnet(2).await;
+    let epoch = run_tasks(&devnet, 6).await;
+    devnet
+        .advance_time(EPOCH_LENGTH + RESPONSE_WINDOW)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sigs = dir.path().join("signatures");
+    let (db_a, db_b) = (dir.path().join("a.sqlite"), dir.path().join("b.sqlite"));
+    let stop = epoch.to_string();
+    let args = [
+        "--no-post",
+        "--signatures-dir",
+        sigs.to_str().unwrap(),
+        "--stop-after-epoch",
+        &stop,
+    ];
+    let (va, vb) = (&devnet.validators[0], &devnet.validators[1]);
+    let ((ok_a, out_a, err_a), (ok_b, out_b, err_b)) = tokio::join!(
+        verifier(&devnet, Some(va), &db_a, &args),
+        verifier(&devnet, Some(vb), &db_b, &args)
+    );
+    assert!(ok_a, "verifier A failed:\n{err_a}");
+    assert!(ok_b, "verifier B failed:\n{err_b}");
+    for e in 0..=epoch {
+        let (a, b) = (line_of(&out_a, e), line_of(&out_b, e));
+        assert_eq!(
+            serde_json::to_string(&a["report"]).unwrap(),
+            serde_json::to_string(&b["report"]).unwrap(),
+            "epoch {e}: the two verifiers computed different reports"
+        );
+        assert_eq!(a["digest"], b["digest"], "epoch {e}: different digests");
+        assert_ne!(a["signature"], b["signature"]);
+        assert!(a["postedTx"].is_null() && b["postedTx"].is_null());
+        for v in [va, vb] {
+            let file = sigs.join(verifier::cosign::file_name(e, v.address()));
+            let s: verifier::cosign::SignedReport =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            assert!(s.verify(), "{} does not verify", file.display());
+            assert_eq!(serde_json::to_value(&s.report).unwrap(), a["report"]);
+        }
+    }
+    let report = line_of(&out_a, epoch)["report"].clone();
+    assert_ne!(
+        report["trustRoot"],
+        Value::from(alloy::primitives::B256::ZERO.to_string())
+    );
+    let p = devnet.provider(&devnet.deployer);
+    let settlement = ISettlement::new(devnet.deployment.settlement, &p);
+    assert_eq!(
+        settlement.epochRecord(epoch).call().await.unwrap().postedAt,
+        0,
+        "--no-post posted"
+    );
+
+    // Alone, A holds half the validator stake (< 2/3): with B's signature from the shared
+    // directory it posts. Its second run resumes from its database (same signature re-used).
+    let (ok, out, err) = verifier(&devnet, Some(va), &db_a, &args[1..]).await;
+    assert!(ok, "posting verifier failed:\n{err}");
+    let posted = line_of(&out, epoch);
+    assert_eq!(posted["signature"], line_of(&out_a, epoch)["signature"]);
+    assert!(posted["postedTx"].is_string(), "{posted}");
+    let mut both = vec![va.address(), vb.address()];
+    both.sort();
+    let signers: Vec<Address> = serde_json::from_value(posted["signers"].clone()).unwrap();
+    assert_eq!(signers, both, "signers ascending, both counted");
+    assert_record_matches(&devnet, epoch, &posted).await;
+    let out = outcome(&devnet, &db_b, epoch).await;
+    assert_eq!(
+        out.report.trustRoot.to_string(),
+        report["trustRoot"].as_str().unwrap()
+    );
+    assert_trust_refreshed(&devnet, epoch, &out).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_validator_posts_the_report_refreshes_trust_and_a_worker_claims_once() {
+    let devnet = start_devnet(1).await;
+    let epoch = run_tasks(&devnet, 6).await;
+    devnet
+        .advance_time(EPOCH_LENGTH + RESPONSE_WINDOW)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.sqlite");
+    let stop = epoch.to_string();
+    let (ok, out, err) = verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db,
+        &["--stop-after-epoch", &stop],
+    )
+    .await;
+    assert!(ok, "verifier failed:\n{err}");
+    let line = line_of(&out, epoch);
+    eprintln!(
+        "postReport gas used with 1 signer: {}",
+        line["postGasUsed"]
+            .as_u64()
+            .expect("posted by this verifier")
+    );
+    assert!(err.contains("epoch report posted"), "{err}");
+    assert!(err.contains("trust weights refreshed"), "{err}");
+    assert_record_matches(&devnet, epoch, &line).await;
+    let out = outcome(&devnet, &db, epoch).await;
+    assert_trust_refreshed(&devnet, epoch, &out).await;
+    assert_claim_once(&devnet, epoch, &out).await;
+
+    // A restart finds the epoch posted and its trust refreshed: nothing is sent twice.
+    let (ok, out2, err2) = verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db,
+        &["--stop-after-epoch", &stop],
+    )
+    .await;
+    assert!(ok, "restarted verifier failed:\n{err2}");
+    assert!(line_of(&out2, epoch)["postedTx"].is_null(), "{out2}");
+    assert!(err2.contains("already reported on-chain"), "{err2}");
+    assert!(err2.contains("refreshed=0"), "{err2}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_fail_in_one_line_naming_the_setting() {
+    let devnet = start_devnet(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.sqlite");
+
+    let (ok, _, err) = verifier(&devnet, None, &db, &[]).await;
+    assert!(!ok && err.contains("--private-key"), "no key: {err}");
+
+    for (who, key) in [
+        ("a worker", devnet.workers[0].clone()),
+        ("the user", devnet.user.clone()),
+        ("a fresh key", PrivateKeySigner::random()),
+    ] {
+        let (ok, _, err) = verifier(&devnet, Some(&key), &db, &[]).await;
+        assert!(!ok, "{who} was accepted as a validator");
+        assert!(
+            err.contains("is not a validator") && err.contains(&key.address().to_string()),
+            "{who}: {err}"
+        );
+    }
+
+    let (ok, _, err) = verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db,
+        &["--deployment", "/nonexistent/deployment.json"],
+    )
+    .await;
+    assert!(!ok && err.contains("/nonexistent/deployment.json"), "{err}");
+
+    let (ok, _, err) = verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db,
+        &["--signatures-dir", "/proc/no-such-dir"],
+    )
+    .await;
+    assert!(!ok && err.contains("--signatures-dir"), "{err}");
+
+    let (ok, _, err) = verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db,
+        &[
+            "--rpc-url",
+            "http://127.0.0.1:9",
+            "--rpc-retries",
+            "0",
+            "--rpc-timeout",
+            "1",
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("127.0.0.1:9"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.starts_with("error:")).count() == 1,
+        "one error line: {err}"
+    );
+}
