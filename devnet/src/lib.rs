@@ -291,7 +291,10 @@ impl Devnet {
             forge.env("DN_JAIL_DURATION", jail.to_string());
         }
         if let Some(dn) = self.config.initial_emission_dn {
-            forge.env("DN_INITIAL_EMISSION", (U256::from(dn) * U256::from(DN)).to_string());
+            forge.env(
+                "DN_INITIAL_EMISSION",
+                (U256::from(dn) * U256::from(DN)).to_string(),
+            );
         }
         let out = forge
             .current_dir(root)

@@ -284,7 +284,13 @@ impl Chain {
         }
         let registry = IModelRegistry::new(self.deployment.model_registry, &self.provider);
         for model in self.models_of_me().await? {
-            if registry.weightOf(model, self.me).call().await.context("weightOf")?.is_zero() {
+            if registry
+                .weightOf(model, self.me)
+                .call()
+                .await
+                .context("weightOf")?
+                .is_zero()
+            {
                 return Ok(true);
             }
         }

@@ -156,7 +156,11 @@ impl Worker {
         if !self.chain.weight_lost().await? {
             return Ok(());
         }
-        match self.chain.send_and_wait("syncWorker", self.chain.sync_worker_tx()).await {
+        match self
+            .chain
+            .send_and_wait("syncWorker", self.chain.sync_worker_tx())
+            .await
+        {
             Ok(_) => tracing::info!("sortition weight restored (syncWorker) after the jail ended"),
             Err(e) if is_transport_error(&e) => return Err(e.into()),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "syncWorker failed; will retry"),

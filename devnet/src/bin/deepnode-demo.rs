@@ -120,7 +120,9 @@ fn spawn_logged(
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args(["-s", sig, "--", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-s", sig, "--", &pid.to_string()])
+        .status();
 }
 
 type Tm<'a> = ITaskManager::ITaskManagerInstance<&'a DynProvider>;
@@ -136,7 +138,11 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     async fn chain_time(&self) -> Result<u64> {
-        let block = self.reader.get_block_by_number(BlockNumberOrTag::Latest).await?.context("no latest block")?;
+        let block = self
+            .reader
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await?
+            .context("no latest block")?;
         Ok(block.header.timestamp)
     }
 
@@ -153,9 +159,14 @@ impl Watch<'_> {
                 let call = self.tm_admin.reassign(*id);
                 let gas = call.estimate_gas().await?;
                 let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
-                eprintln!("    task {id}: worker {} missed its deadline; reassigned (tx {})", t.worker, r.transaction_hash);
+                eprintln!(
+                    "    task {id}: worker {} missed its deadline; reassigned (tx {})",
+                    t.worker, r.transaction_hash
+                );
             }
-            *counts.entry(status.map(|s| s.as_str()).unwrap_or("unknown")).or_default() += 1;
+            *counts
+                .entry(status.map(|s| s.as_str()).unwrap_or("unknown"))
+                .or_default() += 1;
         }
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
         let line = format!(
@@ -174,7 +185,12 @@ impl Watch<'_> {
         Ok(n("finalized") + n("refunded"))
     }
 
-    async fn until_chain_time(&mut self, at: u64, children: &mut Children, deadline: Instant) -> Result<()> {
+    async fn until_chain_time(
+        &mut self,
+        at: u64,
+        children: &mut Children,
+        deadline: Instant,
+    ) -> Result<()> {
         while self.chain_time().await? < at {
             self.tick().await?;
             children.check()?;
@@ -199,14 +215,22 @@ impl Children {
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Option<serde_json::Value>> {
-    let res = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let res = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
     if res.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !res.status().is_success() {
         bail!("GET {url}: HTTP {}", res.status());
     }
-    Ok(Some(res.json().await.with_context(|| format!("GET {url}: not JSON"))?))
+    Ok(Some(
+        res.json()
+            .await
+            .with_context(|| format!("GET {url}: not JSON"))?,
+    ))
 }
 
 fn short(a: &Address) -> String {
@@ -228,7 +252,10 @@ async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let samples = digits::heldout()?;
     if args.tasks == 0 || args.tasks > samples.len() {
-        bail!("--tasks must be between 1 and {} (the held-out sample size)", samples.len());
+        bail!(
+            "--tasks must be between 1 and {} (the held-out sample size)",
+            samples.len()
+        );
     }
     if args.epochs == 0 || args.epoch_length < 8 {
         bail!("--epochs must be >= 1 and --epoch-length >= 8 seconds");
@@ -285,7 +312,16 @@ async fn run(args: Args) -> Result<()> {
     if web.exists() {
         idx_args.extend(["--web-dir".to_string(), web.display().to_string()]);
     }
-    children.0.push(("indexer".into(), spawn_logged("indexer", &indexer_bin, &idx_args, &[], &work_dir.join("indexer.log"))?));
+    children.0.push((
+        "indexer".into(),
+        spawn_logged(
+            "indexer",
+            &indexer_bin,
+            &idx_args,
+            &[],
+            &work_dir.join("indexer.log"),
+        )?,
+    ));
 
     step(&format!("starting {} executors", net.workers.len()));
     for (i, w) in net.workers.iter().enumerate() {
@@ -303,12 +339,31 @@ async fn run(args: Args) -> Result<()> {
             "--finalize-interval-secs",
             "2",
         ]);
-        let child = spawn_logged("executor", &executor_bin, &a, &[("DN_PRIVATE_KEY", key_hex(w))], &dir.join("executor.log"))?;
-        children.0.push((format!("executor {}", w.address()), child));
+        let child = spawn_logged(
+            "executor",
+            &executor_bin,
+            &a,
+            &[("DN_PRIVATE_KEY", key_hex(w))],
+            &dir.join("executor.log"),
+        )?;
+        children
+            .0
+            .push((format!("executor {}", w.address()), child));
     }
-    let flaky = if args.flaky_worker { children.0.last().map(|(_, c)| c.id()).zip(net.workers.last().map(|w| w.address())) } else { None };
+    let flaky = if args.flaky_worker {
+        children
+            .0
+            .last()
+            .map(|(_, c)| c.id())
+            .zip(net.workers.last().map(|w| w.address()))
+    } else {
+        None
+    };
 
-    step(&format!("starting the verifier of validator {}", net.validators[0].address()));
+    step(&format!(
+        "starting the verifier of validator {}",
+        net.validators[0].address()
+    ));
     let v_args = common(&[
         "--db",
         &work_dir.join("verifier.sqlite").display().to_string(),
@@ -317,7 +372,13 @@ async fn run(args: Args) -> Result<()> {
         "--poll-interval-ms",
         "500",
     ]);
-    let v_child = spawn_logged("verifier", &verifier_bin, &v_args, &[("DN_PRIVATE_KEY", key_hex(&net.validators[0]))], &work_dir.join("verifier.log"))?;
+    let v_child = spawn_logged(
+        "verifier",
+        &verifier_bin,
+        &v_args,
+        &[("DN_PRIVATE_KEY", key_hex(&net.validators[0]))],
+        &work_dir.join("verifier.log"),
+    )?;
     children.0.push(("verifier".into(), v_child));
 
     let reader = net.provider(&net.deployer);
@@ -336,25 +397,43 @@ async fn run(args: Args) -> Result<()> {
     // One wave of tasks per epoch, submitted mid-epoch so the trust refreshed from the previous
     // epoch's report is already in force.
     let chosen = &samples[..args.tasks];
-    let inputs = chosen.iter().map(|s| digits::encode_input(&s.pixels)).collect::<Result<Vec<_>>>()?;
+    let inputs = chosen
+        .iter()
+        .map(|s| digits::encode_input(&s.pixels))
+        .collect::<Result<Vec<_>>>()?;
     let per_wave = inputs.len().div_ceil(args.epochs as usize);
     for (e, wave) in inputs.chunks(per_wave).enumerate() {
         let e = e as u64;
         let start = settlement.epochEnd(e).call().await?.to::<u64>() - args.epoch_length;
-        watch.until_chain_time(start + args.epoch_length / 2, &mut children, deadline).await?;
+        watch
+            .until_chain_time(start + args.epoch_length / 2, &mut children, deadline)
+            .await?;
         if let Some((pid, addr)) = flaky {
             if e == 0 {
-                step(&format!("freezing worker {addr} (SIGSTOP) through epoch 0, as a hung node would be"));
+                step(&format!(
+                    "freezing worker {addr} (SIGSTOP) through epoch 0, as a hung node would be"
+                ));
                 signal(pid, "STOP");
             } else if e == 1 {
                 step(&format!("resuming worker {addr} (SIGCONT)"));
                 signal(pid, "CONT");
             }
         }
-        step(&format!("epoch {e}: submitting {} tasks from user {} ({} per transaction)", wave.len(), net.user.address(), args.submit_batch));
-        let wave_ids = net.submit_inputs(net.model_id, wave, args.submit_batch).await?;
+        step(&format!(
+            "epoch {e}: submitting {} tasks from user {} ({} per transaction)",
+            wave.len(),
+            net.user.address(),
+            args.submit_batch
+        ));
+        let wave_ids = net
+            .submit_inputs(net.model_id, wave, args.submit_batch)
+            .await?;
         if wave_ids.len() != wave.len() {
-            bail!("submitted {} tasks but saw {} TaskSubmitted events", wave.len(), wave_ids.len());
+            bail!(
+                "submitted {} tasks but saw {} TaskSubmitted events",
+                wave.len(),
+                wave_ids.len()
+            );
         }
         watch.ids.extend(wave_ids);
     }
@@ -369,7 +448,11 @@ async fn run(args: Args) -> Result<()> {
         }
         children.check()?;
         if Instant::now() > deadline {
-            bail!("tasks not final after {}s; see the logs in {}", args.timeout, work_dir.display());
+            bail!(
+                "tasks not final after {}s; see the logs in {}",
+                args.timeout,
+                work_dir.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
@@ -378,17 +461,30 @@ async fn run(args: Args) -> Result<()> {
     // Read what happened from the chain's events.
     let from = d.start_block;
     let commits = reader
-        .get_logs(&Filter::new().address(d.task_manager).event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH).from_block(from))
+        .get_logs(
+            &Filter::new()
+                .address(d.task_manager)
+                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+                .from_block(from),
+        )
         .await?;
     let mut outputs: HashMap<U256, (Vec<u8>, u16)> = HashMap::new();
     for log in commits {
-        let ev = log.log_decode::<ITaskManager::ResultsCommitted>()?.inner.data;
+        let ev = log
+            .log_decode::<ITaskManager::ResultsCommitted>()?
+            .inner
+            .data;
         for (i, id) in ev.taskIds.iter().enumerate() {
             outputs.insert(*id, (ev.outputs[i].to_vec(), ev.codes[i]));
         }
     }
     let finals = reader
-        .get_logs(&Filter::new().address(d.task_manager).event_signature(ITaskManager::TaskFinalized::SIGNATURE_HASH).from_block(from))
+        .get_logs(
+            &Filter::new()
+                .address(d.task_manager)
+                .event_signature(ITaskManager::TaskFinalized::SIGNATURE_HASH)
+                .from_block(from),
+        )
         .await?;
     let mut finalized: HashMap<U256, ITaskManager::TaskFinalized> = HashMap::new();
     for log in finals {
@@ -399,13 +495,27 @@ async fn run(args: Args) -> Result<()> {
     println!();
     println!(
         "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>7}",
-        "task", "worker", "predicted", "true", "developer", "worker", "validator", "protocol", "latency"
+        "task",
+        "worker",
+        "predicted",
+        "true",
+        "developer",
+        "worker",
+        "validator",
+        "protocol",
+        "latency"
     );
     let mut correct = 0usize;
     let mut final_count = 0usize;
     let mut scores: Vec<u8> = Vec::with_capacity(ids.len());
     for (id, sample) in ids.iter().zip(chosen) {
-        let predicted = outputs.get(id).and_then(|(o, code)| if *code == 0 { digits::decode_label(o) } else { None });
+        let predicted = outputs.get(id).and_then(|(o, code)| {
+            if *code == 0 {
+                digits::decode_label(o)
+            } else {
+                None
+            }
+        });
         let right = predicted == Some(sample.label);
         correct += usize::from(right);
         scores.push(if right { 100 } else { 0 });
@@ -418,7 +528,9 @@ async fn run(args: Args) -> Result<()> {
             "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>6}s",
             id,
             short(&f.worker),
-            predicted.map(|p| p.to_string()).unwrap_or_else(|| "failed".into()),
+            predicted
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "failed".into()),
             sample.label,
             format_dn(f.developerFee),
             format_dn(f.workerFee),
@@ -429,7 +541,11 @@ async fn run(args: Args) -> Result<()> {
     }
     println!();
     println!("fees in DN; latency = seconds from assignment to commit (block time 1s)");
-    let pct = if ids.is_empty() { 0.0 } else { 100.0 * correct as f64 / ids.len() as f64 };
+    let pct = if ids.is_empty() {
+        0.0
+    } else {
+        100.0 * correct as f64 / ids.len() as f64
+    };
     println!("demo: {final_count} tasks finalized, {correct} correct ({pct:.1}%)");
 
     // The user tells the network how good the answers were (the model's measured quality).
@@ -440,42 +556,70 @@ async fn run(args: Args) -> Result<()> {
         call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
     }
 
-    step(&format!("waiting for the verifier to settle epochs 0..{}", args.epochs - 1));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    step(&format!(
+        "waiting for the verifier to settle epochs 0..{}",
+        args.epochs - 1
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let last = args.epochs - 1;
     loop {
         let latest = settlement.latestEpoch().call().await?;
         let indexed = get_json(&http, &format!("{base_url}/epochs/{last}")).await?;
-        let posted_and_indexed = latest.exists && latest.epoch >= last && indexed.is_some_and(|v| v["posted"] == true);
+        let posted_and_indexed =
+            latest.exists && latest.epoch >= last && indexed.is_some_and(|v| v["posted"] == true);
         if posted_and_indexed {
             break;
         }
         watch.tick().await?;
         children.check()?;
         if Instant::now() > deadline {
-            bail!("epoch {last} not settled after {}s; see {}", args.timeout, work_dir.join("verifier.log").display());
+            bail!(
+                "epoch {last} not settled after {}s; see {}",
+                args.timeout,
+                work_dir.join("verifier.log").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
 
     // Trust and task share per epoch, from the indexer; rewards claimed with its proofs.
     println!();
-    println!("{:>5}  {:<12} {:>8} {:>8} {:>7} {:>12}", "epoch", "worker", "assigned", "on time", "trust", "reward DN");
+    println!(
+        "{:>5}  {:<12} {:>8} {:>8} {:>7} {:>12}",
+        "epoch", "worker", "assigned", "on time", "trust", "reward DN"
+    );
     let mut claimed_total = U256::ZERO;
     let mut claimers: std::collections::BTreeSet<Address> = Default::default();
-    let worker_set: std::collections::BTreeSet<Address> = net.workers.iter().map(|w| w.address()).collect();
+    let worker_set: std::collections::BTreeSet<Address> =
+        net.workers.iter().map(|w| w.address()).collect();
     let mut trust_now: HashMap<Address, f64> = HashMap::new();
     for e in 0..args.epochs {
-        let epoch = get_json(&http, &format!("{base_url}/epochs/{e}")).await?.with_context(|| format!("indexer has no epoch {e}"))?;
+        let epoch = get_json(&http, &format!("{base_url}/epochs/{e}"))
+            .await?
+            .with_context(|| format!("indexer has no epoch {e}"))?;
         let mut rows: Vec<(Address, &serde_json::Value)> = epoch["nodes"]
             .as_array()
-            .map(|a| a.iter().filter_map(|n| n["address"].as_str().and_then(|s| s.parse().ok()).map(|addr| (addr, n))).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| {
+                        n["address"]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .map(|addr| (addr, n))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         rows.sort_by_key(|(a, _)| *a);
         for (addr, n) in rows.into_iter().filter(|(a, _)| worker_set.contains(a)) {
             let trust = n["trust"].as_f64().unwrap_or(0.0);
             trust_now.insert(addr, trust);
-            let reward: U256 = n["reward"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
+            let reward: U256 = n["reward"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
             println!(
                 "{:>5}  {:<12} {:>8} {:>8} {:>7.3} {:>12}",
                 e,
@@ -485,15 +629,28 @@ async fn run(args: Args) -> Result<()> {
                 trust,
                 format_dn(reward)
             );
-            let Some(claim) = get_json(&http, &format!("{base_url}/epochs/{e}/rewards/{addr}")).await? else { continue };
+            let Some(claim) =
+                get_json(&http, &format!("{base_url}/epochs/{e}/rewards/{addr}")).await?
+            else {
+                continue;
+            };
             if claim["claimed"] == true {
                 continue;
             }
             let amount: U256 = claim["amount"].as_str().context("reward amount")?.parse()?;
-            let proof: Vec<alloy::primitives::B256> = serde_json::from_value(claim["proof"].clone()).context("reward proof")?;
-            let r = settlement_admin.claim(e, addr, amount, proof).send().await?.get_receipt().await?;
+            let proof: Vec<alloy::primitives::B256> =
+                serde_json::from_value(claim["proof"].clone()).context("reward proof")?;
+            let r = settlement_admin
+                .claim(e, addr, amount, proof)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
             if !r.status() {
-                bail!("claim of epoch {e} for {addr} reverted (tx {})", r.transaction_hash);
+                bail!(
+                    "claim of epoch {e} for {addr} reverted (tx {})",
+                    r.transaction_hash
+                );
             }
             claimed_total += amount;
             claimers.insert(addr);
@@ -506,14 +663,23 @@ async fn run(args: Args) -> Result<()> {
     for w in &net.workers {
         let hist = get_json(&http, &format!("{base_url}/nodes/{}/trust", w.address())).await?;
         let mut values = vec![None; args.epochs as usize];
-        for h in hist.as_ref().and_then(|h| h["history"].as_array()).into_iter().flatten() {
+        for h in hist
+            .as_ref()
+            .and_then(|h| h["history"].as_array())
+            .into_iter()
+            .flatten()
+        {
             if let (Some(e), Some(t)) = (h["epoch"].as_u64(), h["trust"].as_f64()) {
                 if let Some(slot) = values.get_mut(e as usize) {
                     *slot = Some(t);
                 }
             }
         }
-        let label = if flaky.map(|(_, a)| a) == Some(w.address()) { format!("{} (hung in epoch 0)", short(&w.address())) } else { short(&w.address()) };
+        let label = if flaky.map(|(_, a)| a) == Some(w.address()) {
+            format!("{} (hung in epoch 0)", short(&w.address()))
+        } else {
+            short(&w.address())
+        };
         series.push(devnet::chart::Series { label, values });
     }
     let svg = devnet::chart::trust_svg("Worker trust after each epoch (deepnode-demo)", &series);
@@ -522,7 +688,17 @@ async fn run(args: Args) -> Result<()> {
         std::fs::write(path, &svg).with_context(|| format!("--chart {}", path.display()))?;
     }
 
-    let trust_list: Vec<String> = net.workers.iter().map(|w| format!("{}={:.2}", w.address(), trust_now.get(&w.address()).copied().unwrap_or(0.0))).collect();
+    let trust_list: Vec<String> = net
+        .workers
+        .iter()
+        .map(|w| {
+            format!(
+                "{}={:.2}",
+                w.address(),
+                trust_now.get(&w.address()).copied().unwrap_or(0.0)
+            )
+        })
+        .collect();
     println!(
         "demo: {} epochs settled, {} DN claimed by {} workers, trust {}",
         args.epochs,
@@ -530,7 +706,11 @@ async fn run(args: Args) -> Result<()> {
         claimers.len(),
         trust_list.join(" ")
     );
-    println!("elapsed: {:.0}s from start; trust chart: {}", started.elapsed().as_secs_f64(), work_dir.join("trust.svg").display());
+    println!(
+        "elapsed: {:.0}s from start; trust chart: {}",
+        started.elapsed().as_secs_f64(),
+        work_dir.join("trust.svg").display()
+    );
     println!(
         "indexer: {base_url}/health  {base_url}/tasks?limit=5  {base_url}/tasks/{}  {base_url}/nodes  {base_url}/models  {base_url}/epochs  {base_url}/epochs/0  {base_url}/leaderboard?role=worker  {base_url}/openapi.json  {base_url}/metrics  {base_url}/ (staking page)",
         ids[0]
@@ -543,7 +723,11 @@ async fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     step("devnet is up (anvil at the RPC above); press Ctrl-C to stop everything");
-    println!("rpc: {}  deployment: {}", net.rpc_url, net.deployment_path.display());
+    println!(
+        "rpc: {}  deployment: {}",
+        net.rpc_url,
+        net.deployment_path.display()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
