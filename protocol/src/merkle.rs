@@ -20,6 +20,20 @@ pub fn hash_pair(a: B256, b: B256) -> B256 {
     keccak256(buf)
 }
 
+/// The parent level: pairs hashed in order, an odd last node promoted unchanged.
+fn next_level(level: &[B256]) -> Vec<B256> {
+    level
+        .chunks(2)
+        .map(|pair| {
+            if pair.len() == 2 {
+                hash_pair(pair[0], pair[1])
+            } else {
+                pair[0]
+            }
+        })
+        .collect()
+}
+
 /// Root over the leaves in commit order; a single leaf is its own root; empty is zero.
 pub fn batch_root(leaves: &[B256]) -> B256 {
     if leaves.is_empty() {
@@ -27,16 +41,7 @@ pub fn batch_root(leaves: &[B256]) -> B256 {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                if pair.len() == 2 {
-                    hash_pair(pair[0], pair[1])
-                } else {
-                    pair[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
 }
@@ -50,16 +55,7 @@ pub fn proof(leaves: &[B256], mut index: usize) -> Vec<B256> {
         if sibling < level.len() {
             out.push(level[sibling]);
         }
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                if pair.len() == 2 {
-                    hash_pair(pair[0], pair[1])
-                } else {
-                    pair[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
         index /= 2;
     }
     out
