@@ -21,7 +21,7 @@ pub fn hash_pair(a: B256, b: B256) -> B256 {
 }
 
 /// The parent level: pairs hashed in order, an odd last node promoted unchanged.
-fn next_level(level: &[B256]) -> Vec<B256> {
+pub fn next_level(level: &[B256]) -> Vec<B256> {
     level
         .chunks(2)
         .map(|pair| {

@@ -613,17 +613,7 @@ impl AccountTree {
         while levels.last().is_some_and(|l| l.len() > 1) {
             let next = levels
                 .last()
-                .map(|l| {
-                    l.chunks(2)
-                        .map(|p| {
-                            if p.len() == 2 {
-                                merkle::hash_pair(p[0], p[1])
-                            } else {
-                                p[0]
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
+                .map(|l| merkle::next_level(l))
                 .unwrap_or_default();
             levels.push(next);
         }
