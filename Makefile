@@ -36,8 +36,8 @@ web: contracts
 
 test-web: web
 	@tools/setup-chromium.sh
-	@echo "==> cargo build -p indexer"
-	@cargo build -p indexer
+	@echo "==> cargo build -p indexer -p verifier"
+	@cargo build -p indexer -p verifier
 	@echo "==> browser test of the staking page (headless Chromium)"
 	@DN_WEB_STRICT_DEPLOYMENT=1 node web/test/staking.e2e.mjs
 
