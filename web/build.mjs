@@ -16,6 +16,7 @@ const ARTIFACTS = {
   tokenAbi: 'DNToken',
   modelRegistryAbi: 'IModelRegistry',
   taskManagerAbi: 'ITaskManager',
+  settlementAbi: 'ISettlement',
 };
 
 async function loadAbi(name) {

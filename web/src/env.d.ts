@@ -7,6 +7,8 @@ declare module 'deepnode:abis' {
   export const tokenAbi: Abi;
   export const modelRegistryAbi: Abi;
   export const taskManagerAbi: Abi;
+  /** ISettlement (epoch reports, reward claims) from out/ISettlement.sol/ISettlement.json. */
+  export const settlementAbi: Abi;
 }
 
 /** An EIP-1193 provider as injected by browser wallets. */

@@ -10,7 +10,7 @@ import {
   type Abi,
   type Hex,
 } from 'viem';
-import { formatDN, roleName } from './format';
+import { formatDN, roleName, shortAddress } from './format';
 
 type AbiError = Extract<Abi[number], { type: 'error' }>;
 
@@ -112,6 +112,24 @@ function fromDecoded(errorName: string, abiItem: AbiError | undefined, args: rea
         kind: 'insufficient-balance',
         errorName,
         message: `Insufficient balance (${errorName}): you have ${formatDN(a[1] as bigint)}, this needs ${formatDN(a[2] as bigint)}.`,
+      };
+    case 'AlreadyClaimed':
+      return {
+        kind: 'revert',
+        errorName,
+        message: `Already claimed (${errorName}): the reward of epoch ${String(a[0])} for ${shortAddress(String(a[1]))} has already been paid (a claim may be relayed by anyone). Nothing was sent.`,
+      };
+    case 'InvalidRewardProof':
+      return {
+        kind: 'revert',
+        errorName,
+        message: `The reward proof does not match the on-chain report (${errorName}): epoch ${String(a[0])}, ${formatDN(a[2] as bigint)} for ${shortAddress(String(a[1]))}. The indexer may be out of date; refresh and try again.`,
+      };
+    case 'EpochNotReported':
+      return {
+        kind: 'revert',
+        errorName,
+        message: `Epoch ${String(a[0])} has no report on-chain yet (${errorName}): its reward can be claimed once the validators post it.`,
       };
     case 'Error':
       return { kind: 'revert', errorName, message: `Reverted: ${String(a[0])}` };

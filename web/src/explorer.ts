@@ -46,7 +46,7 @@ export function wei(row: Row, path: string): bigint {
   return 0n;
 }
 
-type Format = 'text' | 'dn' | 'address' | 'hash' | 'time' | 'int' | 'trust' | 'secs' | 'jail';
+type Format = 'text' | 'dn' | 'address' | 'hash' | 'time' | 'int' | 'trust' | 'secs' | 'jail' | 'yesno';
 
 export interface Column {
   path: string;
@@ -66,6 +66,7 @@ export function formatValue(value: unknown, format: Format = 'text', row?: Row):
     const until = Number(value ?? 0);
     return row && get(row, 'jailed') === true ? { text: `until ${formatTime(until)}` } : { text: 'no' };
   }
+  if (format === 'yesno') return { text: value === true ? 'yes' : value === false ? 'no' : '–' };
   if (value === null || value === undefined || value === '') return { text: '–' };
   const raw = String(value);
   switch (format) {
@@ -115,6 +116,26 @@ export const MODEL_COLUMNS: Column[] = [
   { path: 'tasks.finalized', label: 'Finalized', format: 'int' },
   { path: 'royalties', label: 'Royalties', format: 'dn' },
   { path: 'quality', label: 'Measured quality' },
+];
+
+export const EPOCH_COLUMNS: Column[] = [
+  { path: 'epoch', label: 'Epoch', format: 'int' },
+  { path: 'end_time', label: 'Ended', format: 'time' },
+  { path: 'posted', label: 'Posted on-chain', format: 'yesno' },
+  { path: 'tasks_finalized', label: 'Tasks finalized', format: 'int' },
+  { path: 'report.totalRewards', label: 'Total rewards', format: 'dn' },
+  { path: 'claimed', label: 'Claimed', format: 'dn' },
+  { path: 'claims', label: 'Claims', format: 'int' },
+];
+
+/** /leaderboard?role=worker entries: what each worker earned over all computed epochs. */
+export const EARNER_COLUMNS: Column[] = [
+  { path: 'address', label: 'Address', format: 'address' },
+  { path: 'rewards', label: 'Rewards earned', format: 'dn' },
+  { path: 'trust_wad', label: 'Latest trust', format: 'trust' },
+  { path: 'trust_epoch', label: 'Trust epoch', format: 'int' },
+  { path: 'tasks_finalized', label: 'Tasks finalized', format: 'int' },
+  { path: 'compute_units', label: 'Compute units', format: 'int' },
 ];
 
 export const TASK_COLUMNS: Column[] = [

@@ -2,8 +2,10 @@
 // staking forms and the transaction log, and keeps the explorer views fresh.
 import { allErrorsAbi } from './abis';
 import { loadDeployment, type Deployment } from './deployment';
-import { ActionError, describeError } from './errors';
+import { ActionError, describeError, type Failure } from './errors';
 import {
+  EARNER_COLUMNS,
+  EPOCH_COLUMNS,
   MODEL_COLUMNS,
   NODE_COLUMNS,
   TASK_COLUMNS,
@@ -17,7 +19,9 @@ import {
   type Row,
 } from './explorer';
 import { formatDN, formatDuration, formatTime, parseDN, roleName, shortAddress } from './format';
+import { Rewards, getOptional, listEpochs, postedSignature, type RewardRow } from './rewards';
 import { Staking, type Position } from './staking';
+import { parseTrustHistory, renderTrustChart, renderTrustTable, type TrustPoint } from './trust';
 import { TxLog, type TxEntry } from './status';
 import { Wallet, deepnodeChain } from './wallet';
 
@@ -37,6 +41,12 @@ class App {
   private staking?: Staking;
   private position?: Position;
   private busy = false;
+  private rewards?: Rewards;
+  private rewardRows: RewardRow[] = [];
+  /** Bumped on each rewards refresh: an older answer arriving late is dropped. */
+  private rewardsSeq = 0;
+  /** Posted epochs seen by the last explorer refresh ('' before the first). */
+  private postedEpochs?: string;
   private readonly log = new TxLog($<HTMLOListElement>('tx-log'), $('tx-empty'));
 
   constructor(private readonly dep: Deployment | undefined) {}
@@ -45,11 +55,12 @@ class App {
     const dep = this.dep;
     if (dep) {
       $('network-name').textContent = `${deepnodeChain(dep).name} · chain ${dep.chainId}`;
-      $('contracts').textContent = `Staking ${dep.staking} · DN token ${dep.token} · ModelRegistry ${dep.modelRegistry} · TaskManager ${dep.taskManager}`;
+      $('contracts').textContent = `Staking ${dep.staking} · DN token ${dep.token} · ModelRegistry ${dep.modelRegistry} · TaskManager ${dep.taskManager}${dep.settlement ? ` · Settlement ${dep.settlement}` : ''}`;
       this.setupRewardsPanel(dep);
       if (window.ethereum) {
         this.wallet = new Wallet(window.ethereum, dep, () => void this.onWalletChange());
         this.staking = new Staking(dep, this.wallet);
+        if (dep.settlement) this.rewards = new Rewards({ ...dep, settlement: dep.settlement }, this.wallet);
         this.wallet.restore().then(() => this.onWalletChange(), () => undefined);
       } else {
         $('connect-hint').textContent = 'No browser wallet found (window.ethereum). Install an EIP-1193 wallet to stake; the explorer below works without one.';
@@ -57,7 +68,11 @@ class App {
     }
     $('connect').addEventListener('click', () => void this.connect());
     $('switch-chain').addEventListener('click', () => void this.switchChain());
-    $('refresh').addEventListener('click', () => void this.refreshPosition());
+    $('refresh').addEventListener('click', () => {
+      void this.refreshPosition();
+      void this.refreshRewards();
+    });
+    $('claim-all').addEventListener('click', () => void this.claimAll());
     $('stake-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submitStake();
@@ -75,11 +90,15 @@ class App {
     document.body.dataset.ready = 'true';
   }
 
-  /** Feature check: claiming and the trust chart need the settlement contract (not deployed yet). */
+  /** Feature check: claiming, the trust chart and the epochs view need the settlement contract. */
   private setupRewardsPanel(dep: Deployment): void {
     const available = dep.settlement !== undefined;
-    $('rewards-unavailable').hidden = available;
-    $('rewards-available').hidden = !available;
+    for (const panel of ['rewards', 'trust']) {
+      $(`${panel}-unavailable`).hidden = available;
+      $(`${panel}-available`).hidden = !available;
+    }
+    $('epochs-card').hidden = !available;
+    $('earners-card').hidden = !available;
   }
 
   private async connect(): Promise<void> {
@@ -129,7 +148,7 @@ class App {
     if (wrong && this.dep) {
       $('chain-banner-text').textContent = `Wrong network: your wallet is on chain ${w?.chainId}, DeepNode runs on chain ${this.dep.chainId}.`;
     }
-    await this.refreshPosition();
+    await Promise.all([this.refreshPosition(), this.refreshRewards()]);
   }
 
   private async refreshPosition(): Promise<void> {
@@ -182,20 +201,23 @@ class App {
     $<HTMLButtonElement>('withdraw').disabled = this.busy || withdrawable === 0n;
   }
 
-  /** Runs one action with its log entry: pending -> confirmed | failed (with the reason). */
-  private async run(label: string, action: (entry: TxEntry) => Promise<void>): Promise<void> {
+  /** Runs one action with its log entry: pending -> confirmed | failed (with the reason); returns the failure, if any. */
+  private async run(label: string, action: (entry: TxEntry) => Promise<void>): Promise<Failure | undefined> {
     const entry = this.log.start(label);
     this.setBusy(true);
+    let failure: Failure | undefined;
     try {
       if (!this.staking) throw new ActionError('no-wallet', 'Connect a wallet first.');
       await action(entry);
     } catch (err) {
-      entry.fail(describeError(err, allErrorsAbi));
+      failure = describeError(err, allErrorsAbi);
+      entry.fail(failure);
     } finally {
       this.setBusy(false);
-      await this.refreshPosition();
+      await Promise.all([this.refreshPosition(), this.refreshRewards()]);
       void this.refreshExplorer();
     }
+    return failure;
   }
 
   private setBusy(busy: boolean): void {
@@ -203,6 +225,131 @@ class App {
     for (const id of ['stake-submit', 'unstake-submit']) $<HTMLButtonElement>(id).disabled = busy;
     $('main').setAttribute('aria-busy', String(busy));
     if (busy) $<HTMLButtonElement>('withdraw').disabled = true;
+    this.updateClaimButtons();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Rewards and trust (only with a settlement contract).
+
+  private async refreshRewards(epochs?: Row[]): Promise<void> {
+    if (!this.dep?.settlement) return;
+    const seq = ++this.rewardsSeq;
+    const w = this.wallet;
+    if (!w?.account) {
+      this.rewardRows = [];
+      this.renderRewards('Connect a wallet to see the rewards of your account.');
+      this.renderTrust([], undefined, 'Connect a wallet to see the trust history of your account.');
+      return;
+    }
+    const account = w.account;
+    const [rows, trust] = await Promise.allSettled([
+      w.onRightChain && this.rewards ? this.rewards.load(account, epochs) : Promise.resolve(undefined),
+      getOptional(`nodes/${account}/trust`),
+    ]);
+    if (seq !== this.rewardsSeq) return;
+    if (!w.onRightChain) {
+      this.rewardRows = [];
+      this.renderRewards(`Switch your wallet to chain ${this.dep.chainId} to see and claim your rewards.`);
+    } else if (rows.status === 'fulfilled') {
+      this.rewardRows = rows.value ?? [];
+      this.renderRewards(
+        this.rewardRows.length === 0
+          ? 'No rewards for this account yet. They appear here once an epoch in which it worked, validated or earned royalties is settled.'
+          : `Rewards of ${shortAddress(account)} from the epoch reports (Merkle proofs from the indexer).`,
+      );
+    } else {
+      this.renderRewards(`Rewards unavailable: ${describeError(rows.reason, allErrorsAbi).message}`);
+    }
+    if (trust.status === 'fulfilled') {
+      const points = parseTrustHistory(trust.value);
+      this.renderTrust(points, account, points.length === 0 ? 'No trust history yet: this account has not been evaluated in an epoch as a worker.' : undefined);
+    } else {
+      this.renderTrust([], account, `Trust history unavailable: ${(trust.reason as Error).message}`);
+    }
+  }
+
+  private renderRewards(status: string): void {
+    $('rewards-status').textContent = status;
+    const table = $<HTMLTableElement>('rewards');
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    table.hidden = this.rewardRows.length === 0;
+    let unclaimed = 0n;
+    for (const row of this.rewardRows) {
+      const state = row.claimed ? 'claimed' : row.posted ? 'claimable' : 'awaiting-report';
+      if (state === 'claimable') unclaimed += row.amount;
+      const tr = body.insertRow();
+      tr.dataset.epoch = String(row.epoch);
+      tr.dataset.state = state;
+      tr.dataset.wei = row.amount.toString();
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = String(row.epoch);
+      tr.append(th);
+      const amount = tr.insertCell();
+      amount.className = 'num';
+      amount.textContent = formatDN(row.amount);
+      amount.title = `${row.amount} wei`;
+      const parts = Object.entries(row.parts)
+        .filter(([, v]) => v > 0n)
+        .map(([k, v]) => `${k} ${formatDN(v)}`);
+      tr.insertCell().textContent = parts.join(', ') || '–';
+      const st = tr.insertCell();
+      st.className = 'status';
+      st.textContent = state === 'claimed' ? 'Claimed' : state === 'claimable' ? 'Claimable' : 'Waiting for the epoch report on-chain';
+      if (row.claimTx) st.title = `claim tx ${row.claimTx}`;
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Claim';
+      button.dataset.epoch = String(row.epoch);
+      button.setAttribute('aria-label', `Claim the reward of epoch ${row.epoch}`);
+      button.addEventListener('click', () => void this.claim(row));
+      tr.insertCell().append(button);
+    }
+    $('rewards-total').textContent = this.rewardRows.length ? `Unclaimed: ${formatDN(unclaimed)}` : '';
+    $('rewards-total').dataset.wei = unclaimed.toString();
+    this.updateClaimButtons();
+  }
+
+  /** A row's Claim button is enabled only while it is claimable and no action runs. */
+  private updateClaimButtons(): void {
+    let any = false;
+    for (const row of this.rewardRows) {
+      const claimable = row.posted && !row.claimed;
+      any ||= claimable;
+      const button = document.querySelector<HTMLButtonElement>(`#rewards button[data-epoch="${row.epoch}"]`);
+      if (button) button.disabled = this.busy || !claimable;
+    }
+    $<HTMLButtonElement>('claim-all').disabled = this.busy || !any;
+  }
+
+  private renderTrust(points: TrustPoint[], account: string | undefined, status: string | undefined): void {
+    const st = $('trust-status');
+    st.hidden = status === undefined;
+    st.textContent = status ?? '';
+    $('trust-figure').hidden = points.length === 0;
+    $<HTMLTableElement>('trust-table').hidden = points.length === 0;
+    renderTrustChart($('trust-chart'), points, account ? shortAddress(account) : 'this account');
+    renderTrustTable($<HTMLTableElement>('trust-table'), points);
+  }
+
+  private claim(row: RewardRow): Promise<Failure | undefined> {
+    return this.run(`Claim ${formatDN(row.amount)} (epoch ${row.epoch})`, (entry) => {
+      if (!this.rewards) throw new ActionError('no-wallet', 'Connect a wallet first.');
+      return this.rewards.claim(entry, row);
+    });
+  }
+
+  /** Claims every claimable epoch in turn (oldest first); stops when the wallet refuses. */
+  private async claimAll(): Promise<void> {
+    const queue = this.rewardRows.filter((r) => r.posted && !r.claimed).sort((a, b) => a.epoch - b.epoch);
+    for (const row of queue) {
+      // The list is refreshed after each claim: skip what has been claimed meanwhile.
+      const fresh = this.rewardRows.find((r) => r.epoch === row.epoch);
+      if (fresh?.claimed) continue;
+      const failure = await this.claim(fresh ?? row);
+      if (failure && ['rejected', 'wrong-chain', 'no-wallet'].includes(failure.kind)) break;
+    }
   }
 
   private readAmount(inputId: string, label: string): bigint | undefined {
@@ -248,8 +395,16 @@ class App {
 
   private async refreshExplorer(): Promise<void> {
     const status = $('indexer-status');
-    const results = await Promise.allSettled([getJSON('health'), getJSON('nodes'), getJSON('models'), getJSON('tasks?limit=20')]);
-    const [health, nodes, models, tasks] = results;
+    const settled = !!this.dep?.settlement;
+    const results = await Promise.allSettled([
+      getJSON('health'),
+      getJSON('nodes'),
+      getJSON('models'),
+      getJSON('tasks?limit=20'),
+      settled ? listEpochs() : Promise.resolve([] as Row[]),
+      settled ? getJSON('leaderboard?role=worker') : Promise.resolve({}),
+    ]);
+    const [health, nodes, models, tasks, epochs, earners] = results;
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
     status.textContent = failures.length
       ? `Indexer unavailable or incomplete: ${failures.join('; ')}`
@@ -277,6 +432,16 @@ class App {
     }
     if (models.status === 'fulfilled') {
       renderTable($('models'), modelRows, { view: 'models', caption: 'Registered models with price and usage', columns: MODEL_COLUMNS, empty: 'No models registered yet.' });
+    }
+    if (settled && epochs.status === 'fulfilled') {
+      renderTable($('epochs'), epochs.value, { view: 'epochs', caption: 'Epochs computed by the indexer, newest first', columns: EPOCH_COLUMNS, empty: 'No epoch has ended yet.' });
+      // A newly posted report can pay this account: reload its rewards (not on every poll).
+      const posted = postedSignature(epochs.value);
+      if (this.postedEpochs !== undefined && posted !== this.postedEpochs) void this.refreshRewards(epochs.value);
+      this.postedEpochs = posted;
+    }
+    if (settled && earners.status === 'fulfilled') {
+      renderTable($('earners'), asList(earners.value, 'entries'), { view: 'earners', caption: 'Workers ranked by rewards earned over all epochs', columns: EARNER_COLUMNS, empty: 'No epoch rewards yet.', rank: true });
     }
     if (tasks.status === 'fulfilled') {
       renderTable($('tasks'), taskRows, {

@@ -13,6 +13,7 @@ import { ActionError, describeError } from './errors';
 import { formatDN, roleName } from './format';
 import type { Deployment } from './deployment';
 import type { TxEntry } from './status';
+import { sendTx, simulateTx } from './tx';
 import type { Wallet } from './wallet';
 
 export interface Unbonding {
@@ -86,30 +87,12 @@ export class Staking {
     return { total, worker, validator };
   }
 
-  /** eth_call first so a revert is decoded before the wallet is asked to sign anything. */
-  private async simulate(account: Address, address: Address, abi: Abi, functionName: string, args: unknown[]): Promise<void> {
-    await this.wallet.publicClient.simulateContract({ account, address, abi, functionName, args });
+  private simulate(account: Address, address: Address, abi: Abi, functionName: string, args: unknown[]): Promise<void> {
+    return simulateTx(this.wallet, account, address, abi, functionName, args);
   }
 
-  /** Sends a simulated call and waits for its receipt; a receipt with status 0 becomes a failure. */
-  private async send(entry: TxEntry, label: string, account: Address, address: Address, abi: Abi, functionName: string, args: unknown[]): Promise<Hash> {
-    await this.simulate(account, address, abi, functionName, args);
-    entry.set('pending', `${label}: confirm the transaction in your wallet…`);
-    const hash = await this.wallet.walletClient.writeContract({ account, chain: this.wallet.chain, address, abi, functionName, args });
-    entry.addHash(label, hash);
-    entry.set('pending', `${label}: sent, waiting for confirmation…`);
-    const receipt = await this.wallet.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 500 });
-    if (receipt.status !== 'success') {
-      // Replay on the parent block to learn which custom error it hit.
-      try {
-        await this.wallet.publicClient.simulateContract({ account, address, abi, functionName, args, blockNumber: receipt.blockNumber - 1n });
-      } catch (err) {
-        const failure = describeError(err, allErrorsAbi);
-        throw new ActionError(failure.kind, `${label} reverted on-chain in block ${receipt.blockNumber}: ${failure.message}`, failure.errorName);
-      }
-      throw new ActionError('revert', `${label} reverted on-chain in block ${receipt.blockNumber} (tx ${hash}).`);
-    }
-    return hash;
+  private send(entry: TxEntry, label: string, account: Address, address: Address, abi: Abi, functionName: string, args: unknown[]): Promise<Hash> {
+    return sendTx(this.wallet, entry, label, account, address, abi, functionName, args);
   }
 
   /**

@@ -4,12 +4,17 @@
 // Chromium (playwright-core) with a scripted EIP-1193 wallet (test/wallet.mjs), clicks through
 // connect -> switch network -> stake with permit -> approve + stake -> unstake -> advance time ->
 // withdraw, and checks the failures a person can meet (wrong chain, insufficient balance,
-// rejected signature, below minimum stake). Balances are asserted on-chain with `cast call`.
+// rejected signature, below minimum stake). Then settlement: the page's account works two
+// epochs as the only worker of a model (tasks submitted, committed and finalized with cast),
+// the real verifier binary posts both epoch reports, and the page shows the rewards (claimed
+// with the indexer's proofs: one Claim, then a relayed claim answered with the decoded
+// AlreadyClaimed) and the trust chart. Balances are asserted on-chain with `cast call`.
 // Screenshots go to web/test-output/; the desktop one is copied to docs/web-staking.png.
 //
 // Needs: /usr/bin/chromium (tools/setup-chromium.sh), `npm ci && npm run build` in web/,
-// `forge build`, `cargo build -p indexer`. Run from anywhere: `node web/test/staking.e2e.mjs`.
-// Env: CHROMIUM_PATH, DN_INDEXER_BIN (default target/debug/indexer), DN_WEB_KEEP=1 keeps the
+// `forge build`, `cargo build -p indexer -p verifier`. Run from anywhere: `node web/test/staking.e2e.mjs`.
+// Env: CHROMIUM_PATH, DN_INDEXER_BIN (default target/debug/indexer), DN_VERIFIER_BIN (default
+// target/debug/verifier), DN_WEB_KEEP=1 keeps the
 // browser profile, DN_WEB_UPDATE_DOCS=1 refreshes docs/web-staking.png (written anyway when
 // missing), DN_WEB_STRICT_DEPLOYMENT=1 fails instead of falling back when the indexer does not
 // serve /deployment.json, DN_WEB_VERBOSE=1 logs every wallet request.
@@ -21,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import { formatUnits, parseUnits } from 'viem';
+import { formatUnits, keccak256, parseUnits, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { TestWallet } from './wallet.mjs';
 
@@ -33,7 +38,20 @@ const RUN = join(OUT, 'run');
 const BIN = join(ROOT, 'node_modules', '.bin');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const INDEXER = process.env.DN_INDEXER_BIN ?? join(ROOT, 'target', 'debug', 'indexer');
+const VERIFIER = process.env.DN_VERIFIER_BIN ?? join(ROOT, 'target', 'debug', 'verifier');
 const UNBONDING_PERIOD = 3600;
+/**
+ * Epochs are longer than the unbonding period so that the staking steps (which jump 3601 s)
+ * stay inside epoch 0; the settlement phase then jumps to each epoch's end with evm_increaseTime.
+ */
+const EPOCH_LENGTH = 2 * UNBONDING_PERIOD;
+/** Short windows: the test's tasks are committed at once and finalized right after. */
+const RESPONSE_WINDOW = 30;
+const CHALLENGE_WINDOW = 2;
+/** Emission per epoch (DN_INITIAL_EMISSION), kept small so the amounts read well. */
+const INITIAL_EMISSION = 1000n * 10n ** 18n;
+/** Tasks the page's account works in each of the two settled epochs. */
+const TASKS_PER_EPOCH = 3;
 const CHAIN_ID = 31337;
 /** The chain the wallet starts on, to exercise wrong-chain detection and switching. */
 const WRONG_CHAIN_ID = 1;
@@ -243,6 +261,7 @@ async function main() {
     ['chromium', CHROMIUM, 'run tools/setup-chromium.sh'],
     ['the web build', join(WEB, 'dist', 'index.html'), 'run `npm ci && npm run build` in web/'],
     ['the indexer binary', INDEXER, 'run `cargo build -p indexer`'],
+    ['the verifier binary', VERIFIER, 'run `cargo build -p verifier`'],
     ['anvil', join(BIN, 'anvil'), 'run `npm ci` in the repository root'],
     ['the deploy script', join(ROOT, 'script', 'Deploy.s.sol'), 'script/Deploy.s.sol is part of the contracts work'],
   ]) {
@@ -260,7 +279,7 @@ async function main() {
   });
   const keys = JSON.parse(readFileSync(anvilConfig, 'utf8')).private_keys;
   assert(Array.isArray(keys) && keys.length >= 8, `anvil --config-out lists ${keys?.length} keys`);
-  const [deployerKey, , workerKey, developerKey, userKey, , , stakerKey] = keys;
+  const [deployerKey, , workerKey, developerKey, userKey, validatorKey, , stakerKey] = keys;
 
   // deploy (serialised with other deploys in this checkout: forge writes deployments/<id>.json) --
   const deploymentFile = join(RUN, 'deployment.json');
@@ -270,7 +289,18 @@ async function main() {
     const child = spawn(
       'flock',
       [join(ROOT, 'deployments', '.deploy.lock'), 'bash', '-c', '"$0" script script/Deploy.s.sol --rpc-url "$1" --broadcast --private-key "$2" && cp "deployments/$3.json" "$4"', join(BIN, 'forge'), rpcUrl, deployerKey, String(CHAIN_ID), deploymentFile],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DN_UNBONDING_PERIOD: String(UNBONDING_PERIOD) } },
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          DN_UNBONDING_PERIOD: String(UNBONDING_PERIOD),
+          DN_EPOCH_LENGTH: String(EPOCH_LENGTH),
+          DN_RESPONSE_WINDOW: String(RESPONSE_WINDOW),
+          DN_CHALLENGE_WINDOW: String(CHALLENGE_WINDOW),
+          DN_INITIAL_EMISSION: String(INITIAL_EMISSION),
+        },
+      },
     );
     child.stdout.pipe(deployLog);
     child.stderr.pipe(deployLog);
@@ -278,7 +308,7 @@ async function main() {
   });
   if (deployCode !== 0) throw new Error(`forge script script/Deploy.s.sol failed (exit ${deployCode}):\n${logTail('deploy', 40)}`);
   const dep = JSON.parse(readFileSync(deploymentFile, 'utf8'));
-  for (const k of ['chainId', 'token', 'staking', 'modelRegistry', 'taskManager']) assert(dep[k] !== undefined, `deployment file has ${k}`);
+  for (const k of ['chainId', 'token', 'staking', 'modelRegistry', 'taskManager', 'settlement']) assert(dep[k] !== undefined, `deployment file has ${k}`);
   assertEq(Number(dep.chainId), CHAIN_ID, 'deployment chainId');
 
   const staker = privateKeyToAccount(stakerKey);
@@ -307,6 +337,13 @@ async function main() {
   await send(userKey, dep.token, 'approve(address,uint256)', dep.taskManager, 10_000n * DN);
   await send(userKey, dep.taskManager, 'submitTask(uint32,bytes,uint256)', 1, '0x0102030405', price);
   assertEq(await callUint(dep.taskManager, 'taskCount()(uint256)'), 1n, 'one task submitted');
+  // The validator whose verifier posts the epoch reports: far more than 2/3 of the validator
+  // stake, also once the page's account stakes as a validator.
+  const validator = privateKeyToAccount(validatorKey).address;
+  const validatorStake = 10n * minValidator;
+  await send(deployerKey, dep.token, 'transfer(address,uint256)', validator, validatorStake);
+  await send(validatorKey, dep.token, 'approve(address,uint256)', dep.staking, validatorStake);
+  await send(validatorKey, dep.staking, 'stake(uint8,uint256)', 1, validatorStake);
 
   // indexer serving web/dist -----------------------------------------------------------------
   const indexerPort = await freePort();
@@ -343,7 +380,10 @@ async function main() {
     timeout: 60000,
   });
   try {
-    await runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stakerKey, minWorker, minValidator, funding, workerAddress: worker });
+    await runBrowserFlow(context, {
+      dep, baseUrl, indexerUrl, staker, stakerKey, minWorker, minValidator, funding, workerAddress: worker,
+      developerKey, userKey, validatorKey, deploymentFile, price,
+    });
   } finally {
     await context.close().catch(() => {});
   }
@@ -373,7 +413,8 @@ async function startDeploymentProxy(indexerUrl, deploymentFile) {
   return `http://127.0.0.1:${port}`;
 }
 
-async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stakerKey, minWorker, minValidator, funding, workerAddress }) {
+async function runBrowserFlow(context, opts) {
+  const { dep, baseUrl, indexerUrl, staker, stakerKey, minWorker, minValidator, funding, workerAddress } = opts;
   const wallet = new TestWallet({ rpcUrl, privateKey: stakerKey, chainId: CHAIN_ID, startChainId: WRONG_CHAIN_ID, log: (l) => process.env.DN_WEB_VERBOSE && console.log(l) });
   await wallet.install(context);
   const origin = new URL(baseUrl).origin;
@@ -389,7 +430,11 @@ async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stake
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') pageErrors.push(`console: ${msg.text()}`);
+    if (msg.type() !== 'error') return;
+    // The rewards panel asks the indexer for the account's leaf of each epoch and for its trust
+    // history; a 404 there means "none" (Chromium logs each 404 as a console error).
+    if (/status of 404/.test(msg.text()) && OPTIONAL_LOOKUP.test(msg.location()?.url ?? '')) return;
+    pageErrors.push(`console: ${msg.text()}`);
   });
 
   const stakeOf = (role) => callUint(dep.staking, 'stakeOf(address,uint8)(uint256)', staker.address, role);
@@ -403,8 +448,13 @@ async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stake
     assert((await text('#network-name')).includes(`chain ${CHAIN_ID}`), `network pill names chain ${CHAIN_ID}: "${await text('#network-name')}"`);
     assert((await text('#contracts')).includes(dep.staking), 'footer lists the Staking address');
     assert(await page.locator('#load-error').isHidden(), 'no load error banner');
+    // Settlement is deployed: the rewards and trust panels and the epochs view are on.
     const rewards = await text('#rewards-card');
-    assert(rewards.includes('Not available until settlement'), `rewards panel says not available until settlement: "${rewards}"`);
+    assert(!rewards.includes('Not available until settlement'), `rewards panel is on with settlement deployed: "${rewards}"`);
+    assert(rewards.includes('Connect a wallet'), `rewards panel asks for a wallet: "${rewards}"`);
+    assert((await text('#trust-card')).includes('Connect a wallet'), 'trust panel asks for a wallet');
+    assert((await text('#contracts')).includes(`Settlement ${dep.settlement}`), 'footer lists the Settlement address');
+    await waitFor('the empty epochs view', async () => (await text('#epochs')).includes('No epoch has ended yet'), 15000);
     await waitFor('the models table', async () => (await page.locator('table[data-view="models"] tbody tr').count()) === 1, 15000);
     const modelRow = (await page.locator('table[data-view="models"] tbody tr').first().innerText()).replace(/\s+/g, ' ');
     assert(modelRow.includes('0.5 DN') && modelRow.includes('digits.onnx') && modelRow.includes('argmax'), `model row shows price, uri and rule: "${modelRow}"`);
@@ -445,6 +495,10 @@ async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stake
     await page.locator('#chain-banner').waitFor({ state: 'hidden', timeout: 5000 });
     await waitFor('the balance', async () => (await text('#balance')) === `${Number(funding / DN).toLocaleString('en-US')} DN`, 10000);
     assert((await text('#stake-worker')) === '0 DN', 'worker stake 0 DN');
+    await waitFor('the empty rewards panel', async () => (await text('#rewards-status')).includes('No rewards for this account yet'), 10000);
+    await waitFor('the empty trust panel', async () => (await text('#trust-status')).includes('No trust history yet'), 10000);
+    assert(await page.locator('#trust-chart svg').count() === 0, 'no trust chart without history');
+    assert(await page.getByRole('button', { name: 'Claim all' }).isDisabled(), 'Claim all disabled with nothing to claim');
     prompts();
   });
 
@@ -565,16 +619,10 @@ async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stake
     }, 20000);
     await waitFor('the staker in the leaderboard', async () => (await text('#nodes')).includes(staker.address.slice(0, 6)), 20000);
     await page.locator('#tx-h').scrollIntoViewIfNeeded();
-    const file = await screenshot('staked');
-    // The README's screenshot is refreshed on demand (or when missing), so a test run leaves the
-    // tracked file alone.
-    const docsShot = join(ROOT, 'docs', 'web-staking.png');
-    if (process.env.DN_WEB_UPDATE_DOCS === '1' || !existsSync(docsShot)) {
-      mkdirSync(join(ROOT, 'docs'), { recursive: true });
-      copyFileSync(file, docsShot);
-      console.log(`web e2e: wrote ${docsShot}`);
-    }
+    await screenshot('staked');
   });
+
+  await settlementFlow({ ...opts, prompts, balanceOf });
 
   await step('responsive: the page fits a phone-sized viewport', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
@@ -594,6 +642,234 @@ async function runBrowserFlow(context, { dep, baseUrl, indexerUrl, staker, stake
     assertEq(await page.locator('#tx-log').getAttribute('aria-live'), 'polite', 'transaction log is aria-live');
     assertEq(offsite.join(', '), '', 'requests to other origins (the page must work offline)');
     assertEq(pageErrors.join(' | '), '', 'page errors');
+  });
+}
+
+/** Indexer lookups whose 404 means "nothing for this account" (the page treats it so). */
+const OPTIONAL_LOOKUP = /\/epochs\/\d+\/rewards\/0x[0-9a-fA-F]{40}$|\/nodes\/0x[0-9a-fA-F]{40}\/trust$/;
+
+/** A digits-model output as the executor writes it: safetensors with one I64 tensor "label". */
+function labelOutput(label) {
+  let header = JSON.stringify({ label: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } });
+  header += ' '.repeat((8 - (header.length % 8)) % 8);
+  const buf = Buffer.alloc(8 + header.length + 8);
+  buf.writeBigUInt64LE(BigInt(header.length), 0);
+  buf.write(header, 8, 'utf8');
+  buf.writeBigInt64LE(BigInt(label), 8 + header.length);
+  return toHex(buf);
+}
+
+async function chainTime() {
+  return BigInt((await rpc('eth_getBlockByNumber', ['latest', false])).timestamp);
+}
+
+/** Moves chain time to at least `ts` and mines `blocks` blocks. */
+async function advanceTo(ts, blocks = 1) {
+  const now = await chainTime();
+  if (ts > now) await rpc('evm_increaseTime', [Number(ts - now)]);
+  for (let i = 0; i < blocks; i++) await rpc('evm_mine', []);
+}
+
+/** getTask(id) -> { worker, status } (cast prints the TaskView tuple). */
+async function taskView(taskManager, id) {
+  const out = await cast('call', '--rpc-url', rpcUrl, taskManager, 'getTask(uint256)((address,uint32,uint256,address,uint8,uint64,uint16,uint40))', String(id));
+  const fields = out.replace(/^\(|\)$/g, '').split(', ');
+  return { worker: fields[3], status: Number(fields[4]) };
+}
+
+async function getJson(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+/** Runs the verifier binary to completion; resolves { code, stdout }. */
+async function runVerifier(args, key, timeoutMs = 180000) {
+  const log = createWriteStream(join(RUN, 'verifier.log'), { flags: 'a' });
+  const env = { ...process.env, DN_PRIVATE_KEY: key, RUST_LOG: 'warn,verifier=info' };
+  for (const k of ['ETH_KEYSTORE', 'ETH_RPC_URL', 'DN_SIGNATURES_DIR', 'DN_VERIFIER_DB']) delete env[k];
+  const child = spawn(VERIFIER, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.name = 'verifier';
+  child.exited = false;
+  children.push(child);
+  let stdout = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    log.write(d);
+  });
+  child.stderr.pipe(log);
+  const code = await new Promise((res) => {
+    const timer = setTimeout(() => {
+      killGroup(child, 'SIGKILL');
+      res('timeout');
+    }, timeoutMs);
+    child.on('exit', (c, sig) => {
+      child.exited = true;
+      clearTimeout(timer);
+      res(sig ? `signal ${sig}` : c);
+    });
+  });
+  return { code, stdout };
+}
+
+/**
+ * Settlement: the page's account works two epochs as the only worker of a new model, the real
+ * verifier posts both reports, and the page claims the rewards and charts the trust history.
+ */
+async function settlementFlow(o) {
+  const { dep, indexerUrl, staker, stakerKey, developerKey, userKey, validatorKey, deploymentFile, price, prompts, balanceOf } = o;
+  const epochOf = async () => callUint(dep.settlement, 'currentEpoch()(uint64)');
+  const epochEnd = (e) => callUint(dep.settlement, 'epochEnd(uint64)(uint256)', e);
+  const modelId = 2;
+  const rewards = {};
+
+  await step('settlement fixture: the page account is the only worker of model 2 and works epochs 0 and 1', async () => {
+    await send(developerKey, dep.modelRegistry, 'registerModel(bytes32,string,uint96,uint32,uint8,uint32,uint32)', `0x${'cd'.repeat(32)}`, 'file://models/digits/digits-v2.onnx', price, 10, 2, 0, 0);
+    await send(stakerKey, dep.modelRegistry, 'optIn(uint32)', modelId);
+    for (const epoch of [0n, 1n]) {
+      if (epoch === 1n) await advanceTo((await epochEnd(0n)) + 1n);
+      assertEq(await epochOf(), epoch, 'current epoch before its tasks');
+      const first = (await callUint(dep.taskManager, 'taskCount()(uint256)')) + 1n;
+      const inputs = Array.from({ length: TASKS_PER_EPOCH }, (_, i) => toHex(Buffer.from(`epoch ${epoch} input ${i}`)));
+      await send(userKey, dep.taskManager, 'submitTasks(uint32,bytes[],uint256)', modelId, `[${inputs.join(',')}]`, price);
+      const ids = inputs.map((_, i) => first + BigInt(i));
+      for (const id of ids) assertEq((await taskView(dep.taskManager, id)).worker.toLowerCase(), staker.address.toLowerCase(), `worker drawn for task ${id}`);
+      const outputs = ids.map((id) => labelOutput(Number(id % 10n)));
+      await send(stakerKey, dep.taskManager, 'commitBatch(uint256[],bytes32[],uint16[],bytes[])', `[${ids.join(',')}]`, `[${outputs.map((x) => keccak256(x)).join(',')}]`, `[${ids.map(() => 0).join(',')}]`, `[${outputs.join(',')}]`);
+      await advanceTo((await chainTime()) + BigInt(CHALLENGE_WINDOW + 1));
+      await send(userKey, dep.taskManager, 'finalizeBatch(uint256[])', `[${ids.join(',')}]`);
+      for (const id of ids) assertEq((await taskView(dep.taskManager, id)).status, 4, `task ${id} finalized`);
+      assertEq(await epochOf(), epoch, `tasks of epoch ${epoch} finalized inside it`);
+    }
+    // Let epoch 1 end, and its assignments' deadlines pass; blocks after the end for --confirmations.
+    await advanceTo((await epochEnd(1n)) + BigInt(RESPONSE_WINDOW + 1), 3);
+    prompts();
+  });
+
+  await step('the verifier binary posts the reports of epochs 0 and 1 and the indexer serves the rewards', async () => {
+    const { code, stdout } = await runVerifier(
+      ['--rpc-url', rpcUrl, '--deployment', deploymentFile, '--db', join(RUN, 'verifier.sqlite'), '--confirmations', '1', '--poll-interval-ms', '500', '--stop-after-epoch', '1'],
+      validatorKey,
+    );
+    assertEq(code, 0, `verifier exit status (log: ${join(RUN, 'verifier.log')}):\n${logTail('verifier')}`);
+    const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    for (const e of [0, 1]) assert(lines.some((l) => l.epoch === e && l.postedTx), `verifier printed a posted report for epoch ${e}: ${stdout}`);
+    const latest = await cast('call', '--rpc-url', rpcUrl, dep.settlement, 'latestEpoch()(bool,uint64)');
+    assertEq(latest.replace(/\s+/g, ' '), 'true 1', 'Settlement.latestEpoch()');
+    await waitFor('the indexer to show both reports posted', async () => {
+      const { epochs } = await getJson(`${indexerUrl}/epochs`);
+      return [0, 1].every((e) => epochs.some((x) => x.epoch === e && x.posted === true));
+    }, 30000, 250);
+    for (const e of [0, 1]) {
+      const r = await getJson(`${indexerUrl}/epochs/${e}/rewards/${staker.address}`);
+      assert(BigInt(r.amount) > 0n && BigInt(r.parts.worker) > 0n, `epoch ${e} pays the page account a worker reward: ${JSON.stringify(r)}`);
+      assertEq(r.claimed, false, `epoch ${e} reward not claimed yet`);
+      rewards[e] = r;
+    }
+    console.log(`web e2e: rewards of ${staker.address}: epoch 0 ${fmt(BigInt(rewards[0].amount))}, epoch 1 ${fmt(BigInt(rewards[1].amount))}`);
+  });
+
+  await step('the Rewards panel lists both epochs with the indexer amounts, claimable', async () => {
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await waitFor('two claimable reward rows', async () => (await page.locator('#rewards tbody tr[data-state="claimable"]').count()) === 2, 20000);
+    for (const e of [0, 1]) {
+      const row = page.locator(`#rewards tbody tr[data-epoch="${e}"]`);
+      assertEq(await row.getAttribute('data-wei'), rewards[e].amount, `epoch ${e} amount on the page (wei)`);
+      const rowText = (await row.innerText()).replace(/\s+/g, ' ');
+      assert(rowText.includes('Claimable') && rowText.includes('worker'), `epoch ${e} row: "${rowText}"`);
+      assert(await page.getByRole('button', { name: `Claim the reward of epoch ${e}` }).isEnabled(), `Claim of epoch ${e} enabled`);
+    }
+    const total = BigInt(rewards[0].amount) + BigInt(rewards[1].amount);
+    assertEq(await page.locator('#rewards-total').getAttribute('data-wei'), total.toString(), 'unclaimed total');
+    await waitFor('the epochs view', async () => (await page.locator('table[data-view="epochs"] tbody tr').count()) === 2, 20000);
+    const epochsText = (await text('#epochs')).replace(/\s+/g, ' ');
+    assert(/\byes\b/.test(epochsText), `epochs view shows posted reports: "${epochsText}"`);
+    await waitFor('the earners leaderboard', async () => (await text('#earners')).includes(staker.address.slice(0, 6)), 20000);
+  });
+
+  await step('the Trust panel charts one point per epoch of the history, with the four components', async () => {
+    const body = await getJson(`${indexerUrl}/nodes/${staker.address}/trust`);
+    const history = body.history;
+    assert(Array.isArray(history) && history.length >= 2, `trust history has epochs 0 and 1: ${JSON.stringify(body).slice(0, 300)}`);
+    await waitFor('the trust chart', async () => (await page.locator('#trust-chart svg circle').count()) === history.length, 20000);
+    const svg = page.locator('#trust-chart svg');
+    assertEq(await svg.getAttribute('role'), 'img', 'chart role');
+    assert((await page.getByRole('img', { name: /Trust of .* per epoch/ }).count()) === 1, 'chart has an accessible name');
+    const epochs = await page.locator('#trust-chart svg circle').evaluateAll((cs) => cs.map((c) => [Number(c.dataset.epoch), Number(c.dataset.trust)]));
+    assertEq(JSON.stringify(epochs), JSON.stringify(history.map((h) => [h.epoch, h.trust])), 'chart points (epoch, trust)');
+    assertEq(await page.locator('#trust-chart svg polyline').count(), 1, 'one line through the points');
+    assertEq(await page.locator('#trust-table tbody tr').count(), history.length, 'one table row per epoch');
+    for (const h of history) {
+      const row = page.locator(`#trust-table tbody tr[data-epoch="${h.epoch}"]`);
+      for (const c of ['completion', 'accuracy', 'uptime', 'speed']) {
+        assertEq(await row.locator(`td[data-col="${c}"]`).innerText(), Number(h.components[c]).toFixed(2), `epoch ${h.epoch} ${c}`);
+      }
+      assertEq(await row.locator('td[data-col="trust"]').innerText(), Number(h.trust).toFixed(2), `epoch ${h.epoch} trust`);
+    }
+    assert(await page.locator('#trust-status').isHidden(), 'no empty-state text with a history');
+    await page.locator('#rewards-h').scrollIntoViewIfNeeded();
+    await screenshot('rewards-trust');
+  });
+
+  await step('Claim (epoch 0): one transaction, the DN balance rises by exactly the reward, the row shows claimed', async () => {
+    const amount = BigInt(rewards[0].amount);
+    const before = await balanceOf();
+    const r = await act(() => page.getByRole('button', { name: 'Claim the reward of epoch 0' }).click());
+    assertEq(r.state, 'confirmed', `entry state (${r.text})`);
+    assertEq(prompts().join(','), 'eth_sendTransaction', 'wallet prompts');
+    assertEq(await balanceOf(), before + amount, 'on-chain DN balance after the claim');
+    assertEq(await cast('call', '--rpc-url', rpcUrl, dep.settlement, 'isClaimed(uint64,address)(bool)', '0', staker.address), 'true', 'isClaimed(0, account)');
+    await waitFor('the claimed row', async () => (await page.locator('#rewards tbody tr[data-epoch="0"]').getAttribute('data-state')) === 'claimed', 10000);
+    assert((await page.locator('#rewards tbody tr[data-epoch="0"]').innerText()).includes('Claimed'), 'row says Claimed');
+    assert(await page.getByRole('button', { name: 'Claim the reward of epoch 0' }).isDisabled(), 'Claim of epoch 0 disabled once claimed');
+    await waitFor('the indexer to record the claim', async () => (await getJson(`${indexerUrl}/epochs/0/rewards/${staker.address}`)).claimed === true, 20000);
+  });
+
+  await step('a claim relayed by someone else: Claim all meets AlreadyClaimed, decoded, nothing sent', async () => {
+    // Anyone may relay a claim (paid to the account). The page has not reloaded its rewards, so
+    // it still offers epoch 1: the simulated claim must explain the revert before any signature.
+    const amount = BigInt(rewards[1].amount);
+    const before = await balanceOf();
+    await send(userKey, dep.settlement, 'claim(uint64,address,uint256,bytes32[])', 1, staker.address, amount, `[${rewards[1].proof.join(',')}]`);
+    assertEq(await balanceOf(), before + amount, 'the relayed claim paid the account');
+    assertEq(await page.locator('#rewards tbody tr[data-epoch="1"]').getAttribute('data-state'), 'claimable', 'page still shows epoch 1 claimable (not reloaded)');
+    const r = await act(() => page.getByRole('button', { name: 'Claim all' }).click());
+    assertEq(r.state, 'failed', `entry state (${r.text})`);
+    assertEq(r.error, 'AlreadyClaimed', `decoded custom error (${r.text})`);
+    assert(/already (been )?(claimed|paid)/i.test(r.text) && r.text.includes('epoch 1'), `explains it: "${r.text}"`);
+    assertEq(prompts().length, 0, 'wallet prompts (simulated first, nothing signed)');
+    assertEq(await balanceOf(), before + amount, 'on-chain DN balance unchanged by the failed claim');
+    await waitFor('epoch 1 shown claimed after the reload', async () => (await page.locator('#rewards tbody tr[data-epoch="1"]').getAttribute('data-state')) === 'claimed', 10000);
+    assert(await page.getByRole('button', { name: 'Claim all' }).isDisabled(), 'Claim all disabled once everything is claimed');
+    assertEq(await page.locator('#rewards-total').getAttribute('data-wei'), '0', 'nothing left unclaimed');
+    await page.locator('#rewards-h').scrollIntoViewIfNeeded();
+    const file = await screenshot('claimed');
+    // The README's screenshot is refreshed on demand (or when missing), so a test run leaves the
+    // tracked file alone.
+    const docsShot = join(ROOT, 'docs', 'web-staking.png');
+    if (process.env.DN_WEB_UPDATE_DOCS === '1' || !existsSync(docsShot)) {
+      mkdirSync(join(ROOT, 'docs'), { recursive: true });
+      copyFileSync(file, docsShot);
+      console.log(`web e2e: wrote ${docsShot}`);
+    }
+  });
+
+  await step('feature check: without settlement in the deployment the panels say so', async () => {
+    const other = await page.context().newPage();
+    try {
+      const json = JSON.parse(readFileSync(deploymentFile, 'utf8'));
+      delete json.settlement;
+      await other.route('**/deployment.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(json) }));
+      await other.goto(page.url(), { waitUntil: 'load' });
+      await other.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+      for (const card of ['#rewards-card', '#trust-card']) {
+        const t = await other.locator(card).innerText();
+        assert(t.includes('Not available until settlement'), `${card} says not available: "${t}"`);
+      }
+      assert(await other.locator('#epochs-card').isHidden(), 'epochs view hidden without settlement');
+    } finally {
+      await other.close();
+    }
   });
 }
 
