@@ -132,6 +132,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/epochs", get(list_epochs)),
         ("/epochs/{n}", get(get_epoch)),
         ("/epochs/{n}/rewards/{address}", get(get_reward)),
+        ("/epochs/{n}/model-status/{id}", get(get_model_status)),
         ("/nodes/{address}/trust", get(get_node_trust)),
         ("/leaderboard", get(get_leaderboard)),
         ("/openapi.json", get(openapi_doc)),
@@ -343,6 +344,23 @@ async fn get_reward(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no reward for {a} in epoch {n}")))
+}
+
+async fn get_model_status(
+    State(s): State<AppState>,
+    Path((n, id)): Path<(String, String)>,
+) -> ApiResult {
+    let n = parse_epoch("n", &n)?;
+    let id = parse_u32("id", &id)?;
+    match epoch_query::model_status(s.db.pool(), n, id).await? {
+        epoch_query::ModelStatusLeaf::Leaf(v) => Ok(Json(v)),
+        epoch_query::ModelStatusLeaf::NoEpoch => Err(ApiError::not_found(format!(
+            "epoch {n} is not computed (yet)"
+        ))),
+        epoch_query::ModelStatusLeaf::NoLeaf => Err(ApiError::not_found(format!(
+            "model {id} has no status change in epoch {n}'s report"
+        ))),
+    }
 }
 
 async fn get_node_trust(State(s): State<AppState>, Path(address): Path<String>) -> ApiResult {

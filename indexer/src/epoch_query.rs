@@ -2,6 +2,7 @@
 //! history, leaderboards), in the API's shape: WAD values as decimal strings plus a float for
 //! display, amounts as decimal wei strings, addresses checksummed.
 
+use crate::query::model_status_name;
 use alloy::primitives::{Address, U256};
 use serde_json::{json, Value};
 use sqlx::{Row, SqlitePool};
@@ -9,6 +10,9 @@ use std::collections::BTreeMap;
 
 /// Roles accepted by `/leaderboard?role=`.
 pub const LEADERBOARD_ROLES: [&str; 3] = ["worker", "validator", "model"];
+
+const WAD_I64: i64 = 1_000_000_000_000_000_000;
+const WAD_U128: u128 = 1_000_000_000_000_000_000;
 
 fn wad_f64(v: i64) -> f64 {
     v as f64 / 1e18
@@ -191,17 +195,7 @@ pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Value>, sqlx:
                       "reward": r.try_get::<String, _>("reward")?}))
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    let models: Vec<Value> = sqlx::query("SELECT model_id, developer, tasks_finalized, compute_units FROM epoch_models WHERE epoch = ? ORDER BY model_id")
-        .bind(epoch)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(json!({"model_id": r.try_get::<i64, _>("model_id")?, "developer": r.try_get::<String, _>("developer")?,
-                      "tasks_finalized": r.try_get::<i64, _>("tasks_finalized")?,
-                      "compute_units": r.try_get::<i64, _>("compute_units")?}))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    let models = epoch_models(pool, epoch).await?;
     let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM epoch_rewards WHERE epoch = ?")
         .bind(epoch)
         .fetch_one(pool)
@@ -213,6 +207,180 @@ pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Value>, sqlx:
         obj.insert("models".into(), json!(models));
     }
     Ok(Some(v))
+}
+
+/// The quality fields of an `epoch_model_quality` row.
+fn quality_json(r: &sqlx::sqlite::SqliteRow) -> Result<Value, sqlx::Error> {
+    let wad = |k: &str| -> Result<(String, f64), sqlx::Error> {
+        let v: i64 = r.try_get(k)?;
+        Ok((v.to_string(), wad_f64(v)))
+    };
+    let (quality_wad, quality) = wad("quality_wad")?;
+    let (feedback_wad, feedback) = wad("feedback_wad")?;
+    let (canary_wad, canary) = wad("canary_accuracy_wad")?;
+    let status: i64 = r.try_get("status")?;
+    let prev: i64 = r.try_get("prev_status")?;
+    Ok(json!({
+        "quality": quality,
+        "quality_wad": quality_wad,
+        "feedback": feedback,
+        "feedback_wad": feedback_wad,
+        "canary_accuracy": canary,
+        "canary_accuracy_wad": canary_wad,
+        "ratings": r.try_get::<i64, _>("ratings")?,
+        "score_sum": r.try_get::<i64, _>("score_sum")?,
+        "status": model_status_name(status),
+        "prev_status": model_status_name(prev),
+        "chain_status": model_status_name(r.try_get::<i64, _>("chain_status")?),
+        "status_changed": status != prev,
+        "in_report": r.try_get::<bool, _>("in_report")?,
+    }))
+}
+
+/// The `models` rows of `GET /epochs/{n}`: every model with usage or a quality row in the epoch,
+/// ascending by id, with its usage, measured quality and status after the epoch.
+async fn epoch_models(pool: &SqlitePool, epoch: i64) -> Result<Vec<Value>, sqlx::Error> {
+    let mut out: BTreeMap<i64, serde_json::Map<String, Value>> = BTreeMap::new();
+    let usage = sqlx::query(
+        "SELECT model_id, developer, tasks_finalized, compute_units FROM epoch_models WHERE epoch = ?",
+    )
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
+    for r in &usage {
+        let id: i64 = r.try_get("model_id")?;
+        let row = out.entry(id).or_default();
+        row.insert("model_id".into(), json!(id));
+        row.insert(
+            "developer".into(),
+            json!(r.try_get::<String, _>("developer")?),
+        );
+        row.insert(
+            "tasks_finalized".into(),
+            json!(r.try_get::<i64, _>("tasks_finalized")?),
+        );
+        row.insert(
+            "compute_units".into(),
+            json!(r.try_get::<i64, _>("compute_units")?),
+        );
+    }
+    let quality = sqlx::query(
+        "SELECT q.*, m.developer AS model_developer FROM epoch_model_quality q
+         LEFT JOIN models m ON m.model_id = q.model_id WHERE q.epoch = ?",
+    )
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
+    for r in &quality {
+        let id: i64 = r.try_get("model_id")?;
+        let row = out.entry(id).or_default();
+        if row.is_empty() {
+            row.insert("model_id".into(), json!(id));
+            row.insert(
+                "developer".into(),
+                json!(r.try_get::<Option<String>, _>("model_developer")?),
+            );
+            row.insert("tasks_finalized".into(), json!(0));
+            row.insert("compute_units".into(), json!(0));
+        }
+        if let Value::Object(q) = quality_json(r)? {
+            row.extend(q);
+        }
+    }
+    Ok(out.into_values().map(Value::Object).collect())
+}
+
+/// `quality_history` (oldest first) and `measured_quality` (the latest epoch's quality, null
+/// before any computed epoch) of `GET /models/{id}`.
+pub async fn model_quality(
+    pool: &SqlitePool,
+    model_id: u32,
+) -> Result<(Value, Value), sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM epoch_model_quality WHERE model_id = ? ORDER BY epoch")
+        .bind(i64::from(model_id))
+        .fetch_all(pool)
+        .await?;
+    let mut history = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut v = quality_json(r)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("epoch".into(), json!(r.try_get::<i64, _>("epoch")?));
+        }
+        history.push(v);
+    }
+    let measured = history
+        .last()
+        .map(|h| h["quality"].clone())
+        .unwrap_or(Value::Null);
+    Ok((Value::Array(history), measured))
+}
+
+/// Outcome of `GET /epochs/{n}/model-status/{id}`.
+pub enum ModelStatusLeaf {
+    /// The epoch is not computed.
+    NoEpoch,
+    /// The model has no leaf in the epoch's model status tree.
+    NoLeaf,
+    /// The leaf with its proof.
+    Leaf(Value),
+}
+
+/// `GET /epochs/{n}/model-status/{id}`: the model's leaf of the epoch's model status tree with
+/// its proof (the arguments of `Settlement.applyModelStatus`) and whether it was applied.
+pub async fn model_status(
+    pool: &SqlitePool,
+    epoch: i64,
+    model_id: u32,
+) -> Result<ModelStatusLeaf, sqlx::Error> {
+    let hash: Option<String> =
+        sqlx::query_scalar("SELECT model_status_hash FROM epochs WHERE epoch = ?")
+            .bind(epoch)
+            .fetch_optional(pool)
+            .await?;
+    let Some(hash) = hash else {
+        return Ok(ModelStatusLeaf::NoEpoch);
+    };
+    let Some(r) = sqlx::query(
+        "SELECT * FROM epoch_model_quality WHERE epoch = ? AND model_id = ? AND in_report = 1",
+    )
+    .bind(epoch)
+    .bind(i64::from(model_id))
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(ModelStatusLeaf::NoLeaf);
+    };
+    let status: i64 = r.try_get("status")?;
+    let proof: Option<String> = r.try_get("proof")?;
+    let proof = proof
+        .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+        .unwrap_or_else(|| json!([]));
+    let applied: Option<String> = sqlx::query_scalar(
+        "SELECT tx_hash FROM events WHERE name = 'ModelStatusApplied'
+           AND CAST(json_extract(json, '$.epoch') AS INTEGER) = ?
+           AND CAST(json_extract(json, '$.modelId') AS INTEGER) = ?
+         ORDER BY block_number DESC, log_index DESC LIMIT 1",
+    )
+    .bind(epoch)
+    .bind(i64::from(model_id))
+    .fetch_optional(pool)
+    .await?;
+    let q = quality_json(&r)?;
+    Ok(ModelStatusLeaf::Leaf(json!({
+        "epoch": epoch,
+        "model_id": model_id,
+        "status": status,
+        "status_name": model_status_name(status),
+        "prev_status": q["prev_status"],
+        "chain_status": q["chain_status"],
+        "quality": q["quality"],
+        "quality_wad": q["quality_wad"],
+        "ratings": q["ratings"],
+        "proof": proof,
+        "model_status_hash": hash,
+        "applied": applied.is_some(),
+        "applied_tx": applied,
+    })))
 }
 
 /// `GET /epochs/{n}/rewards/{address}`: the leaf, its proof and whether it was claimed.
@@ -344,31 +512,95 @@ pub async fn leaderboard(pool: &SqlitePool, role: &str) -> Result<Value, sqlx::E
                 })
                 .collect()
         }
-        _ => {
-            let rows = sqlx::query(
-                "SELECT model_id, developer, SUM(tasks_finalized) AS tasks, SUM(compute_units) AS units, COUNT(*) AS epochs
-                 FROM epoch_models GROUP BY model_id, developer ORDER BY units DESC, model_id",
-            )
-            .fetch_all(pool)
-            .await?;
-            let dev_rewards = sqlx::query("SELECT account, developer_reward FROM epoch_rewards")
-                .fetch_all(pool)
-                .await?;
-            let mut by_dev: BTreeMap<String, U256> = BTreeMap::new();
-            for r in dev_rewards {
-                *by_dev.entry(r.try_get("account")?).or_default() +=
-                    amount(&r.try_get::<String, _>("developer_reward")?);
-            }
-            rows.iter()
-                .map(|r| {
-                    let dev: String = r.try_get("developer")?;
-                    Ok(json!({"model_id": r.try_get::<i64, _>("model_id")?, "developer": dev,
-                              "tasks_finalized": r.try_get::<i64, _>("tasks")?, "compute_units": r.try_get::<i64, _>("units")?,
-                              "epochs": r.try_get::<i64, _>("epochs")?,
-                              "developer_rewards": by_dev.get(&dev).copied().unwrap_or_default().to_string()}))
-                })
-                .collect::<Result<_, sqlx::Error>>()?
-        }
+        _ => model_leaderboard(pool).await?,
     };
     Ok(json!({"role": role, "entries": entries}))
+}
+
+/// Per model over all computed epochs: usage, quality-weighted usage and the latest quality.
+#[derive(Default)]
+struct ModelTotals {
+    developer: Option<String>,
+    tasks: i64,
+    units: i64,
+    epochs: i64,
+    /// Σ compute units × measured quality of their epoch (WAD · units).
+    weighted: u128,
+    quality_wad: Option<i64>,
+    status: Option<i64>,
+}
+
+/// Models ranked by quality × usage: the compute units of each epoch weighted by the model's
+/// measured quality in that epoch (1.0 for epochs computed before quality was measured), then
+/// by compute units, then by id.
+async fn model_leaderboard(pool: &SqlitePool) -> Result<Vec<Value>, sqlx::Error> {
+    let mut acc: BTreeMap<i64, ModelTotals> = BTreeMap::new();
+    let quality = sqlx::query(
+        "SELECT epoch, model_id, quality_wad, status FROM epoch_model_quality ORDER BY epoch",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut by_epoch: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for r in &quality {
+        let (e, m): (i64, i64) = (r.try_get("epoch")?, r.try_get("model_id")?);
+        let q: i64 = r.try_get("quality_wad")?;
+        by_epoch.insert((e, m), q);
+        let t = acc.entry(m).or_default();
+        t.quality_wad = Some(q);
+        t.status = Some(r.try_get("status")?);
+    }
+    let usage = sqlx::query(
+        "SELECT epoch, model_id, developer, tasks_finalized, compute_units FROM epoch_models ORDER BY epoch",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in &usage {
+        let (e, m): (i64, i64) = (r.try_get("epoch")?, r.try_get("model_id")?);
+        let units: i64 = r.try_get("compute_units")?;
+        let q = by_epoch.get(&(e, m)).copied().unwrap_or(WAD_I64);
+        let t = acc.entry(m).or_default();
+        t.developer = Some(r.try_get("developer")?);
+        t.tasks += r.try_get::<i64, _>("tasks_finalized")?;
+        t.units += units;
+        t.epochs += 1;
+        t.weighted += u128::try_from(units).unwrap_or(0) * u128::try_from(q).unwrap_or(0);
+    }
+    let developers: BTreeMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT model_id, developer FROM models")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let dev_rewards = sqlx::query("SELECT account, developer_reward FROM epoch_rewards")
+        .fetch_all(pool)
+        .await?;
+    let mut by_dev: BTreeMap<String, U256> = BTreeMap::new();
+    for r in dev_rewards {
+        *by_dev.entry(r.try_get("account")?).or_default() +=
+            amount(&r.try_get::<String, _>("developer_reward")?);
+    }
+    let mut v: Vec<(i64, ModelTotals)> = acc.into_iter().collect();
+    v.sort_by(|a, b| {
+        b.1.weighted
+            .cmp(&a.1.weighted)
+            .then(b.1.units.cmp(&a.1.units))
+            .then(a.0.cmp(&b.0))
+    });
+    Ok(v.into_iter()
+        .map(|(id, t)| {
+            let dev = t.developer.or_else(|| developers.get(&id).cloned());
+            let rewards = dev
+                .as_ref()
+                .and_then(|d| by_dev.get(d))
+                .copied()
+                .unwrap_or_default();
+            json!({"model_id": id, "developer": dev,
+                   "tasks_finalized": t.tasks, "compute_units": t.units, "epochs": t.epochs,
+                   "quality_units": (t.weighted / WAD_U128).to_string(),
+                   "measured_quality": t.quality_wad.map(wad_f64),
+                   "measured_quality_wad": t.quality_wad.map(|q| q.to_string()),
+                   "status": t.status.map(model_status_name),
+                   "developer_rewards": rewards.to_string()})
+        })
+        .collect())
 }

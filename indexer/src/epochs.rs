@@ -47,14 +47,30 @@
 //! Each pool is split with largest-remainder rounding (`powr::split_budget`) and the three lists
 //! are merged per account (`powr::merge_rewards`). A pool without recipients (no finalized work,
 //! no validator stake, no model usage) is left unminted, so `totalRewards <= B`.
-//! `modelStatusHash` is `bytes32(0)` until model statuses are part of the report.
+//!
+//! # Model statuses (natural selection)
+//! Every model registered before the epoch's end gets a [`ModelQualityRow`]: its measured quality
+//! from the `TaskRated` events with a block time in `[start, end)` (rules and constants in
+//! [`crate::model_selection`]) and the status the epoch gives it. The status a model enters epoch
+//! `e` with is the one epoch `e - 1` gave it, unless the registry changed it since `e - 1` ended
+//! (a `ModelStatusChanged` event in `[start, end)`: an applied report leaf or the admin), in
+//! which case the registry's status at the end of `e` is taken; a model registered in `e` enters
+//! Active. A model gets a leaf of the report's model status tree when the status after the epoch
+//! differs from its registry status at the epoch's end: a new transition, or one of the previous
+//! report that nobody applied on-chain before this report superseded it (applyModelStatus takes
+//! the latest report's proofs only). `modelStatusHash` is that tree's root, `bytes32(0)` when no
+//! model has a leaf.
 
 use crate::db::Db;
-use alloy::primitives::{Address, B256, U256};
+use crate::model_selection::{
+    feedback_wad, model_quality_wad, next_model_status, CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
+};
+use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use protocol::powr::{
     self, build_report, epoch_quality, evaluate_node, next_trust, powr_score, AccountTree,
-    EpochReport, FinalizedTask, NodeEpochFacts, PowrError, PowrParams, Rates, TrustState,
+    EpochReport, FinalizedTask, ModelStatusTree, NodeEpochFacts, PowrError, PowrParams, Rates,
+    TrustState, MODEL_ACTIVE,
 };
 use protocol::Deployment;
 use serde_json::Value;
@@ -312,6 +328,37 @@ pub struct ModelRow {
     pub compute_units: u64,
 }
 
+/// Measured quality and status of one registered model in an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelQualityRow {
+    /// Model id.
+    pub model_id: u32,
+    /// `TaskRated` events of the model in the epoch.
+    pub ratings: u64,
+    /// Sum of their scores (0..=100 each).
+    pub score_sum: u64,
+    /// Average score / 100 (WAD; 1.0 without ratings).
+    pub feedback_wad: u64,
+    /// Validators' canary accuracy (WAD; 1.0 until canaries exist).
+    pub canary_accuracy_wad: u64,
+    /// Measured quality: feedback x canary accuracy (WAD).
+    pub quality_wad: u64,
+    /// Status the model entered the epoch with.
+    pub prev_status: u8,
+    /// `ModelRegistry` status at the epoch's end (from its events).
+    pub chain_status: u8,
+    /// Status after the epoch.
+    pub status: u8,
+}
+
+impl ModelQualityRow {
+    /// Whether the epoch report carries a leaf for this model (its status differs from the
+    /// registry's).
+    pub fn in_report(&self) -> bool {
+        self.status != self.chain_status
+    }
+}
+
 /// Everything computed for an epoch: the report validators sign, both Merkle trees and the
 /// per-account rows behind them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,6 +393,11 @@ pub struct EpochOutcome {
     pub models: Vec<ModelRow>,
     /// Model-pool rewards per developer, ascending by address.
     pub developer_rewards: Vec<(Address, U256)>,
+    /// Measured quality and status of every registered model, ascending by id.
+    pub model_quality: Vec<ModelQualityRow>,
+    /// Model status tree (the report's `modelStatusHash`): models whose status after the epoch
+    /// differs from the registry's.
+    pub model_status: ModelStatusTree,
     /// Assignments in the epoch.
     pub tasks_assigned: u64,
     /// Tasks finalized in the epoch.
@@ -356,6 +408,14 @@ impl EpochOutcome {
     /// Trust of every worker after this epoch (the input of the next one).
     pub fn trust_states(&self) -> BTreeMap<Address, TrustState> {
         self.workers.iter().map(|w| (w.address, w.trust)).collect()
+    }
+
+    /// Status of every registered model after this epoch (the input of the next one).
+    pub fn model_statuses(&self) -> BTreeMap<u32, u8> {
+        self.model_quality
+            .iter()
+            .map(|m| (m.model_id, m.status))
+            .collect()
     }
 
     /// An account's reward split into (worker, validator, developer) parts.
@@ -395,12 +455,16 @@ fn parse_u256(s: &str) -> Result<U256, EpochError> {
     U256::from_str_radix(s, 10).map_err(|e| EpochError::Corrupt(format!("amount `{s}`: {e}")))
 }
 
-/// The trust every worker had after the latest stored epoch before `epoch`, with that epoch's
-/// number (None: nothing stored before `epoch`).
-async fn stored_trust_before(
-    db: &Db,
-    epoch: u64,
-) -> Result<Option<(u64, BTreeMap<Address, TrustState>)>, EpochError> {
+/// What an epoch carries into the next: every worker's trust and every model's status.
+#[derive(Default)]
+struct Carried {
+    trust: BTreeMap<Address, TrustState>,
+    models: BTreeMap<u32, u8>,
+}
+
+/// The trust every worker had and the status every model had after the latest stored epoch
+/// before `epoch`, with that epoch's number (None: nothing stored before `epoch`).
+async fn stored_state_before(db: &Db, epoch: u64) -> Result<Option<(u64, Carried)>, EpochError> {
     let prev: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs WHERE epoch < ?")
         .bind(i64_of(epoch))
         .fetch_one(db.pool())
@@ -424,7 +488,18 @@ async fn stored_trust_before(
             },
         );
     }
-    Ok(Some((u64_of(prev), out)))
+    let mut models = BTreeMap::new();
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT model_id, status FROM epoch_model_quality WHERE epoch = ?")
+            .bind(prev)
+            .fetch_all(db.pool())
+            .await?;
+    for (m, st) in rows {
+        let m = u32::try_from(m).map_err(|_| EpochError::Corrupt(format!("model id {m}")))?;
+        let st = u8::try_from(st).map_err(|_| EpochError::Corrupt(format!("model status {st}")))?;
+        models.insert(m, st);
+    }
+    Ok(Some((u64_of(prev), Carried { trust: out, models })))
 }
 
 /// Computes epoch `epoch` from the confirmed facts in `db`.
@@ -443,16 +518,19 @@ pub async fn compute_epoch(
     epoch: u64,
 ) -> Result<EpochOutcome, EpochError> {
     cfg.validate()?;
-    let (mut next, mut trust) = match stored_trust_before(db, epoch).await? {
-        Some((e, t)) => (e + 1, t),
-        None => (0, BTreeMap::new()),
+    let (mut next, mut carried) = match stored_state_before(db, epoch).await? {
+        Some((e, c)) => (e + 1, c),
+        None => (0, Carried::default()),
     };
     loop {
-        let out = compute_one(db, cfg, next, &trust).await?;
+        let out = compute_one(db, cfg, next, &carried).await?;
         if next >= epoch {
             return Ok(out);
         }
-        trust = out.trust_states();
+        carried = Carried {
+            trust: out.trust_states(),
+            models: out.model_statuses(),
+        };
         next += 1;
     }
 }
@@ -474,8 +552,9 @@ async fn compute_one(
     db: &Db,
     cfg: &EpochConfig,
     epoch: u64,
-    prev: &BTreeMap<Address, TrustState>,
+    carried: &Carried,
 ) -> Result<EpochOutcome, EpochError> {
+    let prev = &carried.trust;
     let (start, end) = cfg.bounds(epoch)?;
     let powr_err = |source: PowrError| EpochError::Powr { epoch, source };
     let cursor_time = db
@@ -770,7 +849,9 @@ async fn compute_one(
         .map(|w| (w.address, w.trust.trust_wad))
         .collect();
     let trust = AccountTree::trust(&trust_entries).map_err(powr_err)?;
-    let report = build_report(epoch, &rewards, &trust, B256::ZERO);
+    let (model_quality, model_status) =
+        measure_models(db, start, end, &carried.models, powr_err).await?;
+    let report = build_report(epoch, &rewards, &trust, model_status.root());
     if report.totalRewards > budget {
         return Err(EpochError::Corrupt(format!(
             "epoch {epoch}: rewards {} exceed the budget {budget}",
@@ -793,10 +874,135 @@ async fn compute_one(
         validators,
         models,
         developer_rewards,
+        model_quality,
+        model_status,
         tasks_assigned,
         tasks_finalized,
     })
 }
+
+/// Registry status of every model registered before `end` (`ModelRegistered` = Active, then
+/// its `ModelStatusChanged` events in chain order), and the models whose status changed at or
+/// after `since`.
+async fn registry_statuses(
+    db: &Db,
+    since: u64,
+    end: u64,
+) -> Result<(BTreeMap<u32, u8>, BTreeSet<u32>), EpochError> {
+    let rows = sqlx::query(
+        "SELECT name, json, block_time FROM events
+         WHERE name IN ('ModelRegistered', 'ModelStatusChanged') AND block_time < ?
+         ORDER BY block_number, log_index",
+    )
+    .bind(i64_of(end))
+    .fetch_all(db.pool())
+    .await?;
+    let mut statuses = BTreeMap::new();
+    let mut changed = BTreeSet::new();
+    for r in &rows {
+        let name: String = r.try_get("name")?;
+        let json: String = r.try_get("json")?;
+        let v: Value = serde_json::from_str(&json)
+            .map_err(|e| EpochError::Corrupt(format!("{name} event json: {e}")))?;
+        let model = v["modelId"]
+            .as_u64()
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| EpochError::Corrupt(format!("{name} event without `modelId`")))?;
+        if name == "ModelRegistered" {
+            statuses.insert(model, MODEL_ACTIVE);
+            continue;
+        }
+        let status = v["status"]
+            .as_u64()
+            .and_then(|s| u8::try_from(s).ok())
+            .ok_or_else(|| EpochError::Corrupt(format!("{name} event without `status`")))?;
+        statuses.insert(model, status);
+        if u64_of(r.try_get("block_time")?) >= since {
+            changed.insert(model);
+        }
+    }
+    Ok((statuses, changed))
+}
+
+/// Measured quality and status of every model registered before `end` (see the module docs),
+/// and the model status tree of the report.
+async fn measure_models(
+    db: &Db,
+    start: u64,
+    end: u64,
+    prev: &BTreeMap<u32, u8>,
+    powr_err: impl Fn(PowrError) -> EpochError,
+) -> Result<(Vec<ModelQualityRow>, ModelStatusTree), EpochError> {
+    let (chain, changed) = registry_statuses(db, start, end).await?;
+    // The model id is in the rating's detail (older databases: the task's model).
+    let rows = sqlx::query(
+        "SELECT CAST(COALESCE(json_extract(te.detail, '$.modelId'), t.model_id) AS INTEGER) AS model_id,
+                COUNT(*) AS ratings,
+                SUM(CAST(json_extract(te.detail, '$.score') AS INTEGER)) AS score_sum
+         FROM task_events te LEFT JOIN tasks t ON t.task_id = te.task_id
+         WHERE te.kind = 'rated' AND te.block_time >= ? AND te.block_time < ?
+         GROUP BY 1",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(db.pool())
+    .await?;
+    let mut ratings: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for r in &rows {
+        let model: Option<i64> = r.try_get("model_id")?;
+        let Some(model) = model.and_then(|m| u32::try_from(m).ok()) else {
+            continue;
+        };
+        let n = u64_of(r.try_get("ratings")?);
+        let sum = u64_of(r.try_get::<Option<i64>, _>("score_sum")?.unwrap_or(0));
+        ratings.insert(model, (n, sum));
+    }
+    for model in ratings.keys().filter(|m| !chain.contains_key(m)) {
+        tracing::warn!(
+            model_id = model,
+            "ratings of a model the database does not know; ignored"
+        );
+    }
+    let mut out = Vec::with_capacity(chain.len());
+    for (&model_id, &chain_status) in &chain {
+        let (n, sum) = ratings.get(&model_id).copied().unwrap_or_default();
+        let prev_status = match prev.get(&model_id) {
+            Some(p) if !changed.contains(&model_id) => *p,
+            _ => chain_status,
+        };
+        let feedback = feedback_wad(n, sum);
+        let canary = CANARY_ACCURACY_WITHOUT_CANARIES_WAD;
+        let quality = model_quality_wad(feedback, canary);
+        out.push(ModelQualityRow {
+            model_id,
+            ratings: n,
+            score_sum: sum,
+            feedback_wad: feedback,
+            canary_accuracy_wad: canary,
+            quality_wad: quality,
+            prev_status,
+            chain_status,
+            status: next_model_status(prev_status, quality, n),
+        });
+    }
+    let leaves: Vec<(u32, u8)> = out
+        .iter()
+        .filter(|m| m.in_report())
+        .map(|m| (m.model_id, m.status))
+        .collect();
+    let tree = ModelStatusTree::new(&leaves).map_err(powr_err)?;
+    Ok((out, tree))
+}
+
+/// Tables computed per epoch (deleted together on a recompute or a reorg).
+const EPOCH_TABLES: [&str; 6] = [
+    "epochs",
+    "epoch_nodes",
+    "epoch_validators",
+    "epoch_models",
+    "epoch_rewards",
+    "epoch_model_quality",
+];
 
 /// Stores `out` (replacing a stored copy of the same epoch) in one transaction: the `epochs`
 /// row, one `epoch_nodes` row per worker, the validators, the models and every rewards leaf
@@ -808,13 +1014,7 @@ pub async fn store_epoch(
 ) -> Result<(), EpochError> {
     let mut tx = db.pool().begin().await?;
     let e = i64_of(out.epoch);
-    for table in [
-        "epochs",
-        "epoch_nodes",
-        "epoch_validators",
-        "epoch_models",
-        "epoch_rewards",
-    ] {
+    for table in EPOCH_TABLES {
         sqlx::query(&format!("DELETE FROM {table} WHERE epoch = ?"))
             .bind(e)
             .execute(&mut *tx)
@@ -902,6 +1102,30 @@ pub async fn store_epoch(
         .execute(&mut *tx)
         .await?;
     }
+    for m in &out.model_quality {
+        let proof = out.model_status.proof(m.model_id).map(|(_, p)| {
+            Value::from(p.iter().map(|h| h.to_string()).collect::<Vec<_>>()).to_string()
+        });
+        sqlx::query(
+            "INSERT INTO epoch_model_quality (epoch, model_id, ratings, score_sum, feedback_wad, canary_accuracy_wad,
+                 quality_wad, prev_status, chain_status, status, in_report, proof)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e)
+        .bind(i64::from(m.model_id))
+        .bind(i64_of(m.ratings))
+        .bind(i64_of(m.score_sum))
+        .bind(i64_of(m.feedback_wad))
+        .bind(i64_of(m.canary_accuracy_wad))
+        .bind(i64_of(m.quality_wad))
+        .bind(i64::from(m.prev_status))
+        .bind(i64::from(m.chain_status))
+        .bind(i64::from(m.status))
+        .bind(m.in_report())
+        .bind(proof)
+        .execute(&mut *tx)
+        .await?;
+    }
     for (account, amount) in out.rewards.entries() {
         let proof = out
             .rewards
@@ -971,6 +1195,8 @@ pub async fn settle_ready(db: &Db, cfg: &EpochConfig, max: usize) -> Result<Vec<
             budget = %out.budget,
             rewards_root = %out.report.rewardsRoot,
             trust_root = %out.report.trustRoot,
+            model_status_hash = %out.report.modelStatusHash,
+            model_status_changes = out.model_status.entries().len(),
             ms = started.elapsed().as_millis() as u64,
             "epoch computed"
         );
@@ -1005,13 +1231,7 @@ pub async fn first_stale_epoch(
 
 /// Deletes the computed rows of `first` and every later epoch (trust chains forward).
 pub async fn delete_from(conn: &mut SqliteConnection, first: u64) -> Result<(), sqlx::Error> {
-    for table in [
-        "epochs",
-        "epoch_nodes",
-        "epoch_validators",
-        "epoch_models",
-        "epoch_rewards",
-    ] {
+    for table in EPOCH_TABLES {
         sqlx::query(&format!("DELETE FROM {table} WHERE epoch >= ?"))
             .bind(i64_of(first))
             .execute(&mut *conn)

@@ -590,7 +590,15 @@ async fn apply_task(
             let Some(id) = task_key(e.taskId) else {
                 return Ok(());
             };
-            task_event(conn, log, id, "rated", None, json!({"score": e.score})).await?;
+            task_event(
+                conn,
+                log,
+                id,
+                "rated",
+                None,
+                json!({"score": e.score, "modelId": e.modelId}),
+            )
+            .await?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ pub mod epoch_query;
 pub mod epochs;
 pub mod follow;
 pub mod ingest;
+pub mod model_selection;
 pub mod openapi;
 pub mod query;
 pub mod tensor;

@@ -35,6 +35,34 @@ fn get_op(summary: &str, params: Vec<Value>, responses: Value) -> Value {
     json!({"get": {"summary": summary, "parameters": params, "responses": responses}})
 }
 
+/// Fields of a model's quality row (`/models/{id}` history entries carry the epoch too).
+fn model_quality_props(model_status: &Value, with_epoch: bool) -> Value {
+    let mut v = json!({
+        "quality": {"type": "number"}, "quality_wad": {"type": "string"},
+        "feedback": {"type": "number"}, "feedback_wad": {"type": "string"},
+        "canary_accuracy": {"type": "number"}, "canary_accuracy_wad": {"type": "string"},
+        "ratings": {"type": "integer"}, "score_sum": {"type": "integer"},
+        "status": model_status, "prev_status": model_status, "chain_status": model_status,
+        "status_changed": {"type": "boolean"}, "in_report": {"type": "boolean"}});
+    if let (true, Some(obj)) = (with_epoch, v.as_object_mut()) {
+        obj.insert("epoch".into(), json!({"type": "integer"}));
+    }
+    v
+}
+
+/// Fields of a `models` row of `/epochs/{n}`: usage plus the quality row.
+fn epoch_model_props(model_status: &Value) -> Value {
+    let mut v = json!({
+        "model_id": {"type": "integer"}, "developer": {"type": ["string", "null"]},
+        "tasks_finalized": {"type": "integer"}, "compute_units": {"type": "integer"}});
+    if let (Some(obj), Value::Object(q)) =
+        (v.as_object_mut(), model_quality_props(model_status, false))
+    {
+        obj.extend(q);
+    }
+    v
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
     let address = json!({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"});
@@ -42,6 +70,8 @@ pub fn document() -> Value {
         json!({"type": "string", "pattern": "^[0-9]+$", "description": "amount in wei, decimal"});
     let obj = json!({"type": "object"});
     let statuses = json!(crate::query::TASK_STATUSES);
+    let model_status =
+        json!({"type": "string", "enum": ["active", "probation", "delisted", "unknown"]});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -97,13 +127,24 @@ pub fn document() -> Value {
                     "proof": {"type": "array", "items": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"}},
                     "rewards_root": {"type": ["string", "null"]}, "parts": obj.clone(),
                     "claimed": {"type": "boolean"}, "claim_tx": {"type": ["string", "null"]}}})), &["400", "404"])),
+            "/epochs/{n}/model-status/{id}": get_op("A model's leaf of the epoch report's model status tree with its Merkle proof (the arguments of Settlement.applyModelStatus) and whether it was applied; only models whose status the report sets",
+                vec![param("n", "path", "epoch number", json!({"type": "integer", "minimum": 0})),
+                     param("id", "path", "model id", json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64}))],
+                with_errors(ok("model status leaf", json!({"type": "object", "required": ["model_id", "status", "proof"], "properties": {
+                    "epoch": {"type": "integer"}, "model_id": {"type": "integer"},
+                    "status": {"type": "integer", "enum": [0, 1, 2], "description": "0 Active, 1 Probation, 2 Delisted"},
+                    "status_name": model_status.clone(), "prev_status": model_status.clone(), "chain_status": model_status.clone(),
+                    "quality": {"type": "number"}, "quality_wad": {"type": "string"}, "ratings": {"type": "integer"},
+                    "proof": {"type": "array", "items": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"}},
+                    "model_status_hash": {"type": "string"}, "applied": {"type": "boolean"},
+                    "applied_tx": {"type": ["string", "null"]}}})), &["400", "404"])),
             "/nodes/{address}/trust": get_op("A node's trust history per epoch with its four components (completion, accuracy, uptime, speed) and the epoch quality",
                 vec![param("address", "path", "node address", address.clone())],
                 with_errors(ok("trust history", json!({"type": "object", "properties": {
                     "address": {"type": "string"}, "current": {"type": ["object", "null"]},
                     "last_refresh": {"type": ["object", "null"]},
                     "history": {"type": "array", "items": {"$ref": "#/components/schemas/EpochNode"}}}})), &["400", "404"])),
-            "/leaderboard": get_op("Workers (by rewards, then trust), validators (by rewards) or models (by compute units) over all computed epochs",
+            "/leaderboard": get_op("Workers (by rewards, then trust), validators (by rewards) or models (by quality x usage: compute units of each epoch weighted by the model's measured quality in it) over all computed epochs",
                 vec![json!({"name": "role", "in": "query", "required": true, "description": "which leaderboard",
                             "schema": {"type": "string", "enum": crate::epoch_query::LEADERBOARD_ROLES}})],
                 with_errors(ok("leaderboard", json!({"type": "object", "properties": {
@@ -131,7 +172,12 @@ pub fn document() -> Value {
                 "tasks_assigned": {"type": "integer"}, "tasks_finalized": {"type": "integer"},
                 "claimed": wei.clone(), "claims": {"type": "integer"}, "posted": {"type": "boolean"}, "on_chain": obj.clone(),
                 "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/EpochNode"}},
-                "validators": {"type": "array", "items": obj.clone()}, "models": {"type": "array", "items": obj.clone()}}},
+                "validators": {"type": "array", "items": obj.clone()},
+                "models": {"type": "array", "items": {"$ref": "#/components/schemas/EpochModel"}}}},
+            "ModelQuality": {"type": "object", "description": "Measured quality of a model in an epoch: feedback (average user score / 100, 1.0 without ratings) x canary accuracy (1.0 until canaries exist), and the status the epoch gives it",
+                "properties": model_quality_props(&model_status, true)},
+            "EpochModel": {"type": "object", "description": "A model's usage in the epoch plus its ModelQuality fields",
+                "properties": epoch_model_props(&model_status)},
             "EpochNode": {"type": "object", "properties": {
                 "epoch": {"type": "integer"}, "address": {"type": "string"},
                 "trust": {"type": "number"}, "trust_wad": {"type": "string"}, "prev_trust_wad": {"type": "string"},
@@ -149,7 +195,11 @@ pub fn document() -> Value {
                 "compare_rule": obj.clone(), "parent": {"type": "integer"},
                 "status": {"type": "string", "enum": ["active", "probation", "delisted", "unknown"]},
                 "royalties": wei.clone(), "worker_count": {"type": "integer"},
-                "workers": {"type": "array", "items": obj.clone()}, "tasks": obj.clone()}},
+                "registered": {"type": "object", "properties": {
+                    "block": {"type": "integer"}, "time": {"type": "integer"}, "tx": {"type": "string"}}},
+                "workers": {"type": "array", "items": obj.clone()}, "tasks": obj.clone(),
+                "measured_quality": {"type": ["number", "null"], "description": "quality of the latest computed epoch (1.0 when it had no ratings)"},
+                "quality_history": {"type": "array", "items": {"$ref": "#/components/schemas/ModelQuality"}}}},
             "Node": {"type": "object", "properties": {
                 "address": {"type": "string"}, "worker_stake": wei.clone(), "validator_stake": wei.clone(),
                 "jailed_until": {"type": "integer"}, "jailed": {"type": "boolean"},

@@ -372,6 +372,11 @@ pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Value>, sq
         );
         obj.insert("tasks".into(), Value::Object(counts));
     }
+    let (history, measured) = crate::epoch_query::model_quality(pool, model_id).await?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("measured_quality".into(), measured);
+        obj.insert("quality_history".into(), history);
+    }
     Ok(Some(v))
 }
 

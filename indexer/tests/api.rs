@@ -327,6 +327,10 @@ async fn openapi_documents_every_route_and_only_those() {
         .map(|(p, _)| p.to_string())
         .collect();
     assert_eq!(documented, routed);
+    assert!(
+        documented.contains("/epochs/{n}/model-status/{id}"),
+        "the model status route is routed and documented"
+    );
     for (path, item) in doc["paths"].as_object().unwrap() {
         let op = &item["get"];
         assert!(

@@ -14,6 +14,8 @@ pub const REPORTS_POSTED: &str = "verifier_reports_posted_total";
 pub const REPORTS_DISAGREED: &str = "verifier_reports_disagreed_total";
 /// refreshTrust transactions sent.
 pub const TRUST_REFRESHED: &str = "verifier_trust_refreshed_total";
+/// applyModelStatus transactions sent.
+pub const MODEL_STATUS_APPLIED: &str = "verifier_model_status_applied_total";
 /// Failed settlement steps (RPC outages and the like; retried).
 pub const STEP_ERRORS: &str = "verifier_step_errors_total";
 /// Last epoch handled.
@@ -31,6 +33,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Epochs reported on-chain with roots this verifier did not compute"
     );
     metrics::describe_counter!(TRUST_REFRESHED, "refreshTrust transactions sent");
+    metrics::describe_counter!(MODEL_STATUS_APPLIED, "applyModelStatus transactions sent");
     metrics::describe_counter!(STEP_ERRORS, "Failed settlement steps (retried)");
     metrics::describe_gauge!(LAST_EPOCH, "Last epoch handled");
     metrics::describe_gauge!(POST_GAS, "Gas used by the last postReport");

@@ -1,7 +1,8 @@
 //! The settlement loop: once an epoch has ended and a block at or after its end is confirmed in
 //! this verifier's database, compute the epoch's report, sign it, post it with enough
-//! co-signatures, then refresh every node's trust weight. All progress is on-chain or in the
-//! database, so a restart or an RPC outage never loses the place.
+//! co-signatures, apply the model statuses the report sets (natural selection of models), then
+//! refresh every node's trust weight. All progress is on-chain or in the database, so a restart
+//! or an RPC outage never loses the place.
 
 use crate::cosign::{self, ReportJson, SignedReport};
 use crate::metrics as m;
@@ -13,7 +14,7 @@ use alloy::signers::SignerSync;
 use anyhow::anyhow;
 use indexer::db::Db;
 use indexer::epochs::{compute_epoch, EpochConfig, EpochError, EpochOutcome};
-use protocol::bindings::{ISettlement, IStaking, ROLE_VALIDATOR};
+use protocol::bindings::{IModelRegistry, ISettlement, IStaking, ROLE_VALIDATOR};
 use protocol::powr::{report_digest, EpochReport};
 use protocol::{format_dn, Deployment};
 use std::collections::BTreeMap;
@@ -93,6 +94,10 @@ pub fn to_sol(r: &EpochReport) -> ISettlement::EpochReport {
         totalRewards: r.totalRewards,
         modelStatusHash: r.modelStatusHash,
     }
+}
+
+fn protocol_status_name(status: u8) -> &'static str {
+    indexer::query::model_status_name(i64::from(status))
 }
 
 fn decoded_settlement_error(e: &alloy::contract::Error) -> Option<ISettlement::ISettlementErrors> {
@@ -340,6 +345,9 @@ impl Settler {
                     epoch = e,
                     "epoch already reported on-chain, with the roots this verifier computed"
                 );
+                if !self.opts.no_post {
+                    self.apply_model_statuses(e, &outcome).await?;
+                }
                 if refresh && !self.opts.no_post {
                     self.refresh_trust(e, &outcome).await?;
                 }
@@ -449,6 +457,7 @@ impl Settler {
                 Vec::new()
             },
         });
+        self.apply_model_statuses(e, &outcome).await?;
         if refresh {
             self.refresh_trust(e, &outcome).await?;
         }
@@ -564,6 +573,106 @@ impl Settler {
         metrics::counter!(m::REPORTS_POSTED).increment(1);
         metrics::gauge!(m::POST_GAS).set(receipt.gas_used as f64);
         Ok(Some((receipt.transaction_hash, receipt.gas_used)))
+    }
+
+    /// Applies every leaf of `e`'s model status tree with `Settlement.applyModelStatus`, skipping
+    /// models whose registry status already equals the leaf (so a retry or a restart sends only
+    /// what is missing). Only the latest report's proofs are accepted on-chain: nothing is sent
+    /// when `e` is not the latest reported epoch.
+    async fn apply_model_statuses(&self, e: u64, outcome: &EpochOutcome) -> Result<(), StepError> {
+        let leaves = outcome.model_status.entries();
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        let settlement = self.settlement();
+        let latest = settlement
+            .latestEpoch()
+            .call()
+            .await
+            .map_err(retry("Settlement.latestEpoch"))?;
+        if !latest.exists || latest.epoch != e {
+            tracing::debug!(
+                epoch = e,
+                latest = latest.epoch,
+                "not the latest report: its model statuses can no longer be applied"
+            );
+            return Ok(());
+        }
+        let registry = IModelRegistry::new(self.deployment.model_registry, &self.provider);
+        let mut applied = 0usize;
+        for &(model_id, status) in leaves {
+            let current = registry
+                .getModel(model_id)
+                .call()
+                .await
+                .map_err(retry(format!("ModelRegistry.getModel({model_id})")))?
+                .status;
+            if current == status {
+                continue;
+            }
+            let Some((_, proof)) = outcome.model_status.proof(model_id) else {
+                continue;
+            };
+            let sent = settlement
+                .applyModelStatus(e, model_id, status, proof)
+                .send()
+                .await;
+            let pending = match sent {
+                Ok(p) => p,
+                Err(err) => match decoded_settlement_error(&err) {
+                    Some(ISettlement::ISettlementErrors::StaleModelStatusProof(_)) => {
+                        tracing::info!(
+                            epoch = e,
+                            "a newer report was posted; stopping this model status update"
+                        );
+                        break;
+                    }
+                    Some(other) => {
+                        tracing::warn!(
+                            epoch = e,
+                            model_id,
+                            status,
+                            "applyModelStatus reverted: {other:?}"
+                        );
+                        continue;
+                    }
+                    None => {
+                        return Err(StepError::Retry(anyhow!(
+                            "applyModelStatus of model {model_id} for epoch {e}: {err}"
+                        )))
+                    }
+                },
+            };
+            let receipt = pending
+                .with_timeout(Some(RECEIPT_TIMEOUT))
+                .get_receipt()
+                .await
+                .map_err(retry(format!(
+                    "applyModelStatus of model {model_id}: waiting for the receipt"
+                )))?;
+            if !receipt.status() {
+                tracing::warn!(epoch = e, model_id, status, tx = %receipt.transaction_hash,
+                    "applyModelStatus reverted");
+                continue;
+            }
+            metrics::counter!(m::MODEL_STATUS_APPLIED).increment(1);
+            tracing::info!(
+                epoch = e,
+                model_id,
+                from = protocol_status_name(current),
+                to = protocol_status_name(status),
+                tx = %receipt.transaction_hash,
+                "model status applied"
+            );
+            applied += 1;
+        }
+        tracing::info!(
+            epoch = e,
+            leaves = leaves.len(),
+            applied,
+            "model statuses of the report applied"
+        );
+        Ok(())
     }
 
     /// Sets every node's trust weight from its leaf of `e`'s trust tree, skipping nodes already
