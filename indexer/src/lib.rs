@@ -10,7 +10,8 @@ pub mod epoch_query;
 pub mod epochs;
 pub mod follow;
 pub mod ingest;
-pub mod model_selection;
+/// The model selection rules live in the protocol crate (every validator applies the same ones).
+pub use protocol::model_selection;
 pub mod openapi;
 pub mod query;
 pub mod tensor;

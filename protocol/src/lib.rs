@@ -10,6 +10,7 @@ pub mod codes;
 pub mod deployment;
 pub mod error;
 pub mod merkle;
+pub mod model_selection;
 pub mod powr;
 pub mod rpc;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! Natural selection of models: the pure rules that turn an epoch's measured model quality into
-//! the status the epoch report sets (Active -> Probation -> Delisted). No I/O: `epochs` gathers
+//! the status the epoch report sets (Active -> Probation -> Delisted). No I/O: the indexer's `epochs` gathers
 //! the facts and every validator applies these same functions.
 //!
 //! # Measured quality of a model in an epoch (WAD, 1e18 = 1.0)
@@ -25,7 +25,7 @@
 //! These constants would sit better in `protocol::powr` next to `ModelStatusTree`; they live here
 //! until that crate takes them (the indexer and the verifier are the only users today).
 
-use protocol::powr::{MODEL_ACTIVE, MODEL_DELISTED, MODEL_PROBATION, WAD};
+use crate::powr::{MODEL_ACTIVE, MODEL_DELISTED, MODEL_PROBATION, WAD};
 
 /// Fewest ratings of a model in one epoch for its status to move.
 pub const MIN_RATINGS: u64 = 5;
