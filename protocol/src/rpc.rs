@@ -23,7 +23,7 @@ pub struct RpcArgs {
     /// Retries of a failed RPC request (with backoff) before the error is reported.
     #[arg(long = "rpc-retries", value_name = "N", default_value_t = 5)]
     pub rpc_retries: u32,
-    /// Deployment file written by script/Deploy.s.sol [default: `deployments/<chainId>.json`].
+    /// Deployment file written by script/Deploy.s.sol (default: deployments/{chainId}.json).
     #[arg(long = "deployment", value_name = "FILE", env = "DN_DEPLOYMENT")]
     pub deployment: Option<PathBuf>,
 }
