@@ -14,6 +14,7 @@ pub mod model_selection;
 pub mod powr;
 pub mod rpc;
 pub mod telemetry;
+pub mod verdict;
 pub mod wallet;
 
 pub use deployment::Deployment;
