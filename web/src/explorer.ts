@@ -115,7 +115,7 @@ export const MODEL_COLUMNS: Column[] = [
   { path: 'tasks.total', label: 'Tasks', format: 'int' },
   { path: 'tasks.finalized', label: 'Finalized', format: 'int' },
   { path: 'royalties', label: 'Royalties', format: 'dn' },
-  { path: 'quality', label: 'Measured quality' },
+  { path: 'measured_quality', label: 'Measured quality' },
 ];
 
 export const EPOCH_COLUMNS: Column[] = [

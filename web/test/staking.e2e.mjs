@@ -785,6 +785,13 @@ async function settlementFlow(o) {
     const epochsText = (await text('#epochs')).replace(/\s+/g, ' ');
     assert(/\byes\b/.test(epochsText), `epochs view shows posted reports: "${epochsText}"`);
     await waitFor('the earners leaderboard', async () => (await text('#earners')).includes(staker.address.slice(0, 6)), 20000);
+    // Measured model quality (ratings x canary accuracy) from /models/{id}, once an epoch is computed.
+    const model2 = await getJson(`${indexerUrl}/models/2`);
+    assert(typeof model2.measured_quality === 'number', `indexer reports the measured quality of model 2: ${JSON.stringify(model2).slice(0, 300)}`);
+    await waitFor('the measured quality in the models view', async () => {
+      const cells = await page.locator('table[data-view="models"] tbody td[data-col="measured_quality"]').allInnerTexts();
+      return cells.some((c) => Number(c.trim()) === model2.measured_quality);
+    }, 20000);
   });
 
   await step('the Trust panel charts one point per epoch of the history, with the four components', async () => {
