@@ -104,6 +104,55 @@ fn decoded_settlement_error(e: &alloy::contract::Error) -> Option<ISettlement::I
     e.as_decoded_interface_error::<ISettlement::ISettlementErrors>()
 }
 
+/// How one proof transaction (applyModelStatus, refreshTrust) ended.
+enum ProofTx {
+    /// Mined and successful.
+    Mined(B256),
+    /// A newer report made the proof stale: stop sending this report's proofs.
+    Stale,
+    /// Reverted for another reason (logged): go on with the next proof.
+    Skipped,
+}
+
+/// Waits for a sent proof transaction. `what` names it in logs and errors (e.g.
+/// "refreshTrust of 0x.. for epoch 3"); `is_stale` recognises the contract's stale-proof error.
+/// Transport failures are returned for a retry of the step.
+async fn finish_proof_tx(
+    sent: Result<
+        alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+        alloy::contract::Error,
+    >,
+    what: &str,
+    is_stale: fn(&ISettlement::ISettlementErrors) -> bool,
+) -> Result<ProofTx, StepError> {
+    let pending = match sent {
+        Ok(p) => p,
+        Err(err) => {
+            return match decoded_settlement_error(&err) {
+                Some(e) if is_stale(&e) => {
+                    tracing::info!("{what}: a newer report was posted; stopping");
+                    Ok(ProofTx::Stale)
+                }
+                Some(other) => {
+                    tracing::warn!("{what} reverted: {other:?}");
+                    Ok(ProofTx::Skipped)
+                }
+                None => Err(StepError::Retry(anyhow!("{what}: {err}"))),
+            }
+        }
+    };
+    let receipt = pending
+        .with_timeout(Some(RECEIPT_TIMEOUT))
+        .get_receipt()
+        .await
+        .map_err(retry(format!("{what}: waiting for the receipt")))?;
+    if !receipt.status() {
+        tracing::warn!(tx = %receipt.transaction_hash, "{what} reverted");
+        return Ok(ProofTx::Skipped);
+    }
+    Ok(ProofTx::Mined(receipt.transaction_hash))
+}
+
 fn describe(e: &alloy::contract::Error) -> String {
     match decoded_settlement_error(e) {
         Some(err) => format!("reverted: {err:?}"),
@@ -617,51 +666,27 @@ impl Settler {
                 .applyModelStatus(e, model_id, status, proof)
                 .send()
                 .await;
-            let pending = match sent {
-                Ok(p) => p,
-                Err(err) => match decoded_settlement_error(&err) {
-                    Some(ISettlement::ISettlementErrors::StaleModelStatusProof(_)) => {
-                        tracing::info!(
-                            epoch = e,
-                            "a newer report was posted; stopping this model status update"
-                        );
-                        break;
-                    }
-                    Some(other) => {
-                        tracing::warn!(
-                            epoch = e,
-                            model_id,
-                            status,
-                            "applyModelStatus reverted: {other:?}"
-                        );
-                        continue;
-                    }
-                    None => {
-                        return Err(StepError::Retry(anyhow!(
-                            "applyModelStatus of model {model_id} for epoch {e}: {err}"
-                        )))
-                    }
-                },
+            let what =
+                format!("applyModelStatus of model {model_id} (status {status}) for epoch {e}");
+            let tx = match finish_proof_tx(sent, &what, |err| {
+                matches!(
+                    err,
+                    ISettlement::ISettlementErrors::StaleModelStatusProof(_)
+                )
+            })
+            .await?
+            {
+                ProofTx::Mined(tx) => tx,
+                ProofTx::Stale => break,
+                ProofTx::Skipped => continue,
             };
-            let receipt = pending
-                .with_timeout(Some(RECEIPT_TIMEOUT))
-                .get_receipt()
-                .await
-                .map_err(retry(format!(
-                    "applyModelStatus of model {model_id}: waiting for the receipt"
-                )))?;
-            if !receipt.status() {
-                tracing::warn!(epoch = e, model_id, status, tx = %receipt.transaction_hash,
-                    "applyModelStatus reverted");
-                continue;
-            }
             metrics::counter!(m::MODEL_STATUS_APPLIED).increment(1);
             tracing::info!(
                 epoch = e,
                 model_id,
                 from = protocol_status_name(current),
                 to = protocol_status_name(status),
-                tx = %receipt.transaction_hash,
+                tx = %tx,
                 "model status applied"
             );
             applied += 1;
@@ -711,37 +736,15 @@ impl Settler {
                 .refreshTrust(e, *node, trust_wad, proof)
                 .send()
                 .await;
-            let pending = match sent {
-                Ok(p) => p,
-                Err(err) => match decoded_settlement_error(&err) {
-                    Some(ISettlement::ISettlementErrors::StaleTrustProof(_)) => {
-                        tracing::info!(
-                            epoch = e,
-                            "a newer report was posted; stopping this trust refresh"
-                        );
-                        break;
-                    }
-                    Some(other) => {
-                        tracing::warn!(epoch = e, %node, "refreshTrust reverted: {other:?}");
-                        continue;
-                    }
-                    None => {
-                        return Err(StepError::Retry(anyhow!(
-                            "refreshTrust of {node} for epoch {e}: {err}"
-                        )))
-                    }
-                },
-            };
-            let receipt = pending
-                .with_timeout(Some(RECEIPT_TIMEOUT))
-                .get_receipt()
-                .await
-                .map_err(retry(format!(
-                    "refreshTrust of {node}: waiting for the receipt"
-                )))?;
-            if !receipt.status() {
-                tracing::warn!(epoch = e, %node, tx = %receipt.transaction_hash, "refreshTrust reverted");
-                continue;
+            let what = format!("refreshTrust of {node} for epoch {e}");
+            match finish_proof_tx(sent, &what, |err| {
+                matches!(err, ISettlement::ISettlementErrors::StaleTrustProof(_))
+            })
+            .await?
+            {
+                ProofTx::Mined(_) => {}
+                ProofTx::Stale => break,
+                ProofTx::Skipped => continue,
             }
             metrics::counter!(m::TRUST_REFRESHED).increment(1);
             tracing::debug!(epoch = e, %node, trust_wad = %trust_wad, "trust refreshed");
