@@ -7,26 +7,32 @@
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
-use devnet::{key_hex, Devnet, DevnetConfig};
+use devnet::{Devnet, DevnetConfig};
 use protocol::bindings::{IModelRegistry, ITaskManager};
 use protocol::powr::{MODEL_ACTIVE, MODEL_DELISTED, MODEL_PROBATION};
 use serde_json::Value;
+
+mod common;
+use common::{label_output, line_of};
+
+/// The real verifier binary as validator 0, stopping once `epoch` is handled.
+async fn run_verifier(devnet: &Devnet, db: &Path, epoch: u64) -> (bool, String, String) {
+    let epoch = epoch.to_string();
+    common::verifier(
+        devnet,
+        Some(&devnet.validators[0]),
+        db,
+        &["--stop-after-epoch", &epoch],
+    )
+    .await
+}
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 const EPOCH_LENGTH: u64 = 20;
 const RESPONSE_WINDOW: u64 = 5;
 /// Ratings per model and epoch (at least MIN_RATINGS, so the status can move).
 const TASKS: usize = indexer::model_selection::MIN_RATINGS as usize + 1;
-
-fn label_output(label: i64) -> Vec<u8> {
-    let bytes = label.to_le_bytes();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &bytes).unwrap();
-    safetensors::serialize([("label", view)], None).unwrap()
-}
 
 /// Submits `TASKS` digit tasks to each of `models`, commits them from their assigned workers,
 /// finalizes them, then rates them all in one transaction (each model its score); returns the
@@ -135,62 +141,6 @@ async fn let_epoch_end(devnet: &Devnet, epoch: u64) {
         .unwrap();
 }
 
-/// Runs the verifier binary with `--stop-after-epoch epoch` (2 minutes at most); returns
-/// (success, stdout, stderr).
-async fn verifier(devnet: &Devnet, db: &Path, epoch: u64) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifier"));
-    cmd.args(["--rpc-url", devnet.rpc_url.as_str()])
-        .args(["--deployment", devnet.deployment_path.to_str().unwrap()])
-        .args(["--db", db.to_str().unwrap()])
-        .args(["--confirmations", "1", "--poll-interval-ms", "200"])
-        .args(["--stop-after-epoch", &epoch.to_string()])
-        .env_remove("ETH_KEYSTORE")
-        .env_remove("ETH_RPC_URL")
-        .env_remove("DN_SIGNATURES_DIR")
-        .env("DN_PRIVATE_KEY", key_hex(&devnet.validators[0]))
-        .env("RUST_LOG", "warn,verifier=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("verifier finished within 2 minutes")
-        .expect("verifier ran");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        strip_ansi(&String::from_utf8_lossy(&out.stderr)),
-    )
-}
-
-/// The logs without terminal colour codes (`ESC [ ... m`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The JSON line printed for `epoch`.
-fn line_of(stdout: &str, epoch: u64) -> Value {
-    stdout
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["epoch"].as_u64() == Some(epoch))
-        .unwrap_or_else(|| panic!("no line for epoch {epoch} in:\n{stdout}"))
-}
-
 async fn status_of(devnet: &Devnet, model: u32) -> u8 {
     let p = devnet.provider(&devnet.deployer);
     IModelRegistry::new(devnet.deployment.model_registry, &p)
@@ -225,7 +175,7 @@ async fn a_model_rated_badly_goes_to_probation_then_delisted_and_takes_no_new_ta
     // Round 1: the user rates the second model's results 0, the digits model's 100.
     let first = rated_round(&devnet, &[(bad, 0), (digits, 100)]).await;
     let_epoch_end(&devnet, first).await;
-    let (ok, out, err) = verifier(&devnet, &db, first).await;
+    let (ok, out, err) = run_verifier(&devnet, &db, first).await;
     assert!(ok, "verifier failed:\n{err}");
     let line = line_of(&out, first);
     assert_ne!(
@@ -241,7 +191,7 @@ async fn a_model_rated_badly_goes_to_probation_then_delisted_and_takes_no_new_ta
     let second = rated_round(&devnet, &[(bad, 0), (digits, 100)]).await;
     assert!(second > first);
     let_epoch_end(&devnet, second).await;
-    let (ok, out, err) = verifier(&devnet, &db, second).await;
+    let (ok, out, err) = run_verifier(&devnet, &db, second).await;
     assert!(ok, "verifier failed:\n{err}");
     assert!(line_of(&out, second)["postedTx"].is_string(), "{out}");
     assert_eq!(status_of(&devnet, bad).await, MODEL_DELISTED);
@@ -274,7 +224,7 @@ async fn a_model_rated_badly_goes_to_probation_then_delisted_and_takes_no_new_ta
     assert_eq!(ids.len(), 1);
 
     // A restart finds every leaf applied: nothing is sent again.
-    let (ok, _, err) = verifier(&devnet, &db, second).await;
+    let (ok, _, err) = run_verifier(&devnet, &db, second).await;
     assert!(ok, "restarted verifier failed:\n{err}");
     assert!(
         err.contains("applied=0") && !err.contains("model status applied"),
