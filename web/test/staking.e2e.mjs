@@ -782,8 +782,11 @@ async function settlementFlow(o) {
     const total = BigInt(rewards[0].amount) + BigInt(rewards[1].amount);
     assertEq(await page.locator('#rewards-total').getAttribute('data-wei'), total.toString(), 'unclaimed total');
     await waitFor('the epochs view', async () => (await page.locator('table[data-view="epochs"] tbody tr').count()) === 2, 20000);
+    // The explorer polls the indexer: the rows can appear a poll before the reports are seen posted.
+    const postedCells = async () => (await page.locator('table[data-view="epochs"] tbody tr').allInnerTexts()).filter((r) => /\byes\b/.test(r)).length;
+    await waitFor('both epochs shown as posted on-chain', async () => (await postedCells()) === 2, 20000);
     const epochsText = (await text('#epochs')).replace(/\s+/g, ' ');
-    assert(/\byes\b/.test(epochsText), `epochs view shows posted reports: "${epochsText}"`);
+    assert((await postedCells()) === 2, `epochs view shows both reports posted: "${epochsText}"`);
     await waitFor('the earners leaderboard', async () => (await text('#earners')).includes(staker.address.slice(0, 6)), 20000);
     // Measured model quality (ratings x canary accuracy) from /models/{id}, once an epoch is computed.
     const model2 = await getJson(`${indexerUrl}/models/2`);
