@@ -1,6 +1,7 @@
 # DeepNode developer entry points. `make test` and `make demo` install what is missing first.
 SHELL := /bin/bash
-export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# tools/bin first: its forge keeps the exit status that npm's launcher drops
+export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
 .PHONY: setup deps-npm deps-ort contracts build test test-forge test-cargo test-web web demo clean
