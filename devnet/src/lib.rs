@@ -54,6 +54,15 @@ pub struct DevnetConfig {
     pub jail_duration: Option<u64>,
     /// DN emitted in epoch 0 (DN_INITIAL_EMISSION; None as above).
     pub initial_emission_dn: Option<u64>,
+    /// Audit rate base p0 and floor pMin in WAD (DN_AUDIT_P0 / DN_AUDIT_P_MIN; None: the script's
+    /// defaults 0.3 and 0.02). 1e18 for both audits every task.
+    pub audit_p0_wad: Option<u64>,
+    /// See `audit_p0_wad`.
+    pub audit_p_min_wad: Option<u64>,
+    /// Seconds a dispute quorum has to vote (DN_DISPUTE_WINDOW; None: 300).
+    pub dispute_window: Option<u64>,
+    /// Dispute quorum size (DN_QUORUM; None: 3).
+    pub quorum: Option<u8>,
 }
 
 impl Default for DevnetConfig {
@@ -72,6 +81,10 @@ impl Default for DevnetConfig {
             epoch_length: None,
             jail_duration: None,
             initial_emission_dn: None,
+            audit_p0_wad: None,
+            audit_p_min_wad: None,
+            dispute_window: None,
+            quorum: None,
         }
     }
 }
@@ -296,6 +309,25 @@ impl Devnet {
                 (U256::from(dn) * U256::from(DN)).to_string(),
             );
         }
+        for (var, value) in [
+            (
+                "DN_AUDIT_P0",
+                self.config.audit_p0_wad.map(|v| v.to_string()),
+            ),
+            (
+                "DN_AUDIT_P_MIN",
+                self.config.audit_p_min_wad.map(|v| v.to_string()),
+            ),
+            (
+                "DN_DISPUTE_WINDOW",
+                self.config.dispute_window.map(|v| v.to_string()),
+            ),
+            ("DN_QUORUM", self.config.quorum.map(|v| v.to_string())),
+        ] {
+            if let Some(v) = value {
+                forge.env(var, v);
+            }
+        }
         let out = forge
             .current_dir(root)
             .args([
@@ -336,7 +368,7 @@ impl Devnet {
 
     /// A provider that signs with `signer`.
     pub fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
-        ProviderBuilder::new()
+        protocol::rpc::wallet_builder()
             .wallet(EthereumWallet::from(signer.clone()))
             .connect_http(self.rpc_url.parse().expect("devnet URL is valid"))
             .erased()
@@ -528,5 +560,6 @@ fn placeholder_deployment() -> Deployment {
         treasury: Address::ZERO,
         validator_pool: Address::ZERO,
         settlement: Address::ZERO,
+        audit_manager: Address::ZERO,
     }
 }

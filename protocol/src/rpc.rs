@@ -3,6 +3,9 @@
 
 use crate::{Deployment, ProtocolError};
 use alloy::network::EthereumWallet;
+use alloy::providers::fillers::{
+    ChainIdFiller, GasFiller, JoinFill, NonceFiller, SimpleNonceManager,
+};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::ClientBuilder;
 use alloy::signers::local::PrivateKeySigner;
@@ -101,7 +104,7 @@ impl RpcArgs {
         &self,
         signer: PrivateKeySigner,
     ) -> Result<(DynProvider, u64), ProtocolError> {
-        let provider = ProviderBuilder::new()
+        let provider = wallet_builder()
             .wallet(EthereumWallet::from(signer))
             .connect_client(self.client()?)
             .erased();
@@ -128,6 +131,28 @@ impl RpcArgs {
             .unwrap_or_else(|| Deployment::default_path(chain_id));
         Deployment::load_for_chain(&path, chain_id)
     }
+}
+
+/// Fillers of [`wallet_builder`]: gas estimate, pending-count nonce, chain id.
+pub type WalletFillers = JoinFill<
+    JoinFill<JoinFill<alloy::providers::Identity, GasFiller>, NonceFiller<SimpleNonceManager>>,
+    ChainIdFiller,
+>;
+
+/// The filler stack of every provider that sends transactions: gas estimation, the chain id, and
+/// the nonce read from the node's pending count for each transaction.
+///
+/// alloy's default (cached) nonce manager prepares the nonce concurrently with the gas estimate
+/// and keeps it even when the estimate fails (a call that would revert), so the next transaction
+/// gets a nonce with a gap before it and waits in the pool forever. Reading the pending count
+/// each time costs one request per transaction and cannot leave a gap; two sends racing from one
+/// key can collide, which the node refuses with an error the sender sees and retries.
+pub fn wallet_builder() -> ProviderBuilder<alloy::providers::Identity, WalletFillers> {
+    ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
 }
 
 #[cfg(test)]
