@@ -76,6 +76,31 @@ pub struct Cli {
     #[arg(long = "opt-in", value_name = "MODEL_ID", num_args = 1..)]
     pub opt_in: Vec<u32>,
 
+    /// TEST-ONLY, hidden from --help: commit wrong results on about this fraction of tasks (0 to
+    /// 1; 0 = honest), to show that validators catch cheaters. A task is cheated iff
+    /// `uint256(keccak256(abi.encode(uint256 taskId, bytes32 salt))) % 1e18 < rate * 1e18`
+    /// (salt = `bytes32(uint256(--test-cheat-seed))`); a cheated task skips inference and commits,
+    /// with code 0, the model's output tensors filled with pseudo-random values.
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.0,
+        value_parser = crate::cheat::parse_cheat_rate,
+        allow_negative_numbers = true,
+        hide = true
+    )]
+    pub test_cheat_rate: f64,
+
+    /// TEST-ONLY, hidden from --help: the seed of `--test-cheat-rate`'s task selection and fake
+    /// outputs.
+    #[arg(long, value_name = "SEED", default_value_t = 0, hide = true)]
+    pub test_cheat_seed: u64,
+
+    /// TEST-ONLY, hidden from --help: append each cheated task id (decimal, one per line) to this
+    /// file once its result is journaled [default: not written].
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub test_cheat_log: Option<PathBuf>,
+
     /// More logs (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -214,6 +239,41 @@ mod tests {
         assert!(cli.metrics_listen.is_none());
         assert!(!cli.no_finalize);
         assert_eq!(cli.verbosity(), 0);
+        assert_eq!(cli.test_cheat_rate, 0.0);
+        assert_eq!(cli.test_cheat_seed, 0);
+        assert!(cli.test_cheat_log.is_none());
+    }
+
+    #[test]
+    fn test_cheat_flags_are_hidden_parsed_and_range_checked() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("--test-cheat"), "{help}");
+        let cli = Cli::try_parse_from([
+            "executor",
+            "--test-cheat-rate",
+            "0.25",
+            "--test-cheat-seed",
+            "7",
+            "--test-cheat-log",
+            "/tmp/x/cheats.txt",
+        ])
+        .unwrap();
+        assert_eq!(cli.test_cheat_rate, 0.25);
+        assert_eq!(cli.test_cheat_seed, 7);
+        assert_eq!(
+            cli.test_cheat_log.as_deref(),
+            Some(Path::new("/tmp/x/cheats.txt"))
+        );
+        for bad in ["1.5", "-0.1", "NaN", "nan", "inf", "x"] {
+            let e = Cli::try_parse_from(["executor", "--test-cheat-rate", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("--test-cheat-rate") && e.contains("[0, 1]"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(Cli::try_parse_from(["executor", "--test-cheat-seed", "-1"]).is_err());
     }
 
     #[test]

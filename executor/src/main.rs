@@ -2,6 +2,7 @@
 //! models, commits results in batches (crash-safe journal), finalizes and withdraws payouts.
 
 mod chain;
+mod cheat;
 mod cli;
 mod crash;
 mod engine;
@@ -44,6 +45,20 @@ async fn run(cli: Cli) -> Result<()> {
     let me = signer.address();
     let models_dir = cli.models_dir().map_err(anyhow::Error::msg)?;
     cli::ensure_dir(&models_dir).map_err(anyhow::Error::msg)?;
+    let cheater = cheat::Cheater::new(
+        cli.test_cheat_rate,
+        cli.test_cheat_seed,
+        cli.test_cheat_log.as_deref(),
+    )?;
+    if let Some(c) = &cheater {
+        tracing::warn!(
+            rate = c.rate(),
+            seed = c.seed(),
+            log = ?cli.test_cheat_log,
+            "TEST-ONLY: this executor cheats on about {}% of tasks (--test-cheat-rate): they skip inference and commit pseudo-random outputs; never run this on a real network",
+            c.percent()
+        );
+    }
 
     let (provider, chain_id) = cli.rpc.connect().await?;
     protocol::wallet::refuse_dev_key_off_devnet(&signer, chain_id)?;
@@ -98,7 +113,7 @@ async fn run(cli: Cli) -> Result<()> {
         finalize_interval: Duration::from_secs(cli.finalize_interval_secs.max(1)),
     };
     let task_manager = chain.deployment.task_manager;
-    let w = worker::Worker::new(chain, engine, journal, cfg, max_batch);
+    let w = worker::Worker::new(chain, engine, journal, cfg, max_batch).with_cheater(cheater);
     let (to_commit, pending, to_finalize) = w.backlog();
     tracing::info!(
         worker = %w.worker(),

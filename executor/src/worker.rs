@@ -3,10 +3,12 @@
 //! cancelled or crash at any await point and resume from the journal and the chain.
 
 use crate::chain::{is_transport_error, Assignment, Chain, SignError, TaskInfo};
+use crate::cheat::Cheater;
 use crate::crash;
 use crate::engine::{Engine, ModelInfo};
 use crate::journal::{Computed, Journal, JournalError, Record, TaskState};
 use crate::metrics as m;
+use crate::outcome::Outcome;
 use alloy::primitives::U256;
 use alloy::rpc::types::TransactionReceipt;
 use protocol::bindings::TaskStatus;
@@ -60,6 +62,8 @@ pub struct Worker {
     /// Scan position in memory (the journaled cursor may lag behind it).
     cursor: Option<u64>,
     last_finalize: Option<Instant>,
+    /// TEST-ONLY: commits wrong results on some tasks (`--test-cheat-rate`).
+    cheater: Option<Cheater>,
 }
 
 impl Worker {
@@ -85,7 +89,15 @@ impl Worker {
             challenge_ends: HashMap::new(),
             cursor,
             last_finalize: None,
+            cheater: None,
         }
+    }
+
+    /// TEST-ONLY: cheat on the tasks `cheater` selects (their results still go through the
+    /// journal and the same commit path as honest ones).
+    pub fn with_cheater(mut self, cheater: Option<Cheater>) -> Self {
+        self.cheater = cheater;
+        self
     }
 
     /// Runs until `shutdown` resolves (or the journal fails). RPC errors are retried with
@@ -287,10 +299,10 @@ impl Worker {
             inputs.push(input.to_vec());
         }
         let started = Instant::now();
-        let outcomes = self.engine.run(&info, inputs).await;
+        let outcomes = self.run_inputs(&info, chunk, inputs).await;
         let failed = outcomes
             .iter()
-            .filter(|o| o.code != FailureCode::Ok)
+            .filter(|(o, _)| o.code != FailureCode::Ok)
             .count();
         tracing::debug!(
             model_id,
@@ -299,7 +311,7 @@ impl Worker {
             ms = started.elapsed().as_millis() as u64,
             "batch run"
         );
-        for ((t, _), outcome) in chunk.iter().zip(outcomes) {
+        for ((t, _), (outcome, cheated)) in chunk.iter().zip(outcomes) {
             metrics::counter!(m::TASKS_RUN).increment(1);
             if outcome.code != FailureCode::Ok {
                 metrics::counter!(m::TASKS_FAILED, "code" => outcome.code.as_str()).increment(1);
@@ -307,9 +319,69 @@ impl Worker {
             }
             self.journal
                 .append(Record::Computed(outcome.into_computed(t.id, model_id)))?;
+            if cheated {
+                if let Some(c) = self.cheater.as_mut() {
+                    c.record(t.id);
+                }
+            }
         }
         crash::point("computed");
         Ok(())
+    }
+
+    /// One outcome per input, in order, and whether it was cheated. Without a cheater (or when
+    /// it picks none of these tasks) this is exactly the engine's honest batch run.
+    async fn run_inputs(
+        &mut self,
+        info: &ModelInfo,
+        chunk: &[(TaskInfo, u64)],
+        inputs: Vec<Vec<u8>>,
+    ) -> Vec<(Outcome, bool)> {
+        let picks: Vec<bool> = chunk
+            .iter()
+            .map(|(t, _)| self.cheater.as_ref().is_some_and(|c| c.cheats_on(t.id)))
+            .collect();
+        let Some(salt) = self
+            .cheater
+            .as_ref()
+            .filter(|_| picks.contains(&true))
+            .map(Cheater::salt)
+        else {
+            let outcomes = self.engine.run(info, inputs).await;
+            return outcomes.into_iter().map(|o| (o, false)).collect();
+        };
+        let mut honest = Vec::new();
+        let mut cheat = Vec::new();
+        for (((t, _), input), pick) in chunk.iter().zip(inputs).zip(&picks) {
+            if *pick {
+                cheat.push((t.id, input));
+            } else {
+                honest.push(input);
+            }
+        }
+        let mut honest = if honest.is_empty() {
+            Vec::new()
+        } else {
+            self.engine.run(info, honest).await
+        }
+        .into_iter();
+        let mut cheated = self.engine.run_cheated(info, cheat, salt).await.into_iter();
+        picks
+            .into_iter()
+            .map(|pick| {
+                let next = if pick {
+                    cheated.next()
+                } else {
+                    honest.next().map(|o| (o, false))
+                };
+                next.unwrap_or_else(|| {
+                    (
+                        Outcome::failure(FailureCode::Runtime, "no result returned for this input"),
+                        false,
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Commits every journaled result that the chain still expects from us.

@@ -933,3 +933,170 @@ async fn opt_in_flag_and_stake_shortfall_warning() {
         "{text}"
     );
 }
+
+/// The documented `--test-cheat-rate` selection, reimplemented with `abi.encode`.
+fn cheat_expected(id: U256, rate: f64, seed: u64) -> bool {
+    use alloy::sol_types::SolValue;
+    let salt = B256::from(U256::from(seed));
+    let scale = U256::from(1_000_000_000_000_000_000u64);
+    let draw = U256::from_be_bytes(keccak256((id, salt).abi_encode()).0) % scale;
+    draw < U256::from((rate * 1e18) as u64)
+}
+
+fn cheat_log_ids(path: &Path) -> Vec<U256> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cheat_rate_commits_wrong_outputs_and_logs_exactly_the_cheated_tasks() {
+    let net = start_devnet(1).await;
+    let samples = digits::heldout().unwrap();
+    let good = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+        samples[range]
+            .iter()
+            .map(|s| digits::encode_input(&s.pixels).unwrap())
+            .collect()
+    };
+    let rt = inference::Runtime::init(Some(&ort_lib())).unwrap();
+    let mut honest_model =
+        inference::Model::load(&rt, digits::model_path(), inference::Device::Cpu, None).unwrap();
+    let cheat_log = net.work_dir.join("cheat/log/cheated.txt");
+    let cheat_log_arg = cheat_log.to_str().unwrap().to_string();
+
+    // 1. Rate 1: every valid task is cheated; an invalid input still gets its honest failure.
+    let mut inputs = good(0..3);
+    inputs.push(b"not a safetensors document".to_vec());
+    let ids = net.submit_inputs(net.model_id, &inputs, 10).await.unwrap();
+    let mut exec = spawn_executor(
+        &net,
+        0,
+        "cheat",
+        &[
+            "--test-cheat-rate",
+            "1",
+            "--test-cheat-seed",
+            "7",
+            "--test-cheat-log",
+            &cheat_log_arg,
+        ],
+        &[],
+    );
+    wait_until(
+        "the rate-1 tasks committed",
+        Duration::from_secs(90),
+        Some(&mut exec),
+        || async {
+            let c = commits(&net).await;
+            ids.iter().all(|id| c.contains_key(id))
+        },
+    )
+    .await;
+    let logs = exec.logs();
+    assert!(
+        logs.contains("TEST-ONLY: this executor cheats on about 100% of tasks")
+            && logs.contains("cheated"),
+        "{logs}"
+    );
+    // The declared outputs were read from the graph: no fallback to running the model.
+    assert!(!logs.contains("run the model for their shapes"), "{logs}");
+    let c = commits(&net).await;
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let (code, hash, output) = &c[id][0];
+        assert_eq!(*code, 0, "a cheated task commits as a success");
+        assert_eq!(*hash, keccak256(output));
+        let honest = honest_model.run(&inputs[i]).unwrap();
+        assert_ne!(
+            *hash,
+            keccak256(&honest),
+            "task {id}: cheated output differs"
+        );
+        // Same signature as the real output (names, dtypes, shapes), other values.
+        let (got, want) = (
+            inference::tensor::decode(output).unwrap(),
+            inference::tensor::decode(&honest).unwrap(),
+        );
+        let sig = |ts: &[(String, inference::Tensor)]| -> Vec<_> {
+            ts.iter()
+                .map(|(n, t)| (n.clone(), t.dtype, t.shape.clone()))
+                .collect()
+        };
+        assert_eq!(sig(&got), sig(&want));
+        assert!(got.iter().zip(&want).all(|(a, b)| a.1.data != b.1.data));
+    }
+    assert_eq!(c[&ids[3]][0].0, 1, "bad input: input_decode, not cheated");
+    assert_eq!(cheat_log_ids(&cheat_log), ids[..3].to_vec());
+    drop(exec);
+
+    // 2. Restart on the same journal at rate 0.5 with a seed that cheats on some of the new tasks
+    // and not others, all in one batch: only the selected ones are wrong, and logged.
+    let ids2 = net
+        .submit_inputs(net.model_id, &good(3..9), 10)
+        .await
+        .unwrap();
+    let inputs2 = good(3..9);
+    let seed = (0u64..)
+        .find(|s| {
+            let n = ids2
+                .iter()
+                .filter(|id| cheat_expected(**id, 0.5, *s))
+                .count();
+            n > 0 && n < ids2.len()
+        })
+        .unwrap();
+    let cheated2: Vec<U256> = ids2
+        .iter()
+        .copied()
+        .filter(|id| cheat_expected(*id, 0.5, seed))
+        .collect();
+    let seed_arg = seed.to_string();
+    let mut exec = spawn_executor(
+        &net,
+        0,
+        "cheat",
+        &[
+            "--test-cheat-rate",
+            "0.5",
+            "--test-cheat-seed",
+            &seed_arg,
+            "--test-cheat-log",
+            &cheat_log_arg,
+            "--batch-size",
+            "8",
+        ],
+        &[],
+    );
+    wait_until(
+        "the rate-0.5 tasks committed",
+        Duration::from_secs(90),
+        Some(&mut exec),
+        || async {
+            let c = commits(&net).await;
+            ids2.iter().all(|id| c.contains_key(id))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = commits(&net).await;
+    for (i, id) in ids.iter().chain(&ids2).enumerate() {
+        assert_eq!(c[id].len(), 1, "task {id} committed exactly once");
+        if i >= ids.len() {
+            let (code, hash, output) = &c[id][0];
+            assert_eq!(*code, 0);
+            assert_eq!(*hash, keccak256(output));
+            let honest = keccak256(honest_model.run(&inputs2[i - ids.len()]).unwrap());
+            assert_eq!(
+                *hash != honest,
+                cheated2.contains(id),
+                "task {id}: wrong exactly when selected (seed {seed})"
+            );
+        }
+    }
+    let mut want_log = ids[..3].to_vec();
+    want_log.extend(&cheated2);
+    assert_eq!(cheat_log_ids(&cheat_log), want_log);
+    exec.assert_running();
+}
