@@ -84,6 +84,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
 
     uint16 private constant BPS = 10_000;
 
+    /// @notice May hold a Committed task for a dispute and release it (the AuditManager).
+    bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
+
     IERC20 public immutable token;
     IStaking public immutable staking;
     IModelRegistry public immutable registry;
@@ -99,6 +102,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     mapping(uint256 taskId => uint256) private _taskWords;
     mapping(uint256 submissionId => Submission) private _submissions;
     mapping(uint256 batchId => bytes32) private _batchRoots;
+    /// committing worker (bits 0-159) and commit block (bits 160-223) of each batch: the audit draw uses
+    /// randomness from after the commit block and the batch's worker
+    mapping(uint256 batchId => uint256) private _batchInfo;
     mapping(address account => uint256) private _payouts;
     /// rated flags: bit (taskId % 256) of word (taskId / 256); consecutive tasks share a word, so a
     /// batch of ratings pays one cold SSTORE per 256 tasks
@@ -193,7 +199,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         uint32 challengeEnd = uint32(block.timestamp) + _params.challengeWindow;
         bytes32 root = _commitTask(taskId, outputHash, code, challengeEnd);
         uint256 batchId = _nextBatchId();
-        _batchRoots[batchId] = root;
+        _storeBatch(batchId, root);
 
         uint256[] memory ids = new uint256[](1);
         ids[0] = taskId;
@@ -219,7 +225,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         if (outputHashes.length != n || codes.length != n || outputs.length != n) revert LengthMismatch();
         bytes32 root = _commitAll(taskIds, outputHashes, codes);
         batchId = _nextBatchId();
-        _batchRoots[batchId] = root;
+        _storeBatch(batchId, root);
         emit ResultsCommitted(batchId, msg.sender, root, taskIds, outputHashes, codes, outputs);
     }
 
@@ -280,6 +286,47 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         _payouts[msg.sender] = 0;
         emit PayoutWithdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ disputes
+
+    /// @inheritdoc ITaskManager
+    /// @dev Only while Committed and inside the challenge window (a finalized task cannot be clawed back).
+    function holdTask(uint256 taskId) external onlyRole(AUDITOR_ROLE) {
+        uint256 word = _taskWords[taskId];
+        uint8 status = uint8(word >> STATUS_SHIFT);
+        _requireStatus(taskId, status, TaskStatus.Committed);
+        uint32 deadline = uint32(word >> 160);
+        if (block.timestamp > deadline) revert DeadlinePassed(taskId, deadline);
+        _taskWords[taskId] =
+            (word & ~(uint256(0xff) << STATUS_SHIFT)) | (uint256(TaskStatus.Disputed) << STATUS_SHIFT);
+        emit TaskHeld(taskId);
+    }
+
+    /// @inheritdoc ITaskManager
+    function releaseTask(uint256 taskId, bool fraud) external onlyRole(AUDITOR_ROLE) nonReentrant {
+        Task memory task = _loadTask(taskId);
+        _requireStatus(taskId, task.status, TaskStatus.Disputed);
+        emit TaskReleased(taskId, fraud);
+        if (fraud) {
+            Submission memory s = _submissions[task.submission];
+            _storeTask(
+                taskId, task.worker, task.deadline, uint8(TaskStatus.Refunded), task.submission, task.latency
+            );
+            _payouts[s.submitter] += s.feePerTask;
+            _counters.escrowed -= s.feePerTask;
+            emit TaskRefunded(taskId, s.submitter, s.feePerTask);
+        } else {
+            // challenge window closed now: finalizable from the next second
+            _storeTask(
+                taskId,
+                task.worker,
+                uint32(block.timestamp),
+                uint8(TaskStatus.Committed),
+                task.submission,
+                task.latency
+            );
+        }
     }
 
     // ------------------------------------------------------------------ user feedback
@@ -375,6 +422,12 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc ITaskManager
     function batchRoot(uint256 batchId) external view returns (bytes32) {
         return _batchRoots[batchId];
+    }
+
+    /// @inheritdoc ITaskManager
+    function batchInfo(uint256 batchId) external view returns (address worker, uint64 commitBlock) {
+        uint256 info = _batchInfo[batchId];
+        return (address(uint160(info)), uint64(info >> 160));
     }
 
     /// @inheritdoc ITaskManager
@@ -760,6 +813,11 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     ) private {
         _taskWords[taskId] = uint256(uint160(worker)) | (uint256(deadline) << 160) | (uint256(status) << 192)
             | (uint256(submission) << 200) | (uint256(latency) << 240);
+    }
+
+    function _storeBatch(uint256 batchId, bytes32 root) private {
+        _batchRoots[batchId] = root;
+        _batchInfo[batchId] = uint256(uint160(msg.sender)) | (block.number << 160);
     }
 
     function _nextBatchId() private returns (uint256 batchId) {

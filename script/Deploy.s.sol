@@ -7,6 +7,8 @@ import {Staking} from "../contracts/Staking.sol";
 import {ModelRegistry} from "../contracts/ModelRegistry.sol";
 import {TaskManager} from "../contracts/TaskManager.sol";
 import {Settlement} from "../contracts/Settlement.sol";
+import {AuditManager} from "../contracts/AuditManager.sol";
+import {IAuditManager} from "../contracts/interfaces/IAuditManager.sol";
 import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 
 /// @notice Deploys DNToken, Staking, ModelRegistry and TaskManager, wires their roles and writes
@@ -16,7 +18,8 @@ import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 /// DN_MIN_WORKER_STAKE (100e18), DN_MIN_VALIDATOR_STAKE (1000e18), DN_UNBONDING_PERIOD (7 days),
 /// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
 /// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer), DN_EPOCH_LENGTH (86400 s),
-/// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch).
+/// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch),
+/// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3).
 /// The deployer is admin of every contract; Settlement mints emissions, sets trust weights and applies model statuses.
 contract Deploy is Script {
     struct Deployment {
@@ -29,6 +32,7 @@ contract Deploy is Script {
         ModelRegistry registry;
         TaskManager taskManager;
         Settlement settlement;
+        AuditManager auditManager;
     }
 
     function run() external returns (Deployment memory d) {
@@ -74,9 +78,24 @@ contract Deploy is Script {
         d.token.grantRole(d.token.MINTER_ROLE(), address(d.settlement));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.settlement));
         d.registry.grantRole(d.registry.STATUS_ROLE(), address(d.settlement));
+        d.auditManager = new AuditManager(d.deployer, d.token, d.staking, d.taskManager, d.registry);
+        _auditParams(d.auditManager);
+        d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.auditManager));
+        d.taskManager.grantRole(d.taskManager.AUDITOR_ROLE(), address(d.auditManager));
+        d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.auditManager));
         vm.stopBroadcast();
 
         _write(d);
+    }
+
+    /// Audit parameters from DN_AUDIT_P0 / DN_AUDIT_P_MIN (WAD), DN_DISPUTE_WINDOW (s), DN_QUORUM.
+    function _auditParams(AuditManager audits) internal {
+        IAuditManager.Params memory p = audits.params();
+        p.p0Wad = uint64(vm.envOr("DN_AUDIT_P0", uint256(p.p0Wad)));
+        p.pMinWad = uint64(vm.envOr("DN_AUDIT_P_MIN", uint256(p.pMinWad)));
+        p.disputeWindow = uint32(vm.envOr("DN_DISPUTE_WINDOW", uint256(p.disputeWindow)));
+        p.quorum = uint8(vm.envOr("DN_QUORUM", uint256(p.quorum)));
+        audits.setParams(p);
     }
 
     function _write(Deployment memory d) internal {
@@ -89,6 +108,7 @@ contract Deploy is Script {
         vm.serializeAddress(key, "taskManager", address(d.taskManager));
         vm.serializeAddress(key, "treasury", d.treasury);
         vm.serializeAddress(key, "settlement", address(d.settlement));
+        vm.serializeAddress(key, "auditManager", address(d.auditManager));
         string memory json = vm.serializeAddress(key, "validatorPool", d.validatorPool);
         string memory dir = string.concat(vm.projectRoot(), "/deployments");
         vm.createDir(dir, true);

@@ -7,14 +7,17 @@ pragma solidity ^0.8.30;
 ///         challenge window with the fee split, and pull payouts.
 interface ITaskManager {
     /// None: no such task. Assigned: waiting for the worker. Committed: result committed (code 0).
-    /// Failed: worker committed a failure code (bad input, ...). Finalized: paid out. Refunded: no worker could take it.
+    /// Failed: worker committed a failure code (bad input, ...). Finalized: paid out. Refunded: no worker could
+    /// take it, or a dispute proved its result wrong. Disputed: held by the auditor (AuditManager) while a
+    /// quorum decides; it cannot be finalized until released.
     enum TaskStatus {
         None,
         Assigned,
         Committed,
         Failed,
         Finalized,
-        Refunded
+        Refunded,
+        Disputed
     }
 
     /// @notice Everything known about a task, assembled from its packed storage.
@@ -64,6 +67,11 @@ interface ITaskManager {
         uint256 refund
     );
     event TaskRefunded(uint256 indexed taskId, address indexed submitter, uint256 amount);
+    /// @notice The auditor held a Committed task for a dispute (finalization waits for the outcome).
+    event TaskHeld(uint256 indexed taskId);
+    /// @notice The auditor released a held task: `fraud` refunds the submitter in full (the worker earns
+    ///         nothing); otherwise the task is Committed again and finalizable at once.
+    event TaskReleased(uint256 indexed taskId, bool fraud);
     event PayoutWithdrawn(address indexed account, uint256 amount);
     /// @notice The task's submitter rated its result (user feedback, 0..100); an input of the model's
     ///         quality in the epoch report (natural selection of models).
@@ -121,7 +129,15 @@ interface ITaskManager {
     /// @notice Whether the task's submitter rated it.
     function isRated(uint256 taskId) external view returns (bool);
 
+    /// @notice Auditor only (AUDITOR_ROLE): holds a Committed task inside its challenge window (status Disputed).
+    function holdTask(uint256 taskId) external;
+    /// @notice Auditor only: ends a hold. fraud: full refund to the submitter (status Refunded); otherwise back to
+    ///         Committed with the challenge window closed.
+    function releaseTask(uint256 taskId, bool fraud) external;
+
     function getTask(uint256 taskId) external view returns (TaskView memory);
+    /// @notice The worker that committed batch `batchId` and the block it was committed in (0s when unknown).
+    function batchInfo(uint256 batchId) external view returns (address worker, uint64 commitBlock);
     function taskCount() external view returns (uint256);
     function batchRoot(uint256 batchId) external view returns (bytes32);
     function payoutOf(address account) external view returns (uint256);

@@ -3,7 +3,7 @@
 //! parameter at fault.
 
 use crate::db::Db;
-use crate::{epoch_query, openapi, query};
+use crate::{audit_query, epoch_query, openapi, query};
 use alloy::primitives::Address;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Default and maximum page size of `GET /tasks`.
+/// Default page size of `GET /tasks` and `GET /audits`.
 pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest `limit` accepted by `GET /tasks`.
+/// Largest `limit` accepted by `GET /tasks` and `GET /audits`.
 pub const MAX_LIMIT: u32 = 500;
 
 /// What the follow loop shares with the API (lock-free).
@@ -129,6 +129,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/nodes/{address}", get(get_node)),
         ("/tasks", get(list_tasks)),
         ("/tasks/{id}", get(get_task)),
+        ("/audits", get(list_audits)),
         ("/epochs", get(list_epochs)),
         ("/epochs/{n}", get(get_epoch)),
         ("/epochs/{n}/rewards/{address}", get(get_reward)),
@@ -287,13 +288,7 @@ async fn list_tasks(
         f.model = Some(parse_u32("model", m)?);
     }
     if let Some(l) = q.get("limit") {
-        f.limit = l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_param("limit", format!("`{l}` is not a number in 1..={MAX_LIMIT}"))
-            })?;
+        f.limit = parse_limit(l)?;
     }
     if let Some(c) = q.get("cursor") {
         f.cursor = Some(parse_task_id("cursor", c)?);
@@ -307,6 +302,48 @@ async fn get_task(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+fn parse_limit(raw: &str) -> Result<u32, ApiError> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::bad_param(
+                "limit",
+                format!("`{raw}` is not a number in 1..={MAX_LIMIT}"),
+            )
+        })
+}
+
+async fn list_audits(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    only_params(&q, &["worker", "validator", "limit", "offset"])?;
+    let mut f = audit_query::AuditFilter {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    if let Some(w) = q.get("worker") {
+        f.worker = Some(parse_address("worker", w)?.to_checksum(None));
+    }
+    if let Some(v) = q.get("validator") {
+        f.validator = Some(parse_address("validator", v)?.to_checksum(None));
+    }
+    if let Some(l) = q.get("limit") {
+        f.limit = parse_limit(l)?;
+    }
+    if let Some(o) = q.get("offset") {
+        f.offset = o
+            .parse::<u64>()
+            .ok()
+            .filter(|o| *o <= i64::MAX as u64)
+            .ok_or_else(|| {
+                ApiError::bad_param("offset", format!("`{o}` is not a non-negative integer"))
+            })?;
+    }
+    Ok(Json(audit_query::audits(s.db.pool(), &f).await?))
 }
 
 fn parse_epoch(name: &str, raw: &str) -> Result<i64, ApiError> {

@@ -121,8 +121,10 @@ impl Db {
             ("staking", d.staking.to_checksum(None)),
             ("settlement", d.settlement.to_checksum(None)),
             ("start_block", d.start_block.to_string()),
+            ("audit_manager", d.audit_manager.to_checksum(None)),
         ];
         let mut tx = self.pool.begin().await?;
+        let mut added_audit_manager = false;
         for (key, value) in expected {
             let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
                 .bind(key)
@@ -138,6 +140,7 @@ impl Db {
                 }
                 Some(_) => {}
                 None => {
+                    added_audit_manager |= key == "audit_manager";
                     sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?)")
                         .bind(key)
                         .bind(&value)
@@ -147,6 +150,19 @@ impl Db {
             }
         }
         tx.commit().await?;
+        // A database filled before the indexer followed the AuditManager lacks its logs (and
+        // decoded TaskHeld / TaskReleased as unknown): index it again from the start block.
+        if added_audit_manager
+            && d.audit_manager != Address::ZERO
+            && self.cursor(d.chain_id).await?.is_some()
+        {
+            tracing::warn!(
+                audit_manager = %d.audit_manager,
+                "database indexed without the AuditManager; re-indexing from the start block"
+            );
+            self.rollback_to(d.chain_id, &Contracts::of(d), None)
+                .await?;
+        }
         Ok(())
     }
 
@@ -258,20 +274,7 @@ impl Db {
             .bind(keep_through)
             .execute(&mut *tx)
             .await?;
-        for table in [
-            "models",
-            "model_workers",
-            "nodes",
-            "unbondings",
-            "tasks",
-            "task_events",
-            "batches",
-            "slashes",
-            "epoch_reports",
-            "reward_claims",
-            "trust_refreshes",
-            "trust_expiries",
-        ] {
+        for table in ingest::DERIVED_TABLES {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)
                 .await?;

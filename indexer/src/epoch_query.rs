@@ -157,6 +157,12 @@ fn node_row_json(r: &sqlx::sqlite::SqliteRow) -> Result<Value, sqlx::Error> {
         "tasks_finalized": r.try_get::<i64, _>("tasks_finalized")?,
         "compute_units": r.try_get::<i64, _>("compute_units")?,
         "p50_latency_secs": r.try_get::<Option<i64>, _>("p50_latency")?,
+        "audits": {
+            "audited": r.try_get::<i64, _>("audited")?,
+            "passed": r.try_get::<i64, _>("passed")?,
+            "quality_sum_ppm": r.try_get::<i64, _>("quality_sum_ppm")?,
+            "fraud": r.try_get::<bool, _>("fraud")?,
+        },
         "score": r.try_get::<String, _>("score")?,
         "reward": r.try_get::<String, _>("reward")?,
     }))
@@ -229,6 +235,8 @@ fn quality_json(r: &sqlx::sqlite::SqliteRow) -> Result<Value, sqlx::Error> {
         "canary_accuracy_wad": canary_wad,
         "ratings": r.try_get::<i64, _>("ratings")?,
         "score_sum": r.try_get::<i64, _>("score_sum")?,
+        "canaries": r.try_get::<i64, _>("canaries")?,
+        "canary_matches": r.try_get::<i64, _>("canary_matches")?,
         "status": model_status_name(status),
         "prev_status": model_status_name(prev),
         "chain_status": model_status_name(r.try_get::<i64, _>("chain_status")?),

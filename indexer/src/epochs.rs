@@ -19,12 +19,31 @@
 //! - **uptime**: over the last `uptime_window` epochs (this one included), the epochs in which the
 //!   worker had work (an assignment or a commit) form the window, and those with a commit count
 //!   as up (there is no heartbeat event yet);
-//! - **audited / passed / quality_sum**: 0 until the audit layer emits verdicts, so accuracy is
-//!   the prior `0.5` for everyone;
-//! - **slashed**: a `Slashed` event of the address (any role, any reason) in the epoch;
+//! - **audited / passed / quality_sum** (the accuracy `a = (quality_sum + 1)/(audited + 2)`): the
+//!   judgements of the worker's results that became known in the epoch (block time in
+//!   `[start, end)`), each counted once, in the epoch it was made:
+//!   - a matching `VerdictAccepted`: audited, passed, its `qualityPpm`;
+//!   - a dispute over the worker's result (mismatch verdict or user challenge) resolved
+//!     `Fraud`: audited, quality 0; resolved `Cleared`: audited, passed, quality 1.0 (the quorum
+//!     upheld the result). `Undecided` and `ForcedError` outcomes are no evidence about the
+//!     worker and do not count;
+//!   - a `CanaryReported` (a task's first report only): audited; if it matches, passed with its
+//!     `qualityPpm`, else quality 0.
+//!
+//!   A verdict arrives up to a challenge window after the commit; attributing it to the epoch
+//!   in which it was posted (rather than the commit's epoch) counts every judgement exactly once
+//!   without holding an epoch back for verdicts that may never come. Judgements made while the
+//!   worker is idle (no assignment) leave its trust unchanged like any idle epoch, except a
+//!   proven fraud;
+//! - **slashed**: a `Slashed` event of the address (any role, any reason) in the epoch, or a
+//!   dispute over its result resolved `Fraud` in the epoch (also when nothing was left to slash):
+//!   trust 0 for `PowrParams::slash_zero_epochs` epochs, this one included;
 //! - **PoWR work**: `TaskFinalized` events of the worker in the epoch, each worth
-//!   `computeUnits · quality` with the event's `quality` (ppm) for a result (code 0) and 0 for a
-//!   failure code (a refused input is no worthy result).
+//!   `computeUnits · quality`. Quality is 0 for a failure code (a refused input is no worthy
+//!   result); for an audited result (a judgement above with a block time before the epoch's end)
+//!   the judgement's quality (the lowest, if a verdict and a canary both judged it); for an
+//!   unaudited result the worker's accuracy estimate `a` of this epoch (`protocol::powr`),
+//!   scaled by the event's `quality` when that is below 1.0 (`TaskManager` emits 1.0).
 //!
 //! # Trust
 //! Epoch `e` starts from the trust computed for `e - 1` (stored in `epoch_nodes`, or recomputed
@@ -50,8 +69,11 @@
 //!
 //! # Model statuses (natural selection)
 //! Every model registered before the epoch's end gets a [`ModelQualityRow`]: its measured quality
-//! from the `TaskRated` events with a block time in `[start, end)` (rules and constants in
-//! [`crate::model_selection`]) and the status the epoch gives it. The status a model enters epoch
+//! `feedback x canary accuracy` from the `TaskRated` and `CanaryReported` (first report per task)
+//! events with a block time in `[start, end)` (rules and constants in
+//! [`crate::model_selection`]; canary accuracy = matching reports / reports, 1.0 without any)
+//! and the status the epoch gives it. Ratings and canary reports together are the evidence the
+//! status rule counts. The status a model enters epoch
 //! `e` with is the one epoch `e - 1` gave it, unless the registry changed it since `e - 1` ended
 //! (a `ModelStatusChanged` event in `[start, end)`: an applied report leaf or the admin), in
 //! which case the registry's status at the end of `e` is taken; a model registered in `e` enters
@@ -284,8 +306,11 @@ pub struct WorkerRow {
     pub address: Address,
     /// The facts gathered for it.
     pub facts: NodeEpochFacts,
-    /// False when it was idle (no assignment, no slash): trust carried unchanged.
+    /// False when it was idle (no assignment, no slash or proven fraud): trust carried
+    /// unchanged.
     pub evaluated: bool,
+    /// A dispute over one of its results was resolved `Fraud` in the epoch.
+    pub fraud: bool,
     /// The four rates.
     pub rates: Rates,
     /// Epoch quality `q` (WAD).
@@ -339,7 +364,11 @@ pub struct ModelQualityRow {
     pub score_sum: u64,
     /// Average score / 100 (WAD; 1.0 without ratings).
     pub feedback_wad: u64,
-    /// Validators' canary accuracy (WAD; 1.0 until canaries exist).
+    /// Canary reports of the model in the epoch (first report per task).
+    pub canaries: u64,
+    /// Of those, the ones whose result matched the known answer.
+    pub canary_matches: u64,
+    /// Validators' canary accuracy: `canary_matches / canaries` (WAD; 1.0 without canaries).
     pub canary_accuracy_wad: u64,
     /// Measured quality: feedback x canary accuracy (WAD).
     pub quality_wad: u64,
@@ -543,9 +572,45 @@ struct Acc {
     latencies: Vec<u32>,
     active_epochs: BTreeSet<u64>,
     commit_epochs: BTreeSet<u64>,
-    finalized: Vec<FinalizedTask>,
+    /// Finalized tasks: compute units, the quality of their judgement (None: unaudited) and
+    /// the `TaskFinalized.quality` (ppm).
+    finalized: Vec<(u32, Option<u32>, u32)>,
     tasks_finalized: u64,
     compute_units: u64,
+    audited: u64,
+    passed: u64,
+    quality_sum_ppm: u64,
+    fraud: bool,
+}
+
+impl Acc {
+    /// One judgement of the worker's results: `Some(quality)` passed, `None` failed.
+    fn judged(&mut self, passed_quality_ppm: Option<u32>) {
+        self.audited += 1;
+        if let Some(q) = passed_quality_ppm {
+            self.passed += 1;
+            self.quality_sum_ppm += u64::from(q).min(powr::PPM);
+        }
+    }
+
+    /// The PoWR work items: audited results at their judgement's quality, unaudited ones at
+    /// the accuracy estimate (scaled by an on-chain quality below 1.0).
+    fn work(&self, accuracy_wad: u64) -> Vec<FinalizedTask> {
+        let estimate = accuracy_wad.min(powr::WAD) / (powr::WAD / powr::PPM);
+        self.finalized
+            .iter()
+            .map(|&(units, judged, chain_quality)| FinalizedTask {
+                compute_units: units,
+                verdict_quality_ppm: match judged {
+                    Some(q) => Some(q),
+                    None if u64::from(chain_quality) >= powr::PPM => None,
+                    None => Some(
+                        u32::try_from(estimate * u64::from(chain_quality) / powr::PPM).unwrap_or(0),
+                    ),
+                },
+            })
+            .collect()
+    }
 }
 
 async fn compute_one(
@@ -635,13 +700,66 @@ async fn compute_one(
         }
     }
 
-    // Finalized work of the epoch.
+    // Audit judgements of the epoch (accuracy facts).
+    let rows = sqlx::query(
+        "SELECT worker, MIN(quality_ppm, 1000000) AS quality FROM verdicts
+         WHERE matches = 1 AND block_time >= ? AND block_time < ?
+         UNION ALL
+         SELECT worker, CASE outcome WHEN ? THEN 1000000 ELSE NULL END FROM disputes
+         WHERE outcome IN (?, ?) AND resolved_time >= ? AND resolved_time < ?
+         UNION ALL
+         SELECT worker, CASE WHEN matches = 1 THEN MIN(quality_ppm, 1000000) ELSE NULL END FROM first_canaries
+         WHERE block_time >= ? AND block_time < ?",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .bind(crate::audit::OUTCOME_CLEARED)
+    .bind(crate::audit::OUTCOME_FRAUD)
+    .bind(crate::audit::OUTCOME_CLEARED)
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    for r in &rows {
+        let worker: String = r.try_get("worker")?;
+        let quality: Option<i64> = r.try_get("quality")?;
+        acc.entry(parse_addr(&worker)?)
+            .or_default()
+            .judged(quality.map(|q| u32::try_from(q).unwrap_or(0)));
+    }
+    let frauds: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT worker FROM disputes WHERE outcome = ? AND resolved_time >= ? AND resolved_time < ?",
+    )
+    .bind(crate::audit::OUTCOME_FRAUD)
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(pool)
+    .await?;
+    for w in &frauds {
+        acc.entry(parse_addr(w)?).or_default().fraud = true;
+    }
+
+    // Finalized work of the epoch, with the quality of its judgement when it was audited (the
+    // lowest of a passed verdict, a dispute's outcome and a canary report made before the end).
     let rows = sqlx::query(
         "SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
-                COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code
+                COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code,
+                (SELECT MIN(v.quality_ppm, 1000000) FROM verdicts v
+                  WHERE v.task_id = te.task_id AND v.matches = 1 AND v.block_time < ?) AS verdict_quality,
+                (SELECT CASE d.outcome WHEN ? THEN 0 WHEN ? THEN 1000000 ELSE NULL END FROM disputes d
+                  WHERE d.task_id = te.task_id AND d.resolved_time < ?) AS dispute_quality,
+                (SELECT CASE WHEN c.matches = 1 THEN MIN(c.quality_ppm, 1000000) ELSE 0 END FROM first_canaries c
+                  WHERE c.task_id = te.task_id AND c.block_time < ?) AS canary_quality
          FROM task_events te JOIN tasks t ON t.task_id = te.task_id
          WHERE te.kind = 'finalized' AND te.block_time >= ? AND te.block_time < ? AND te.worker IS NOT NULL",
     )
+    .bind(i64_of(end))
+    .bind(crate::audit::OUTCOME_FRAUD)
+    .bind(crate::audit::OUTCOME_CLEARED)
+    .bind(i64_of(end))
+    .bind(i64_of(end))
     .bind(i64_of(start))
     .bind(i64_of(end))
     .fetch_all(pool)
@@ -654,11 +772,17 @@ async fn compute_one(
         let units = u32::try_from(r.try_get::<i64, _>("compute_units")?).unwrap_or(0);
         let quality = u32::try_from(r.try_get::<i64, _>("quality")?).unwrap_or(0);
         let ok = r.try_get::<i64, _>("code")? == 0;
+        let judged = ["verdict_quality", "dispute_quality", "canary_quality"]
+            .iter()
+            .map(|k| r.try_get::<Option<i64>, _>(*k))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|q| u32::try_from(q).unwrap_or(0));
         let a = acc.entry(parse_addr(&worker)?).or_default();
-        a.finalized.push(FinalizedTask {
-            compute_units: units,
-            verdict_quality_ppm: Some(if ok { quality } else { 0 }),
-        });
+        a.finalized
+            .push((units, if ok { judged } else { Some(0) }, quality));
         a.tasks_finalized += 1;
         tasks_finalized += 1;
         let m = model_usage.entry(model_id).or_default();
@@ -725,7 +849,7 @@ async fn compute_one(
     addresses.extend(staked_workers);
     addresses.extend(
         acc.iter()
-            .filter(|(_, a)| a.assigned > 0 || a.tasks_finalized > 0)
+            .filter(|(_, a)| a.assigned > 0 || a.tasks_finalized > 0 || a.audited > 0 || a.fraud)
             .map(|(k, _)| *k),
     );
     addresses.extend(
@@ -737,15 +861,15 @@ async fn compute_one(
     let mut workers = Vec::with_capacity(addresses.len());
     for address in addresses {
         let a = acc.get(&address).unwrap_or(&empty);
-        let is_slashed = slashed.contains(&address);
+        let is_slashed = slashed.contains(&address) || a.fraud;
         let window = u32::try_from(a.active_epochs.len()).unwrap_or(u32::MAX);
         let up = u32::try_from(a.commit_epochs.len()).unwrap_or(u32::MAX);
         let facts = NodeEpochFacts {
             assigned: a.assigned,
             on_time: a.on_time,
-            audited: 0,
-            passed: 0,
-            quality_sum_ppm: 0,
+            audited: a.audited,
+            passed: a.passed,
+            quality_sum_ppm: a.quality_sum_ppm,
             heartbeat_epochs_in_window: up,
             window: window.max(1),
             latencies_secs: a.latencies.clone(),
@@ -753,6 +877,8 @@ async fn compute_one(
             slashed: is_slashed,
         };
         let prev_state = prev.get(&address).copied();
+        // Judgements alone do not make an idle worker evaluated: its completion and speed would
+        // fall back to their priors and pull a good trust down.
         let evaluated = a.assigned > 0 || is_slashed;
         let (rates, quality_wad, trust) = if evaluated {
             let ne = evaluate_node(prev_state, &facts, &cfg.params).map_err(powr_err)?;
@@ -768,11 +894,12 @@ async fn compute_one(
             };
             (rates, q, trust)
         };
-        let score = powr_score(&a.finalized, rates.accuracy, trust.trust_wad);
+        let score = powr_score(&a.work(rates.accuracy), rates.accuracy, trust.trust_wad);
         workers.push(WorkerRow {
             address,
             facts,
             evaluated,
+            fraud: a.fraud,
             rates,
             quality_wad,
             prev_trust_wad: prev_state.map_or(cfg.params.initial_trust_wad, |p| p.trust_wad),
@@ -957,6 +1084,23 @@ async fn measure_models(
         let sum = u64_of(r.try_get::<Option<i64>, _>("score_sum")?.unwrap_or(0));
         ratings.insert(model, (n, sum));
     }
+    let rows = sqlx::query(
+        "SELECT model_id, COUNT(*) AS reports, SUM(matches) AS matches FROM first_canaries
+         WHERE block_time >= ? AND block_time < ? GROUP BY model_id",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .fetch_all(db.pool())
+    .await?;
+    let mut canaries: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for r in &rows {
+        let Ok(model) = u32::try_from(r.try_get::<i64, _>("model_id")?) else {
+            continue;
+        };
+        let reports = u64_of(r.try_get("reports")?);
+        let matches = u64_of(r.try_get::<Option<i64>, _>("matches")?.unwrap_or(0));
+        canaries.insert(model, (reports, matches.min(reports)));
+    }
     for model in ratings.keys().filter(|m| !chain.contains_key(m)) {
         tracing::warn!(
             model_id = model,
@@ -971,18 +1115,22 @@ async fn measure_models(
             _ => chain_status,
         };
         let feedback = feedback_wad(n, sum);
-        let canary = CANARY_ACCURACY_WITHOUT_CANARIES_WAD;
+        let (reports, matches) = canaries.get(&model_id).copied().unwrap_or_default();
+        let canary = canary_accuracy_wad(reports, matches);
         let quality = model_quality_wad(feedback, canary);
         out.push(ModelQualityRow {
             model_id,
             ratings: n,
             score_sum: sum,
             feedback_wad: feedback,
+            canaries: reports,
+            canary_matches: matches,
             canary_accuracy_wad: canary,
             quality_wad: quality,
             prev_status,
             chain_status,
-            status: next_model_status(prev_status, quality, n),
+            // Canary reports are evidence about the model as much as ratings are.
+            status: next_model_status(prev_status, quality, n.saturating_add(reports)),
         });
     }
     let leaves: Vec<(u32, u8)> = out
@@ -992,6 +1140,16 @@ async fn measure_models(
         .collect();
     let tree = ModelStatusTree::new(&leaves).map_err(powr_err)?;
     Ok((out, tree))
+}
+
+/// Validators' canary accuracy of a model: `matches / reports` (WAD, floored), 1.0 without
+/// reports ([`CANARY_ACCURACY_WITHOUT_CANARIES_WAD`]).
+pub fn canary_accuracy_wad(reports: u64, matches: u64) -> u64 {
+    if reports == 0 {
+        return CANARY_ACCURACY_WITHOUT_CANARIES_WAD;
+    }
+    let v = u128::from(matches.min(reports)) * u128::from(powr::WAD) / u128::from(reports);
+    u64::try_from(v).unwrap_or(powr::WAD)
 }
 
 /// Tables computed per epoch (deleted together on a recompute or a reorg).
@@ -1052,8 +1210,9 @@ pub async fn store_epoch(
         sqlx::query(
             "INSERT INTO epoch_nodes (epoch, address, tasks_assigned, tasks_on_time, tasks_finalized, compute_units,
                  active_epochs, commit_epochs, p50_latency, slashed, evaluated, completion_wad, accuracy_wad,
-                 uptime_wad, speed_wad, quality_wad, prev_trust_wad, trust_wad, zero_epochs_left, score, reward)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 uptime_wad, speed_wad, quality_wad, prev_trust_wad, trust_wad, zero_epochs_left, score, reward,
+                 audited, passed, quality_sum_ppm, fraud)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e)
         .bind(w.address.to_checksum(None))
@@ -1076,6 +1235,10 @@ pub async fn store_epoch(
         .bind(i64::from(w.trust.zero_epochs_left))
         .bind(w.score.to_string())
         .bind(w.reward.to_string())
+        .bind(i64_of(w.facts.audited))
+        .bind(i64_of(w.facts.passed))
+        .bind(i64_of(w.facts.quality_sum_ppm))
+        .bind(w.fraud)
         .execute(&mut *tx)
         .await?;
     }
@@ -1108,8 +1271,8 @@ pub async fn store_epoch(
         });
         sqlx::query(
             "INSERT INTO epoch_model_quality (epoch, model_id, ratings, score_sum, feedback_wad, canary_accuracy_wad,
-                 quality_wad, prev_status, chain_status, status, in_report, proof)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 quality_wad, prev_status, chain_status, status, in_report, proof, canaries, canary_matches)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e)
         .bind(i64::from(m.model_id))
@@ -1123,6 +1286,8 @@ pub async fn store_epoch(
         .bind(i64::from(m.status))
         .bind(m.in_report())
         .bind(proof)
+        .bind(i64_of(m.canaries))
+        .bind(i64_of(m.canary_matches))
         .execute(&mut *tx)
         .await?;
     }

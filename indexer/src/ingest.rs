@@ -5,8 +5,8 @@
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::SolEventInterface;
 use protocol::bindings::{
-    IModelRegistry::IModelRegistryEvents, ISettlement::ISettlementEvents, IStaking::IStakingEvents,
-    ITaskManager::ITaskManagerEvents,
+    IAuditManager::IAuditManagerEvents, IModelRegistry::IModelRegistryEvents,
+    ISettlement::ISettlementEvents, IStaking::IStakingEvents, ITaskManager::ITaskManagerEvents,
 };
 use protocol::Deployment;
 use serde_json::{json, Value};
@@ -23,6 +23,8 @@ pub struct Contracts {
     pub staking: Address,
     /// Settlement address (epoch reports, claims, trust refresh).
     pub settlement: Address,
+    /// AuditManager address (audit draw, verdicts, disputes, forced errors, canaries).
+    pub audit_manager: Address,
 }
 
 impl Contracts {
@@ -33,18 +35,47 @@ impl Contracts {
             model_registry: d.model_registry,
             staking: d.staking,
             settlement: d.settlement,
+            audit_manager: d.audit_manager,
         }
     }
 
-    /// Addresses for an `eth_getLogs` filter (a zero settlement address is left out).
+    /// Addresses for an `eth_getLogs` filter (zero settlement and audit manager addresses are
+    /// left out).
     pub fn addresses(&self) -> Vec<Address> {
         let mut a = vec![self.task_manager, self.model_registry, self.staking];
-        if self.settlement != Address::ZERO {
-            a.push(self.settlement);
+        for optional in [self.settlement, self.audit_manager] {
+            if optional != Address::ZERO {
+                a.push(optional);
+            }
         }
         a
     }
 }
+
+/// Tables derived from `events` by [`apply`]: a reorg rollback empties them and replays the
+/// events that remain.
+pub const DERIVED_TABLES: [&str; 20] = [
+    "models",
+    "model_workers",
+    "nodes",
+    "unbondings",
+    "tasks",
+    "task_events",
+    "batches",
+    "slashes",
+    "epoch_reports",
+    "reward_claims",
+    "trust_refreshes",
+    "trust_expiries",
+    "batch_seals",
+    "audit_validators",
+    "verdicts",
+    "disputes",
+    "dispute_votes",
+    "deadline_misses",
+    "forced_errors",
+    "canaries",
+];
 
 /// A log as the indexer stores it: position in the chain plus the raw topics and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +107,8 @@ pub enum Event {
     Staking(IStakingEvents),
     /// Settlement event.
     Settlement(ISettlementEvents),
+    /// AuditManager event.
+    Audit(IAuditManagerEvents),
     /// A log the bindings do not know (e.g. an OpenZeppelin AccessControl event); kept raw.
     Unknown,
 }
@@ -90,6 +123,8 @@ pub fn decode(contracts: &Contracts, log: &RawLog) -> Event {
         IStakingEvents::decode_raw_log(&log.topics, &log.data).map(Event::Staking)
     } else if log.address == contracts.settlement && log.address != Address::ZERO {
         ISettlementEvents::decode_raw_log(&log.topics, &log.data).map(Event::Settlement)
+    } else if log.address == contracts.audit_manager && log.address != Address::ZERO {
+        IAuditManagerEvents::decode_raw_log(&log.topics, &log.data).map(Event::Audit)
     } else {
         return Event::Unknown;
     };
@@ -164,6 +199,11 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             json!({"taskId": e.taskId.to_string(), "submitter": e.submitter.to_checksum(None),
                    "amount": e.amount.to_string()}),
         ),
+        Event::Task(T::TaskHeld(e)) => ("TaskHeld", json!({"taskId": e.taskId.to_string()})),
+        Event::Task(T::TaskReleased(e)) => (
+            "TaskReleased",
+            json!({"taskId": e.taskId.to_string(), "fraud": e.fraud}),
+        ),
         Event::Task(T::PayoutWithdrawn(e)) => (
             "PayoutWithdrawn",
             json!({"account": e.account.to_checksum(None), "amount": e.amount.to_string()}),
@@ -226,6 +266,7 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             "StakeObserverSet",
             json!({"observer": e.observer.to_checksum(None)}),
         ),
+        Event::Audit(e) => crate::audit::describe(e),
         Event::Unknown => ("Unknown", json!({})),
     }
 }
@@ -276,21 +317,22 @@ pub async fn apply(
         Event::Model(e) => apply_model(conn, log, e).await,
         Event::Staking(e) => apply_staking(conn, log, e).await,
         Event::Settlement(e) => apply_settlement(conn, log, e).await,
+        Event::Audit(e) => crate::audit::apply(conn, log, e).await,
         Event::Unknown => Ok(()),
     }
 }
 
 /// SQLite integers are i64; block numbers, times and indexes never come near 2^63.
-fn i64_of(v: u64) -> i64 {
+pub(crate) fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Task ids are sequential from 1; a task id beyond i64 cannot be stored (and cannot happen).
-fn task_key(id: U256) -> Option<i64> {
+pub(crate) fn task_key(id: U256) -> Option<i64> {
     u64::try_from(id).ok().and_then(|v| i64::try_from(v).ok())
 }
 
-fn addr(a: Address) -> String {
+pub(crate) fn addr(a: Address) -> String {
     a.to_checksum(None)
 }
 
@@ -299,7 +341,7 @@ pub fn parse_amount(s: &str) -> U256 {
     U256::from_str_radix(s, 10).unwrap_or(U256::ZERO)
 }
 
-async fn ensure_node(
+pub(crate) async fn ensure_node(
     conn: &mut SqliteConnection,
     who: Address,
     block: u64,
@@ -341,7 +383,7 @@ async fn add_amount(
     Ok(())
 }
 
-async fn task_event(
+pub(crate) async fn task_event(
     conn: &mut SqliteConnection,
     log: &RawLog,
     task_id: i64,
@@ -585,6 +627,34 @@ async fn apply_task(
             )
             .await?;
         }
+        T::TaskHeld(e) => {
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            let rows = sqlx::query("UPDATE tasks SET status = 'disputed' WHERE task_id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            warn_missing_task(rows, id, "TaskHeld");
+            task_event(conn, log, id, "held", None, json!({})).await?;
+        }
+        T::TaskReleased(e) => {
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            // A fraud release refunds the submitter: TaskRefunded follows in the same call and
+            // sets `refunded`. Otherwise the task is Committed again, finalizable at once.
+            if !e.fraud {
+                sqlx::query(
+                    "UPDATE tasks SET status = 'committed' WHERE task_id = ? AND status = 'disputed'",
+                )
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            task_event(conn, log, id, "released", None, json!({"fraud": e.fraud})).await?;
+        }
         T::PayoutWithdrawn(_) => {}
         T::TaskRated(e) => {
             let Some(id) = task_key(e.taskId) else {
@@ -778,10 +848,23 @@ async fn apply_staking(
         }
         S::Slashed(e) => {
             ensure_node(conn, e.account, log.block_number).await?;
+            // AuditManager slashes right after the log naming the task (same transaction).
+            let task_id: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(json_extract(json, '$.taskId') AS INTEGER) FROM events
+                 WHERE block_number = ? AND tx_hash = ? AND log_index < ?
+                   AND name IN ('DisputeResolved', 'ForcedErrorRevealed')
+                 ORDER BY log_index DESC LIMIT 1",
+            )
+            .bind(block)
+            .bind(log.tx_hash.to_string())
+            .bind(i64_of(log.log_index))
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
             sqlx::query(
                 "INSERT INTO slashes (block_number, log_index, tx_hash, block_time, account, role, reason, amount,
-                     beneficiary, rewarded, burned)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     beneficiary, rewarded, burned, task_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(block)
             .bind(i64_of(log.log_index))
@@ -794,6 +877,7 @@ async fn apply_staking(
             .bind(addr(e.beneficiary))
             .bind(e.rewarded.to_string())
             .bind(e.burned.to_string())
+            .bind(task_id)
             .execute(&mut *conn)
             .await?;
             add_amount(

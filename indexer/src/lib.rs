@@ -1,10 +1,12 @@
-//! DeepNode indexer: follows the TaskManager, ModelRegistry, Staking and Settlement events of a
-//! deployment into SQLite (backfill, then poll; confirmation depth; reorg rollback), computes each
+//! DeepNode indexer: follows the TaskManager, ModelRegistry, Staking, Settlement and AuditManager
+//! events of a deployment into SQLite (backfill, then poll; confirmation depth; reorg rollback), computes each
 //! epoch's trust and PoWR rewards ([`epochs`]) and serves them over a REST API with an OpenAPI
 //! document and Prometheus metrics.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
+pub mod audit_query;
 pub mod db;
 pub mod epoch_query;
 pub mod epochs;
@@ -34,10 +36,10 @@ use tokio::task::JoinHandle;
     name = "indexer",
     version,
     about = "Follow a DeepNode deployment's contract events into SQLite and serve them over REST",
-    long_about = "Follows the TaskManager, ModelRegistry and Staking events of a DeepNode deployment \
-        into a SQLite database (backfill from the deployment's start block, then poll; only blocks \
+    long_about = "Follows the TaskManager, ModelRegistry, Staking, Settlement and AuditManager events \
+        of a DeepNode deployment into a SQLite database (backfill from the deployment's start block, then poll; only blocks \
         at least --confirmations deep; reorgs rolled back) and serves tasks, models and nodes over a \
-        REST API. The OpenAPI document is at /openapi.json, Prometheus metrics at /metrics."
+        REST API (with audits, disputes and slashes). The OpenAPI document is at /openapi.json, Prometheus metrics at /metrics."
 )]
 pub struct Args {
     /// RPC endpoint and deployment file.

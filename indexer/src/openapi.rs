@@ -41,6 +41,8 @@ fn model_quality_props(model_status: &Value, with_epoch: bool) -> Value {
         "quality": {"type": "number"}, "quality_wad": {"type": "string"},
         "feedback": {"type": "number"}, "feedback_wad": {"type": "string"},
         "canary_accuracy": {"type": "number"}, "canary_accuracy_wad": {"type": "string"},
+        "canaries": {"type": "integer", "description": "canary reports of the model in the epoch (first report per task)"},
+        "canary_matches": {"type": "integer"},
         "ratings": {"type": "integer"}, "score_sum": {"type": "integer"},
         "status": model_status, "prev_status": model_status, "chain_status": model_status,
         "status_changed": {"type": "boolean"}, "in_report": {"type": "boolean"}});
@@ -63,6 +65,104 @@ fn epoch_model_props(model_status: &Value) -> Value {
     v
 }
 
+/// The schemas of the validation layer (AuditManager): a task's audit record, its parts, a
+/// node's audit counts, slashes and the `/audits` entries.
+fn audit_schemas(address: &Value, wei: &Value) -> Value {
+    let hash = json!({"type": "string", "pattern": "^0x[0-9a-f]{64}$"});
+    let at = json!({"block": {"type": "integer"}, "log_index": {"type": "integer"},
+                    "tx": {"type": "string"}, "time": {"type": "integer"}});
+    let with_at = |v: Value| -> Value {
+        let mut v = v;
+        if let (Some(o), Value::Object(a)) = (v.as_object_mut(), at.clone()) {
+            o.extend(a);
+        }
+        v
+    };
+    let outcome = json!({"type": "string", "enum": ["open", "fraud", "cleared", "undecided", "forced_error", "unknown"],
+        "description": "open while the quorum votes, else the AuditState the dispute resolved to"});
+    let block_tx_time = json!({"type": ["object", "null"], "properties": {
+        "block": {"type": "integer"}, "time": {"type": ["integer", "null"]}, "tx": {"type": ["string", "null"]}}});
+    json!({
+        "Verdict": {"type": "object", "description": "A drawn validator's signed verdict (VerdictAccepted)",
+            "properties": with_at(json!({
+                "task_id": {"type": "string"}, "batch_id": {"type": "string"},
+                "validator": address, "worker": address,
+                "worker_output_hash": hash, "validator_output_hash": hash,
+                "quality_ppm": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                "quality": {"type": "number"}, "matches": {"type": "boolean"}}))},
+        "Dispute": {"type": "object", "description": "A dispute over a task's result, opened by a mismatch verdict or a user challenge",
+            "properties": {
+                "worker": address, "accuser": address,
+                "opener": {"type": "string", "enum": ["validator", "user", "unknown"]},
+                "members": {"type": "array", "items": address, "description": "the drawn quorum"},
+                "deadline": {"type": "integer"}, "outcome": outcome,
+                "outcome_value": {"type": ["integer", "null"], "description": "IAuditManager.AuditState: 3 Fraud, 4 Cleared, 5 Undecided, 6 ForcedError"},
+                "fraud_votes": {"type": "integer"}, "honest_votes": {"type": "integer"},
+                "opened": block_tx_time.clone(), "resolved": block_tx_time}},
+        "DisputeVote": {"type": "object", "properties": with_at(json!({
+                "validator": address, "fraud": {"type": "boolean"}, "output_hash": hash}))},
+        "CanaryReport": {"type": "object", "description": "A validator's known-answer task came back (the task's first CanaryReported)",
+            "properties": with_at(json!({
+                "validator": address, "worker": address, "model_id": {"type": "integer"},
+                "expected_output_hash": hash, "matches": {"type": "boolean"},
+                "quality_ppm": {"type": "integer"}, "quality": {"type": "number"}}))},
+        "ValidatorMiss": {"type": "object", "description": "A validator let a deadline pass (DeadlineMissed)",
+            "properties": with_at(json!({
+                "validator": address, "kind": {"type": "string", "enum": ["verdict", "dispute_vote", "unknown"]},
+                "kind_value": {"type": "integer"}}))},
+        "Slash": {"type": "object", "description": "Staking.Slashed",
+            "properties": {
+                "role": {"type": "string", "enum": ["worker", "validator", "unknown"]},
+                "reason": {"type": "integer", "description": "1 fraud, 2 false accusation, 3 lazy validator, 4 missed audit"},
+                "reason_name": {"type": "string", "enum": ["fraud", "false_accusation", "lazy_validator", "missed_audit", "unknown"]},
+                "amount": wei, "beneficiary": address, "rewarded": wei, "burned": wei,
+                "task_id": {"type": ["string", "null"], "description": "the disputed or forced-error task the slash settled"},
+                "block": {"type": "integer"}, "tx": {"type": "string"}, "time": {"type": "integer"}}},
+        "TaskAudit": {"type": "object", "description": "The task's audit record in the validation layer",
+            "required": ["state", "verdicts", "dispute", "votes", "canary", "misses"],
+            "properties": {
+                "state": {"type": "string", "enum": ["none", "passed", "disputed", "fraud", "cleared", "undecided", "forced_error", "missed"],
+                    "description": "IAuditManager.AuditState of the task"},
+                "seal": {"type": ["object", "null"], "description": "audit randomness and rate of the task's batch (BatchSealed)",
+                    "properties": with_at(json!({"batch_id": {"type": "string"}, "randomness": hash,
+                        "p_wad": {"type": "string"}, "p": {"type": "number"}, "full": {"type": "boolean"}}))},
+                "verdicts": {"type": "array", "items": {"$ref": "#/components/schemas/Verdict"}},
+                "dispute": {"oneOf": [{"$ref": "#/components/schemas/Dispute"}, {"type": "null"}]},
+                "votes": {"type": "array", "items": {"$ref": "#/components/schemas/DisputeVote"}},
+                "canary": {"oneOf": [{"$ref": "#/components/schemas/CanaryReport"}, {"type": "null"}]},
+                "misses": {"type": "array", "items": {"$ref": "#/components/schemas/ValidatorMiss"}},
+                "forced_error": {"type": ["object", "null"], "description": "ForcedErrorRevealed: caught_lazy when the validator approved the planted wrong result",
+                    "properties": with_at(json!({"validator": address, "caught_lazy": {"type": "boolean"}}))},
+                "slashes": {"type": "array", "items": {"$ref": "#/components/schemas/Slash"}}}},
+        "NodeAudits": {"type": "object", "description": "A node's audit record: as a worker (its results) and as a validator",
+            "properties": {
+                "audited": {"type": "integer", "description": "verdicts on its results"},
+                "passed": {"type": "integer", "description": "of those, matching"},
+                "failed": {"type": "integer", "description": "of those, mismatching (a dispute opened)"},
+                "challenged": {"type": "integer", "description": "user challenges of its results"},
+                "fraud_proven": {"type": "integer", "description": "disputes over its results resolved Fraud"},
+                "cleared": {"type": "integer", "description": "disputes over its results resolved Cleared"},
+                "canaries": {"type": "integer"}, "canaries_passed": {"type": "integer"},
+                "verdicts_signed": {"type": "integer", "description": "as validator"},
+                "dispute_votes": {"type": "integer", "description": "as quorum member"},
+                "missed_audits": {"type": "integer", "description": "as validator: drawn audits without a verdict"},
+                "missed_votes": {"type": "integer", "description": "as quorum member: disputes it did not vote on"},
+                "false_accusations": {"type": "integer", "description": "its mismatch verdicts the quorum cleared"},
+                "lazy_caught": {"type": "integer", "description": "forced errors it approved"},
+                "validator_weight": {"type": ["string", "null"], "description": "audit draw weight (null: never joined)"}}},
+        "AuditEntry": {"type": "object", "description": "A verdict with the outcome of the dispute it opened",
+            "properties": with_at(json!({
+                "task_id": {"type": "string"}, "batch_id": {"type": "string"},
+                "validator": address, "worker": address,
+                "worker_output_hash": hash, "validator_output_hash": hash,
+                "quality_ppm": {"type": "integer"}, "quality": {"type": "number"}, "matches": {"type": "boolean"},
+                "dispute": {"type": ["object", "null"], "properties": {
+                    "outcome": outcome, "outcome_value": {"type": ["integer", "null"]},
+                    "fraud_votes": {"type": "integer"}, "honest_votes": {"type": "integer"},
+                    "resolved_block": {"type": ["integer", "null"]}}}}))},
+    })
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
     let address = json!({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"});
@@ -72,12 +172,13 @@ pub fn document() -> Value {
     let statuses = json!(crate::query::TASK_STATUSES);
     let model_status =
         json!({"type": "string", "enum": ["active", "probation", "delisted", "unknown"]});
-    json!({
+    let audit = audit_schemas(&address, &wei);
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "DeepNode indexer API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Contract events of a DeepNode deployment (tasks, models, nodes, stakes) indexed into SQLite. \
+            "description": "Contract events of a DeepNode deployment (tasks, models, nodes, stakes, audits, disputes, slashes) indexed into SQLite. \
                 Addresses are EIP-55 checksummed, amounts are decimal strings in wei, times are unix seconds of the block."
         },
         "paths": {
@@ -97,7 +198,7 @@ pub fn document() -> Value {
                 with_errors(ok("model", json!({"$ref": "#/components/schemas/Model"})), &["400", "404"])),
             "/nodes": get_op("Every worker and validator seen on-chain", vec![],
                 ok("nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}))),
-            "/nodes/{address}": get_op("One node: stakes, unbondings, jail, slashes, task stats and recent tasks",
+            "/nodes/{address}": get_op("One node: stakes, unbondings, jail, slashes, audit record, task stats and recent tasks",
                 vec![param("address", "path", "node address", address.clone())],
                 with_errors(ok("node", json!({"$ref": "#/components/schemas/Node"})), &["400", "404"])),
             "/tasks": get_op("Tasks, newest first, with keyset pagination by task id",
@@ -111,9 +212,20 @@ pub fn document() -> Value {
                 with_errors(ok("a page of tasks", json!({"type": "object", "properties": {
                     "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
                     "next_cursor": {"type": ["string", "null"]}}})), &["400"])),
-            "/tasks/{id}": get_op("One task: decoded input and output tensors, hashes, failure code, fee split, latency and audit trail",
+            "/tasks/{id}": get_op("One task: decoded input and output tensors, hashes, failure code, fee split, latency, its trail of events and its audit record (verdicts, dispute and votes, canary report, validators' missed deadlines)",
                 vec![param("id", "path", "task id", json!({"type": "integer", "minimum": 0}))],
                 with_errors(ok("task", json!({"$ref": "#/components/schemas/Task"})), &["400", "404"])),
+            "/audits": get_op("Verdicts of drawn validators, newest first, each with the outcome of the dispute it opened",
+                vec![
+                    param("worker", "query", "only verdicts on this worker's results", address.clone()),
+                    param("validator", "query", "only verdicts signed by this validator", address.clone()),
+                    param("limit", "query", "page size (default 50)", json!({"type": "integer", "minimum": 1, "maximum": crate::api::MAX_LIMIT})),
+                    param("offset", "query", "verdicts to skip", json!({"type": "integer", "minimum": 0})),
+                ],
+                with_errors(ok("a page of verdicts", json!({"type": "object", "properties": {
+                    "audits": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+                    "total": {"type": "integer", "description": "verdicts matching the filters"},
+                    "limit": {"type": "integer"}, "offset": {"type": "integer"}}})), &["400"])),
             "/epochs": get_op("Computed epochs, newest first: report roots, totals, budget, whether the report was posted on-chain, claimed totals", vec![],
                 ok("epochs", json!({"type": "object", "properties": {"epochs": {"type": "array", "items": {"$ref": "#/components/schemas/Epoch"}}}}))),
             "/epochs/{n}": get_op("One computed epoch: the report validators sign, pools and totals, and the per-worker table (rates, quality, trust, PoWR score, reward), validators and models",
@@ -154,7 +266,8 @@ pub fn document() -> Value {
                 ok("deployment", json!({"type": "object", "properties": {
                     "chainId": {"type": "integer"}, "startBlock": {"type": "integer"},
                     "token": {"type": "string"}, "staking": {"type": "string"}, "modelRegistry": {"type": "string"},
-                    "taskManager": {"type": "string"}, "treasury": {"type": "string"}, "validatorPool": {"type": "string"}, "settlement": {"type": "string"}}}))),
+                    "taskManager": {"type": "string"}, "treasury": {"type": "string"}, "validatorPool": {"type": "string"}, "settlement": {"type": "string"},
+                    "auditManager": {"type": "string"}}}))),
             "/metrics": {"get": {"summary": "Prometheus metrics: indexed block, head block, blocks behind, events indexed by name, RPC errors",
                 "parameters": [],
                 "responses": {"200": {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -174,7 +287,7 @@ pub fn document() -> Value {
                 "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/EpochNode"}},
                 "validators": {"type": "array", "items": obj.clone()},
                 "models": {"type": "array", "items": {"$ref": "#/components/schemas/EpochModel"}}}},
-            "ModelQuality": {"type": "object", "description": "Measured quality of a model in an epoch: feedback (average user score / 100, 1.0 without ratings) x canary accuracy (1.0 until canaries exist), and the status the epoch gives it",
+            "ModelQuality": {"type": "object", "description": "Measured quality of a model in an epoch: feedback (average user score / 100, 1.0 without ratings) x canary accuracy (matching canary reports / reports, 1.0 without reports), and the status the epoch gives it",
                 "properties": model_quality_props(&model_status, true)},
             "EpochModel": {"type": "object", "description": "A model's usage in the epoch plus its ModelQuality fields",
                 "properties": epoch_model_props(&model_status)},
@@ -186,6 +299,11 @@ pub fn document() -> Value {
                     "completion": {"type": "number"}, "accuracy": {"type": "number"},
                     "uptime": {"type": "number"}, "speed": {"type": "number"}}},
                 "components_wad": obj.clone(), "evaluated": {"type": "boolean"}, "slashed": {"type": "boolean"},
+                "zero_epochs_left": {"type": "integer"},
+                "audits": {"type": "object", "description": "accuracy facts: judgements of its results made in the epoch",
+                    "properties": {"audited": {"type": "integer"}, "passed": {"type": "integer"},
+                        "quality_sum_ppm": {"type": "integer"},
+                        "fraud": {"type": "boolean", "description": "a dispute over its result resolved Fraud (trust pinned at 0)"}}},
                 "tasks_assigned": {"type": "integer"}, "tasks_on_time": {"type": "integer"},
                 "tasks_finalized": {"type": "integer"}, "compute_units": {"type": "integer"},
                 "p50_latency_secs": {"type": ["integer", "null"]}, "score": {"type": "string"}, "reward": wei.clone()}},
@@ -198,14 +316,19 @@ pub fn document() -> Value {
                 "registered": {"type": "object", "properties": {
                     "block": {"type": "integer"}, "time": {"type": "integer"}, "tx": {"type": "string"}}},
                 "workers": {"type": "array", "items": obj.clone()}, "tasks": obj.clone(),
-                "measured_quality": {"type": ["number", "null"], "description": "quality of the latest computed epoch (1.0 when it had no ratings)"},
+                "measured_quality": {"type": ["number", "null"], "description": "quality of the latest computed epoch (1.0 when it had no ratings and no canary reports)"},
+                "canary_accuracy": {"type": ["number", "null"], "description": "matching / all canary reports of the model's tasks (first report per task), over all time; null without reports"},
+                "canaries": {"type": "object", "properties": {"reports": {"type": "integer"}, "matches": {"type": "integer"},
+                    "accuracy": {"type": ["number", "null"]}}},
                 "quality_history": {"type": "array", "items": {"$ref": "#/components/schemas/ModelQuality"}}}},
             "Node": {"type": "object", "properties": {
                 "address": {"type": "string"}, "worker_stake": wei.clone(), "validator_stake": wei.clone(),
                 "jailed_until": {"type": "integer"}, "jailed": {"type": "boolean"},
                 "trust_wad": {"type": ["string", "null"]}, "earned": wei.clone(), "slashed": wei.clone(),
                 "tasks": obj.clone(), "unbondings": {"type": "array", "items": obj.clone()},
-                "slashes": {"type": "array", "items": obj.clone()}, "recent_tasks": {"type": "array", "items": obj.clone()}}},
+                "slashes": {"type": "array", "items": {"$ref": "#/components/schemas/Slash"}},
+                "audits": {"$ref": "#/components/schemas/NodeAudits"},
+                "recent_tasks": {"type": "array", "items": obj.clone()}}},
             "Task": {"type": "object", "properties": {
                 "task_id": {"type": "string"}, "model_id": {"type": "integer"}, "submitter": {"type": "string"},
                 "worker": {"type": ["string", "null"]}, "fee": wei,
@@ -213,7 +336,16 @@ pub fn document() -> Value {
                 "code": {"type": ["object", "null"]}, "output_hash": {"type": ["string", "null"]},
                 "input": obj.clone(), "output": {"type": ["object", "null"]},
                 "fee_split": {"type": ["object", "null"]}, "latency_secs": {"type": ["integer", "null"]},
-                "audit_trail": {"type": "array", "items": obj}}},
+                "audit_trail": {"type": "array", "items": obj, "description": "the task's events in chain order (submitted, assigned, committed, held, verdict, dispute_opened, dispute_vote, dispute_resolved, released, canary, finalized, refunded, ...)"},
+                "audit": {"$ref": "#/components/schemas/TaskAudit"}}},
         }},
-    })
+    });
+    if let (Some(schemas), Value::Object(extra)) = (
+        doc.pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut),
+        audit,
+    ) {
+        schemas.extend(extra);
+    }
+    doc
 }

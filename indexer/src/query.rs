@@ -8,14 +8,16 @@ use serde_json::{json, Value};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
 /// Task states the API accepts in `?status=` (the on-chain ones plus `submitted`, the instant
-/// between submission and assignment).
-pub const TASK_STATUSES: [&str; 6] = [
+/// between submission and assignment; `disputed`: held by the AuditManager while a quorum
+/// decides).
+pub const TASK_STATUSES: [&str; 7] = [
     "submitted",
     "assigned",
     "committed",
     "failed",
     "finalized",
     "refunded",
+    "disputed",
 ];
 
 /// Name of an on-chain model status.
@@ -239,19 +241,7 @@ struct UnbondingRow {
     closed_block: Option<i64>,
 }
 
-#[derive(Debug, FromRow)]
-struct SlashRow {
-    role: i64,
-    reason: i64,
-    amount: String,
-    beneficiary: String,
-    rewarded: String,
-    burned: String,
-    block_number: i64,
-    tx_hash: String,
-}
-
-/// One task with decoded tensors and its audit trail.
+/// One task with decoded tensors, its trail of events and its audit record.
 pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Value>, sqlx::Error> {
     let Some(row) = sqlx::query_as::<_, TaskRow>("SELECT * FROM tasks WHERE task_id = ?")
         .bind(task_id)
@@ -275,7 +265,12 @@ pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Value>, sqlx
                    "detail": serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null)})
         })
         .collect();
-    Ok(Some(row.detail(trail)))
+    let audit = crate::audit_query::task_audit(pool, task_id, row.batch_id.as_deref()).await?;
+    let mut v = row.detail(trail);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("audit".into(), audit);
+    }
+    Ok(Some(v))
 }
 
 #[derive(Debug, FromRow)]
@@ -373,9 +368,12 @@ pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Value>, sq
         obj.insert("tasks".into(), Value::Object(counts));
     }
     let (history, measured) = crate::epoch_query::model_quality(pool, model_id).await?;
+    let canaries = crate::audit_query::model_canaries(pool, model_id).await?;
     if let Some(obj) = v.as_object_mut() {
         obj.insert("measured_quality".into(), measured);
         obj.insert("quality_history".into(), history);
+        obj.insert("canary_accuracy".into(), canaries["accuracy"].clone());
+        obj.insert("canaries".into(), canaries);
     }
     Ok(Some(v))
 }
@@ -465,13 +463,8 @@ pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Value>, 
     .bind(&key)
     .fetch_all(pool)
     .await?;
-    let slashes: Vec<SlashRow> = sqlx::query_as(
-        "SELECT role, reason, amount, beneficiary, rewarded, burned, block_number, tx_hash FROM slashes
-         WHERE account = ? ORDER BY block_number, log_index",
-    )
-    .bind(&key)
-    .fetch_all(pool)
-    .await?;
+    let slashes = crate::audit_query::node_slashes(pool, &key).await?;
+    let audits = crate::audit_query::node_audits(pool, &key).await?;
     let models: Vec<(i64, String)> = sqlx::query_as(
         "SELECT model_id, weight FROM model_workers WHERE worker = ? ORDER BY model_id",
     )
@@ -496,17 +489,8 @@ pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Value>, 
                 })
                 .collect(),
         );
-        obj.insert(
-            "slashes".into(),
-            slashes
-                .into_iter()
-                .map(|x| {
-                    json!({"role": role_name(x.role), "reason": slash_reason_name(x.reason), "amount": x.amount,
-                           "beneficiary": x.beneficiary, "rewarded": x.rewarded, "burned": x.burned,
-                           "block": x.block_number, "tx": x.tx_hash})
-                })
-                .collect(),
-        );
+        obj.insert("slashes".into(), Value::Array(slashes));
+        obj.insert("audits".into(), audits);
         obj.insert(
             "models".into(),
             models

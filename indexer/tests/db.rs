@@ -154,7 +154,8 @@ async fn stakes_unbondings_slashes_and_jail_follow_the_events() {
     assert_eq!(w2["unbondings"][1]["remaining"], "0");
     assert_eq!(w2["unbondings"][1]["status"], "slashed");
     assert_eq!(w2["unbondings"][1]["closed_block"], 6);
-    assert_eq!(w2["slashes"][0]["reason"], "fraud");
+    assert_eq!(w2["slashes"][0]["reason"], 1);
+    assert_eq!(w2["slashes"][0]["reason_name"], "fraud");
     assert_eq!(w2["slashes"][0]["beneficiary"], USER.to_checksum(None));
     assert_eq!(w2["jailed_until"], time_of(6) + 600);
     assert_eq!(w2["tasks"]["missed"], 1);

@@ -115,6 +115,7 @@ async fn chain_log_count(devnet: &Devnet, to: u64) -> usize {
             d.model_registry,
             d.staking,
             d.settlement,
+            d.audit_manager,
         ])
         .from_block(d.start_block)
         .to_block(to);
@@ -609,5 +610,181 @@ async fn an_rpc_outage_is_counted_and_survived() {
             .is_some_and(|b| b > stalled_at + 1)
     })
     .await;
+    running.stop().await.unwrap();
+}
+
+/// The AuditManager's real events: a validator joins the audit draw, a batch is sealed, the
+/// submitter challenges the result (the task is held, a dispute opens with the validator as its
+/// quorum), the validator votes it honest (the dispute resolves Cleared, the task is released).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_manager_events_are_indexed() {
+    use protocol::bindings::{DNToken, IAuditManager};
+    let devnet = Devnet::start(DevnetConfig {
+        challenge_window: 300,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet");
+    let d = &devnet.deployment;
+    assert_ne!(
+        d.audit_manager,
+        Address::ZERO,
+        "devnet deploys the AuditManager"
+    );
+    let validator = &devnet.validators[0];
+    let am_validator = IAuditManager::new(d.audit_manager, devnet.provider(validator));
+    // One provider per sender: each caches its sender's nonce.
+    let user = devnet.provider(&devnet.user);
+    let am_user = IAuditManager::new(d.audit_manager, user.clone());
+    let r = am_validator
+        .joinValidators()
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "joinValidators reverted");
+
+    let dir = tempfile::tempdir().unwrap();
+    let running = indexer::start(indexer_args(&devnet, &dir.path().join("i.sqlite"), 1, 50))
+        .await
+        .expect("indexer starts");
+    let url = running.url();
+
+    let id = submit(&devnet, &digit_inputs(0..1)).await[0];
+    let tm_user = ITaskManager::new(d.task_manager, devnet.provider(&devnet.user));
+    let worker: Address = tm_user.getTask(id).call().await.unwrap().worker;
+    let signer = devnet
+        .workers
+        .iter()
+        .find(|w| w.address() == worker)
+        .expect("assigned worker is a devnet worker");
+    let output = encode(&[("label", Tensor::from_i64(vec![1], &[4]).unwrap())]).unwrap();
+    let hash = protocol::output_hash(&output);
+    let r = ITaskManager::new(d.task_manager, devnet.provider(signer))
+        .commit(id, hash, 0, output.into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "commit reverted");
+    let batch = r
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<ITaskManager::ResultsCommitted>().ok())
+        .expect("ResultsCommitted")
+        .inner
+        .data
+        .batchId;
+    // Sealing needs the block after the commit's.
+    devnet.advance_time(1).await.unwrap();
+    devnet.advance_time(1).await.unwrap();
+    let r = am_user
+        .sealBatch(batch)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "sealBatch reverted");
+    let seal = am_user.sealOf(batch).call().await.unwrap();
+
+    // The submitter challenges (a single commit is a batch of one: its root is the leaf).
+    let bond = am_user.params().call().await.unwrap().challengeBond;
+    if bond > alloy::primitives::Uint::ZERO {
+        let r = DNToken::new(d.token, user.clone())
+            .approve(d.audit_manager, U256::from(bond))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(r.status(), "approve reverted");
+    }
+    let r = am_user
+        .challenge(id, batch, hash, vec![])
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "challenge reverted");
+    let held = wait_for(&format!("{url}/tasks/{id}"), "task held", |v| {
+        v["status"] == "disputed"
+    })
+    .await;
+    assert_eq!(held["audit"]["state"], "disputed");
+    assert_eq!(held["audit"]["dispute"]["opener"], "user");
+    assert_eq!(
+        held["audit"]["dispute"]["accuser"],
+        devnet.user.address().to_checksum(None)
+    );
+    assert_eq!(
+        held["audit"]["dispute"]["members"],
+        serde_json::json!([validator.address().to_checksum(None)])
+    );
+    assert_eq!(held["audit"]["seal"]["batch_id"], batch.to_string());
+    assert_eq!(held["audit"]["seal"]["p_wad"], seal.pWad.to_string());
+    assert_eq!(
+        held["audit"]["seal"]["randomness"],
+        seal.randomness.to_string()
+    );
+
+    let r = am_validator
+        .vote(id, false, hash)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "vote reverted");
+    let t = wait_for(&format!("{url}/tasks/{id}"), "dispute resolved", |v| {
+        v["audit"]["state"] == "cleared"
+    })
+    .await;
+    assert_eq!(t["status"], "committed", "released without fraud: {t}");
+    assert_eq!(t["audit"]["dispute"]["honest_votes"], 1);
+    assert_eq!(
+        t["audit"]["votes"][0]["validator"],
+        validator.address().to_checksum(None)
+    );
+    let kinds: Vec<&str> = t["audit_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "submitted",
+            "assigned",
+            "committed",
+            "held",
+            "dispute_opened",
+            "dispute_vote",
+            "dispute_resolved",
+            "released"
+        ]
+    );
+    let weight = am_user
+        .validatorWeight(validator.address())
+        .call()
+        .await
+        .unwrap();
+    let node = get(&format!("{url}/nodes/{}", validator.address())).await;
+    assert_eq!(node["audits"]["validator_weight"], weight.to_string());
+    assert_eq!(node["audits"]["dispute_votes"], 1);
+    let w = get(&format!("{url}/nodes/{worker}")).await;
+    assert_eq!(w["audits"]["challenged"], 1);
+    assert_eq!(w["audits"]["cleared"], 1);
     running.stop().await.unwrap();
 }

@@ -39,6 +39,13 @@ sol!(
     "../out/ISettlement.sol/ISettlement.json"
 );
 
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    IAuditManager,
+    "../out/IAuditManager.sol/IAuditManager.json"
+);
+
 /// Staking role of workers (`IStaking.Role.Worker`).
 pub const ROLE_WORKER: u8 = 0;
 /// Staking role of validators (`IStaking.Role.Validator`).
@@ -58,8 +65,10 @@ pub enum TaskStatus {
     Failed,
     /// Fees paid out.
     Finalized,
-    /// Fee refunded: no worker could take it.
+    /// Fee refunded: no worker could take it, or a dispute proved its result wrong.
     Refunded,
+    /// Held by the AuditManager while a quorum decides a dispute.
+    Disputed,
 }
 
 impl TaskStatus {
@@ -72,6 +81,7 @@ impl TaskStatus {
             3 => Self::Failed,
             4 => Self::Finalized,
             5 => Self::Refunded,
+            6 => Self::Disputed,
             _ => return None,
         })
     }
@@ -85,6 +95,7 @@ impl TaskStatus {
             Self::Failed => "failed",
             Self::Finalized => "finalized",
             Self::Refunded => "refunded",
+            Self::Disputed => "disputed",
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Deployment {
     pub validator_pool: Address,
     /// Settlement: epoch reports, emissions, reward claims, trust refresh.
     pub settlement: Address,
+    /// AuditManager: audit draw, verdicts, disputes, slashing, challenges, canaries.
+    pub audit_manager: Address,
 }
 
 impl Deployment {
@@ -50,6 +52,7 @@ impl Deployment {
             ("modelRegistry", d.model_registry),
             ("taskManager", d.task_manager),
             ("settlement", d.settlement),
+            ("auditManager", d.audit_manager),
         ] {
             if a == Address::ZERO {
                 return Err(err(format!("{name} is the zero address")));
@@ -83,7 +86,8 @@ mod tests {
       "taskManager":"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
       "treasury":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
       "validatorPool":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-      "settlement":"0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"}"#;
+      "settlement":"0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9",
+      "auditManager":"0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"}"#;
 
     #[test]
     fn loads_and_checks_chain() {

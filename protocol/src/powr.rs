@@ -521,9 +521,11 @@ pub fn audit_rate_wad(trust_wad: u64, params: &PowrParams) -> u64 {
 }
 
 /// Smallest audit rate (WAD) for which cheating has negative expected value (Proof of
-/// Sampling): `p·slash > (1-p)·cost_saved`, i.e. `p > cost/(slash+cost)`. With the devnet
-/// numbers (slash = the 100 DN minimum worker stake, cost saved <= the 1 DN price of a call)
-/// this is ~0.0099; the default `p_min = 0.02` has a 2x margin.
+/// Sampling): `p·slash > (1-p)·cost_saved`, i.e. `p > cost/(slash+cost)`. A caught cheat loses
+/// `AuditManager.fraudSlashBps` (50%) of its stake, at least 50 DN at the 100 DN minimum worker
+/// stake, plus the refunded fee (1 DN on the devnet); the cost it saves is at most that fee. So
+/// `slash = 51 DN`, `cost = 1 DN`: the bound is 1/52 = 0.0192 and the default `p_min = 0.02` meets
+/// it (a worker staking more than the minimum loses more, which widens the margin).
 pub fn min_audit_rate_wad(slash: U256, cost_saved: U256) -> Result<u64, PowrError> {
     let den = slash
         .checked_add(cost_saved)
@@ -892,6 +894,47 @@ mod tests {
         );
     }
 
+    /// Probability that a worker cheating on `cheated` tasks is audited on at least one of them.
+    fn predicted_detection(p: f64, cheated: u32) -> f64 {
+        1.0 - (1.0 - p).powi(cheated as i32)
+    }
+
+    #[test]
+    fn detection_after_100_tasks_matches_the_formula() {
+        // A worker cheats on 10 of 100 tasks. Each task's audit is drawn as AuditManager draws it
+        // (`Verdicts.isAudited(auditSeed(randomness, taskId), p)`), with a fresh post-commit
+        // randomness per simulated run; detection = at least one cheated task audited.
+        use crate::verdict::{audit_seed, is_audited};
+        let params = PowrParams::default();
+        let runs = 4000u64;
+        println!("trust  p      predicted  measured  (10 of 100 tasks cheated, {runs} runs)");
+        for trust in [params.initial_trust_wad, WAD / 2, WAD / 10 * 9, WAD] {
+            let p_wad = audit_rate_wad(trust, &params);
+            let p = p_wad as f64 / WAD as f64;
+            let mut detected = 0u64;
+            for run in 0..runs {
+                let randomness = alloy::primitives::keccak256(run.to_be_bytes());
+                let caught = (0..10u64)
+                    .any(|t| is_audited(audit_seed(randomness, U256::from(t * 10)), p_wad));
+                detected += u64::from(caught);
+            }
+            let measured = detected as f64 / runs as f64;
+            let predicted = predicted_detection(p, 10);
+            let sigma = (predicted * (1.0 - predicted) / runs as f64).sqrt();
+            println!(
+                "{:.2}   {p:.3}  {predicted:.4}     {measured:.4}",
+                trust as f64 / WAD as f64
+            );
+            assert!(
+                (measured - predicted).abs() <= 4.0 * sigma + 1e-9,
+                "trust {trust}: measured {measured} vs predicted {predicted} (sigma {sigma})"
+            );
+        }
+        // the figures quoted in the README
+        assert!((predicted_detection(0.24, 10) - 0.9357).abs() < 1e-4);
+        assert!((predicted_detection(0.02, 10) - 0.1829).abs() < 1e-4);
+    }
+
     #[test]
     fn audit_rates() {
         let p = PowrParams::default();
@@ -901,7 +944,8 @@ mod tests {
             240_000_000_000_000_000
         );
         assert_eq!(audit_rate_wad(WAD, &p), p.audit_min_wad);
-        let slash = U256::from(100u64) * U256::from(WAD);
+        // half of the 100 DN minimum stake + the refunded 1 DN fee; cost saved <= the fee
+        let slash = U256::from(51u64) * U256::from(WAD);
         let cost = U256::from(WAD);
         let min = min_audit_rate_wad(slash, cost).unwrap();
         assert!(

@@ -57,6 +57,29 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub refresh_trust: bool,
+    /// Audit sampled results: seal committed batches, re-execute the tasks this validator is drawn
+    /// for, post signed verdicts, and vote in the disputes it is drawn for. `false` only settles
+    /// epochs (a validator that is drawn but does not audit is recorded as missing its deadline).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub audit: bool,
+    /// Model cache for re-execution: .onnx files verified against their on-chain sha256
+    /// [default: $XDG_CACHE_HOME/deepnode/models or ~/.cache/deepnode/models].
+    #[arg(long, value_name = "DIR", env = "DN_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library [default: ORT_DYLIB_PATH, then the checkout's .deps/onnxruntime/].
+    #[arg(long, value_name = "FILE")]
+    pub ort_lib: Option<PathBuf>,
+    /// Intra-op threads ONNX Runtime may use per model (0 = its default).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// Most verdicts per submitVerdicts transaction.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub max_verdicts_per_tx: u64,
+    /// TEST-ONLY: `rubber-stamp` approves every audit without re-executing (a lazy validator);
+    /// `false-accuse` calls every audited result a mismatch. Both lose stake: for tests and demos.
+    #[arg(long, value_enum, default_value_t = crate::audit::AuditMode::Honest, hide = true)]
+    pub test_audit_mode: crate::audit::AuditMode,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -82,6 +105,22 @@ impl Args {
             -1
         } else {
             i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        }
+    }
+
+    /// `--models-dir`, or `$XDG_CACHE_HOME/deepnode/models`, or `~/.cache/deepnode/models`.
+    pub fn models_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(d) = &self.models_dir {
+            return Ok(d.clone());
+        }
+        if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+            return Ok(PathBuf::from(x).join("deepnode/models"));
+        }
+        match std::env::var_os("HOME").filter(|x| !x.is_empty()) {
+            Some(h) => Ok(PathBuf::from(h).join(".cache/deepnode/models")),
+            None => {
+                anyhow::bail!("--models-dir: not given and neither XDG_CACHE_HOME nor HOME is set")
+            }
         }
     }
 

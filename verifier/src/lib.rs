@@ -4,6 +4,7 @@
 //! co-signatures holding >= 2/3 of the validator stake and refreshes the nodes' trust weights.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod cosign;
 pub mod metrics;
@@ -118,6 +119,27 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     // The follower also stores each computed epoch, so the next one starts from its trust.
     .with_epochs(cfg.clone());
     let follow = tokio::spawn(follower.run(stop_rx.clone()));
+    let auditor = if args.audit {
+        let a = audit::Auditor::new(
+            provider.clone(),
+            signer.clone(),
+            chain_id,
+            deployment.clone(),
+            audit::AuditOptions {
+                mode: args.test_audit_mode,
+                models_dir: args.models_dir()?,
+                ort_lib: args.ort_lib.clone(),
+                threads: args.threads,
+                max_verdicts_per_tx: args.max_verdicts_per_tx as usize,
+                poll,
+            },
+        )
+        .await
+        .context("starting the audit loop")?;
+        Some(tokio::spawn(a.run(stop_rx.clone())))
+    } else {
+        None
+    };
     let settler = settle::Settler::new(
         settle::Node {
             provider,
@@ -152,6 +174,13 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
         _ = shutdown => Ok(()),
     };
     let _ = stop.send(true);
+    if let Some(a) = auditor {
+        match a.await {
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "audit loop failed"),
+            Err(_) => tracing::error!("audit loop panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     if follow.await.is_err() {
         tracing::error!("follow loop panicked");
     }

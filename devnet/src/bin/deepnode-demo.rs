@@ -13,7 +13,7 @@ use alloy::sol_types::SolEvent;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use devnet::{digits, free_port, key_hex, Devnet, DevnetConfig};
-use protocol::bindings::{ISettlement, ITaskManager, TaskStatus};
+use protocol::bindings::{IAuditManager, ISettlement, IStaking, ITaskManager, TaskStatus};
 use protocol::format_dn;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,17 @@ struct Args {
     /// tasks miss their deadline, are reassigned, and its trust and task share fall.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     flaky_worker: bool,
+    /// Make the first worker cheat (TEST-ONLY executor flag) on --cheat-rate of its tasks, and run
+    /// four validators so disputes have a quorum; the summary adds the `demo: cheater` line.
+    #[arg(long, env = "DN_DEMO_CHEATER", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    cheater: bool,
+    /// Share of its tasks the cheating worker fakes (with --cheater).
+    #[arg(long, default_value_t = 0.5)]
+    cheat_rate: f64,
+    /// Audit rate p0 (p = max(pMin, p0 * (1 - trust))) [default: the protocol's 0.3, or 1.0 with
+    /// --cheater so that the demo shows every cheat being judged].
+    #[arg(long)]
+    audit_p0: Option<f64>,
 }
 
 /// Child processes that are stopped when the demo ends, however it ends.
@@ -268,8 +279,21 @@ async fn run(args: Args) -> Result<()> {
     let work_dir = args.work_dir.canonicalize()?;
 
     step("starting anvil, deploying contracts, staking 3 workers + 1 validator, registering the digits model");
+    if args.cheater && !(0.0..=1.0).contains(&args.cheat_rate) {
+        bail!("--cheat-rate must be within 0..=1, got {}", args.cheat_rate);
+    }
+    let audit_p0 = args
+        .audit_p0
+        .unwrap_or(if args.cheater { 1.0 } else { 0.3 });
+    if !(0.0..=1.0).contains(&audit_p0) {
+        bail!("--audit-p0 must be within 0..=1, got {audit_p0}");
+    }
     let net = Devnet::start(DevnetConfig {
         work_dir: Some(work_dir.join("chain")),
+        validators: if args.cheater { 4 } else { 1 },
+        challenge_window: 12,
+        audit_p0_wad: Some((audit_p0 * 1e18) as u64),
+        dispute_window: Some(20),
         epoch_length: Some(args.epoch_length),
         response_window: (args.epoch_length / 2).max(4),
         jail_duration: Some(args.epoch_length / 2),
@@ -339,6 +363,15 @@ async fn run(args: Args) -> Result<()> {
             "--finalize-interval-secs",
             "2",
         ]);
+        let mut a = a;
+        if args.cheater && i == 0 {
+            a.extend([
+                "--test-cheat-rate".to_string(),
+                args.cheat_rate.to_string(),
+                "--test-cheat-log".to_string(),
+                work_dir.join("cheated.txt").display().to_string(),
+            ]);
+        }
         let child = spawn_logged(
             "executor",
             &executor_bin,
@@ -360,26 +393,44 @@ async fn run(args: Args) -> Result<()> {
         None
     };
 
-    step(&format!(
-        "starting the verifier of validator {}",
-        net.validators[0].address()
-    ));
-    let v_args = common(&[
-        "--db",
-        &work_dir.join("verifier.sqlite").display().to_string(),
-        "--confirmations",
-        "1",
-        "--poll-interval-ms",
-        "500",
-    ]);
-    let v_child = spawn_logged(
-        "verifier",
-        &verifier_bin,
-        &v_args,
-        &[("DN_PRIVATE_KEY", key_hex(&net.validators[0]))],
-        &work_dir.join("verifier.log"),
-    )?;
-    children.0.push(("verifier".into(), v_child));
+    let sig_dir = work_dir.join("signatures");
+    for (i, v) in net.validators.iter().enumerate() {
+        step(&format!(
+            "starting the verifier of validator {}",
+            v.address()
+        ));
+        let name = if i == 0 {
+            "verifier".to_string()
+        } else {
+            format!("verifier{i}")
+        };
+        let v_args = common(&[
+            "--db",
+            &work_dir
+                .join(format!("{name}.sqlite"))
+                .display()
+                .to_string(),
+            "--models-dir",
+            &work_dir
+                .join(format!("{name}-models"))
+                .display()
+                .to_string(),
+            "--signatures-dir",
+            &sig_dir.display().to_string(),
+            "--confirmations",
+            "1",
+            "--poll-interval-ms",
+            "500",
+        ]);
+        let v_child = spawn_logged(
+            "verifier",
+            &verifier_bin,
+            &v_args,
+            &[("DN_PRIVATE_KEY", key_hex(v))],
+            &work_dir.join(format!("{name}.log")),
+        )?;
+        children.0.push((name, v_child));
+    }
 
     let reader = net.provider(&net.deployer);
     let admin = net.provider(&net.deployer);
@@ -492,9 +543,10 @@ async fn run(args: Args) -> Result<()> {
         finalized.insert(ev.taskId, ev);
     }
 
+    let audits = audit_outcomes(&reader, &d).await?;
     println!();
     println!(
-        "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>7}",
+        "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>7}  {:<9}",
         "task",
         "worker",
         "predicted",
@@ -503,7 +555,8 @@ async fn run(args: Args) -> Result<()> {
         "worker",
         "validator",
         "protocol",
-        "latency"
+        "latency",
+        "audit"
     );
     let mut correct = 0usize;
     let mut final_count = 0usize;
@@ -519,13 +572,18 @@ async fn run(args: Args) -> Result<()> {
         let right = predicted == Some(sample.label);
         correct += usize::from(right);
         scores.push(if right { 100 } else { 0 });
+        let audit = audits.get(id).map(String::as_str).unwrap_or("-");
         let Some(f) = finalized.get(id) else {
-            println!("{id:>5}  (refunded: no worker took it)");
+            if audit == "fraud" {
+                println!("{id:>5}  (refunded: fraud proven by audit and dispute, worker slashed)  {:>29}  {audit:<9}", "");
+            } else {
+                println!("{id:>5}  (refunded: no worker took it)");
+            }
             continue;
         };
         final_count += 1;
         println!(
-            "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>6}s",
+            "{:>5}  {:<12} {:>9} {:>5}  {:>10} {:>10} {:>10} {:>10}  {:>6}s  {:<9}",
             id,
             short(&f.worker),
             predicted
@@ -536,11 +594,20 @@ async fn run(args: Args) -> Result<()> {
             format_dn(f.workerFee),
             format_dn(f.validatorFee),
             format_dn(f.protocolFee),
-            f.latency
+            f.latency,
+            audit
         );
     }
     println!();
     println!("fees in DN; latency = seconds from assignment to commit (block time 1s)");
+    println!("audit: - not drawn, pass = a validator re-executed it and signed a matching verdict, fraud = mismatch upheld by the quorum");
+    let audited = audits.len();
+    println!(
+        "demo: {audited} of {} tasks audited (p0 = {audit_p0}), {} verdicts passed, {} frauds proven",
+        ids.len(),
+        audits.values().filter(|a| *a == "pass").count(),
+        audits.values().filter(|a| *a == "fraud").count()
+    );
     let pct = if ids.is_empty() {
         0.0
     } else {
@@ -706,6 +773,24 @@ async fn run(args: Args) -> Result<()> {
         claimers.len(),
         trust_list.join(" ")
     );
+    if args.cheater {
+        let cheater = net.workers[0].address();
+        let cheated: Vec<U256> = std::fs::read_to_string(work_dir.join("cheated.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        let caught = cheated
+            .iter()
+            .filter(|id| audits.get(*id).map(String::as_str) == Some("fraud"))
+            .count();
+        let (slashed, honest) = slash_totals(&reader, &d, cheater).await?;
+        println!(
+            "demo: cheater {cheater} caught on {caught} of {} cheated tasks, slashed {} DN, honest nodes slashed {honest}",
+            cheated.len(),
+            format_dn(slashed)
+        );
+    }
     println!(
         "elapsed: {:.0}s from start; trust chart: {}",
         started.elapsed().as_secs_f64(),
@@ -737,4 +822,71 @@ async fn run(args: Args) -> Result<()> {
     drop(children);
     drop(net);
     Ok(())
+}
+
+/// Each audited task's outcome from the AuditManager's events: pass, fraud, cleared, undecided,
+/// forced-error or disputed (still open).
+async fn audit_outcomes(
+    reader: &DynProvider,
+    d: &protocol::Deployment,
+) -> Result<HashMap<U256, String>> {
+    let logs = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.audit_manager)
+                .event_signature(vec![
+                    IAuditManager::VerdictAccepted::SIGNATURE_HASH,
+                    IAuditManager::DisputeResolved::SIGNATURE_HASH,
+                ])
+                .from_block(d.start_block),
+        )
+        .await?;
+    let mut out = HashMap::new();
+    for log in logs {
+        if let Ok(v) = log.log_decode::<IAuditManager::VerdictAccepted>() {
+            let v = v.inner.data;
+            out.insert(
+                v.taskId,
+                if v.matches { "pass" } else { "disputed" }.to_string(),
+            );
+        } else if let Ok(r) = log.log_decode::<IAuditManager::DisputeResolved>() {
+            let r = r.inner.data;
+            let name = match r.outcome {
+                3 => "fraud",
+                4 => "cleared",
+                5 => "undecided",
+                6 => "forced",
+                _ => "disputed",
+            };
+            out.insert(r.taskId, name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// DN slashed from `cheater`, and how many other accounts were slashed at all.
+async fn slash_totals(
+    reader: &DynProvider,
+    d: &protocol::Deployment,
+    cheater: Address,
+) -> Result<(U256, usize)> {
+    let logs = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.staking)
+                .event_signature(IStaking::Slashed::SIGNATURE_HASH)
+                .from_block(d.start_block),
+        )
+        .await?;
+    let mut total = U256::ZERO;
+    let mut others = std::collections::BTreeSet::new();
+    for log in logs {
+        let e = log.log_decode::<IStaking::Slashed>()?.inner.data;
+        if e.account == cheater {
+            total += e.amount;
+        } else {
+            others.insert(e.account);
+        }
+    }
+    Ok((total, others.len()))
 }

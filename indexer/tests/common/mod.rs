@@ -20,6 +20,7 @@ pub const VAL: Address = address!("0x90F79bf6EB2c4f870365E785982E1f101E93b906");
 pub const USER: Address = address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
 pub const DEV: Address = address!("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc");
 pub const SETTLEMENT: Address = address!("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
+pub const AM: Address = address!("0x5FC8d32690cc91D4c39d9d3abcBD16989F875707");
 
 pub fn dn(n: u64) -> U256 {
     U256::from(n) * U256::from(protocol::DN)
@@ -36,6 +37,7 @@ pub fn deployment() -> Deployment {
         treasury: DEV,
         validator_pool: DEV,
         settlement: SETTLEMENT,
+        audit_manager: AM,
     }
 }
 
@@ -82,12 +84,19 @@ impl BlockLogs {
     }
 
     pub fn push<E: SolEvent>(&mut self, address: Address, event: E) -> &mut Self {
+        let index = self.logs.len() as u64;
+        let tx = keccak256([self.number.to_be_bytes(), index.to_be_bytes()].concat());
+        self.push_tx(address, event, tx)
+    }
+
+    /// Pushes a log of transaction `tx` (several logs of one contract call share it).
+    pub fn push_tx<E: SolEvent>(&mut self, address: Address, event: E, tx: B256) -> &mut Self {
         let data = event.encode_log_data();
         let index = self.logs.len() as u64;
         self.logs.push(RawLog {
             block_number: self.number,
             log_index: index,
-            tx_hash: keccak256([self.number.to_be_bytes(), index.to_be_bytes()].concat()),
+            tx_hash: tx,
             block_time: time_of(self.number),
             address,
             topics: data.topics().to_vec(),

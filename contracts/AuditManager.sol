@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IAuditManager} from "./interfaces/IAuditManager.sol";
+import {ITaskManager} from "./interfaces/ITaskManager.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {MerkleBatch} from "./libraries/MerkleBatch.sol";
+import {SortitionTree} from "./libraries/SortitionTree.sol";
+import {Verdicts} from "./libraries/Verdicts.sol";
+
+/// @title AuditManager
+/// @notice Sampled audits, signed verdicts, quorum disputes, slashing, user challenges, forced errors and
+///         canary reports (see IAuditManager for the draw). Needs SLASHER_ROLE on Staking, AUDITOR_ROLE on
+///         TaskManager and TRUST_ROLE on ModelRegistry (a proven fraud zeroes the worker's trust weight).
+/// @dev Slash reason codes (Staking.Slashed): 1 fraud, 2 false accusation, 3 lazy validator.
+contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SortitionTree for SortitionTree.Tree;
+
+    /// @notice May plant forced errors (the protocol's sentinel operator).
+    bytes32 public constant PLANTER_ROLE = keccak256("PLANTER_ROLE");
+
+    uint8 public constant REASON_FRAUD = 1;
+    uint8 public constant REASON_FALSE_ACCUSATION = 2;
+    uint8 public constant REASON_LAZY = 3;
+    /// @notice Draws tried per quorum seat (a draw that hits the accuser, the worker or a member is redrawn).
+    uint256 public constant MAX_DRAWS = 8;
+    /// @notice Upper bound of the quorum size.
+    uint8 public constant MAX_QUORUM = 15;
+    uint32 public constant QUALITY_PERFECT = 1_000_000;
+    uint8 private constant ROLE_VALIDATOR = uint8(IStaking.Role.Validator);
+    uint8 private constant ROLE_WORKER = uint8(IStaking.Role.Worker);
+    uint8 private constant STATUS_COMMITTED = uint8(ITaskManager.TaskStatus.Committed);
+
+    IERC20 public immutable token;
+    IStaking public immutable staking;
+    ITaskManager public immutable taskManager;
+    IModelRegistry public immutable registry;
+
+    Params private _params;
+    SortitionTree.Tree private _validators;
+    mapping(address validator => uint256 slot) private _slotOf;
+    mapping(uint256 slot => address validator) private _validatorAt;
+    mapping(uint256 batchId => Seal) private _seals;
+    mapping(uint256 taskId => AuditRecord) private _records;
+    mapping(uint256 taskId => Dispute) private _disputes;
+    mapping(uint256 taskId => mapping(address validator => bool)) private _voted;
+    /// commitment => block it was planted in (0 = unknown)
+    mapping(bytes32 commitment => uint256) private _planted;
+
+    constructor(
+        address admin,
+        IERC20 token_,
+        IStaking staking_,
+        ITaskManager taskManager_,
+        IModelRegistry registry_
+    ) EIP712("DeepNode Validation", "1") {
+        token = token_;
+        staking = staking_;
+        taskManager = taskManager_;
+        registry = registry_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setParams(
+            Params({
+                p0Wad: 0.3e18,
+                pMinWad: 0.02e18,
+                disputeWindow: 300,
+                quorum: 3,
+                fraudSlashBps: 5000,
+                falseAccusationSlashBps: 2000,
+                lazySlashBps: 5000,
+                rewardBps: 5000,
+                challengeBond: 10e18
+            })
+        );
+    }
+
+    // ------------------------------------------------------------------ validator set
+
+    /// @inheritdoc IAuditManager
+    function joinValidators() external {
+        if (_slotOf[msg.sender] != 0) revert AlreadyJoined(msg.sender);
+        if (!staking.isEligible(msg.sender, ROLE_VALIDATOR)) revert NotValidator(msg.sender);
+        uint256 weight = staking.stakeOf(msg.sender, ROLE_VALIDATOR);
+        uint256 slot = _validators.insert(weight);
+        _slotOf[msg.sender] = slot;
+        _validatorAt[slot] = msg.sender;
+        emit ValidatorJoined(msg.sender, weight);
+    }
+
+    /// @inheritdoc IAuditManager
+    function syncValidator(address validator) public {
+        uint256 slot = _slotOf[validator];
+        if (slot == 0) revert NotValidator(validator);
+        uint256 weight =
+            staking.isEligible(validator, ROLE_VALIDATOR) ? staking.stakeOf(validator, ROLE_VALIDATOR) : 0;
+        if (_validators.valueAt(slot) == weight) return;
+        _validators.set(slot, weight);
+        emit ValidatorWeightUpdated(validator, weight);
+    }
+
+    // ------------------------------------------------------------------ sealing
+
+    /// @inheritdoc IAuditManager
+    function sealBatch(uint256 batchId) external {
+        if (_seals[batchId].randomness != bytes32(0)) revert AlreadySealed(batchId);
+        _seal(batchId);
+    }
+
+    /// @inheritdoc IAuditManager
+    function sealBatches(uint256[] calldata batchIds) external {
+        uint256 n = batchIds.length;
+        if (n == 0) revert EmptyBatch();
+        for (uint256 i = 0; i < n; ++i) {
+            if (_seals[batchIds[i]].randomness == bytes32(0)) _seal(batchIds[i]);
+        }
+    }
+
+    function _seal(uint256 batchId) private {
+        (address worker, uint64 commitBlock) = taskManager.batchInfo(batchId);
+        if (worker == address(0)) revert UnknownBatch(batchId);
+        if (block.number < uint256(commitBlock) + 2) revert TooEarlyToSeal(batchId, commitBlock);
+        bytes32 randomness = blockhash(uint256(commitBlock) + 1);
+        bool full = randomness == bytes32(0);
+        uint64 pWad;
+        if (full) {
+            // sealed too late to recover the post-commit block hash: every task of the batch is audited
+            randomness = keccak256(abi.encode(blockhash(block.number - 1), batchId));
+            pWad = uint64(Verdicts.WAD);
+        } else {
+            pWad = uint64(auditRate(worker));
+        }
+        _seals[batchId] = Seal(randomness, pWad, full);
+        emit BatchSealed(batchId, worker, randomness, pWad, full);
+    }
+
+    // ------------------------------------------------------------------ verdicts
+
+    /// @inheritdoc IAuditManager
+    function submitVerdicts(
+        Verdicts.Verdict[] calldata verdicts,
+        bytes[] calldata signatures,
+        bytes32[][] calldata proofs
+    ) external nonReentrant {
+        uint256 n = verdicts.length;
+        if (n == 0) revert EmptyBatch();
+        if (signatures.length != n || proofs.length != n) revert LengthMismatch();
+        bytes32 separator = _domainSeparatorV4();
+        for (uint256 i = 0; i < n; ++i) {
+            _acceptVerdict(separator, verdicts[i], signatures[i], proofs[i]);
+        }
+    }
+
+    function _acceptVerdict(
+        bytes32 separator,
+        Verdicts.Verdict calldata v,
+        bytes calldata signature,
+        bytes32[] calldata proof
+    ) private {
+        if (block.timestamp > v.deadline) {
+            revert VerdictExpired(v.taskId, v.deadline);
+        }
+        if (v.qualityPpm > QUALITY_PERFECT) revert InvalidQuality(v.qualityPpm);
+        AuditRecord storage rec = _records[v.taskId];
+        if (rec.state != uint8(AuditState.None)) revert AlreadyJudged(v.taskId, rec.state);
+        address worker = _requireCommitted(v.taskId, v.batchId, v.workerOutputHash, proof);
+        address signer = _requireDrawnSigner(separator, v, signature);
+        rec.accuser = signer;
+        rec.qualityPpm = v.qualityPpm;
+        rec.batchId = uint32(v.batchId);
+        rec.workerOutputHash = v.workerOutputHash;
+        _emitVerdict(v, signer, worker);
+        if (v.matches) {
+            rec.state = uint8(AuditState.Passed);
+        } else {
+            rec.state = uint8(AuditState.Disputed);
+            _openDispute(v.taskId, worker, signer, Opener.Validator, 0);
+        }
+    }
+
+    /// The task is audited and `signature` is the drawn validator's over `v`. Returns the validator.
+    function _requireDrawnSigner(bytes32 separator, Verdicts.Verdict calldata v, bytes calldata signature)
+        private
+        view
+        returns (address signer)
+    {
+        (bool audited, address drawn) = auditOf(v.batchId, v.taskId);
+        if (!audited) revert NotAudited(v.taskId);
+        signer = Verdicts.recover(separator, v, signature);
+        if (signer != drawn) revert WrongSigner(v.taskId, signer, drawn);
+    }
+
+    function _emitVerdict(Verdicts.Verdict calldata v, address signer, address worker) private {
+        emit VerdictAccepted(
+            v.taskId,
+            v.batchId,
+            signer,
+            worker,
+            v.workerOutputHash,
+            v.validatorOutputHash,
+            v.qualityPpm,
+            v.matches
+        );
+    }
+
+    /// The task is Committed, inside its challenge window, committed in `batchId` by the batch's worker
+    /// with `outputHash` and code 0 (Merkle proof). Returns the worker.
+    function _requireCommitted(uint256 taskId, uint256 batchId, bytes32 outputHash, bytes32[] calldata proof)
+        private
+        view
+        returns (address worker)
+    {
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        if (t.status != STATUS_COMMITTED || block.timestamp > t.deadline) {
+            revert TaskNotOpen(taskId, t.status);
+        }
+        (address batchWorker,) = taskManager.batchInfo(batchId);
+        if (batchWorker != t.worker || batchId > type(uint32).max) revert WrongBatch(taskId, batchId);
+        bytes32 root = taskManager.batchRoot(batchId);
+        if (!MerkleProof.verifyCalldata(proof, root, MerkleBatch.leaf(taskId, outputHash, 0))) {
+            revert NotInBatch(taskId, batchId, outputHash);
+        }
+        return t.worker;
+    }
+
+    // ------------------------------------------------------------------ disputes
+
+    function _openDispute(uint256 taskId, address worker, address accuser, Opener opener, uint96 bond)
+        private
+    {
+        taskManager.holdTask(taskId);
+        Params memory p = _params;
+        Dispute storage d = _disputes[taskId];
+        d.worker = worker;
+        d.accuser = accuser;
+        d.opener = uint8(opener);
+        d.deadline = uint64(block.timestamp) + p.disputeWindow;
+        d.bond = bond;
+        // quorum drawn by stake from the validators other than the accuser and the worker
+        bytes32 seed = keccak256(abi.encode(blockhash(block.number - 1), taskId, "quorum"));
+        uint256 total = _validators.total;
+        for (
+            uint256 tries = 0; tries < uint256(p.quorum) * MAX_DRAWS && d.members.length < p.quorum; ++tries) {
+            if (total == 0) break;
+            address m = _validatorAt[_validators.draw(uint256(seed) % total)];
+            seed = keccak256(abi.encode(seed));
+            if (m == accuser || m == worker || _isMember(d.members, m)) continue;
+            d.members.push(m);
+        }
+        emit DisputeOpened(taskId, worker, accuser, uint8(opener), d.members, d.deadline);
+    }
+
+    function _isMember(address[] storage members, address a) private view returns (bool) {
+        for (uint256 i = 0; i < members.length; ++i) {
+            if (members[i] == a) return true;
+        }
+        return false;
+    }
+
+    /// @inheritdoc IAuditManager
+    function vote(uint256 taskId, bool fraud, bytes32 outputHash) external nonReentrant {
+        Dispute storage d = _disputes[taskId];
+        if (_records[taskId].state != uint8(AuditState.Disputed)) revert NoDispute(taskId);
+        if (block.timestamp > d.deadline) revert DisputeClosed(taskId, d.deadline);
+        if (!_isMember(d.members, msg.sender)) revert NotQuorumMember(taskId, msg.sender);
+        if (_voted[taskId][msg.sender]) revert AlreadyVoted(taskId, msg.sender);
+        _voted[taskId][msg.sender] = true;
+        if (fraud) ++d.fraudVotes;
+        else ++d.honestVotes;
+        emit DisputeVoted(taskId, msg.sender, fraud, outputHash);
+        uint256 half = d.members.length / 2;
+        if (d.fraudVotes > half || d.honestVotes > half) _resolve(taskId, d);
+    }
+
+    /// @inheritdoc IAuditManager
+    function resolveDispute(uint256 taskId) external nonReentrant {
+        Dispute storage d = _disputes[taskId];
+        if (_records[taskId].state != uint8(AuditState.Disputed)) revert NoDispute(taskId);
+        uint256 half = d.members.length / 2;
+        if (block.timestamp <= d.deadline && d.fraudVotes <= half && d.honestVotes <= half) {
+            revert DisputeOpen(taskId, d.deadline);
+        }
+        _resolve(taskId, d);
+    }
+
+    function _resolve(uint256 taskId, Dispute storage d) private {
+        Params memory p = _params;
+        AuditState outcome;
+        if (d.fraudVotes > d.honestVotes) {
+            outcome = AuditState.Fraud;
+        } else if (d.honestVotes > d.fraudVotes) {
+            outcome = AuditState.Cleared;
+        } else {
+            outcome = AuditState.Undecided;
+        }
+        _records[taskId].state = uint8(outcome);
+        emit DisputeResolved(taskId, uint8(outcome), d.fraudVotes, d.honestVotes);
+        _recordAbsentees(taskId, d);
+
+        taskManager.releaseTask(taskId, outcome == AuditState.Fraud);
+        uint96 bond = d.bond;
+        d.bond = 0;
+        if (outcome == AuditState.Fraud) {
+            uint256 amount = staking.slashableOf(d.worker, ROLE_WORKER) * p.fraudSlashBps / 10_000;
+            if (amount > 0) {
+                staking.slash(d.worker, ROLE_WORKER, amount, REASON_FRAUD, d.accuser, p.rewardBps);
+            }
+            registry.setTrustWeight(d.worker, 0);
+            if (bond > 0) token.safeTransfer(d.accuser, bond);
+        } else if (outcome == AuditState.Cleared) {
+            if (d.opener == uint8(Opener.Validator)) {
+                uint256 amount =
+                    staking.slashableOf(d.accuser, ROLE_VALIDATOR) * p.falseAccusationSlashBps / 10_000;
+                if (amount > 0) {
+                    staking.slash(
+                        d.accuser, ROLE_VALIDATOR, amount, REASON_FALSE_ACCUSATION, d.worker, p.rewardBps
+                    );
+                    syncValidator(d.accuser);
+                }
+            } else if (bond > 0) {
+                // a failed user challenge: the bond compensates the worker
+                token.safeTransfer(d.worker, bond);
+            }
+        } else if (bond > 0) {
+            token.safeTransfer(d.accuser, bond);
+        }
+    }
+
+    function _recordAbsentees(uint256 taskId, Dispute storage d) private {
+        uint256 m = d.members.length;
+        if (uint256(d.fraudVotes) + d.honestVotes == m) return;
+        // only a dispute resolved at its deadline charges absentees; an early majority leaves the rest time
+        if (block.timestamp <= d.deadline) return;
+        for (uint256 i = 0; i < m; ++i) {
+            address member = d.members[i];
+            if (!_voted[taskId][member]) emit DeadlineMissed(taskId, member, 1);
+        }
+    }
+
+    // ------------------------------------------------------------------ user challenge
+
+    /// @inheritdoc IAuditManager
+    function challenge(uint256 taskId, uint256 batchId, bytes32 outputHash, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        AuditRecord storage rec = _records[taskId];
+        if (rec.state != uint8(AuditState.None)) revert AlreadyJudged(taskId, rec.state);
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        if (t.submitter != msg.sender) revert NotSubmitter(taskId, msg.sender);
+        address worker = _requireCommitted(taskId, batchId, outputHash, proof);
+        uint96 bond = _params.challengeBond;
+        rec.state = uint8(AuditState.Disputed);
+        rec.accuser = msg.sender;
+        rec.batchId = uint32(batchId);
+        rec.workerOutputHash = outputHash;
+        if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
+        _openDispute(taskId, worker, msg.sender, Opener.User, bond);
+    }
+
+    // ------------------------------------------------------------------ forced errors
+
+    /// @inheritdoc IAuditManager
+    function plantForcedError(bytes32 commitment) external onlyRole(PLANTER_ROLE) {
+        if (_planted[commitment] == 0) {
+            _planted[commitment] = block.number;
+            emit ForcedErrorPlanted(commitment, msg.sender);
+        }
+    }
+
+    /// @inheritdoc IAuditManager
+    function revealForcedError(uint256 taskId, bytes32 trueOutputHash, bytes32 salt) external nonReentrant {
+        bytes32 commitment = keccak256(abi.encode(taskId, trueOutputHash, salt));
+        uint256 plantedBlock = _planted[commitment];
+        if (plantedBlock == 0) revert UnknownCommitment(commitment);
+        AuditRecord storage rec = _records[taskId];
+        uint8 state = rec.state;
+        if (state != uint8(AuditState.Passed) && state != uint8(AuditState.Disputed)) {
+            revert NotForcedError(taskId);
+        }
+        (, uint64 commitBlock) = taskManager.batchInfo(rec.batchId);
+        if (plantedBlock >= commitBlock) revert CommitmentTooLate(commitment, plantedBlock, commitBlock);
+        if (rec.workerOutputHash == trueOutputHash) revert NotForcedError(taskId);
+        address validator = rec.accuser;
+        if (state == uint8(AuditState.Passed)) {
+            // the validator approved a result that was provably wrong: it did not re-execute
+            rec.state = uint8(AuditState.ForcedError);
+            emit ForcedErrorRevealed(taskId, validator, true);
+            uint256 amount = staking.slashableOf(validator, ROLE_VALIDATOR) * _params.lazySlashBps / 10_000;
+            if (amount > 0) {
+                staking.slash(validator, ROLE_VALIDATOR, amount, REASON_LAZY, msg.sender, _params.rewardBps);
+                syncValidator(validator);
+            }
+        } else {
+            // caught as it should be: close the dispute without slashing the sentinel worker
+            rec.state = uint8(AuditState.ForcedError);
+            Dispute storage d = _disputes[taskId];
+            emit ForcedErrorRevealed(taskId, validator, false);
+            emit DisputeResolved(taskId, uint8(AuditState.ForcedError), d.fraudVotes, d.honestVotes);
+            taskManager.releaseTask(taskId, true);
+            uint96 bond = d.bond;
+            d.bond = 0;
+            if (bond > 0) token.safeTransfer(d.accuser, bond);
+        }
+    }
+
+    // ------------------------------------------------------------------ misses and canaries
+
+    /// @inheritdoc IAuditManager
+    function reportMissedAudit(uint256 batchId, uint256 taskId, bytes32 outputHash, bytes32[] calldata proof)
+        external
+    {
+        AuditRecord storage rec = _records[taskId];
+        if (rec.state != uint8(AuditState.None)) revert AlreadyJudged(taskId, rec.state);
+        (bool audited, address drawn) = auditOf(batchId, taskId);
+        if (!audited) revert NotAudited(taskId);
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        (address batchWorker,) = taskManager.batchInfo(batchId);
+        if (batchWorker != t.worker) revert WrongBatch(taskId, batchId);
+        if (!MerkleProof.verifyCalldata(
+                proof, taskManager.batchRoot(batchId), MerkleBatch.leaf(taskId, outputHash, 0)
+            )) {
+            revert NotInBatch(taskId, batchId, outputHash);
+        }
+        bool windowOver = t.status == uint8(ITaskManager.TaskStatus.Finalized)
+            || (t.status == STATUS_COMMITTED && block.timestamp > t.deadline);
+        if (!windowOver) revert NotMissed(taskId);
+        rec.state = uint8(AuditState.Missed);
+        rec.accuser = drawn;
+        rec.batchId = uint32(batchId);
+        rec.workerOutputHash = outputHash;
+        emit DeadlineMissed(taskId, drawn, 0);
+    }
+
+    /// @inheritdoc IAuditManager
+    function reportCanary(uint256 taskId, bytes32 expectedOutputHash, bool matches, uint32 qualityPpm)
+        external
+    {
+        if (qualityPpm > QUALITY_PERFECT) revert InvalidQuality(qualityPpm);
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        if (t.submitter != msg.sender) revert NotSubmitter(taskId, msg.sender);
+        if (staking.stakeOf(msg.sender, ROLE_VALIDATOR) == 0) revert NotValidator(msg.sender);
+        if (
+            t.status != STATUS_COMMITTED && t.status != uint8(ITaskManager.TaskStatus.Finalized)
+                && t.status != uint8(ITaskManager.TaskStatus.Disputed)
+        ) revert TaskNotOpen(taskId, t.status);
+        emit CanaryReported(taskId, t.worker, t.modelId, msg.sender, expectedOutputHash, matches, qualityPpm);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IAuditManager
+    function auditOf(uint256 batchId, uint256 taskId) public view returns (bool audited, address validator) {
+        Seal memory s = _seals[batchId];
+        if (s.randomness == bytes32(0)) revert NotSealed(batchId);
+        bytes32 seed = Verdicts.auditSeed(s.randomness, taskId);
+        if (!Verdicts.isAudited(seed, s.pWad)) return (false, address(0));
+        (address worker,) = taskManager.batchInfo(batchId);
+        // draw by stake over every validator but the worker: a point in [0, total - w) is shifted
+        // past the worker's own range [prefix(slot - 1), prefix(slot))
+        uint256 slot = _slotOf[worker];
+        uint256 own = slot == 0 ? 0 : _validators.valueAt(slot);
+        uint256 rest = _validators.total - own;
+        if (rest == 0) return (false, address(0));
+        uint256 point = uint256(keccak256(abi.encode(seed))) % rest;
+        if (own > 0 && point >= _validators.prefixSum(slot - 1)) point += own;
+        return (true, _validatorAt[_validators.draw(point)]);
+    }
+
+    /// @inheritdoc IAuditManager
+    function auditRate(address worker) public view returns (uint256 pWad) {
+        Params memory p = _params;
+        uint256 trust = registry.trustWeight(worker);
+        if (trust > Verdicts.WAD) trust = Verdicts.WAD;
+        pWad = uint256(p.p0Wad) * (Verdicts.WAD - trust) / Verdicts.WAD;
+        if (pWad < p.pMinWad) pWad = p.pMinWad;
+    }
+
+    /// @inheritdoc IAuditManager
+    function sealOf(uint256 batchId) external view returns (Seal memory) {
+        return _seals[batchId];
+    }
+
+    /// @inheritdoc IAuditManager
+    function auditRecord(uint256 taskId) external view returns (AuditRecord memory) {
+        return _records[taskId];
+    }
+
+    /// @inheritdoc IAuditManager
+    function disputeOf(uint256 taskId) external view returns (Dispute memory) {
+        return _disputes[taskId];
+    }
+
+    /// @inheritdoc IAuditManager
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @inheritdoc IAuditManager
+    function validatorWeight(address validator) external view returns (uint256) {
+        uint256 slot = _slotOf[validator];
+        return slot == 0 ? 0 : _validators.valueAt(slot);
+    }
+
+    /// @inheritdoc IAuditManager
+    function totalValidatorWeight() external view returns (uint256) {
+        return _validators.total;
+    }
+
+    /// @inheritdoc IAuditManager
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Sets every parameter (DEFAULT_ADMIN_ROLE). p in WAD (<= 1e18, pMin <= p0 not required),
+    ///         quorum 1..15, bps <= 10000, disputeWindow 1 s..30 days.
+    function setParams(Params calldata p) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setParams(p);
+    }
+
+    function _setParams(Params memory p) private {
+        if (p.p0Wad > Verdicts.WAD) revert InvalidParameter("p0Wad", p.p0Wad);
+        if (p.pMinWad > Verdicts.WAD) revert InvalidParameter("pMinWad", p.pMinWad);
+        if (p.quorum == 0 || p.quorum > MAX_QUORUM) revert InvalidParameter("quorum", p.quorum);
+        if (p.disputeWindow == 0 || p.disputeWindow > 30 days) {
+            revert InvalidParameter("disputeWindow", p.disputeWindow);
+        }
+        if (p.fraudSlashBps > 10_000) revert InvalidParameter("fraudSlashBps", p.fraudSlashBps);
+        if (p.falseAccusationSlashBps > 10_000) {
+            revert InvalidParameter("falseAccusationSlashBps", p.falseAccusationSlashBps);
+        }
+        if (p.lazySlashBps > 10_000) revert InvalidParameter("lazySlashBps", p.lazySlashBps);
+        if (p.rewardBps > 10_000) revert InvalidParameter("rewardBps", p.rewardBps);
+        _params = p;
+        emit ParamsSet(p);
+    }
+}

@@ -1,0 +1,638 @@
+//! The validation layer against adversaries, end to end: a real anvil, the forge-deployed
+//! contracts, executor and verifier processes running the digits model through ONNX Runtime.
+//! - a cheating executor is caught by audits, slashed, and its users refunded; honest workers
+//!   and validators are never slashed;
+//! - a validator that signs false mismatches is outvoted by the quorum and slashed;
+//! - a rubber-stamping validator approves a planted forced error and is slashed as lazy;
+//! - replayed, forged, wrong-signer and late verdicts are refused by the contract.
+
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolEvent, SolValue};
+use anyhow::{bail, Context, Result};
+use devnet::{key_hex, Devnet, DevnetConfig};
+use protocol::bindings::{IAuditManager, IStaking, ITaskManager};
+use protocol::verdict::{sign_verdict, signature_bytes, Verdict};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAD: u64 = 1_000_000_000_000_000_000;
+
+/// Kills the processes it holds when dropped (also when a test panics).
+struct Procs(Vec<Child>);
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    let demo = PathBuf::from(env!("CARGO_BIN_EXE_deepnode-demo"));
+    let p = demo.parent().unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        p.display()
+    );
+    p
+}
+
+fn spawn(name: &str, args: &[String], key: &PrivateKeySigner, log: &Path) -> Child {
+    let f = std::fs::File::create(log).unwrap();
+    Command::new(bin(name))
+        .args(args)
+        .env("DN_PRIVATE_KEY", key_hex(key))
+        .env_remove("ETH_RPC_URL")
+        .env_remove("DN_SIGNATURES_DIR")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(f.try_clone().unwrap()))
+        .stderr(Stdio::from(f))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
+fn chain_args(net: &Devnet) -> Vec<String> {
+    vec![
+        "--rpc-url".into(),
+        net.rpc_url.clone(),
+        "--deployment".into(),
+        net.deployment_path.display().to_string(),
+    ]
+}
+
+fn executor(net: &Devnet, i: usize, extra: &[String]) -> Child {
+    let dir = net.work_dir.join(format!("worker{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut a = chain_args(net);
+    a.extend(
+        [
+            "--models-dir",
+            &dir.join("models").display().to_string(),
+            "--journal",
+            &dir.join("journal.jsonl").display().to_string(),
+            "--device",
+            "cpu",
+            "--poll-interval-ms",
+            "300",
+            "--finalize-interval-secs",
+            "2",
+        ]
+        .map(String::from),
+    );
+    a.extend(extra.iter().cloned());
+    spawn("executor", &a, &net.workers[i], &dir.join("executor.log"))
+}
+
+fn verifier(net: &Devnet, i: usize, mode: &str) -> Child {
+    let dir = net.work_dir.join(format!("validator{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut a = chain_args(net);
+    a.extend(
+        [
+            "--db",
+            &dir.join("verifier.sqlite").display().to_string(),
+            "--models-dir",
+            &dir.join("models").display().to_string(),
+            "--confirmations",
+            "1",
+            "--poll-interval-ms",
+            "300",
+            "--test-audit-mode",
+            mode,
+        ]
+        .map(String::from),
+    );
+    spawn(
+        "verifier",
+        &a,
+        &net.validators[i],
+        &dir.join("verifier.log"),
+    )
+}
+
+fn inputs(n: usize) -> Vec<Vec<u8>> {
+    let samples = devnet::digits::heldout().unwrap();
+    samples[..n]
+        .iter()
+        .map(|s| devnet::digits::encode_input(&s.pixels).unwrap())
+        .collect()
+}
+
+fn logs_of(net: &Devnet, name: &str) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(&net.work_dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            let p = e.path().join(format!("{name}.log"));
+            if let Ok(s) = std::fs::read_to_string(&p) {
+                let tail: String = s.lines().rev().take(40).collect::<Vec<_>>().join("\n");
+                out.push_str(&format!(
+                    "---- {} (last lines, newest first)\n{tail}\n",
+                    p.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Waits until every task is Finalized or Refunded; returns the statuses.
+async fn wait_settled(net: &Devnet, ids: &[U256], timeout: Duration) -> Result<Vec<u8>> {
+    let p = net.provider(&net.user);
+    let tm = ITaskManager::new(net.deployment.task_manager, &p);
+    let start = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for id in ids {
+            statuses.push(tm.getTask(*id).call().await?.status);
+        }
+        if statuses.iter().all(|s| *s == 4 || *s == 5) {
+            return Ok(statuses);
+        }
+        if start.elapsed() > timeout {
+            bail!("tasks not settled after {timeout:?}: statuses {statuses:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every Staking.Slashed event since the deployment: (account, role, reason, amount).
+async fn slashes(net: &Devnet) -> Result<Vec<(Address, u8, u8, U256)>> {
+    let p = net.provider(&net.user);
+    let logs = p
+        .get_logs(
+            &Filter::new()
+                .address(net.deployment.staking)
+                .event_signature(IStaking::Slashed::SIGNATURE_HASH)
+                .from_block(net.deployment.start_block),
+        )
+        .await?;
+    Ok(logs
+        .iter()
+        .filter_map(|l| l.log_decode::<IStaking::Slashed>().ok())
+        .map(|l| {
+            let d = l.inner.data;
+            (d.account, d.role, d.reason, d.amount)
+        })
+        .collect())
+}
+
+async fn events<E: SolEvent>(net: &Devnet, address: Address) -> Result<Vec<E>> {
+    let p = net.provider(&net.user);
+    let logs = p
+        .get_logs(
+            &Filter::new()
+                .address(address)
+                .event_signature(E::SIGNATURE_HASH)
+                .from_block(net.deployment.start_block),
+        )
+        .await?;
+    Ok(logs
+        .iter()
+        .filter_map(|l| l.log_decode::<E>().ok())
+        .map(|l| l.inner.data)
+        .collect())
+}
+
+fn audit_all() -> DevnetConfig {
+    DevnetConfig {
+        workers: 3,
+        validators: 4,
+        challenge_window: 40,
+        response_window: 60,
+        audit_p0_wad: Some(WAD),
+        audit_p_min_wad: Some(WAD),
+        dispute_window: Some(30),
+        quorum: Some(3),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_their_stake(
+) -> Result<()> {
+    let net = Devnet::start(audit_all()).await?;
+    let cheat_log = net.work_dir.join("cheated.txt");
+    let mut procs = Procs(Vec::new());
+    for i in 0..net.validators.len() {
+        procs.0.push(verifier(&net, i, "honest"));
+    }
+    procs.0.push(executor(
+        &net,
+        0,
+        &[
+            "--test-cheat-rate".into(),
+            "0.5".into(),
+            "--test-cheat-log".into(),
+            cheat_log.display().to_string(),
+        ],
+    ));
+    for i in 1..net.workers.len() {
+        procs.0.push(executor(&net, i, &[]));
+    }
+    // let the verifiers join the audit draw before any result is committed
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = net.submit_inputs(net.model_id, &inputs(24), 8).await?;
+    let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "{e}\n{}\n{}",
+            logs_of(&net, "verifier"),
+            logs_of(&net, "executor")
+        ),
+    };
+    let cheater = net.workers[0].address();
+    let cheated: Vec<U256> = std::fs::read_to_string(&cheat_log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let p = net.provider(&net.user);
+    let tm = ITaskManager::new(net.deployment.task_manager, &p);
+    let mut refunded = Vec::new();
+    for (id, s) in ids.iter().zip(&statuses) {
+        if *s == 5 {
+            refunded.push(*id);
+            assert_eq!(
+                tm.getTask(*id).call().await?.worker,
+                cheater,
+                "only the cheater's tasks are refunded"
+            );
+        }
+    }
+    assert!(
+        !cheated.is_empty(),
+        "the cheater cheated on some of its tasks"
+    );
+    for id in &refunded {
+        assert!(
+            cheated.contains(id),
+            "refunded task {id} was one the cheater cheated on"
+        );
+    }
+    // Every task is audited (p = 1) and a faked int64 label never equals the real class, so every
+    // cheat is caught.
+    assert_eq!(
+        refunded.len(),
+        cheated.len(),
+        "caught {refunded:?} of cheated {cheated:?}"
+    );
+    let slashed = slashes(&net).await?;
+    let fraud: Vec<_> = slashed
+        .iter()
+        .filter(|s| s.0 == cheater && s.2 == 1)
+        .collect();
+    assert_eq!(
+        fraud.len(),
+        refunded.len(),
+        "one fraud slash per caught task: {slashed:?}"
+    );
+    assert!(
+        slashed.iter().all(|s| s.0 == cheater),
+        "nobody but the cheater is slashed: {slashed:?}"
+    );
+    let staking = IStaking::new(net.deployment.staking, &p);
+    let stake = staking.stakeOf(cheater, 0).call().await?;
+    assert!(
+        stake < U256::from(net.config.worker_stake_dn) * U256::from(protocol::DN) / U256::from(2)
+    );
+    for w in &net.workers[1..] {
+        assert_eq!(
+            staking.stakeOf(w.address(), 0).call().await?,
+            U256::from(net.config.worker_stake_dn) * U256::from(protocol::DN),
+            "honest worker keeps its full stake"
+        );
+    }
+    // every caught task has a mismatch verdict and a Fraud resolution
+    let resolved =
+        events::<IAuditManager::DisputeResolved>(&net, net.deployment.audit_manager).await?;
+    for id in &refunded {
+        assert!(
+            resolved.iter().any(|r| r.taskId == *id && r.outcome == 3),
+            "task {id} resolved as fraud"
+        );
+    }
+    let verdicts =
+        events::<IAuditManager::VerdictAccepted>(&net, net.deployment.audit_manager).await?;
+    let committed_ok = ids.len(); // every task was committed with code 0 and audited (p = 1)
+    assert_eq!(
+        verdicts.len(),
+        committed_ok,
+        "one verdict per task: {verdicts:?}"
+    );
+    drop(procs);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<()> {
+    let net = Devnet::start(audit_all()).await?;
+    let mut procs = Procs(Vec::new());
+    procs.0.push(verifier(&net, 0, "false-accuse"));
+    for i in 1..net.validators.len() {
+        procs.0.push(verifier(&net, i, "honest"));
+    }
+    for i in 0..net.workers.len() {
+        procs.0.push(executor(&net, i, &[]));
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = net.submit_inputs(net.model_id, &inputs(16), 8).await?;
+    let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}\n{}", logs_of(&net, "verifier")),
+    };
+    assert!(
+        statuses.iter().all(|s| *s == 4),
+        "every honest result is paid: {statuses:?}"
+    );
+    let liar = net.validators[0].address();
+    let slashed = slashes(&net).await?;
+    let disputes =
+        events::<IAuditManager::DisputeOpened>(&net, net.deployment.audit_manager).await?;
+    assert!(
+        !disputes.is_empty(),
+        "the liar was drawn for some audits and accused"
+    );
+    assert!(disputes.iter().all(|d| d.accuser == liar));
+    let false_acc: Vec<_> = slashed.iter().filter(|s| s.0 == liar && s.2 == 2).collect();
+    assert_eq!(
+        false_acc.len(),
+        disputes.len(),
+        "slashed once per false accusation: {slashed:?}"
+    );
+    assert!(
+        slashed.iter().all(|s| s.0 == liar),
+        "only the liar is slashed: {slashed:?}"
+    );
+    drop(procs);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Result<()> {
+    // One worker (the sentinel, driven by this test) and one lazy validator.
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 1,
+        challenge_window: 60,
+        audit_p0_wad: Some(WAD),
+        audit_p_min_wad: Some(WAD),
+        ..Default::default()
+    })
+    .await?;
+    let admin = net.provider(&net.deployer);
+    let sentinel = &net.workers[0];
+    let sp = net.provider(sentinel);
+    let audit_admin = IAuditManager::new(net.deployment.audit_manager, &admin);
+    let planter_role = keccak256("PLANTER_ROLE");
+    Roles::new(net.deployment.audit_manager, &admin)
+        .grantRole(planter_role, sentinel.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+
+    let procs = Procs(vec![verifier(&net, 0, "rubber-stamp")]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = net.submit_inputs(net.model_id, &inputs(2), 2).await?;
+
+    // The sentinel knows the true answer (it runs the model), plants its commitment, then commits
+    // a wrong output for task 0 and the true one for task 1.
+    let rt = inference::Runtime::init(None)?;
+    let mut model = inference::Model::load(
+        &rt,
+        devnet::digits::model_path(),
+        inference::Device::Cpu,
+        Some(1),
+    )?;
+    let input0 = inputs(2);
+    let true0 = model.run(&input0[0])?;
+    let true1 = model.run(&input0[1])?;
+    let true_hash = keccak256(&true0);
+    let salt = B256::repeat_byte(7);
+    let commitment = keccak256((ids[0], true_hash, salt).abi_encode());
+    let sa = IAuditManager::new(net.deployment.audit_manager, &sp);
+    sa.plantForcedError(commitment)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let wrong_label = (devnet::digits::decode_label(&true0).unwrap() + 1) % 10;
+    let wrong = forged_output(&true0, wrong_label)?;
+    let tm = ITaskManager::new(net.deployment.task_manager, &sp);
+    let outputs = vec![Bytes::from(wrong.clone()), Bytes::from(true1.clone())];
+    let r = tm
+        .commitBatch(
+            ids.clone(),
+            vec![keccak256(&wrong), keccak256(&true1)],
+            vec![0, 0],
+            outputs,
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(r.status());
+
+    // the lazy verifier seals and approves both
+    let start = Instant::now();
+    let lazy = net.validators[0].address();
+    loop {
+        let rec = audit_admin.auditRecord(ids[0]).call().await?;
+        if rec.state == 1 {
+            assert_eq!(rec.accuser, lazy);
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "no verdict on the forced error: {}",
+                logs_of(&net, "verifier")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let stake_before = IStaking::new(net.deployment.staking, &admin)
+        .stakeOf(lazy, 1)
+        .call()
+        .await?;
+    let r = sa
+        .revealForcedError(ids[0], true_hash, salt)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(r.status(), "reveal succeeds");
+    let slashed = slashes(&net).await?;
+    assert_eq!(slashed.len(), 1, "{slashed:?}");
+    assert_eq!(
+        (slashed[0].0, slashed[0].1, slashed[0].2),
+        (lazy, 1, 3),
+        "lazy validator slashed"
+    );
+    let stake_after = IStaking::new(net.deployment.staking, &admin)
+        .stakeOf(lazy, 1)
+        .call()
+        .await?;
+    assert_eq!(stake_before - stake_after, slashed[0].3);
+    assert_eq!(
+        audit_admin.auditRecord(ids[0]).call().await?.state,
+        6,
+        "ForcedError"
+    );
+    drop(procs);
+
+    // Verdict abuse against the live contract. The verifier is stopped; the sentinel commits a
+    // third task, and this test signs verdicts for it with known keys.
+    let more = net.submit_inputs(net.model_id, &inputs(3)[2..], 1).await?;
+    let out2 = model.run(&inputs(3)[2])?;
+    let h2 = keccak256(&out2);
+    let r = tm
+        .commitBatch(
+            more.clone(),
+            vec![h2],
+            vec![0],
+            vec![Bytes::from(out2.clone())],
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let batch_id = r
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<ITaskManager::ResultsCommitted>().ok())
+        .map(|l| l.inner.data.batchId)
+        .context("ResultsCommitted")?;
+    net.advance_time(1).await?;
+    net.advance_time(1).await?;
+    audit_admin
+        .sealBatch(batch_id)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let drawn = audit_admin.auditOf(batch_id, more[0]).call().await?;
+    assert!(drawn.audited && drawn.validator == lazy);
+    let now = admin
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .unwrap()
+        .header
+        .timestamp;
+    let good = Verdict {
+        taskId: more[0],
+        batchId: batch_id,
+        workerOutputHash: h2,
+        validatorOutputHash: h2,
+        qualityPpm: 1_000_000,
+        matches: true,
+        deadline: now + 600,
+    };
+    let submit = |v: Verdict, key: &PrivateKeySigner| {
+        let sig = sign_verdict(key, &v, net.chain_id, net.deployment.audit_manager).unwrap();
+        let onchain = protocol::bindings::Verdicts::Verdict {
+            taskId: v.taskId,
+            batchId: v.batchId,
+            workerOutputHash: v.workerOutputHash,
+            validatorOutputHash: v.validatorOutputHash,
+            qualityPpm: v.qualityPpm,
+            matches: v.matches,
+            deadline: v.deadline,
+        };
+        let am = IAuditManager::new(net.deployment.audit_manager, admin.clone());
+        async move {
+            // a single commit: the root is the leaf, the proof is empty
+            am.submitVerdicts(
+                vec![onchain],
+                vec![Bytes::from(signature_bytes(&sig).to_vec())],
+                vec![vec![]],
+            )
+            .send()
+            .await
+        }
+    };
+    let refused = |r: Result<_, alloy::contract::Error>| match r {
+        Ok(_) => panic!("verdict accepted"),
+        Err(e) => e
+            .as_decoded_interface_error::<IAuditManager::IAuditManagerErrors>()
+            .unwrap_or_else(|| panic!("undecoded error {e}")),
+    };
+    use IAuditManager::IAuditManagerErrors as E;
+    let stranger = PrivateKeySigner::random();
+    assert!(
+        matches!(
+            refused(submit(good.clone(), &stranger).await),
+            E::WrongSigner(_)
+        ),
+        "forged signature"
+    );
+    assert!(
+        matches!(
+            refused(submit(good.clone(), &net.deployer).await),
+            E::WrongSigner(_)
+        ),
+        "wrong signer"
+    );
+    let mut late = good.clone();
+    late.deadline = now - 1;
+    assert!(
+        matches!(
+            refused(submit(late, &net.validators[0]).await),
+            E::VerdictExpired(_)
+        ),
+        "late verdict"
+    );
+    let ok = submit(good.clone(), &net.validators[0])
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(ok.status(), "the drawn validator's verdict is accepted");
+    assert!(
+        matches!(
+            refused(submit(good.clone(), &net.validators[0]).await),
+            E::AlreadyJudged(_)
+        ),
+        "replay"
+    );
+    let mut other_task = good.clone();
+    other_task.taskId = ids[1];
+    assert!(
+        matches!(
+            refused(submit(other_task, &net.validators[0]).await),
+            E::AlreadyJudged(_) | E::TaskNotOpen(_) | E::NotInBatch(_) | E::WrongBatch(_)
+        ),
+        "a verdict moved to another task"
+    );
+    Ok(())
+}
+
+/// The digits model's output with a different label and one-hot probabilities for it.
+fn forged_output(real: &[u8], label: i64) -> Result<Vec<u8>> {
+    let st = safetensors::SafeTensors::deserialize(real).context("real output")?;
+    let probs = st.tensor("probabilities").context("probabilities")?;
+    let n = probs.shape().iter().product::<usize>();
+    let mut p = vec![0f32; n];
+    p[label as usize] = 1.0;
+    let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let lb = label.to_le_bytes();
+    let pv =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, probs.shape().to_vec(), &pb)?;
+    let lv = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &lb)?;
+    Ok(safetensors::serialize(
+        [("label", lv), ("probabilities", pv)],
+        None,
+    )?)
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    contract Roles { function grantRole(bytes32 role, address account) external; }
+}

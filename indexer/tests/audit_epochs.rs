@@ -1,0 +1,497 @@
+//! Audit judgements in the PoWR epoch: verdicts, dispute outcomes and canary reports move a
+//! worker's accuracy (and through it its trust and reward), audited results score at their
+//! verdict's quality, a proven fraud pins trust at 0, canaries set a model's quality, and a
+//! reorg that removes the judgements changes the recomputed epoch.
+
+mod common;
+
+use alloy::primitives::{Address, B256, U256};
+use common::*;
+use indexer::db::Db;
+use indexer::epochs::{self, compute_epoch, EpochConfig, EpochOutcome, WorkerRow};
+use protocol::bindings::{
+    IAuditManager as A, IModelRegistry as M, IStaking as S, ITaskManager as T,
+};
+use protocol::powr::{PowrParams, MODEL_PROBATION, WAD};
+
+const EPOCH_LEN: u64 = 120;
+const RESPONSE_WINDOW: u64 = 60;
+const LAST: u64 = 52;
+
+fn cfg() -> EpochConfig {
+    EpochConfig {
+        chain_id: CHAIN,
+        genesis: time_of(0),
+        epoch_length: EPOCH_LEN,
+        initial_emission: dn(1_000),
+        decay_wad: U256::from(WAD),
+        cap_room: U256::MAX,
+        response_window_secs: RESPONSE_WINDOW as u32,
+        uptime_window: 6,
+        params: PowrParams::default(),
+    }
+}
+
+/// Workers: A honest and audited, B with failed canaries, C never audited, D proven fraudulent.
+fn worker(k: u64) -> Address {
+    Address::left_padding_from(&(0xA000 + k).to_be_bytes())
+}
+const WA: u64 = 0;
+const WB: u64 = 1;
+const WC: u64 = 2;
+const WD: u64 = 3;
+
+/// Task ids of worker `k` in epoch 0: 6 each, `1 + 6k ..= 6 + 6k`.
+fn tasks_of(k: u64) -> std::ops::RangeInclusive<u64> {
+    1 + 6 * k..=6 + 6 * k
+}
+
+fn verdict(task: u64, k: u64, quality: u32, matches: bool) -> A::VerdictAccepted {
+    A::VerdictAccepted {
+        taskId: U256::from(task),
+        batchId: U256::from(k + 1),
+        validator: VAL,
+        worker: worker(k),
+        workerOutputHash: B256::repeat_byte(7),
+        validatorOutputHash: B256::repeat_byte(if matches { 7 } else { 8 }),
+        qualityPpm: quality,
+        matches,
+    }
+}
+
+fn finalized(task: u64, k: u64) -> T::TaskFinalized {
+    T::TaskFinalized {
+        taskId: U256::from(task),
+        worker: worker(k),
+        modelId: 1,
+        code: 0,
+        computeUnits: 10,
+        quality: 1_000_000,
+        latency: 12,
+        developerFee: U256::ZERO,
+        workerFee: dn(1),
+        validatorFee: U256::ZERO,
+        protocolFee: U256::ZERO,
+        refund: U256::ZERO,
+    }
+}
+
+fn assign(b: &mut BlockLogs, task: u64, k: u64, block: u64) {
+    b.push(
+        TM,
+        T::TaskSubmitted {
+            taskId: U256::from(task),
+            submitter: USER,
+            modelId: 1,
+            fee: dn(1),
+            input: vec![1u8, 2, 3].into(),
+        },
+    )
+    .push(
+        TM,
+        T::TaskAssigned {
+            taskId: U256::from(task),
+            worker: worker(k),
+            deadline: time_of(block) + RESPONSE_WINDOW,
+        },
+    );
+}
+
+fn commit(b: &mut BlockLogs, batch: u64, k: u64, ids: &[u64]) {
+    b.push(
+        TM,
+        T::ResultsCommitted {
+            batchId: U256::from(batch),
+            worker: worker(k),
+            root: B256::repeat_byte(0x11),
+            taskIds: ids.iter().map(|t| U256::from(*t)).collect(),
+            outputHashes: ids.iter().map(|_| B256::repeat_byte(7)).collect(),
+            codes: ids.iter().map(|_| 0u16).collect(),
+            outputs: ids.iter().map(|_| vec![9u8].into()).collect(),
+        },
+    );
+}
+
+/// Epoch 0 (blocks 0..=9): every worker gets 6 tasks (block 2), commits them on time (3) and
+/// they are finalized (6). With `audits`: A passes 3 verdicts (quality 1.0), B passes one and
+/// fails 5 canary reports, D's mismatch verdict ends in a proven fraud (blocks 4, 5; task 19
+/// refunded, nothing left to slash). Epochs 1..=3 are idle (but for a late canary report on one
+/// of A's results in block 12); in epoch 4 D works again (42..44).
+fn chain(audits: bool) -> Vec<BlockLogs> {
+    let mut blocks: Vec<BlockLogs> = (0..=LAST).map(BlockLogs::new).collect();
+    for k in [WA, WB, WC, WD] {
+        blocks[1].push(
+            STAKING,
+            S::Staked {
+                account: worker(k),
+                role: 0,
+                amount: dn(1000),
+                newStake: dn(1000),
+            },
+        );
+    }
+    blocks[1]
+        .push(
+            STAKING,
+            S::Staked {
+                account: VAL,
+                role: 1,
+                amount: dn(5000),
+                newStake: dn(5000),
+            },
+        )
+        .push(
+            REG,
+            M::ModelRegistered {
+                modelId: 1,
+                developer: DEV,
+                sha256Hash: B256::repeat_byte(0xab),
+                uri: "file:///digits.onnx".into(),
+                pricePerCall: alloy::primitives::Uint::from(dn(1)),
+                computeUnits: 10,
+                rule: 2,
+                tolerance: 0,
+                parent: 0,
+            },
+        );
+    for k in [WA, WB, WC, WD] {
+        for t in tasks_of(k) {
+            assign(&mut blocks[2], t, k, 2);
+        }
+        commit(&mut blocks[3], k + 1, k, &tasks_of(k).collect::<Vec<_>>());
+    }
+    if audits {
+        let b4 = &mut blocks[4];
+        for t in 1..=3 {
+            b4.push(AM, verdict(t, WA, 1_000_000, true));
+        }
+        b4.push(AM, verdict(7, WB, 1_000_000, true));
+        for t in 8..=12 {
+            b4.push(
+                AM,
+                A::CanaryReported {
+                    taskId: U256::from(t),
+                    worker: worker(WB),
+                    modelId: 1,
+                    validator: VAL,
+                    expectedOutputHash: B256::repeat_byte(9),
+                    matches: false,
+                    qualityPpm: 0,
+                },
+            );
+        }
+        b4.push(AM, verdict(19, WD, 0, false))
+            .push(
+                TM,
+                T::TaskHeld {
+                    taskId: U256::from(19),
+                },
+            )
+            .push(
+                AM,
+                A::DisputeOpened {
+                    taskId: U256::from(19),
+                    worker: worker(WD),
+                    accuser: VAL,
+                    opener: 0,
+                    members: vec![USER],
+                    deadline: time_of(4) + 60,
+                },
+            );
+        blocks[5]
+            .push(
+                AM,
+                A::DisputeVoted {
+                    taskId: U256::from(19),
+                    validator: USER,
+                    fraud: true,
+                    outputHash: B256::repeat_byte(8),
+                },
+            )
+            .push(
+                AM,
+                A::DisputeResolved {
+                    taskId: U256::from(19),
+                    outcome: 3,
+                    fraudVotes: 1,
+                    honestVotes: 0,
+                },
+            )
+            .push(
+                TM,
+                T::TaskReleased {
+                    taskId: U256::from(19),
+                    fraud: true,
+                },
+            )
+            .push(
+                TM,
+                T::TaskRefunded {
+                    taskId: U256::from(19),
+                    submitter: USER,
+                    amount: dn(1),
+                },
+            );
+    }
+    for k in [WA, WB, WC, WD] {
+        for t in tasks_of(k).filter(|t| !(audits && *t == 19)) {
+            blocks[6].push(TM, finalized(t, k));
+        }
+    }
+    if audits {
+        // Epoch 1, while A is idle: a late canary report on one of its epoch-0 results.
+        blocks[12].push(
+            AM,
+            A::CanaryReported {
+                taskId: U256::from(4),
+                worker: worker(WA),
+                modelId: 1,
+                validator: VAL,
+                expectedOutputHash: B256::repeat_byte(9),
+                matches: false,
+                qualityPpm: 0,
+            },
+        );
+    }
+    assign(&mut blocks[42], 25, WD, 42);
+    commit(&mut blocks[43], 5, WD, &[25]);
+    blocks[44].push(TM, finalized(25, WD));
+    blocks
+}
+
+async fn db_with(dir: &std::path::Path, name: &str, audits: bool) -> Db {
+    let db = Db::open(dir.join(name).to_str().unwrap()).await.unwrap();
+    db.bind_deployment(&deployment()).await.unwrap();
+    index(&db, &chain(audits), 0, LAST).await;
+    db
+}
+
+fn row(o: &EpochOutcome, k: u64) -> WorkerRow {
+    o.workers
+        .iter()
+        .find(|w| w.address == worker(k))
+        .unwrap_or_else(|| panic!("worker {k} in epoch {}", o.epoch))
+        .clone()
+}
+
+#[tokio::test]
+async fn judgements_set_accuracy_trust_and_rewards() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", true).await;
+    let cfg = cfg();
+    let e0 = compute_epoch(&db, &cfg, 0).await.unwrap();
+    let (a, b, c, d) = (row(&e0, WA), row(&e0, WB), row(&e0, WC), row(&e0, WD));
+
+    // Same tasks, same timing: only the judgements differ.
+    for w in [&a, &b, &c] {
+        assert_eq!(
+            (
+                w.facts.assigned,
+                w.facts.on_time,
+                w.tasks_finalized,
+                w.compute_units
+            ),
+            (6, 6, 6, 60)
+        );
+        assert_eq!(w.rates.completion, a.rates.completion);
+        assert_eq!(w.rates.speed, a.rates.speed);
+        assert_eq!(w.rates.uptime, a.rates.uptime);
+    }
+    // a = (Σquality + 1) / (audited + 2).
+    assert_eq!(
+        (a.facts.audited, a.facts.passed, a.facts.quality_sum_ppm),
+        (3, 3, 3_000_000)
+    );
+    assert_eq!(a.rates.accuracy, WAD / 10 * 8, "(3 + 1) / (3 + 2)");
+    assert_eq!(
+        (b.facts.audited, b.facts.passed, b.facts.quality_sum_ppm),
+        (6, 1, 1_000_000)
+    );
+    assert_eq!(b.rates.accuracy, WAD / 4, "(1 + 1) / (6 + 2)");
+    assert_eq!(c.facts.audited, 0);
+    assert_eq!(c.rates.accuracy, WAD / 2, "the prior without audits");
+    assert_eq!((d.facts.audited, d.facts.passed), (1, 0));
+    assert!(d.fraud && d.facts.slashed);
+
+    // Accuracy moves trust: A > C > B.
+    assert!(a.trust.trust_wad > c.trust.trust_wad);
+    assert!(c.trust.trust_wad > b.trust.trust_wad);
+
+    // PoWR: A's audited results count at their verdict (1.0), the rest at its accuracy (0.8).
+    let work_a: u128 = 3 * 10 * 1_000_000 + 3 * 10 * 800_000;
+    assert_eq!(
+        a.score,
+        work_a * u128::from(a.trust.trust_wad) / u128::from(WAD)
+    );
+    // B: one passed verdict, five failed canaries (0); C: six unaudited at the prior 0.5.
+    assert_eq!(
+        b.score,
+        10 * 1_000_000 * u128::from(b.trust.trust_wad) / u128::from(WAD)
+    );
+    assert_eq!(
+        c.score,
+        6 * 10 * 500_000 * u128::from(c.trust.trust_wad) / u128::from(WAD)
+    );
+    // The worker with failed audits earns less than the honest ones with the same tasks.
+    assert!(
+        b.reward < c.reward && c.reward < a.reward,
+        "{} {} {}",
+        b.reward,
+        c.reward,
+        a.reward
+    );
+    assert!(b.reward > U256::ZERO);
+
+    // A proven fraud (even with nothing to slash) zeroes trust and reward.
+    assert_eq!(d.trust.trust_wad, 0);
+    assert_eq!(d.trust.zero_epochs_left, cfg.params.slash_zero_epochs - 1);
+    assert_eq!(d.score, 0);
+    assert_eq!(d.reward, U256::ZERO);
+
+    // Canaries measure the model: 0 of 5 right, quality 0; 5 reports are enough evidence.
+    let m = e0.model_quality.iter().find(|m| m.model_id == 1).unwrap();
+    assert_eq!((m.canaries, m.canary_matches, m.ratings), (5, 0, 0));
+    assert_eq!(m.canary_accuracy_wad, 0);
+    assert_eq!(m.quality_wad, 0);
+    assert_eq!(m.status, MODEL_PROBATION);
+}
+
+#[tokio::test]
+async fn a_judgement_of_an_idle_worker_leaves_its_trust_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", true).await;
+    let cfg = cfg();
+    let e0 = row(&compute_epoch(&db, &cfg, 0).await.unwrap(), WA);
+    let e1 = row(&compute_epoch(&db, &cfg, 1).await.unwrap(), WA);
+    assert_eq!(
+        (e1.facts.audited, e1.facts.passed),
+        (1, 0),
+        "counted in epoch 1"
+    );
+    assert!(!e1.evaluated, "no assignment in epoch 1");
+    assert_eq!(e1.trust, e0.trust);
+}
+
+#[tokio::test]
+async fn a_fraud_pins_trust_at_zero_for_k_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", true).await;
+    let cfg = cfg();
+    let k = cfg.params.slash_zero_epochs;
+    assert_eq!(k, 4, "the fraud's epoch and 3 more");
+    for e in 0..u64::from(k) {
+        let d = row(&compute_epoch(&db, &cfg, e).await.unwrap(), WD);
+        assert_eq!(d.trust.trust_wad, 0, "epoch {e}");
+        assert_eq!(d.trust.zero_epochs_left, k - 1 - e as u32, "epoch {e}");
+        assert_eq!(d.reward, U256::ZERO, "epoch {e}");
+    }
+    // Epoch 4: D works again and earns trust from 0 (0.2 · q).
+    let e4 = compute_epoch(&db, &cfg, 4).await.unwrap();
+    let d = row(&e4, WD);
+    assert!(
+        d.trust.trust_wad > 0 && d.trust.trust_wad < WAD / 5,
+        "{d:?}"
+    );
+    assert!(d.reward > U256::ZERO);
+    // Without the fraud the same worker keeps its trust.
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = db_with(clean_dir.path(), "clean.sqlite", false).await;
+    let d = row(&compute_epoch(&clean, &cfg, 0).await.unwrap(), WD);
+    assert!(d.trust.trust_wad > 0 && !d.fraud && !d.facts.slashed);
+}
+
+#[tokio::test]
+async fn audit_facts_are_stored_served_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "a.sqlite", true).await;
+    let cfg = cfg();
+    assert_eq!(
+        epochs::settle_ready(&db, &cfg, 10).await.unwrap(),
+        [0, 1, 2, 3, 4]
+    );
+    // A database filled block by block computes the same epochs.
+    let b = Db::open(dir.path().join("b.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    b.bind_deployment(&deployment()).await.unwrap();
+    let h = chain(true);
+    for n in 0..=LAST {
+        index(&b, &h, n, n).await;
+    }
+    for e in 0..=4 {
+        assert_eq!(
+            compute_epoch(&db, &cfg, e).await.unwrap(),
+            compute_epoch(&b, &cfg, e).await.unwrap(),
+            "epoch {e}"
+        );
+    }
+    let v = indexer::epoch_query::epoch(db.pool(), 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let node = |k: u64| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == worker(k).to_checksum(None))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        node(WA)["audits"],
+        serde_json::json!({"audited": 3, "passed": 3, "quality_sum_ppm": 3_000_000, "fraud": false})
+    );
+    assert_eq!(node(WD)["audits"]["fraud"], true);
+    assert_eq!(node(WD)["slashed"], true);
+    assert_eq!(node(WA)["components"]["accuracy"], 0.8);
+    let m = &v["models"][0];
+    assert_eq!(
+        (m["canaries"].clone(), m["canary_matches"].clone()),
+        (5.into(), 0.into())
+    );
+    assert_eq!(m["canary_accuracy"], 0.0);
+    let model = indexer::query::model(db.pool(), 1).await.unwrap().unwrap();
+    // All-time canary accuracy; the measured quality is the latest epoch's (4: no evidence).
+    assert_eq!(model["canary_accuracy"], 0.0);
+    assert_eq!(model["measured_quality"], 1.0);
+    assert_eq!(model["quality_history"][0]["quality"], 0.0);
+    assert_eq!(model["quality_history"][0]["status"], "probation");
+}
+
+#[tokio::test]
+async fn a_reorg_that_removes_the_judgements_changes_the_recomputed_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", true).await;
+    let cfg = cfg();
+    epochs::settle_ready(&db, &cfg, 10).await.unwrap();
+    let before = compute_epoch(&db, &cfg, 0).await.unwrap();
+    assert_eq!(row(&before, WB).rates.accuracy, WAD / 4);
+
+    // The blocks with the judgements are replaced by a fork without them.
+    db.rollback_to(CHAIN, &contracts(), Some(block(3)))
+        .await
+        .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM epochs")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "epoch 0's facts reach past the fork");
+    for table in ["verdicts", "disputes", "dispute_votes", "canaries"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    index(&db, &chain(false), 4, LAST).await;
+    epochs::settle_ready(&db, &cfg, 10).await.unwrap();
+    let after = compute_epoch(&db, &cfg, 0).await.unwrap();
+    assert_eq!(row(&after, WB).rates.accuracy, WAD / 2);
+    assert_eq!(row(&after, WB).facts.audited, 0);
+    assert!(row(&after, WD).trust.trust_wad > 0);
+    assert_ne!(after.report, before.report);
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = db_with(clean_dir.path(), "clean.sqlite", false).await;
+    assert_eq!(after, compute_epoch(&clean, &cfg, 0).await.unwrap());
+}

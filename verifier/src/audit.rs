@@ -1,0 +1,733 @@
+//! Sampled re-execution: follows committed batches, seals their audit randomness, asks the
+//! AuditManager which tasks are audited and by whom, re-executes this validator's share with the
+//! `inference` library, compares by the model's registered rule, signs EIP-712 verdicts (own
+//! output hash and quality score) and posts them in batches; joins the disputes it is drawn for
+//! and resolves them once their deadline passed.
+//!
+//! Two TEST-ONLY behaviours prove the protocol punishes bad validators: `RubberStamp` approves
+//! every audit without running anything, `FalseAccuse` calls every audited result a mismatch.
+
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::Filter;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use anyhow::{anyhow, Context, Result};
+use inference::compare::{compare, CompareRule};
+use inference::{Device, Model, ModelCache, Runtime};
+use protocol::bindings::{IAuditManager, IModelRegistry, ITaskManager};
+use protocol::merkle;
+use protocol::verdict::{sign_verdict, signature_bytes, Verdict};
+use protocol::Deployment;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How this validator judges audits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditMode {
+    /// Re-execute and compare (the only honest mode).
+    Honest,
+    /// TEST-ONLY: approve every audit without re-executing (a lazy validator; forced errors catch it).
+    RubberStamp,
+    /// TEST-ONLY: call every audited result a mismatch (a lying validator; the quorum outvotes it).
+    FalseAccuse,
+}
+
+/// Settings of the audit loop.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Judging behaviour.
+    pub mode: AuditMode,
+    /// Model cache directory.
+    pub models_dir: PathBuf,
+    /// ONNX Runtime library (None: ORT_DYLIB_PATH or the checkout's .deps).
+    pub ort_lib: Option<PathBuf>,
+    /// Intra-op threads per model (0: ONNX Runtime's default).
+    pub threads: usize,
+    /// Most verdicts per submitVerdicts transaction.
+    pub max_verdicts_per_tx: usize,
+    /// Poll interval.
+    pub poll: Duration,
+}
+
+/// A committed batch waiting to be sealed and audited.
+#[derive(Debug, Clone)]
+struct Batch {
+    id: U256,
+    block: u64,
+    task_ids: Vec<U256>,
+    hashes: Vec<B256>,
+    codes: Vec<u16>,
+    outputs: Vec<Bytes>,
+}
+
+impl Batch {
+    fn leaves(&self) -> Vec<B256> {
+        (0..self.task_ids.len())
+            .map(|i| merkle::leaf_hash(self.task_ids[i], self.hashes[i], self.codes[i]))
+            .collect()
+    }
+}
+
+/// A signed verdict ready to post.
+struct Signed {
+    verdict: Verdict,
+    signature: Bytes,
+    proof: Vec<B256>,
+}
+
+/// An open dispute this validator was drawn for, or accused in.
+#[derive(Debug, Clone)]
+struct OpenDispute {
+    task_id: U256,
+    deadline: u64,
+    voted: bool,
+    member: bool,
+}
+
+/// Counters for logs, metrics and tests.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AuditStats {
+    /// Batches this verifier sealed.
+    pub sealed: u64,
+    /// Verdicts accepted on-chain.
+    pub verdicts: u64,
+    /// Of which mismatches (disputes opened).
+    pub mismatches: u64,
+    /// Dispute votes cast.
+    pub votes: u64,
+    /// Disputes resolved by this verifier's transaction.
+    pub resolved: u64,
+}
+
+/// The audit loop of one validator.
+pub struct Auditor {
+    provider: DynProvider,
+    signer: PrivateKeySigner,
+    me: Address,
+    chain_id: u64,
+    deployment: Deployment,
+    opts: AuditOptions,
+    runtime: Arc<Runtime>,
+    cache: Arc<ModelCache>,
+    models: HashMap<u32, (B256, Arc<Mutex<Model>>, CompareRule)>,
+    next_block: u64,
+    batches: BTreeMap<U256, Batch>,
+    disputes: BTreeMap<U256, OpenDispute>,
+    judged: HashSet<U256>,
+    /// Shared counters.
+    pub stats: Arc<Mutex<AuditStats>>,
+}
+
+const LOG_CHUNK: u64 = 2000;
+
+impl Auditor {
+    /// Loads ONNX Runtime and the model cache, and makes sure this validator is in the audit draw.
+    pub async fn new(
+        provider: DynProvider,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+        deployment: Deployment,
+        opts: AuditOptions,
+    ) -> Result<Self> {
+        let runtime = Runtime::init(opts.ort_lib.as_deref()).map_err(|e| {
+            anyhow!("ONNX Runtime: {e} (pass --ort-lib or set ORT_DYLIB_PATH; `make setup` installs it into .deps/)")
+        })?;
+        let cache = ModelCache::new(opts.models_dir.clone())
+            .map_err(|e| anyhow!("--models-dir {}: {e}", opts.models_dir.display()))?;
+        let me = signer.address();
+        let a = Self {
+            provider,
+            signer,
+            me,
+            chain_id,
+            next_block: deployment.start_block,
+            deployment,
+            opts,
+            runtime: Arc::new(runtime),
+            cache: Arc::new(cache),
+            models: HashMap::new(),
+            batches: BTreeMap::new(),
+            disputes: BTreeMap::new(),
+            judged: HashSet::new(),
+            stats: Arc::new(Mutex::new(AuditStats::default())),
+        };
+        a.join().await?;
+        if a.opts.mode != AuditMode::Honest {
+            tracing::warn!(mode = ?a.opts.mode, "TEST-ONLY audit mode: this validator judges without re-executing and will be slashed");
+        }
+        Ok(a)
+    }
+
+    fn audit(&self) -> IAuditManager::IAuditManagerInstance<&DynProvider> {
+        IAuditManager::new(self.deployment.audit_manager, &self.provider)
+    }
+
+    fn tm(&self) -> ITaskManager::ITaskManagerInstance<&DynProvider> {
+        ITaskManager::new(self.deployment.task_manager, &self.provider)
+    }
+
+    /// joinValidators once; syncValidator when already a member (stake may have changed).
+    async fn join(&self) -> Result<()> {
+        let audit = self.audit();
+        let weight = audit
+            .validatorWeight(self.me)
+            .call()
+            .await
+            .context("AuditManager.validatorWeight")?;
+        if !weight.is_zero() {
+            return Ok(());
+        }
+        match audit.joinValidators().send().await {
+            Ok(p) => {
+                let r = p.get_receipt().await.context("joinValidators receipt")?;
+                if !r.status() {
+                    anyhow::bail!("joinValidators reverted (tx {})", r.transaction_hash);
+                }
+                tracing::info!(validator = %self.me, "joined the audit draw");
+            }
+            Err(e) => match decoded(&e) {
+                Some(IAuditManager::IAuditManagerErrors::AlreadyJoined(_)) => {
+                    let r = audit
+                        .syncValidator(self.me)
+                        .send()
+                        .await
+                        .context("syncValidator")?
+                        .get_receipt()
+                        .await?;
+                    tracing::info!(tx = %r.transaction_hash, "audit draw weight synced");
+                }
+                Some(other) => anyhow::bail!("joinValidators reverted: {other:?}"),
+                None => return Err(anyhow!("joinValidators: {e}")),
+            },
+        }
+        Ok(())
+    }
+
+    /// Polls until `stop` flips: one step per poll interval; a failing step is logged and retried.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if let Err(e) = self.step().await {
+                tracing::warn!(error = %format!("{e:#}"), "audit step failed; retrying");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.opts.poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// One pass: read new logs, seal, audit, post verdicts, vote, resolve.
+    pub async fn step(&mut self) -> Result<()> {
+        let head = self
+            .provider
+            .get_block_number()
+            .await
+            .context("eth_blockNumber")?;
+        self.read_logs(head).await?;
+        let now = self.now().await?;
+        self.seal_ready(head).await?;
+        let signed = self.judge_sealed(now).await?;
+        self.post(signed).await;
+        self.handle_disputes(now).await?;
+        Ok(())
+    }
+
+    async fn now(&self) -> Result<u64> {
+        let b = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .context("eth_getBlockByNumber(latest)")?
+            .ok_or_else(|| anyhow!("no latest block"))?;
+        Ok(b.header.timestamp)
+    }
+
+    async fn read_logs(&mut self, head: u64) -> Result<()> {
+        while self.next_block <= head {
+            let from = self.next_block;
+            let to = head.min(from + LOG_CHUNK - 1);
+            let filter = Filter::new()
+                .address(vec![
+                    self.deployment.task_manager,
+                    self.deployment.audit_manager,
+                ])
+                .event_signature(vec![
+                    ITaskManager::ResultsCommitted::SIGNATURE_HASH,
+                    IAuditManager::DisputeOpened::SIGNATURE_HASH,
+                ])
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .with_context(|| format!("eth_getLogs blocks {from}..={to}"))?;
+            for log in logs {
+                let block = log.block_number.unwrap_or(to);
+                if let Ok(ev) = log.log_decode::<ITaskManager::ResultsCommitted>() {
+                    let d = ev.inner.data;
+                    if d.worker == self.me {
+                        continue;
+                    }
+                    self.batches.insert(
+                        d.batchId,
+                        Batch {
+                            id: d.batchId,
+                            block,
+                            task_ids: d.taskIds,
+                            hashes: d.outputHashes,
+                            codes: d.codes,
+                            outputs: d.outputs,
+                        },
+                    );
+                } else if let Ok(ev) = log.log_decode::<IAuditManager::DisputeOpened>() {
+                    let d = ev.inner.data;
+                    let member = d.members.contains(&self.me);
+                    if member || d.accuser == self.me {
+                        self.disputes.insert(
+                            d.taskId,
+                            OpenDispute {
+                                task_id: d.taskId,
+                                deadline: d.deadline,
+                                voted: false,
+                                member,
+                            },
+                        );
+                    }
+                }
+            }
+            self.next_block = to + 1;
+        }
+        Ok(())
+    }
+
+    /// Seals every batch whose post-commit block exists and is not sealed yet, in one transaction.
+    async fn seal_ready(&mut self, head: u64) -> Result<()> {
+        let mut to_seal = Vec::new();
+        for b in self.batches.values() {
+            if head < b.block + 2 {
+                continue;
+            }
+            let seal = self.audit().sealOf(b.id).call().await.context("sealOf")?;
+            if seal.randomness == B256::ZERO {
+                to_seal.push(b.id);
+            }
+        }
+        if to_seal.is_empty() {
+            return Ok(());
+        }
+        match self.audit().sealBatches(to_seal.clone()).send().await {
+            Ok(p) => {
+                let r = p.get_receipt().await.context("sealBatches receipt")?;
+                if r.status() {
+                    self.stats
+                        .lock()
+                        .map(|mut s| s.sealed += to_seal.len() as u64)
+                        .ok();
+                    tracing::info!(batches = ?to_seal, tx = %r.transaction_hash, "batches sealed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "sealBatches failed (another validator may have sealed)")
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges this validator's audits in every sealed batch; drops batches that are done.
+    async fn judge_sealed(&mut self, now: u64) -> Result<Vec<Signed>> {
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        let ids: Vec<U256> = self.batches.keys().copied().collect();
+        for id in ids {
+            let seal = self.audit().sealOf(id).call().await.context("sealOf")?;
+            if seal.randomness == B256::ZERO {
+                continue;
+            }
+            let batch = self.batches[&id].clone();
+            let leaves = batch.leaves();
+            for (i, task_id) in batch.task_ids.iter().enumerate() {
+                if batch.codes[i] != 0 || self.judged.contains(task_id) {
+                    continue;
+                }
+                let drawn = self
+                    .audit()
+                    .auditOf(id, *task_id)
+                    .call()
+                    .await
+                    .context("auditOf")?;
+                if !drawn.audited || drawn.validator != self.me {
+                    continue;
+                }
+                self.judged.insert(*task_id);
+                let task = self
+                    .tm()
+                    .getTask(*task_id)
+                    .call()
+                    .await
+                    .context("getTask")?;
+                if task.status != 2 || now > task.deadline {
+                    tracing::warn!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
+                    continue;
+                }
+                match self
+                    .judge(
+                        *task_id,
+                        task.modelId,
+                        batch.block,
+                        &batch.outputs[i],
+                        batch.hashes[i],
+                    )
+                    .await
+                {
+                    Ok((own_hash, matches, quality)) => {
+                        let verdict = Verdict {
+                            taskId: *task_id,
+                            batchId: id,
+                            workerOutputHash: batch.hashes[i],
+                            validatorOutputHash: own_hash,
+                            qualityPpm: quality,
+                            matches,
+                            deadline: task.deadline,
+                        };
+                        let sig = sign_verdict(
+                            &self.signer,
+                            &verdict,
+                            self.chain_id,
+                            self.deployment.audit_manager,
+                        )?;
+                        tracing::info!(task = %task_id, batch = %id, matches, quality_ppm = quality, "audited");
+                        out.push(Signed {
+                            verdict,
+                            signature: Bytes::from(signature_bytes(&sig).to_vec()),
+                            proof: merkle::proof(&leaves, i),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %task_id, error = %format!("{e:#}"), "cannot audit this task; no verdict signed")
+                    }
+                }
+            }
+            done.push(id);
+        }
+        for id in done {
+            self.batches.remove(&id);
+        }
+        Ok(out)
+    }
+
+    /// Re-executes a task (unless a TEST-ONLY mode says otherwise) and compares with the worker's
+    /// published output. Returns (own output hash, matches, quality ppm).
+    async fn judge(
+        &mut self,
+        task_id: U256,
+        model_id: u32,
+        commit_block: u64,
+        worker_output: &Bytes,
+        worker_hash: B256,
+    ) -> Result<(B256, bool, u32)> {
+        match self.opts.mode {
+            AuditMode::RubberStamp => return Ok((worker_hash, true, 1_000_000)),
+            AuditMode::FalseAccuse => return Ok((keccak256(worker_hash), false, 0)),
+            AuditMode::Honest => {}
+        }
+        let own = self.re_execute(task_id, model_id, commit_block).await?;
+        let own_hash = keccak256(&own);
+        let (_, _, rule) = self.models[&model_id].clone();
+        if keccak256(worker_output) != worker_hash {
+            // the published bytes are not what the worker committed to
+            return Ok((own_hash, false, 0));
+        }
+        let v = compare(&rule, worker_output, &own).map_err(|e| anyhow!("compare: {e}"))?;
+        Ok((own_hash, v.matches, v.quality_ppm))
+    }
+
+    async fn re_execute(
+        &mut self,
+        task_id: U256,
+        model_id: u32,
+        hint_block: u64,
+    ) -> Result<Vec<u8>> {
+        let input = self
+            .input_of(task_id, hint_block)
+            .await?
+            .ok_or_else(|| anyhow!("no TaskSubmitted event for task {task_id}"))?;
+        let model = self.model(model_id).await?;
+        let out = tokio::task::spawn_blocking(move || {
+            let mut m = model
+                .lock()
+                .map_err(|_| anyhow!("model session poisoned"))?;
+            m.run(&input).map_err(|e| anyhow!("inference: {e}"))
+        })
+        .await
+        .map_err(|e| anyhow!("inference crashed: {e}"))??;
+        Ok(out)
+    }
+
+    async fn model(&mut self, id: u32) -> Result<Arc<Mutex<Model>>> {
+        let m = IModelRegistry::new(self.deployment.model_registry, &self.provider)
+            .getModel(id)
+            .call()
+            .await
+            .with_context(|| format!("getModel({id})"))?;
+        if let Some((sha, model, _)) = self.models.get(&id) {
+            if *sha == m.sha256Hash {
+                return Ok(model.clone());
+            }
+        }
+        let rule = CompareRule::from_onchain(m.rule, m.tolerance)
+            .map_err(|e| anyhow!("model {id}: {e}"))?;
+        let (cache, runtime, threads) =
+            (self.cache.clone(), self.runtime.clone(), self.opts.threads);
+        let (uri, sha) = (m.uri.clone(), m.sha256Hash.0);
+        let model = tokio::task::spawn_blocking(move || -> Result<Model> {
+            let path = cache
+                .fetch(&uri, sha)
+                .map_err(|e| anyhow!("model {id} ({uri}): {e}"))?;
+            Model::load(
+                &runtime,
+                &path,
+                Device::Cpu,
+                (threads > 0).then_some(threads),
+            )
+            .map_err(|e| anyhow!("model {id}: {e}"))
+        })
+        .await
+        .map_err(|e| anyhow!("model loader crashed: {e}"))??;
+        let model = Arc::new(Mutex::new(model));
+        self.models.insert(id, (m.sha256Hash, model.clone(), rule));
+        Ok(model)
+    }
+
+    /// The task's input from its TaskSubmitted event, searched backwards from the commit block.
+    async fn input_of(&self, task_id: U256, hint_block: u64) -> Result<Option<Vec<u8>>> {
+        let floor = self.deployment.start_block;
+        let mut to = hint_block;
+        loop {
+            let from = to.saturating_sub(LOG_CHUNK - 1).max(floor);
+            let filter = Filter::new()
+                .address(self.deployment.task_manager)
+                .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
+                .topic1(B256::from(task_id))
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))?;
+            for log in logs {
+                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
+                    if ev.inner.data.taskId == task_id {
+                        return Ok(Some(ev.inner.data.input.to_vec()));
+                    }
+                }
+            }
+            if from <= floor {
+                return Ok(None);
+            }
+            to = from - 1;
+        }
+    }
+
+    /// Posts verdicts in transactions of at most `max_verdicts_per_tx`; a batch that reverts is
+    /// retried one verdict at a time so one stale verdict does not sink the others.
+    async fn post(&mut self, signed: Vec<Signed>) {
+        for chunk in signed.chunks(self.opts.max_verdicts_per_tx.max(1)) {
+            if self.post_chunk(chunk).await.is_err() && chunk.len() > 1 {
+                for one in chunk {
+                    let _ = self.post_chunk(std::slice::from_ref(one)).await;
+                }
+            }
+        }
+    }
+
+    async fn post_chunk(&mut self, chunk: &[Signed]) -> Result<(), ()> {
+        let verdicts: Vec<_> = chunk.iter().map(|s| to_onchain(&s.verdict)).collect();
+        let sigs: Vec<Bytes> = chunk.iter().map(|s| s.signature.clone()).collect();
+        let proofs: Vec<Vec<B256>> = chunk.iter().map(|s| s.proof.clone()).collect();
+        let tasks: Vec<String> = chunk.iter().map(|s| s.verdict.taskId.to_string()).collect();
+        let sent = self
+            .audit()
+            .submitVerdicts(verdicts, sigs, proofs)
+            .send()
+            .await;
+        let receipt = match sent {
+            Ok(p) => match p
+                .with_timeout(Some(Duration::from_secs(60)))
+                .get_receipt()
+                .await
+            {
+                Ok(r) if r.status() => r,
+                Ok(r) => {
+                    tracing::warn!(tx = %r.transaction_hash, ?tasks, "submitVerdicts reverted");
+                    return Err(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?tasks, "submitVerdicts: no receipt");
+                    return Err(());
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), ?tasks, "submitVerdicts refused");
+                return Err(());
+            }
+        };
+        let mismatches = chunk.iter().filter(|s| !s.verdict.matches).count() as u64;
+        if let Ok(mut s) = self.stats.lock() {
+            s.verdicts += chunk.len() as u64;
+            s.mismatches += mismatches;
+        }
+        tracing::info!(verdicts = chunk.len(), mismatches, tx = %receipt.transaction_hash, ?tasks, "verdicts posted");
+        Ok(())
+    }
+
+    /// Votes in the disputes this validator was drawn for; resolves those whose deadline passed.
+    async fn handle_disputes(&mut self, now: u64) -> Result<()> {
+        let ids: Vec<U256> = self.disputes.keys().copied().collect();
+        for id in ids {
+            let d = self.disputes[&id].clone();
+            let state = self
+                .audit()
+                .auditRecord(id)
+                .call()
+                .await
+                .context("auditRecord")?
+                .state;
+            if state != 2 {
+                self.disputes.remove(&id);
+                continue;
+            }
+            if d.member && !d.voted && now <= d.deadline {
+                self.vote(id).await;
+                if let Some(x) = self.disputes.get_mut(&id) {
+                    x.voted = true;
+                }
+                continue;
+            }
+            if now > d.deadline {
+                match self.audit().resolveDispute(d.task_id).send().await {
+                    Ok(p) => {
+                        if let Ok(r) = p.get_receipt().await {
+                            if r.status() {
+                                self.stats.lock().map(|mut s| s.resolved += 1).ok();
+                                tracing::info!(task = %id, tx = %r.transaction_hash, "dispute resolved");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(task = %id, error = %describe(&e), "resolveDispute refused")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn vote(&mut self, task_id: U256) {
+        let outcome = async {
+            let task = self.tm().getTask(task_id).call().await.context("getTask")?;
+            let rec = self
+                .audit()
+                .auditRecord(task_id)
+                .call()
+                .await
+                .context("auditRecord")?;
+            let batch_id = U256::from(rec.batchId);
+            let (batch_block, output) = self.published_output(batch_id, task_id).await?;
+            let (own, matches, _) = self
+                .judge(
+                    task_id,
+                    task.modelId,
+                    batch_block,
+                    &output,
+                    rec.workerOutputHash,
+                )
+                .await?;
+            // A rubber stamp votes "no fraud"; a false accuser votes "fraud".
+            anyhow::Ok((own, !matches))
+        }
+        .await;
+        let (own, fraud) = match outcome {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(task = %task_id, error = %format!("{e:#}"), "cannot re-execute the disputed task; not voting");
+                return;
+            }
+        };
+        match self.audit().vote(task_id, fraud, own).send().await {
+            Ok(p) => match p.get_receipt().await {
+                Ok(r) if r.status() => {
+                    self.stats.lock().map(|mut s| s.votes += 1).ok();
+                    tracing::info!(task = %task_id, fraud, tx = %r.transaction_hash, "dispute vote cast");
+                }
+                Ok(r) => tracing::warn!(task = %task_id, tx = %r.transaction_hash, "vote reverted"),
+                Err(e) => tracing::warn!(task = %task_id, error = %e, "vote: no receipt"),
+            },
+            Err(e) => tracing::warn!(task = %task_id, error = %describe(&e), "vote refused"),
+        }
+    }
+
+    /// The worker's published output of `task_id` from its batch's ResultsCommitted event.
+    async fn published_output(&self, batch_id: U256, task_id: U256) -> Result<(u64, Bytes)> {
+        let info = self
+            .tm()
+            .batchInfo(batch_id)
+            .call()
+            .await
+            .context("batchInfo")?;
+        let block = info.commitBlock;
+        let filter = Filter::new()
+            .address(self.deployment.task_manager)
+            .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+            .topic1(B256::from(batch_id))
+            .from_block(block)
+            .to_block(block);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .context("eth_getLogs ResultsCommitted")?;
+        for log in logs {
+            if let Ok(ev) = log.log_decode::<ITaskManager::ResultsCommitted>() {
+                let d = ev.inner.data;
+                if let Some(i) = d.taskIds.iter().position(|t| *t == task_id) {
+                    return Ok((block, d.outputs[i].clone()));
+                }
+            }
+        }
+        Err(anyhow!(
+            "task {task_id} not found in batch {batch_id}'s ResultsCommitted event"
+        ))
+    }
+}
+
+fn to_onchain(v: &Verdict) -> protocol::bindings::Verdicts::Verdict {
+    protocol::bindings::Verdicts::Verdict {
+        taskId: v.taskId,
+        batchId: v.batchId,
+        workerOutputHash: v.workerOutputHash,
+        validatorOutputHash: v.validatorOutputHash,
+        qualityPpm: v.qualityPpm,
+        matches: v.matches,
+        deadline: v.deadline,
+    }
+}
+
+fn decoded(e: &alloy::contract::Error) -> Option<IAuditManager::IAuditManagerErrors> {
+    e.as_decoded_interface_error::<IAuditManager::IAuditManagerErrors>()
+}
+
+fn describe(e: &alloy::contract::Error) -> String {
+    match decoded(e) {
+        Some(err) => format!("reverted: {err:?}"),
+        None => e.to_string(),
+    }
+}
