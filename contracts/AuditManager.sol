@@ -3,6 +3,7 @@ pragma solidity ^0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -35,6 +36,8 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     /// @notice Upper bound of the quorum size.
     uint8 public constant MAX_QUORUM = 15;
     uint32 public constant QUALITY_PERFECT = 1_000_000;
+    /// @notice EIP-712 type a canary's submitter signs to let `validator` report it.
+    bytes32 public constant CANARY_TYPEHASH = keccak256("Canary(uint256 taskId,address validator)");
     uint8 private constant ROLE_VALIDATOR = uint8(IStaking.Role.Validator);
     uint8 private constant ROLE_WORKER = uint8(IStaking.Role.Worker);
     uint8 private constant STATUS_COMMITTED = uint8(ITaskManager.TaskStatus.Committed);
@@ -54,6 +57,8 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     mapping(uint256 taskId => mapping(address validator => bool)) private _voted;
     /// commitment => block it was planted in (0 = unknown)
     mapping(bytes32 commitment => uint256) private _planted;
+    /// canary reports already made (one per task)
+    mapping(uint256 taskId => bool) private _canaryReported;
 
     constructor(
         address admin,
@@ -440,17 +445,31 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IAuditManager
-    function reportCanary(uint256 taskId, bytes32 expectedOutputHash, bool matches, uint32 qualityPpm)
-        external
-    {
+    function reportCanary(
+        uint256 taskId,
+        bytes32 expectedOutputHash,
+        bool matches,
+        uint32 qualityPpm,
+        bytes calldata submitterSignature
+    ) external {
         if (qualityPpm > QUALITY_PERFECT) revert InvalidQuality(qualityPpm);
         ITaskManager.TaskView memory t = taskManager.getTask(taskId);
-        if (t.submitter != msg.sender) revert NotSubmitter(taskId, msg.sender);
+        if (t.submitter != msg.sender) {
+            // a canary is submitted from an address with no stake (workers cannot tell it from a
+            // user's task); that address authorizes the validator to report it
+            bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANARY_TYPEHASH, taskId, msg.sender)));
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, submitterSignature);
+            if (err != ECDSA.RecoverError.NoError || signer != t.submitter) {
+                revert NotSubmitter(taskId, msg.sender);
+            }
+        }
         if (staking.stakeOf(msg.sender, ROLE_VALIDATOR) == 0) revert NotValidator(msg.sender);
         if (
             t.status != STATUS_COMMITTED && t.status != uint8(ITaskManager.TaskStatus.Finalized)
                 && t.status != uint8(ITaskManager.TaskStatus.Disputed)
         ) revert TaskNotOpen(taskId, t.status);
+        if (_canaryReported[taskId]) revert AlreadyReported(taskId);
+        _canaryReported[taskId] = true;
         emit CanaryReported(taskId, t.worker, t.modelId, msg.sender, expectedOutputHash, matches, qualityPpm);
     }
 

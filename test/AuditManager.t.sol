@@ -1120,31 +1120,68 @@ contract AuditManagerTest is AuditFixture {
 
     // ================================================================ 11. canary reports
 
+    function test_Canary_SubmitterAuthorizesAValidatorBySignature() public {
+        (uint256 canaryKey, address canary) = (0xCA7A, vm.addr(0xCA7A));
+        deal(address(token), canary, 100e18);
+        vm.prank(canary);
+        token.approve(address(tm), type(uint256).max);
+        vm.prank(canary);
+        uint256 taskId = tm.submitTask(modelId, hex"01", type(uint256).max);
+        _commitHash(taskId, _out(taskId));
+        address validator = vals[0];
+        bytes32 digest = keccak256(
+            abi.encodePacked(
+                "\x19\x01",
+                audit.domainSeparator(),
+                keccak256(abi.encode(audit.CANARY_TYPEHASH(), taskId, validator))
+            )
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(canaryKey, digest);
+        bytes memory sig = abi.encodePacked(r, s, v);
+        // the signature names the validator: another one cannot use it
+        vm.prank(vals[1]);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, vals[1]));
+        audit.reportCanary(taskId, keccak256("known"), false, 0, sig);
+        // a malformed signature is refused the same way
+        vm.prank(validator);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, validator));
+        audit.reportCanary(taskId, keccak256("known"), false, 0, hex"1234");
+        vm.expectEmit(address(audit));
+        emit IAuditManager.CanaryReported(
+            taskId, tm.getTask(taskId).worker, modelId, validator, keccak256("known"), false, 0
+        );
+        vm.prank(validator);
+        audit.reportCanary(taskId, keccak256("known"), false, 0, sig);
+    }
+
     function test_Canary_SubmitterWithValidatorStake() public {
         (uint256 taskId,) = _submitAndCommit();
         bytes32 expected = keccak256("known answer");
         vm.prank(user);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotValidator.selector, user));
-        audit.reportCanary(taskId, expected, true, 1_000_000);
+        audit.reportCanary(taskId, expected, true, 1_000_000, "");
 
         _stake(user, VALIDATOR, VALIDATOR_STAKE);
         address stranger = vals[0];
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, stranger));
-        audit.reportCanary(taskId, expected, true, 1_000_000);
+        audit.reportCanary(taskId, expected, true, 1_000_000, "");
         vm.prank(user);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.InvalidQuality.selector, 1_000_001));
-        audit.reportCanary(taskId, expected, true, 1_000_001);
+        audit.reportCanary(taskId, expected, true, 1_000_001, "");
 
         vm.expectEmit(address(audit));
         emit IAuditManager.CanaryReported(taskId, w1, modelId, user, expected, false, 123_456);
         vm.prank(user);
-        audit.reportCanary(taskId, expected, false, 123_456);
+        audit.reportCanary(taskId, expected, false, 123_456, "");
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.AlreadyReported.selector, taskId));
+        audit.reportCanary(taskId, expected, false, 123_456, "");
 
         uint256 assigned = _submit(modelId);
         vm.prank(user);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.TaskNotOpen.selector, assigned, 1));
-        audit.reportCanary(assigned, expected, true, 1_000_000);
+        audit.reportCanary(assigned, expected, true, 1_000_000, "");
     }
 }
 

@@ -151,6 +151,7 @@ interface IAuditManager {
     error NotForcedError(uint256 taskId);
     error NotMissed(uint256 taskId);
     error InvalidQuality(uint32 qualityPpm);
+    error AlreadyReported(uint256 taskId);
     error InvalidParameter(string name, uint256 value);
 
     /// @notice A validator with eligible validator stake joins the audit draw with weight = its stake.
@@ -195,9 +196,16 @@ interface IAuditManager {
     function reportMissedAudit(uint256 batchId, uint256 taskId, bytes32 outputHash, bytes32[] calldata proof)
         external;
 
-    /// @notice The task's submitter, holding validator stake, reports the outcome of its known-answer task.
-    function reportCanary(uint256 taskId, bytes32 expectedOutputHash, bool matches, uint32 qualityPpm)
-        external;
+    /// @notice A validator reports the outcome of its known-answer task, once per task. The task's
+    ///         submitter is the caller, or signed EIP-712 `Canary(taskId, validator)` under this
+    ///         contract's domain (so canaries can come from addresses workers cannot link to it).
+    function reportCanary(
+        uint256 taskId,
+        bytes32 expectedOutputHash,
+        bool matches,
+        uint32 qualityPpm,
+        bytes calldata submitterSignature
+    ) external;
 
     function auditOf(uint256 batchId, uint256 taskId) external view returns (bool audited, address validator);
     function sealOf(uint256 batchId) external view returns (Seal memory);

@@ -636,3 +636,137 @@ alloy::sol! {
     #[sol(rpc)]
     contract Roles { function grantRole(bytes32 role, address account) external; }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() -> Result<()> {
+    // Random audits off: only the canary path can catch the (always cheating) worker.
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 4,
+        challenge_window: 40,
+        audit_p0_wad: Some(0),
+        audit_p_min_wad: Some(0),
+        dispute_window: Some(30),
+        quorum: Some(3),
+        ..Default::default()
+    })
+    .await?;
+    // The canary wallet: DN for fees and the bond, no stake, no link to the validator.
+    let canary = PrivateKeySigner::random();
+    let admin = net.provider(&net.deployer);
+    protocol::bindings::DNToken::new(net.deployment.token, &admin)
+        .transfer(
+            canary.address(),
+            U256::from(100u64) * U256::from(protocol::DN),
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    // and ETH for gas
+    let eth = alloy::rpc::types::TransactionRequest::default()
+        .to(canary.address())
+        .value(U256::from(10u64).pow(U256::from(18u64)));
+    admin.send_transaction(eth).await?.get_receipt().await?;
+    let dir = net.work_dir.join("canary-inputs");
+    std::fs::create_dir_all(&dir)?;
+    for (i, input) in inputs(2).iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.safetensors")), input)?;
+    }
+    let mut procs = Procs(Vec::new());
+    {
+        let vdir = net.work_dir.join("validator0");
+        std::fs::create_dir_all(&vdir)?;
+        let mut a = chain_args(&net);
+        a.extend(
+            [
+                "--db",
+                &vdir.join("verifier.sqlite").display().to_string(),
+                "--models-dir",
+                &vdir.join("models").display().to_string(),
+                "--confirmations",
+                "1",
+                "--poll-interval-ms",
+                "300",
+                "--canary-model",
+                &net.model_id.to_string(),
+                "--canary-inputs",
+                &dir.display().to_string(),
+                "--canary-interval-secs",
+                "3",
+            ]
+            .map(String::from),
+        );
+        let f = std::fs::File::create(vdir.join("verifier.log"))?;
+        procs.0.push(
+            Command::new(bin("verifier"))
+                .args(&a)
+                .env("DN_PRIVATE_KEY", key_hex(&net.validators[0]))
+                .env("DN_CANARY_PRIVATE_KEY", key_hex(&canary))
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::from(f.try_clone()?))
+                .stderr(Stdio::from(f))
+                .spawn()?,
+        );
+    }
+    for i in 1..net.validators.len() {
+        procs.0.push(verifier(&net, i, "honest"));
+    }
+    procs
+        .0
+        .push(executor(&net, 0, &["--test-cheat-rate".into(), "1".into()]));
+
+    let cheater = net.workers[0].address();
+    let start = Instant::now();
+    let (report, resolved) = loop {
+        let reports =
+            events::<IAuditManager::CanaryReported>(&net, net.deployment.audit_manager).await?;
+        let resolved =
+            events::<IAuditManager::DisputeResolved>(&net, net.deployment.audit_manager).await?;
+        if let Some(r) = reports.iter().find(|r| !r.matches) {
+            if let Some(d) = resolved.iter().find(|d| d.taskId == r.taskId) {
+                break (r.clone(), d.clone());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(150) {
+            panic!(
+                "no caught canary yet: reports {reports:?}\n{}",
+                logs_of(&net, "verifier")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(report.worker, cheater);
+    assert_eq!(
+        report.validator,
+        net.validators[0].address(),
+        "the validator reports its canary"
+    );
+    assert_eq!(resolved.outcome, 3, "the quorum finds fraud");
+    let opened = events::<IAuditManager::DisputeOpened>(&net, net.deployment.audit_manager).await?;
+    let d = opened
+        .iter()
+        .find(|d| d.taskId == report.taskId)
+        .expect("dispute opened");
+    assert_eq!(
+        d.accuser,
+        canary.address(),
+        "the canary wallet challenged as the task's submitter"
+    );
+    assert_eq!(d.opener, 1, "a user challenge");
+    let tm = ITaskManager::new(net.deployment.task_manager, &admin);
+    let task = tm.getTask(report.taskId).call().await?;
+    assert_eq!(task.submitter, canary.address());
+    assert_eq!(task.status, 5, "refunded");
+    let slashed = slashes(&net).await?;
+    assert!(
+        slashed.iter().any(|s| s.0 == cheater && s.2 == 1),
+        "{slashed:?}"
+    );
+    assert!(slashed.iter().all(|s| s.0 == cheater), "{slashed:?}");
+    // the bond came back with the bounty, and the fee is refunded as a payout
+    assert_eq!(tm.payoutOf(canary.address()).call().await?, task.fee);
+    drop(procs);
+    Ok(())
+}

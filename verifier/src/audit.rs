@@ -51,6 +51,43 @@ pub struct AuditOptions {
     pub max_verdicts_per_tx: usize,
     /// Poll interval.
     pub poll: Duration,
+    /// Known-answer tasks to submit, if any.
+    pub canary: Option<CanaryOptions>,
+}
+
+/// Canary tasks: known-answer tasks submitted from a wallet with no stake (workers cannot tell
+/// them from users' tasks); their outcomes are reported on-chain, a wrong result is challenged.
+#[derive(Clone)]
+pub struct CanaryOptions {
+    /// Provider signing with the canary wallet (pays the fees and the challenge bonds).
+    pub provider: DynProvider,
+    /// The canary wallet's key (authorizes this validator to report its tasks).
+    pub signer: PrivateKeySigner,
+    /// Model the canaries are for.
+    pub model_id: u32,
+    /// Canonical inputs to cycle through.
+    pub inputs: Vec<Vec<u8>>,
+    /// Seconds between canaries.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for CanaryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanaryOptions")
+            .field("wallet", &self.signer.address())
+            .field("model_id", &self.model_id)
+            .field("inputs", &self.inputs.len())
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+alloy::sol! {
+    /// What a canary's submitter signs to let `validator` report the task (AuditManager domain).
+    struct Canary {
+        uint256 taskId;
+        address validator;
+    }
 }
 
 /// A committed batch waiting to be sealed and audited.
@@ -101,6 +138,12 @@ pub struct AuditStats {
     pub votes: u64,
     /// Disputes resolved by this verifier's transaction.
     pub resolved: u64,
+    /// Canary tasks submitted.
+    pub canaries_submitted: u64,
+    /// Canary outcomes reported on-chain.
+    pub canaries_reported: u64,
+    /// Canary tasks challenged (wrong result).
+    pub canaries_challenged: u64,
 }
 
 /// The audit loop of one validator.
@@ -118,6 +161,10 @@ pub struct Auditor {
     batches: BTreeMap<U256, Batch>,
     disputes: BTreeMap<U256, OpenDispute>,
     judged: HashSet<U256>,
+    /// Canary tasks in flight: task id -> expected output.
+    canaries: HashMap<U256, Vec<u8>>,
+    next_canary: std::time::Instant,
+    canary_index: usize,
     /// Shared counters.
     pub stats: Arc<Mutex<AuditStats>>,
 }
@@ -153,6 +200,9 @@ impl Auditor {
             batches: BTreeMap::new(),
             disputes: BTreeMap::new(),
             judged: HashSet::new(),
+            canaries: HashMap::new(),
+            next_canary: std::time::Instant::now(),
+            canary_index: 0,
             stats: Arc::new(Mutex::new(AuditStats::default())),
         };
         a.join().await?;
@@ -230,7 +280,15 @@ impl Auditor {
             .get_block_number()
             .await
             .context("eth_blockNumber")?;
-        self.read_logs(head).await?;
+        let hits = self.read_logs(head).await?;
+        for (batch, index) in hits {
+            if let Err(e) = self.check_canary(&batch, index).await {
+                tracing::warn!(error = %format!("{e:#}"), "canary check failed");
+            }
+        }
+        if let Err(e) = self.maybe_submit_canary().await {
+            tracing::warn!(error = %format!("{e:#}"), "canary submission failed; retrying later");
+        }
         let now = self.now().await?;
         self.seal_ready(head).await?;
         let signed = self.judge_sealed(now).await?;
@@ -249,7 +307,9 @@ impl Auditor {
         Ok(b.header.timestamp)
     }
 
-    async fn read_logs(&mut self, head: u64) -> Result<()> {
+    /// Reads new logs; returns the committed results of this validator's canary tasks.
+    async fn read_logs(&mut self, head: u64) -> Result<Vec<(Batch, usize)>> {
+        let mut hits = Vec::new();
         while self.next_block <= head {
             let from = self.next_block;
             let to = head.min(from + LOG_CHUNK - 1);
@@ -276,17 +336,20 @@ impl Auditor {
                     if d.worker == self.me {
                         continue;
                     }
-                    self.batches.insert(
-                        d.batchId,
-                        Batch {
-                            id: d.batchId,
-                            block,
-                            task_ids: d.taskIds,
-                            hashes: d.outputHashes,
-                            codes: d.codes,
-                            outputs: d.outputs,
-                        },
-                    );
+                    let batch = Batch {
+                        id: d.batchId,
+                        block,
+                        task_ids: d.taskIds,
+                        hashes: d.outputHashes,
+                        codes: d.codes,
+                        outputs: d.outputs,
+                    };
+                    for (i, t) in batch.task_ids.iter().enumerate() {
+                        if self.canaries.contains_key(t) {
+                            hits.push((batch.clone(), i));
+                        }
+                    }
+                    self.batches.insert(batch.id, batch);
                 } else if let Ok(ev) = log.log_decode::<IAuditManager::DisputeOpened>() {
                     let d = ev.inner.data;
                     let member = d.members.contains(&self.me);
@@ -305,6 +368,158 @@ impl Auditor {
             }
             self.next_block = to + 1;
         }
+        Ok(hits)
+    }
+
+    /// Submits the next canary when one is due: runs the model on the input first (the known
+    /// answer), then submits it from the canary wallet at the model's price.
+    async fn maybe_submit_canary(&mut self) -> Result<()> {
+        let Some(c) = self.opts.canary.clone() else {
+            return Ok(());
+        };
+        if std::time::Instant::now() < self.next_canary || c.inputs.is_empty() {
+            return Ok(());
+        }
+        self.next_canary = std::time::Instant::now() + c.interval;
+        let input = c.inputs[self.canary_index % c.inputs.len()].clone();
+        self.canary_index += 1;
+        let model = self.model(c.model_id).await?;
+        let run_input = input.clone();
+        let expected = tokio::task::spawn_blocking(move || {
+            let mut m = model
+                .lock()
+                .map_err(|_| anyhow!("model session poisoned"))?;
+            m.run(&run_input).map_err(|e| anyhow!("inference: {e}"))
+        })
+        .await
+        .map_err(|e| anyhow!("inference crashed: {e}"))??;
+        let price = IModelRegistry::new(self.deployment.model_registry, &self.provider)
+            .getModel(c.model_id)
+            .call()
+            .await
+            .context("getModel")?
+            .pricePerCall;
+        let price = U256::from(price);
+        let token = protocol::bindings::DNToken::new(self.deployment.token, &c.provider);
+        token
+            .approve(self.deployment.task_manager, price)
+            .send()
+            .await
+            .context("canary wallet: approve the fee")?
+            .get_receipt()
+            .await?;
+        let tm = ITaskManager::new(self.deployment.task_manager, &c.provider);
+        let call = tm.submitTask(c.model_id, Bytes::from(input), price);
+        let gas = call
+            .estimate_gas()
+            .await
+            .map_err(|e| anyhow!("submitTask: {}", describe_tm(&e)))?;
+        let receipt = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
+        let task_id = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+            .map(|l| l.inner.data.taskId)
+            .ok_or_else(|| {
+                anyhow!(
+                    "canary submitTask: no TaskSubmitted event (tx {})",
+                    receipt.transaction_hash
+                )
+            })?;
+        self.canaries.insert(task_id, expected);
+        self.stats
+            .lock()
+            .map(|mut s| s.canaries_submitted += 1)
+            .ok();
+        tracing::info!(task = %task_id, model = c.model_id, "canary submitted");
+        Ok(())
+    }
+
+    /// Compares a canary's committed result with the known answer, reports it, and challenges a
+    /// wrong one (bond from the canary wallet) unless an audit already judged the task.
+    async fn check_canary(&mut self, batch: &Batch, i: usize) -> Result<()> {
+        let Some(c) = self.opts.canary.clone() else {
+            return Ok(());
+        };
+        let task_id = batch.task_ids[i];
+        let Some(expected) = self.canaries.remove(&task_id) else {
+            return Ok(());
+        };
+        let expected_hash = keccak256(&expected);
+        // a failure code, or published bytes that are not what the worker committed to, is wrong
+        let (matches, quality) =
+            if batch.codes[i] != 0 || keccak256(&batch.outputs[i]) != batch.hashes[i] {
+                (false, 0)
+            } else {
+                let (_, _, rule) = self.models[&c.model_id].clone();
+                let v = compare(&rule, &batch.outputs[i], &expected)
+                    .map_err(|e| anyhow!("compare: {e}"))?;
+                (v.matches, v.quality_ppm)
+            };
+        let domain =
+            protocol::verdict::verdict_domain(self.chain_id, self.deployment.audit_manager);
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(
+            &Canary {
+                taskId: task_id,
+                validator: self.me,
+            },
+            &domain,
+        );
+        let sig = alloy::signers::SignerSync::sign_hash_sync(&c.signer, &digest)?;
+        let audit_me = self.audit();
+        let report = audit_me.reportCanary(
+            task_id,
+            expected_hash,
+            matches,
+            quality,
+            Bytes::from(signature_bytes(&sig).to_vec()),
+        );
+        match report.send().await {
+            Ok(p) => {
+                let r = p.get_receipt().await?;
+                if r.status() {
+                    self.stats.lock().map(|mut s| s.canaries_reported += 1).ok();
+                }
+                tracing::info!(task = %task_id, matches, quality_ppm = quality, tx = %r.transaction_hash, "canary reported");
+            }
+            Err(e) => {
+                tracing::warn!(task = %task_id, error = %describe(&e), "reportCanary refused")
+            }
+        }
+        if matches || batch.codes[i] != 0 {
+            return Ok(());
+        }
+        // wrong result: the canary wallet, as the task's submitter, has a quorum re-execute it
+        let audit = IAuditManager::new(self.deployment.audit_manager, &c.provider);
+        let proof = merkle::proof(&batch.leaves(), i);
+        let challenge = audit.challenge(task_id, batch.id, batch.hashes[i], proof);
+        // the bond is pulled by transferFrom: approve it before the dry run
+        let bond = U256::from(audit.params().call().await.context("params")?.challengeBond);
+        protocol::bindings::DNToken::new(self.deployment.token, &c.provider)
+            .approve(self.deployment.audit_manager, bond)
+            .send()
+            .await
+            .context("canary wallet: approve the challenge bond")?
+            .get_receipt()
+            .await?;
+        if let Err(e) = challenge.call().await {
+            tracing::info!(task = %task_id, reason = %describe(&e), "wrong canary result not challenged (an audit may already judge it)");
+            return Ok(());
+        }
+        let r = challenge
+            .send()
+            .await
+            .map_err(|e| anyhow!("challenge: {}", describe(&e)))?
+            .get_receipt()
+            .await?;
+        if r.status() {
+            self.stats
+                .lock()
+                .map(|mut s| s.canaries_challenged += 1)
+                .ok();
+        }
+        tracing::warn!(task = %task_id, worker_hash = %batch.hashes[i], expected = %expected_hash, tx = %r.transaction_hash, "canary result wrong: challenged");
         Ok(())
     }
 
@@ -723,6 +938,13 @@ fn to_onchain(v: &Verdict) -> protocol::bindings::Verdicts::Verdict {
 
 fn decoded(e: &alloy::contract::Error) -> Option<IAuditManager::IAuditManagerErrors> {
     e.as_decoded_interface_error::<IAuditManager::IAuditManagerErrors>()
+}
+
+fn describe_tm(e: &alloy::contract::Error) -> String {
+    match e.as_decoded_interface_error::<ITaskManager::ITaskManagerErrors>() {
+        Some(err) => format!("reverted: {err:?}"),
+        None => e.to_string(),
+    }
 }
 
 fn describe(e: &alloy::contract::Error) -> String {

@@ -76,6 +76,22 @@ pub struct Args {
     /// Most verdicts per submitVerdicts transaction.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub max_verdicts_per_tx: u64,
+    /// Canary wallet key (hex; better via the env var): known-answer tasks are submitted from
+    /// this address, which should hold DN for their fees and challenge bonds but no stake, so
+    /// workers cannot tell its tasks from users'. Enables canaries with --canary-model and
+    /// --canary-inputs.
+    #[arg(long, value_name = "HEX", env = "DN_CANARY_PRIVATE_KEY", hide_env_values = true,
+          requires_all = ["canary_model", "canary_inputs"])]
+    pub canary_key: Option<String>,
+    /// Model the canary tasks are for.
+    #[arg(long, value_name = "ID", requires = "canary_key")]
+    pub canary_model: Option<u32>,
+    /// Directory of canonical task inputs (*.safetensors) for the canaries, used in name order.
+    #[arg(long, value_name = "DIR", requires = "canary_key")]
+    pub canary_inputs: Option<PathBuf>,
+    /// Seconds between canary tasks.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub canary_interval_secs: u64,
     /// TEST-ONLY: `rubber-stamp` approves every audit without re-executing (a lazy validator);
     /// `false-accuse` calls every audited result a mismatch. Both lose stake: for tests and demos.
     #[arg(long, value_enum, default_value_t = crate::audit::AuditMode::Honest, hide = true)]
@@ -124,6 +140,29 @@ impl Args {
         }
     }
 
+    /// The canary inputs: every `*.safetensors` file of --canary-inputs, in name order.
+    pub fn canary_inputs(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let Some(dir) = &self.canary_inputs else {
+            return Ok(Vec::new());
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("--canary-inputs {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("--canary-inputs {}: no *.safetensors files", dir.display());
+        }
+        files
+            .iter()
+            .map(|f| {
+                std::fs::read(f)
+                    .map_err(|e| anyhow::anyhow!("--canary-inputs {}: {e}", f.display()))
+            })
+            .collect()
+    }
+
     /// `--db`, or `verifier-<address>.sqlite` in the working directory.
     pub fn db_spec(&self, me: Address) -> String {
         self.db
@@ -154,5 +193,45 @@ mod tests {
         let a = Args::try_parse_from(["verifier", "--refresh-trust"]).unwrap();
         assert!(a.refresh_trust);
         assert!(Args::try_parse_from(["verifier", "--poll-interval-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn canary_flags_come_together_and_inputs_are_checked() {
+        // a key alone, or model/inputs without a key, is refused by clap
+        let e = Args::try_parse_from(["verifier", "--canary-key", "0x01"]).unwrap_err();
+        assert!(e.to_string().contains("--canary-model"), "{e}");
+        assert!(Args::try_parse_from(["verifier", "--canary-model", "1"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let a = Args::try_parse_from([
+            "verifier",
+            "--canary-key",
+            "0x01",
+            "--canary-model",
+            "1",
+            "--canary-inputs",
+            dir.path().to_str().unwrap(),
+        ])
+        .unwrap();
+        let e = a.canary_inputs().unwrap_err().to_string();
+        assert!(e.contains("no *.safetensors files"), "{e}");
+        std::fs::write(dir.path().join("b.safetensors"), b"second").unwrap();
+        std::fs::write(dir.path().join("a.safetensors"), b"first").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+        assert_eq!(
+            a.canary_inputs().unwrap(),
+            vec![b"first".to_vec(), b"second".to_vec()]
+        );
+        let missing = Args::try_parse_from([
+            "verifier",
+            "--canary-key",
+            "0x01",
+            "--canary-model",
+            "1",
+            "--canary-inputs",
+            "/nonexistent/canaries",
+        ])
+        .unwrap();
+        let e = missing.canary_inputs().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/canaries"), "{e}");
     }
 }

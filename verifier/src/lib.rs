@@ -119,6 +119,29 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     // The follower also stores each computed epoch, so the next one starts from its trust.
     .with_epochs(cfg.clone());
     let follow = tokio::spawn(follower.run(stop_rx.clone()));
+    let canary = match &args.canary_key {
+        None => None,
+        Some(key) => {
+            let canary_signer: alloy::signers::local::PrivateKeySigner =
+                key.trim().trim_start_matches("0x").parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--canary-key / DN_CANARY_PRIVATE_KEY: not a 32-byte hex private key"
+                    )
+                })?;
+            if canary_signer.address() == me {
+                anyhow::bail!("--canary-key: use a wallet other than the validator's, or workers can tell canaries apart");
+            }
+            let inputs = args.canary_inputs()?;
+            let (canary_provider, _) = args.rpc.connect_with_wallet(canary_signer.clone()).await?;
+            Some(audit::CanaryOptions {
+                provider: canary_provider,
+                signer: canary_signer,
+                model_id: args.canary_model.unwrap_or_default(),
+                inputs,
+                interval: Duration::from_secs(args.canary_interval_secs),
+            })
+        }
+    };
     let auditor = if args.audit {
         let a = audit::Auditor::new(
             provider.clone(),
@@ -132,6 +155,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
                 threads: args.threads,
                 max_verdicts_per_tx: args.max_verdicts_per_tx as usize,
                 poll,
+                canary,
             },
         )
         .await

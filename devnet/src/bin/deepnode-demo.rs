@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, default_value_t = 0.5)]
     cheat_rate: f64,
     /// Audit rate p0 (p = max(pMin, p0 * (1 - trust))) [default: the protocol's 0.3, or 1.0 with
-    /// --cheater so that the demo shows every cheat being judged].
+    /// --cheater, where pMin is set to p0 too so that every task is audited].
     #[arg(long)]
     audit_p0: Option<f64>,
 }
@@ -293,6 +293,8 @@ async fn run(args: Args) -> Result<()> {
         validators: if args.cheater { 4 } else { 1 },
         challenge_window: 12,
         audit_p0_wad: Some((audit_p0 * 1e18) as u64),
+        // with --cheater every task is audited (p = max(pMin, p0 (1 - T)) = 1 needs pMin = p0)
+        audit_p_min_wad: args.cheater.then_some((audit_p0 * 1e18) as u64),
         dispute_window: Some(20),
         epoch_length: Some(args.epoch_length),
         response_window: (args.epoch_length / 2).max(4),
@@ -617,7 +619,14 @@ async fn run(args: Args) -> Result<()> {
 
     // The user tells the network how good the answers were (the model's measured quality).
     let tm_user = ITaskManager::new(d.task_manager, &user);
-    for (chunk_ids, chunk_scores) in ids.chunks(32).zip(scores.chunks(32)) {
+    // refunded tasks (fraud proven) cannot be rated: rate the finalized ones
+    let (rated_ids, rated_scores): (Vec<U256>, Vec<u8>) = ids
+        .iter()
+        .zip(&scores)
+        .filter(|(id, _)| finalized.contains_key(*id))
+        .map(|(id, s)| (*id, *s))
+        .unzip();
+    for (chunk_ids, chunk_scores) in rated_ids.chunks(32).zip(rated_scores.chunks(32)) {
         let call = tm_user.rateTasks(chunk_ids.to_vec(), chunk_scores.to_vec());
         let gas = call.estimate_gas().await?;
         call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
