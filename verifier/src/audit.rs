@@ -290,7 +290,7 @@ impl Auditor {
             tracing::warn!(error = %format!("{e:#}"), "canary submission failed; retrying later");
         }
         let now = self.now().await?;
-        self.seal_ready(head).await?;
+        self.seal_ready(head, now).await?;
         let signed = self.judge_sealed(now).await?;
         self.post(signed).await;
         self.handle_disputes(now).await?;
@@ -524,16 +524,37 @@ impl Auditor {
     }
 
     /// Seals every batch whose post-commit block exists and is not sealed yet, in one transaction.
-    async fn seal_ready(&mut self, head: u64) -> Result<()> {
+    /// Batches whose tasks are all settled or past their challenge window are dropped unsealed
+    /// (after a restart the verifier reads the whole history; sealing it would only cost gas).
+    async fn seal_ready(&mut self, head: u64, now: u64) -> Result<()> {
         let mut to_seal = Vec::new();
+        let mut stale = Vec::new();
         for b in self.batches.values() {
             if head < b.block + 2 {
                 continue;
             }
             let seal = self.audit().sealOf(b.id).call().await.context("sealOf")?;
-            if seal.randomness == B256::ZERO {
-                to_seal.push(b.id);
+            if seal.randomness != B256::ZERO {
+                continue;
             }
+            let Some(i) = b.codes.iter().position(|c| *c == 0) else {
+                stale.push(b.id);
+                continue;
+            };
+            let task = self
+                .tm()
+                .getTask(b.task_ids[i])
+                .call()
+                .await
+                .context("getTask")?;
+            if task.status == 2 && now <= task.deadline {
+                to_seal.push(b.id);
+            } else {
+                stale.push(b.id);
+            }
+        }
+        for id in stale {
+            self.batches.remove(&id);
         }
         if to_seal.is_empty() {
             return Ok(());
@@ -589,7 +610,7 @@ impl Auditor {
                     .await
                     .context("getTask")?;
                 if task.status != 2 || now > task.deadline {
-                    tracing::warn!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
+                    tracing::debug!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
                     continue;
                 }
                 match self

@@ -799,6 +799,18 @@ async fn run(args: Args) -> Result<()> {
             cheated.len(),
             format_dn(slashed)
         );
+        // Predicted: each cheated task is audited with the rate sealed for its batch, and an
+        // audited fake is always a mismatch (its int64 label is random).
+        let rates = cheated_rates(&reader, &d, &cheated).await?;
+        if !rates.is_empty() {
+            let predicted: f64 = rates.iter().sum();
+            println!(
+                "demo: detection measured {caught}/{} = {:.2}, predicted by the sealed audit rates {:.2} (expected {predicted:.1} caught)",
+                cheated.len(),
+                caught as f64 / cheated.len() as f64,
+                predicted / rates.len() as f64
+            );
+        }
     }
     println!(
         "elapsed: {:.0}s from start; trust chart: {}",
@@ -898,4 +910,36 @@ async fn slash_totals(
         }
     }
     Ok((total, others.len()))
+}
+
+/// The audit rate (p, as a fraction) sealed for the batch of each cheated task.
+async fn cheated_rates(
+    reader: &DynProvider,
+    d: &protocol::Deployment,
+    cheated: &[U256],
+) -> Result<Vec<f64>> {
+    let logs = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.task_manager)
+                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+                .from_block(d.start_block),
+        )
+        .await?;
+    let audit = IAuditManager::new(d.audit_manager, reader);
+    let mut rates = Vec::new();
+    for log in logs {
+        let ev = log
+            .log_decode::<ITaskManager::ResultsCommitted>()?
+            .inner
+            .data;
+        let n = ev.taskIds.iter().filter(|t| cheated.contains(t)).count();
+        if n == 0 {
+            continue;
+        }
+        let seal = audit.sealOf(ev.batchId).call().await?;
+        let p = seal.pWad as f64 / 1e18;
+        rates.extend(std::iter::repeat_n(p, n));
+    }
+    Ok(rates)
 }
