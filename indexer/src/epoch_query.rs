@@ -191,16 +191,7 @@ pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Value>, sqlx:
         .fetch_all(pool)
         .await?;
     let nodes: Vec<Value> = nodes.iter().map(node_row_json).collect::<Result<_, _>>()?;
-    let validators: Vec<Value> = sqlx::query("SELECT address, stake, reward FROM epoch_validators WHERE epoch = ? ORDER BY address")
-        .bind(epoch)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(json!({"address": r.try_get::<String, _>("address")?, "stake": r.try_get::<String, _>("stake")?,
-                      "reward": r.try_get::<String, _>("reward")?}))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    let validators = epoch_validators(pool, &r).await?;
     let models = epoch_models(pool, epoch).await?;
     let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM epoch_rewards WHERE epoch = ?")
         .bind(epoch)
@@ -213,6 +204,47 @@ pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Value>, sqlx:
         obj.insert("models".into(), json!(models));
     }
     Ok(Some(v))
+}
+
+/// The `validators` rows of `GET /epochs/{n}` (`epoch`: the `epochs` row), ascending by address:
+/// stake, reward and the audit record its reward weight followed (verdicts and dispute votes
+/// done, deadlines missed, reliability, a validator slash), read from the same facts and with the
+/// same code as the epoch computation ([`crate::epochs::validator_audits`]).
+async fn epoch_validators(
+    pool: &SqlitePool,
+    epoch: &sqlx::sqlite::SqliteRow,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let e: i64 = epoch.try_get("epoch")?;
+    let start = u64::try_from(epoch.try_get::<i64, _>("start_time")?).unwrap_or(0);
+    let end = u64::try_from(epoch.try_get::<i64, _>("end_time")?).unwrap_or(0);
+    let audits = crate::epochs::validator_audits(pool, start, end).await?;
+    let rows = sqlx::query(
+        "SELECT address, stake, reward FROM epoch_validators WHERE epoch = ? ORDER BY address",
+    )
+    .bind(e)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let address: String = r.try_get("address")?;
+            let rec = address
+                .parse::<Address>()
+                .ok()
+                .and_then(|a| audits.get(&a).copied())
+                .unwrap_or_default();
+            let reliability = protocol::powr::validator_reliability_wad(rec.done, rec.missed);
+            Ok(json!({
+                "address": address,
+                "stake": r.try_get::<String, _>("stake")?,
+                "reward": r.try_get::<String, _>("reward")?,
+                "audits_done": rec.done,
+                "audits_missed": rec.missed,
+                "reliability": reliability as f64 / 1e18,
+                "reliability_wad": reliability.to_string(),
+                "slashed": rec.slashed,
+            }))
+        })
+        .collect()
 }
 
 /// The quality fields of an `epoch_model_quality` row.

@@ -58,14 +58,21 @@
 //! as `Settlement.epochBudget`) is split into three pools:
 //! - **workers, 70 %**: in proportion to their PoWR score `S_i = Σ computeUnits·quality·T_i`
 //!   (trust after this epoch's update);
-//! - **validators, 20 %**: in proportion to their active validator stake at the epoch's end
-//!   (replayed from `Staked`, `UnstakeRequested` and `Slashed` events before the end);
+//! - **validators, 20 %**: in proportion to the weight `stake · r` of each validator with active
+//!   validator stake at the epoch's end (replayed from `Staked`, `UnstakeRequested` and `Slashed`
+//!   events before the end). `r = (done + 1)/(done + missed + 2)`
+//!   (`powr::validator_reliability_wad`) is its reliability over the epoch: `done` counts the
+//!   verdicts it signed (`VerdictAccepted`) and the dispute votes it cast (`DisputeVoted`),
+//!   `missed` its `DeadlineMissed` events (audit verdict or dispute vote), each in the epoch its
+//!   block time falls in, like the judgements above. A validator without either keeps `r = 0.5`,
+//!   so an epoch without audits splits by stake. A validator slashed as a validator (false
+//!   accusation or lazy approval) in the epoch has weight 0;
 //! - **model developers, 10 % (plus the rounding dust of the other two)**: in proportion to the
 //!   compute units of their models' results (code 0) finalized in the epoch.
 //!
 //! Each pool is split with largest-remainder rounding (`powr::split_budget`) and the three lists
 //! are merged per account (`powr::merge_rewards`). A pool without recipients (no finalized work,
-//! no validator stake, no model usage) is left unminted, so `totalRewards <= B`.
+//! no validator weight, no model usage) is left unminted, so `totalRewards <= B`.
 //!
 //! # Model statuses (natural selection)
 //! Every model registered before the epoch's end gets a [`ModelQualityRow`]: its measured quality
@@ -336,8 +343,85 @@ pub struct ValidatorRow {
     pub address: Address,
     /// Active validator stake at the epoch's end.
     pub stake: U256,
+    /// Verdicts it signed plus dispute votes it cast in the epoch.
+    pub audits_done: u64,
+    /// Verdict and dispute-vote deadlines it let pass in the epoch (`DeadlineMissed`).
+    pub audits_missed: u64,
+    /// Reliability `(done + 1) / (done + missed + 2)` (WAD).
+    pub reliability_wad: u64,
+    /// Slashed as a validator (false accusation or lazy approval) in the epoch.
+    pub slashed: bool,
+    /// Share weight in the validators' pool: `stake · reliability`, 0 when slashed.
+    pub weight: u128,
     /// Validator-pool reward in wei.
     pub reward: U256,
+}
+
+/// `Staking.Slashed.reason` of a validator whose dispute the quorum cleared.
+pub const SLASH_FALSE_ACCUSATION: i64 = 2;
+/// `Staking.Slashed.reason` of a validator that approved a planted wrong result.
+pub const SLASH_LAZY_VALIDATOR: i64 = 3;
+
+/// A validator's audit record in one epoch (the facts behind its reliability).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValidatorAudits {
+    /// `VerdictAccepted` events it signed plus `DisputeVoted` events it cast.
+    pub done: u64,
+    /// `DeadlineMissed` events of it (audit verdicts and dispute votes).
+    pub missed: u64,
+    /// A `Slashed` event of it as validator (role 1) for a false accusation or a lazy approval.
+    pub slashed: bool,
+}
+
+/// Every validator's audit record over the block times `[start, end)`, by address: the events
+/// count in the epoch their block falls in, as the workers' judgements do.
+pub async fn validator_audits(
+    pool: &sqlx::SqlitePool,
+    start: u64,
+    end: u64,
+) -> Result<BTreeMap<Address, ValidatorAudits>, sqlx::Error> {
+    const DONE: i64 = 0;
+    const MISSED: i64 = 1;
+    const SLASHED: i64 = 2;
+    let rows = sqlx::query(
+        "SELECT validator AS account, ?3 AS what, COUNT(*) AS n FROM verdicts
+           WHERE block_time >= ?1 AND block_time < ?2 GROUP BY validator
+         UNION ALL
+         SELECT validator, ?3, COUNT(*) FROM dispute_votes
+           WHERE block_time >= ?1 AND block_time < ?2 GROUP BY validator
+         UNION ALL
+         SELECT validator, ?4, COUNT(*) FROM deadline_misses
+           WHERE block_time >= ?1 AND block_time < ?2 GROUP BY validator
+         UNION ALL
+         SELECT account, ?5, COUNT(*) FROM slashes
+           WHERE block_time >= ?1 AND block_time < ?2 AND role = ?6 AND reason IN (?7, ?8)
+           GROUP BY account",
+    )
+    .bind(i64_of(start))
+    .bind(i64_of(end))
+    .bind(DONE)
+    .bind(MISSED)
+    .bind(SLASHED)
+    .bind(i64::from(protocol::bindings::ROLE_VALIDATOR))
+    .bind(SLASH_FALSE_ACCUSATION)
+    .bind(SLASH_LAZY_VALIDATOR)
+    .fetch_all(pool)
+    .await?;
+    let mut out: BTreeMap<Address, ValidatorAudits> = BTreeMap::new();
+    for r in &rows {
+        let account: String = r.try_get("account")?;
+        let account = Address::from_str(&account).map_err(|e| {
+            sqlx::Error::Decode(format!("validator address `{account}`: {e}").into())
+        })?;
+        let n = u64_of(r.try_get("n")?);
+        let v = out.entry(account).or_default();
+        match r.try_get::<i64, _>("what")? {
+            DONE => v.done += n,
+            MISSED => v.missed += n,
+            _ => v.slashed |= n > 0,
+        }
+    }
+    Ok(out)
 }
 
 /// Usage of one model in an epoch.
@@ -949,20 +1033,31 @@ async fn compute_one(
     for (w, (_, r)) in workers.iter_mut().zip(&worker_rewards) {
         w.reward = *r;
     }
-    let stakes: Vec<(Address, u128)> = validator_stake
+    // Validators: stake x reliability of their audit work in the epoch (0 when slashed).
+    let audits = validator_audits(pool, start, end).await?;
+    let mut validators: Vec<ValidatorRow> = validator_stake
         .iter()
         .filter(|(_, s)| !s.is_zero())
-        .map(|(a, s)| (*a, s.saturating_to::<u128>()))
-        .collect();
-    let validator_rewards = powr::split_budget(validator_pool, &stakes).map_err(powr_err)?;
-    let validators: Vec<ValidatorRow> = validator_rewards
-        .iter()
-        .map(|(a, r)| ValidatorRow {
-            address: *a,
-            stake: validator_stake.get(a).copied().unwrap_or_default(),
-            reward: *r,
+        .map(|(a, s)| {
+            let rec = audits.get(a).copied().unwrap_or_default();
+            let reliability_wad = powr::validator_reliability_wad(rec.done, rec.missed);
+            ValidatorRow {
+                address: *a,
+                stake: *s,
+                audits_done: rec.done,
+                audits_missed: rec.missed,
+                reliability_wad,
+                slashed: rec.slashed,
+                weight: powr::validator_weight(*s, reliability_wad, rec.slashed),
+                reward: U256::ZERO,
+            }
         })
         .collect();
+    let weights: Vec<(Address, u128)> = validators.iter().map(|v| (v.address, v.weight)).collect();
+    let validator_rewards = powr::split_budget(validator_pool, &weights).map_err(powr_err)?;
+    for (v, (_, r)) in validators.iter_mut().zip(&validator_rewards) {
+        v.reward = *r;
+    }
     let units: Vec<(Address, u128)> = developer_units.into_iter().collect();
     let developer_rewards = powr::split_budget(model_pool, &units).map_err(powr_err)?;
     let merged = powr::merge_rewards([

@@ -1,7 +1,9 @@
 //! Audit judgements in the PoWR epoch: verdicts, dispute outcomes and canary reports move a
 //! worker's accuracy (and through it its trust and reward), audited results score at their
-//! verdict's quality, a proven fraud pins trust at 0, canaries set a model's quality, and a
-//! reorg that removes the judgements changes the recomputed epoch.
+//! verdict's quality, a proven fraud pins trust at 0, canaries set a model's quality, a
+//! reorg that removes the judgements changes the recomputed epoch, and validators share their
+//! pool by stake x reliability of their audit work (missed deadlines cost, a validator slash
+//! zeroes it).
 
 mod common;
 
@@ -494,4 +496,252 @@ async fn a_reorg_that_removes_the_judgements_changes_the_recomputed_epoch() {
     let clean_dir = tempfile::tempdir().unwrap();
     let clean = db_with(clean_dir.path(), "clean.sqlite", false).await;
     assert_eq!(after, compute_epoch(&clean, &cfg, 0).await.unwrap());
+}
+
+// ------------------------------------------------------------------ validator rewards
+
+/// Validators of the reward test (VAL, staked in `chain`, stays idle).
+fn validator(k: u64) -> Address {
+    Address::left_padding_from(&(0xB000 + k).to_be_bytes())
+}
+const VA: u64 = 0;
+const VB: u64 = 1;
+const VC: u64 = 2;
+
+/// `chain(false)` plus three validators staking 5000 DN each (block 1) and their audit work:
+/// - VA signs 3 verdicts (block 4) and votes in a dispute (block 5): 4 done, 0 missed;
+/// - VB signs 1 verdict (block 4), misses 2 audit deadlines and its dispute vote (block 6):
+///   1 done, 3 missed;
+/// - VC signs a mismatch verdict (block 4) whose dispute the quorum clears (block 6): it is
+///   slashed 1000 DN for the false accusation;
+/// - epoch 1: VA misses one audit deadline (block 12). Epoch 2 has no audit work at all.
+fn validator_chain() -> Vec<BlockLogs> {
+    let mut blocks = chain(false);
+    for k in [VA, VB, VC] {
+        blocks[1].push(
+            STAKING,
+            S::Staked {
+                account: validator(k),
+                role: 1,
+                amount: dn(5000),
+                newStake: dn(5000),
+            },
+        );
+    }
+    let by = |task: u64, k: u64, v: u64, matches: bool| A::VerdictAccepted {
+        validator: validator(v),
+        ..verdict(task, k, if matches { 1_000_000 } else { 0 }, matches)
+    };
+    let b4 = &mut blocks[4];
+    for t in 1..=3 {
+        b4.push(AM, by(t, WA, VA, true));
+    }
+    b4.push(AM, by(7, WB, VB, true))
+        .push(AM, by(20, WD, VC, false))
+        .push(
+            AM,
+            A::DisputeOpened {
+                taskId: U256::from(20),
+                worker: worker(WD),
+                accuser: validator(VC),
+                opener: 0,
+                members: vec![validator(VA), validator(VB)],
+                deadline: time_of(4) + 60,
+            },
+        );
+    blocks[5].push(
+        AM,
+        A::DisputeVoted {
+            taskId: U256::from(20),
+            validator: validator(VA),
+            fraud: false,
+            outputHash: B256::repeat_byte(7),
+        },
+    );
+    let missed = |task: u64, v: u64, kind: u8| A::DeadlineMissed {
+        taskId: U256::from(task),
+        validator: validator(v),
+        kind,
+    };
+    blocks[6]
+        .push(
+            AM,
+            A::DisputeResolved {
+                taskId: U256::from(20),
+                outcome: 4,
+                fraudVotes: 0,
+                honestVotes: 1,
+            },
+        )
+        .push(AM, missed(20, VB, 1))
+        .push(
+            STAKING,
+            S::Slashed {
+                account: validator(VC),
+                role: 1,
+                reason: 2,
+                amount: dn(1000),
+                beneficiary: worker(WD),
+                rewarded: dn(500),
+                burned: dn(500),
+            },
+        )
+        .push(AM, missed(8, VB, 0))
+        .push(AM, missed(9, VB, 0));
+    blocks[12].push(AM, missed(10, VA, 0));
+    blocks
+}
+
+fn vrow(o: &EpochOutcome, a: Address) -> epochs::ValidatorRow {
+    o.validators
+        .iter()
+        .find(|v| v.address == a)
+        .unwrap_or_else(|| panic!("validator {a} in epoch {}", o.epoch))
+        .clone()
+}
+
+#[tokio::test]
+async fn validator_rewards_follow_audit_work_and_reliability() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("v.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    db.bind_deployment(&deployment()).await.unwrap();
+    let h = validator_chain();
+    index(&db, &h, 0, LAST).await;
+    let cfg = cfg();
+    let e0 = compute_epoch(&db, &cfg, 0).await.unwrap();
+    let (a, b, c, idle) = (
+        vrow(&e0, validator(VA)),
+        vrow(&e0, validator(VB)),
+        vrow(&e0, validator(VC)),
+        vrow(&e0, VAL),
+    );
+    assert_eq!(e0.validators.len(), 4);
+    assert!(e0
+        .validators
+        .windows(2)
+        .all(|w| w[0].address < w[1].address));
+
+    // The facts: verdicts and votes done, deadlines missed, the validator slash.
+    assert_eq!((a.audits_done, a.audits_missed, a.slashed), (4, 0, false));
+    assert_eq!((b.audits_done, b.audits_missed, b.slashed), (1, 3, false));
+    assert_eq!((c.audits_done, c.audits_missed, c.slashed), (1, 0, true));
+    assert_eq!((idle.audits_done, idle.audits_missed), (0, 0));
+    // r = (done + 1) / (done + missed + 2)
+    assert_eq!(a.reliability_wad, 833_333_333_333_333_333, "5/6 floored");
+    assert_eq!(b.reliability_wad, WAD / 3, "2/6");
+    assert_eq!(idle.reliability_wad, WAD / 2, "the prior without a record");
+    // weight = stake x r; the slashed validator weighs nothing.
+    assert_eq!((a.stake, b.stake, c.stake), (dn(5000), dn(5000), dn(4000)));
+    for v in [&a, &b, &idle] {
+        assert_eq!(
+            v.weight,
+            (v.stake * U256::from(v.reliability_wad) / U256::from(WAD)).to::<u128>()
+        );
+    }
+    assert_eq!(c.weight, 0);
+
+    // Equal stakes: the validator that did 4 and missed none earns more than the one that did 1
+    // and missed 3; the slashed one earns nothing; the pool is paid out exactly.
+    assert!(
+        a.reward > idle.reward && idle.reward > b.reward && b.reward > U256::ZERO,
+        "{} {} {}",
+        a.reward,
+        idle.reward,
+        b.reward
+    );
+    assert_eq!(c.reward, U256::ZERO);
+    let paid: U256 = e0.validators.iter().map(|v| v.reward).sum();
+    assert_eq!(paid, e0.validator_pool);
+    assert!(e0.validator_pool > U256::ZERO);
+    // The split follows the weights (largest remainder: within a wei of the exact share).
+    let total: u128 = e0.validators.iter().map(|v| v.weight).sum();
+    for v in &e0.validators {
+        let exact = e0.validator_pool * U256::from(v.weight) / U256::from(total);
+        assert!(v.reward >= exact && v.reward <= exact + U256::from(1u8));
+    }
+    // The validator rewards are leaves of the rewards tree (alone or merged with other parts).
+    assert_eq!(e0.reward_parts(validator(VA)).1, a.reward);
+    assert_eq!(e0.rewards.proof(validator(VC)), None);
+
+    // Epoch 1: the miss counts where its block falls; the slash does not carry over.
+    let e1 = compute_epoch(&db, &cfg, 1).await.unwrap();
+    let a1 = vrow(&e1, validator(VA));
+    assert_eq!((a1.audits_done, a1.audits_missed), (0, 1));
+    assert_eq!(a1.reliability_wad, WAD / 3);
+    let c1 = vrow(&e1, validator(VC));
+    assert!(!c1.slashed && c1.weight > 0 && c1.reward > U256::ZERO);
+    assert!(a1.reward < vrow(&e1, validator(VB)).reward);
+
+    // Epoch 2: no audit work at all, every r = 0.5: the pool splits by stake as before.
+    let e2 = compute_epoch(&db, &cfg, 2).await.unwrap();
+    assert!(e2.validators.iter().all(|v| v.reliability_wad == WAD / 2));
+    let stakes: Vec<(Address, u128)> = e2
+        .validators
+        .iter()
+        .map(|v| (v.address, v.stake.to::<u128>()))
+        .collect();
+    let by_stake = protocol::powr::split_budget(e2.validator_pool, &stakes).unwrap();
+    assert_eq!(
+        e2.validators
+            .iter()
+            .map(|v| (v.address, v.reward))
+            .collect::<Vec<_>>(),
+        by_stake
+    );
+
+    // Deterministic: a database filled block by block computes the same epochs.
+    let other = Db::open(dir.path().join("w.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    other.bind_deployment(&deployment()).await.unwrap();
+    for n in 0..=LAST {
+        index(&other, &h, n, n).await;
+    }
+    for (e, out) in [(0, &e0), (1, &e1), (2, &e2)] {
+        assert_eq!(
+            &compute_epoch(&other, &cfg, e).await.unwrap(),
+            out,
+            "epoch {e}"
+        );
+    }
+
+    // Served per validator by /epochs/{n}.
+    epochs::settle_ready(&db, &cfg, 3).await.unwrap();
+    let v = indexer::epoch_query::epoch(db.pool(), 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let served = |addr: Address| {
+        v["validators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == addr.to_checksum(None))
+            .unwrap()
+            .clone()
+    };
+    let (ja, jb, jc) = (
+        served(validator(VA)),
+        served(validator(VB)),
+        served(validator(VC)),
+    );
+    assert_eq!(
+        (ja["audits_done"].clone(), ja["audits_missed"].clone()),
+        (4.into(), 0.into())
+    );
+    assert_eq!(
+        (jb["audits_done"].clone(), jb["audits_missed"].clone()),
+        (1.into(), 3.into())
+    );
+    assert!((ja["reliability"].as_f64().unwrap() - 5.0 / 6.0).abs() < 1e-12);
+    assert!((jb["reliability"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(ja["reliability_wad"], a.reliability_wad.to_string());
+    assert_eq!(ja["reward"], a.reward.to_string());
+    assert_eq!(
+        (jc["slashed"].clone(), jc["reward"].clone()),
+        (true.into(), "0".into())
+    );
+    assert_eq!(served(VAL)["reliability"], 0.5);
 }

@@ -16,6 +16,9 @@
 //! - trust `T_e = 0.8·T_{e-1} + 0.2·q`, `T_0 = 0.2`, a slash zeroes it for `K` epochs;
 //! - PoWR score `S_i = Σ_tasks computeUnits · quality · T_i`, worker rewards `budget · S_i / ΣS`
 //!   with largest-remainder rounding (they sum to the budget exactly);
+//! - validator reliability `r = (done + 1) / (done + missed + 2)` (verdicts and dispute votes
+//!   posted vs. deadlines missed), validator reward weight `stake · r` (0 when slashed as a
+//!   validator);
 //! - audit rate `p_i = max(p_min, p_0 · (1 - T_i))`;
 //! - emission budget `E(e) = min(E_0 · decay^e, cap - supply)` (same steps as `Settlement.sol`);
 //! - Merkle leaves `keccak256(bytes.concat(keccak256(abi.encode(address, uint256))))`, sorted by
@@ -511,6 +514,29 @@ where
     acc.into_iter().filter(|(_, v)| !v.is_zero()).collect()
 }
 
+// ------------------------------------------------------------------ validator rewards
+
+/// A validator's reliability in an epoch, `r = (done + 1) / (done + missed + 2)` in WAD
+/// (floored): the Beta-posterior rate of the deadlines it met, `done` being the verdicts it
+/// signed and the dispute votes it cast, `missed` the audit and vote deadlines it let pass
+/// (`DeadlineMissed`). A validator without either keeps the prior 0.5.
+pub fn validator_reliability_wad(done: u64, missed: u64) -> u64 {
+    let num = u128::from(done) + 1;
+    // done + 1 <= done + missed + 2, so the ratio is below 1.0.
+    ratio_wad(num, num + u128::from(missed) + 1)
+}
+
+/// A validator's share weight in the validators' pool: `floor(stake · r / 1e18)` (in wei), 0 when
+/// it was slashed as a validator in the epoch (false accusation or lazy approval). Saturates at
+/// `u128::MAX`, far above any stake the token cap allows.
+pub fn validator_weight(stake: U256, reliability_wad: u64, slashed: bool) -> u128 {
+    if slashed {
+        return 0;
+    }
+    let w = stake.saturating_mul(U256::from(reliability_wad.min(WAD))) / U256::from(WAD);
+    w.saturating_to::<u128>()
+}
+
 // ------------------------------------------------------------------ audit rate
 
 /// `p_i = max(p_min, p_0 · (1 - T_i))` in WAD (floored).
@@ -892,6 +918,91 @@ mod tests {
             split_budget(U256::from(5), &[(a, 1), (a, 2)]),
             Err(PowrError::DuplicateAccount(a))
         );
+    }
+
+    #[test]
+    fn validator_reliability_is_a_beta_posterior() {
+        // The prior without any record, as the other rates.
+        assert_eq!(validator_reliability_wad(0, 0), WAD / 2);
+        // 4 done, none missed: 5/6; 1 done, 3 missed: 2/6.
+        assert_eq!(validator_reliability_wad(4, 0), 833_333_333_333_333_333);
+        assert_eq!(validator_reliability_wad(1, 3), 333_333_333_333_333_333);
+        assert_eq!(validator_reliability_wad(0, 2), WAD / 4);
+        assert_eq!(validator_reliability_wad(3, 1), 666_666_666_666_666_666);
+        assert_eq!(validator_reliability_wad(8, 0), 900_000_000_000_000_000);
+        // Monotone: more work raises it, more misses lower it; it stays in (0, 1).
+        for done in 0..20u64 {
+            for missed in 0..20u64 {
+                let r = validator_reliability_wad(done, missed);
+                assert!(r > 0 && r < WAD, "{done} {missed}: {r}");
+                assert!(validator_reliability_wad(done + 1, missed) > r);
+                assert!(validator_reliability_wad(done, missed + 1) < r);
+                let want = (done as f64 + 1.0) / (done as f64 + missed as f64 + 2.0);
+                assert!((f(r) - want).abs() < 1e-15, "{done} {missed}");
+            }
+        }
+        // No overflow at the extremes.
+        assert_eq!(validator_reliability_wad(u64::MAX, 0), WAD - 1);
+        assert_eq!(validator_reliability_wad(0, u64::MAX), 0);
+        // (2^64) / (2^65): exactly one half
+        assert_eq!(validator_reliability_wad(u64::MAX, u64::MAX), WAD / 2);
+    }
+
+    #[test]
+    fn validator_weight_is_stake_times_reliability() {
+        let dn = U256::from(WAD);
+        let stake = U256::from(5000u64) * dn;
+        // 0.5 for an idle validator: half its stake, so idle validators split by stake.
+        assert_eq!(
+            validator_weight(stake, validator_reliability_wad(0, 0), false),
+            2500 * u128::from(WAD)
+        );
+        // floor(stake * r / 1e18)
+        let r = validator_reliability_wad(1, 3);
+        assert_eq!(
+            validator_weight(stake, r, false),
+            5000 * u128::from(r),
+            "whole-DN stake: exact"
+        );
+        assert_eq!(validator_weight(U256::from(7u8), WAD / 2, false), 3);
+        // Slashed as a validator in the epoch: nothing, whatever its record.
+        assert_eq!(validator_weight(stake, WAD - 1, true), 0);
+        // Reliability above 1.0 is capped; huge stakes saturate instead of wrapping.
+        assert_eq!(
+            validator_weight(stake, 2 * WAD, false),
+            5000 * u128::from(WAD)
+        );
+        assert_eq!(validator_weight(U256::MAX, WAD, false), u128::MAX);
+        assert_eq!(validator_weight(U256::ZERO, WAD / 2, false), 0);
+        // Equal stakes: the reliable validator gets the larger share of the pool, and the split
+        // still sums to the pool exactly.
+        let (a, b, c) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let weights = [
+            (
+                a,
+                validator_weight(stake, validator_reliability_wad(4, 0), false),
+            ),
+            (
+                b,
+                validator_weight(stake, validator_reliability_wad(1, 3), false),
+            ),
+            (
+                c,
+                validator_weight(stake, validator_reliability_wad(9, 0), true),
+            ),
+        ];
+        let pool = U256::from(200u64) * dn + U256::from(1u8);
+        let r = split_budget(pool, &weights).unwrap();
+        assert!(r[0].1 > r[1].1);
+        assert_eq!(r[2].1, U256::ZERO);
+        assert_eq!(r.iter().map(|(_, v)| *v).sum::<U256>(), pool);
+        // 5/6 : 2/6, so b gets 2/7 of the pool
+        let share = r[1].1.to::<u128>() as f64 / pool.to::<u128>() as f64;
+        assert!((share - 2.0 / 7.0).abs() < 1e-12, "{share}");
     }
 
     /// Probability that a worker cheating on `cheated` tasks is audited on at least one of them.
