@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 
 const WAD: u64 = 1_000_000_000_000_000_000;
 
+/// The tests here each run anvil plus several executor and verifier processes; on a 2-core
+/// machine running them side by side starves their deadlines, so they take turns.
+/// (tokio's Mutex: it does not poison, and it works across the tests' separate runtimes.)
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Kills the processes it holds when dropped (also when a test panics).
 struct Procs(Vec<Child>);
 impl Drop for Procs {
@@ -218,6 +223,7 @@ fn audit_all() -> DevnetConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_their_stake(
 ) -> Result<()> {
+    let _turn = SERIAL.lock().await;
     let net = Devnet::start(audit_all()).await?;
     let cheat_log = net.work_dir.join("cheated.txt");
     let mut procs = Procs(Vec::new());
@@ -333,6 +339,7 @@ async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<()> {
+    let _turn = SERIAL.lock().await;
     let net = Devnet::start(audit_all()).await?;
     let mut procs = Procs(Vec::new());
     procs.0.push(verifier(&net, 0, "false-accuse"));
@@ -377,6 +384,7 @@ async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Result<()> {
+    let _turn = SERIAL.lock().await;
     // One worker (the sentinel, driven by this test) and one lazy validator.
     let net = Devnet::start(DevnetConfig {
         workers: 1,
@@ -538,15 +546,7 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
     };
     let submit = |v: Verdict, key: &PrivateKeySigner| {
         let sig = sign_verdict(key, &v, net.chain_id, net.deployment.audit_manager).unwrap();
-        let onchain = protocol::bindings::Verdicts::Verdict {
-            taskId: v.taskId,
-            batchId: v.batchId,
-            workerOutputHash: v.workerOutputHash,
-            validatorOutputHash: v.validatorOutputHash,
-            qualityPpm: v.qualityPpm,
-            matches: v.matches,
-            deadline: v.deadline,
-        };
+        let onchain = v.to_call();
         let am = IAuditManager::new(net.deployment.audit_manager, admin.clone());
         async move {
             // a single commit: the root is the leaf, the proof is empty
@@ -639,6 +639,7 @@ alloy::sol! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() -> Result<()> {
+    let _turn = SERIAL.lock().await;
     // Random audits off: only the canary path can catch the (always cheating) worker.
     let net = Devnet::start(DevnetConfig {
         workers: 1,
@@ -767,6 +768,74 @@ async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() 
     assert!(slashed.iter().all(|s| s.0 == cheater), "{slashed:?}");
     // the bond came back with the bounty, and the fee is refunded as a payout
     assert_eq!(tm.payoutOf(canary.address()).call().await?, task.fee);
+    drop(procs);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_never_audits_is_reported_for_its_missed_deadlines() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 2,
+        challenge_window: 12,
+        audit_p0_wad: Some(WAD),
+        audit_p_min_wad: Some(WAD),
+        ..Default::default()
+    })
+    .await?;
+    // validator 1 joins the draw but runs no verifier; validator 0 audits and watches
+    let idle = &net.validators[1];
+    IAuditManager::new(net.deployment.audit_manager, net.provider(idle))
+        .joinValidators()
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let procs = Procs(vec![verifier(&net, 0, "honest"), executor(&net, 0, &[])]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = net.submit_inputs(net.model_id, &inputs(12), 12).await?;
+    if let Err(e) = wait_settled(&net, &ids, Duration::from_secs(120)).await {
+        panic!("{e}\n{}", logs_of(&net, "verifier"));
+    }
+    let audit = IAuditManager::new(net.deployment.audit_manager, net.provider(&net.user));
+    let start = Instant::now();
+    // every task ends Passed (the working validator's verdict) or Missed (the idle one's draw)
+    loop {
+        let mut states = Vec::new();
+        for id in &ids {
+            let rec = audit.auditRecord(*id).call().await?;
+            states.push((rec.state, rec.accuser));
+        }
+        if states.iter().all(|(s, _)| *s != 0) {
+            let missed = states.iter().filter(|(s, _)| *s == 7).count();
+            assert!(
+                missed > 0,
+                "the idle validator was drawn for some audits: {states:?}"
+            );
+            for (state, who) in &states {
+                match state {
+                    1 => assert_eq!(*who, net.validators[0].address()),
+                    7 => assert_eq!(*who, idle.address()),
+                    other => panic!("unexpected audit state {other}: {states:?}"),
+                }
+            }
+            let misses =
+                events::<IAuditManager::DeadlineMissed>(&net, net.deployment.audit_manager).await?;
+            assert_eq!(misses.len(), missed);
+            assert!(misses
+                .iter()
+                .all(|m| m.validator == idle.address() && m.kind == 0));
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "misses not reported: {states:?}\n{}",
+                logs_of(&net, "verifier")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     drop(procs);
     Ok(())
 }

@@ -19,7 +19,7 @@ use protocol::Deployment;
 use std::time::Duration;
 
 /// Blocks per eth_getLogs request (public endpoints cap the range).
-const LOG_CHUNK: u64 = 2_000;
+use protocol::logs::LOG_CHUNK;
 
 /// One TaskAssigned log naming this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,36 +154,15 @@ impl Chain {
     /// The input of a task from its TaskSubmitted event: first in `hint_block` (submission and
     /// assignment share a transaction), then backwards to the deployment's start block.
     pub async fn input_of(&self, task_id: U256, hint_block: u64) -> Result<Option<Bytes>> {
-        let floor = self.deployment.start_block;
-        let mut ranges = vec![(hint_block, hint_block)];
-        let mut end = hint_block;
-        while end > floor {
-            let to = end - 1;
-            let from = to.saturating_sub(LOG_CHUNK - 1).max(floor);
-            ranges.push((from, to));
-            end = from;
-        }
-        for (from, to) in ranges {
-            let filter = Filter::new()
-                .address(self.deployment.task_manager)
-                .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
-                .topic1(B256::from(task_id))
-                .from_block(from)
-                .to_block(to);
-            let logs = self
-                .provider
-                .get_logs(&filter)
-                .await
-                .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))?;
-            for log in logs {
-                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
-                    if ev.inner.data.taskId == task_id {
-                        return Ok(Some(ev.inner.data.input.clone()));
-                    }
-                }
-            }
-        }
-        Ok(None)
+        protocol::logs::task_input(
+            &self.provider,
+            self.deployment.task_manager,
+            self.deployment.start_block,
+            task_id,
+            hint_block,
+        )
+        .await
+        .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))
     }
 
     /// `getTask`.

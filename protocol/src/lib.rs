@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod codes;
 pub mod deployment;
 pub mod error;
+pub mod logs;
 pub mod merkle;
 pub mod model_selection;
 pub mod powr;

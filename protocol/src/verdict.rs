@@ -39,6 +39,21 @@ alloy::sol! {
     }
 }
 
+impl Verdict {
+    /// The same verdict as the contract bindings' argument type (`AuditManager.submitVerdicts`).
+    pub fn to_call(&self) -> crate::bindings::Verdicts::Verdict {
+        crate::bindings::Verdicts::Verdict {
+            taskId: self.taskId,
+            batchId: self.batchId,
+            workerOutputHash: self.workerOutputHash,
+            validatorOutputHash: self.validatorOutputHash,
+            qualityPpm: self.qualityPpm,
+            matches: self.matches,
+            deadline: self.deadline,
+        }
+    }
+}
+
 /// Why a verdict could not be signed, recovered or drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum VerdictError {

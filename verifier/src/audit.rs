@@ -116,6 +116,17 @@ struct Signed {
     proof: Vec<B256>,
 }
 
+/// An audit drawn for another validator, watched until its challenge window closes: a missing
+/// verdict is then reported on-chain (`reportMissedAudit`), which lowers that validator's share.
+#[derive(Debug, Clone)]
+struct OthersAudit {
+    batch_id: U256,
+    task_id: U256,
+    output_hash: B256,
+    proof: Vec<B256>,
+    validator: Address,
+}
+
 /// An open dispute this validator was drawn for, or accused in.
 #[derive(Debug, Clone)]
 struct OpenDispute {
@@ -160,6 +171,8 @@ pub struct Auditor {
     next_block: u64,
     batches: BTreeMap<U256, Batch>,
     disputes: BTreeMap<U256, OpenDispute>,
+    /// Others' audits to check for a missed deadline, by the end of their challenge window.
+    others: Vec<(u64, OthersAudit)>,
     judged: HashSet<U256>,
     /// Canary tasks in flight: task id -> expected output.
     canaries: HashMap<U256, Vec<u8>>,
@@ -169,7 +182,32 @@ pub struct Auditor {
     pub stats: Arc<Mutex<AuditStats>>,
 }
 
-const LOG_CHUNK: u64 = 2000;
+use protocol::logs::LOG_CHUNK;
+
+/// Sends a contract call with twice its gas estimate, at least `$floor`. The gas of these calls
+/// depends on state that can change between the estimate and the block (a validator joining
+/// grows the sortition tree; the vote that reaches a majority also resolves and slashes), and
+/// an out-of-gas revert would lose the action. A call that would revert fails at the estimate.
+macro_rules! send_padded {
+    ($inst:expr, $method:ident ( $($arg:expr),* ), $floor:expr) => {{
+        let inst = $inst;
+        send_padded!(inst.$method($($arg),*), $floor)
+    }};
+    ($call:expr, $floor:expr) => {{
+        let call = $call;
+        match call.estimate_gas().await {
+            Ok(estimate) => {
+                call.gas(estimate.saturating_mul(2).max($floor))
+                    .send()
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }};
+}
+
+/// How long a sent transaction may take to be mined before the step gives up (and retries).
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Auditor {
     /// Loads ONNX Runtime and the model cache, and makes sure this validator is in the audit draw.
@@ -199,6 +237,7 @@ impl Auditor {
             models: HashMap::new(),
             batches: BTreeMap::new(),
             disputes: BTreeMap::new(),
+            others: Vec::new(),
             judged: HashSet::new(),
             canaries: HashMap::new(),
             next_canary: std::time::Instant::now(),
@@ -231,9 +270,13 @@ impl Auditor {
         if !weight.is_zero() {
             return Ok(());
         }
-        match audit.joinValidators().send().await {
+        match send_padded!(audit.joinValidators(), 300_000) {
             Ok(p) => {
-                let r = p.get_receipt().await.context("joinValidators receipt")?;
+                let r = p
+                    .with_timeout(Some(RECEIPT_TIMEOUT))
+                    .get_receipt()
+                    .await
+                    .context("joinValidators receipt")?;
                 if !r.status() {
                     anyhow::bail!("joinValidators reverted (tx {})", r.transaction_hash);
                 }
@@ -246,6 +289,7 @@ impl Auditor {
                         .send()
                         .await
                         .context("syncValidator")?
+                        .with_timeout(Some(RECEIPT_TIMEOUT))
                         .get_receipt()
                         .await?;
                     tracing::info!(tx = %r.transaction_hash, "audit draw weight synced");
@@ -294,6 +338,7 @@ impl Auditor {
         let signed = self.judge_sealed(now).await?;
         self.post(signed).await;
         self.handle_disputes(now).await?;
+        self.report_misses(now).await;
         Ok(())
     }
 
@@ -406,6 +451,7 @@ impl Auditor {
             .send()
             .await
             .context("canary wallet: approve the fee")?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await?;
         let tm = ITaskManager::new(self.deployment.task_manager, &c.provider);
@@ -414,7 +460,13 @@ impl Auditor {
             .estimate_gas()
             .await
             .map_err(|e| anyhow!("submitTask: {}", describe_tm(&e)))?;
-        let receipt = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
+        let receipt = call
+            .gas(gas * 3 / 2)
+            .send()
+            .await?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await?;
         let task_id = receipt
             .inner
             .logs()
@@ -477,7 +529,7 @@ impl Auditor {
         );
         match report.send().await {
             Ok(p) => {
-                let r = p.get_receipt().await?;
+                let r = p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await?;
                 if r.status() {
                     self.stats.lock().map(|mut s| s.canaries_reported += 1).ok();
                 }
@@ -501,16 +553,16 @@ impl Auditor {
             .send()
             .await
             .context("canary wallet: approve the challenge bond")?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await?;
         if let Err(e) = challenge.call().await {
             tracing::info!(task = %task_id, reason = %describe(&e), "wrong canary result not challenged (an audit may already judge it)");
             return Ok(());
         }
-        let r = challenge
-            .send()
-            .await
+        let r = send_padded!(challenge, 700_000)
             .map_err(|e| anyhow!("challenge: {}", describe(&e)))?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await?;
         if r.status() {
@@ -559,9 +611,13 @@ impl Auditor {
         if to_seal.is_empty() {
             return Ok(());
         }
-        match self.audit().sealBatches(to_seal.clone()).send().await {
+        match send_padded!(self.audit(), sealBatches(to_seal.clone()), 100_000) {
             Ok(p) => {
-                let r = p.get_receipt().await.context("sealBatches receipt")?;
+                let r = p
+                    .with_timeout(Some(RECEIPT_TIMEOUT))
+                    .get_receipt()
+                    .await
+                    .context("sealBatches receipt")?;
                 if r.status() {
                     self.stats
                         .lock()
@@ -599,7 +655,7 @@ impl Auditor {
                     .call()
                     .await
                     .context("auditOf")?;
-                if !drawn.audited || drawn.validator != self.me {
+                if !drawn.audited {
                     continue;
                 }
                 self.judged.insert(*task_id);
@@ -609,6 +665,19 @@ impl Auditor {
                     .call()
                     .await
                     .context("getTask")?;
+                if drawn.validator != self.me {
+                    self.others.push((
+                        task.deadline,
+                        OthersAudit {
+                            batch_id: id,
+                            task_id: *task_id,
+                            output_hash: batch.hashes[i],
+                            proof: merkle::proof(&leaves, i),
+                            validator: drawn.validator,
+                        },
+                    ));
+                    continue;
+                }
                 if task.status != 2 || now > task.deadline {
                     tracing::debug!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
                     continue;
@@ -744,33 +813,16 @@ impl Auditor {
 
     /// The task's input from its TaskSubmitted event, searched backwards from the commit block.
     async fn input_of(&self, task_id: U256, hint_block: u64) -> Result<Option<Vec<u8>>> {
-        let floor = self.deployment.start_block;
-        let mut to = hint_block;
-        loop {
-            let from = to.saturating_sub(LOG_CHUNK - 1).max(floor);
-            let filter = Filter::new()
-                .address(self.deployment.task_manager)
-                .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
-                .topic1(B256::from(task_id))
-                .from_block(from)
-                .to_block(to);
-            let logs = self
-                .provider
-                .get_logs(&filter)
-                .await
-                .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))?;
-            for log in logs {
-                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
-                    if ev.inner.data.taskId == task_id {
-                        return Ok(Some(ev.inner.data.input.to_vec()));
-                    }
-                }
-            }
-            if from <= floor {
-                return Ok(None);
-            }
-            to = from - 1;
-        }
+        let input = protocol::logs::task_input(
+            &self.provider,
+            self.deployment.task_manager,
+            self.deployment.start_block,
+            task_id,
+            hint_block,
+        )
+        .await
+        .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))?;
+        Ok(input.map(|b| b.to_vec()))
     }
 
     /// Posts verdicts in transactions of at most `max_verdicts_per_tx`; a batch that reverts is
@@ -786,18 +838,19 @@ impl Auditor {
     }
 
     async fn post_chunk(&mut self, chunk: &[Signed]) -> Result<(), ()> {
-        let verdicts: Vec<_> = chunk.iter().map(|s| to_onchain(&s.verdict)).collect();
+        let verdicts: Vec<_> = chunk.iter().map(|s| s.verdict.to_call()).collect();
         let sigs: Vec<Bytes> = chunk.iter().map(|s| s.signature.clone()).collect();
         let proofs: Vec<Vec<B256>> = chunk.iter().map(|s| s.proof.clone()).collect();
         let tasks: Vec<String> = chunk.iter().map(|s| s.verdict.taskId.to_string()).collect();
-        let sent = self
-            .audit()
-            .submitVerdicts(verdicts, sigs, proofs)
-            .send()
-            .await;
+        let sent = send_padded!(
+            self.audit(),
+            submitVerdicts(verdicts, sigs, proofs),
+            200_000
+        );
         let receipt = match sent {
             Ok(p) => match p
                 .with_timeout(Some(Duration::from_secs(60)))
+                .with_timeout(Some(RECEIPT_TIMEOUT))
                 .get_receipt()
                 .await
             {
@@ -825,6 +878,40 @@ impl Auditor {
         Ok(())
     }
 
+    /// Reports the others' audits whose challenge window closed without a verdict.
+    async fn report_misses(&mut self, now: u64) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.others)
+            .into_iter()
+            .partition(|(deadline, _)| now > *deadline);
+        self.others = later;
+        for (_, a) in due {
+            let audit = self.audit();
+            let call =
+                audit.reportMissedAudit(a.batch_id, a.task_id, a.output_hash, a.proof.clone());
+            // a verdict landed (AlreadyJudged) or another validator reported it first: nothing to do
+            if let Err(e) = call.call().await {
+                tracing::debug!(task = %a.task_id, reason = %describe(&e), "no missed audit to report");
+                continue;
+            }
+            match send_padded!(call, 100_000) {
+                Ok(p) => match p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
+                    Ok(r) if r.status() => {
+                        tracing::warn!(task = %a.task_id, validator = %a.validator, tx = %r.transaction_hash, "validator missed its audit deadline: reported")
+                    }
+                    Ok(r) => {
+                        tracing::debug!(task = %a.task_id, tx = %r.transaction_hash, "reportMissedAudit reverted")
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %a.task_id, error = %e, "reportMissedAudit: no receipt")
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(task = %a.task_id, error = %describe(&e), "reportMissedAudit refused")
+                }
+            }
+        }
+    }
+
     /// Votes in the disputes this validator was drawn for; resolves those whose deadline passed.
     async fn handle_disputes(&mut self, now: u64) -> Result<()> {
         let ids: Vec<U256> = self.disputes.keys().copied().collect();
@@ -849,9 +936,9 @@ impl Auditor {
                 continue;
             }
             if now > d.deadline {
-                match self.audit().resolveDispute(d.task_id).send().await {
+                match send_padded!(self.audit(), resolveDispute(d.task_id), 600_000) {
                     Ok(p) => {
-                        if let Ok(r) = p.get_receipt().await {
+                        if let Ok(r) = p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
                             if r.status() {
                                 self.stats.lock().map(|mut s| s.resolved += 1).ok();
                                 tracing::info!(task = %id, tx = %r.transaction_hash, "dispute resolved");
@@ -898,8 +985,8 @@ impl Auditor {
                 return;
             }
         };
-        match self.audit().vote(task_id, fraud, own).send().await {
-            Ok(p) => match p.get_receipt().await {
+        match send_padded!(self.audit(), vote(task_id, fraud, own), 600_000) {
+            Ok(p) => match p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
                 Ok(r) if r.status() => {
                     self.stats.lock().map(|mut s| s.votes += 1).ok();
                     tracing::info!(task = %task_id, fraud, tx = %r.transaction_hash, "dispute vote cast");
@@ -942,18 +1029,6 @@ impl Auditor {
         Err(anyhow!(
             "task {task_id} not found in batch {batch_id}'s ResultsCommitted event"
         ))
-    }
-}
-
-fn to_onchain(v: &Verdict) -> protocol::bindings::Verdicts::Verdict {
-    protocol::bindings::Verdicts::Verdict {
-        taskId: v.taskId,
-        batchId: v.batchId,
-        workerOutputHash: v.workerOutputHash,
-        validatorOutputHash: v.validatorOutputHash,
-        qualityPpm: v.qualityPpm,
-        matches: v.matches,
-        deadline: v.deadline,
     }
 }
 
