@@ -306,8 +306,13 @@ async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_th
     );
     let staking = IStaking::new(net.deployment.staking, &p);
     let stake = staking.stakeOf(cheater, 0).call().await?;
-    assert!(
-        stake < U256::from(net.config.worker_stake_dn) * U256::from(protocol::DN) / U256::from(2)
+    // each proven fraud takes half of what is left (fraudSlashBps 5000)
+    let initial = U256::from(net.config.worker_stake_dn) * U256::from(protocol::DN);
+    assert_eq!(
+        stake,
+        initial >> fraud.len(),
+        "stake after {} frauds",
+        fraud.len()
     );
     for w in &net.workers[1..] {
         assert_eq!(
