@@ -89,6 +89,9 @@ impl Default for DevnetConfig {
     }
 }
 
+/// Seconds `forge script script/Deploy.s.sol` may take on a devnet.
+const DEPLOY_TIMEOUT_SECS: u64 = 300;
+
 /// A running devnet. Dropping it stops anvil.
 pub struct Devnet {
     anvil: Child,
@@ -296,7 +299,12 @@ impl Devnet {
         std::fs::create_dir_all(root.join("deployments"))?;
         let lock = std::fs::File::create(root.join("deployments/.deploy.lock"))?;
         lock.lock().context("locking deployments/.deploy.lock")?;
-        let mut forge = Command::new(npm_bin("forge"));
+        // `timeout`: a broadcast that never completes must fail the test run with forge's output,
+        // not hang it
+        let mut forge = Command::new("timeout");
+        forge
+            .arg(DEPLOY_TIMEOUT_SECS.to_string())
+            .arg(npm_bin("forge"));
         if let Some(len) = self.config.epoch_length {
             forge.env("DN_EPOCH_LENGTH", len.to_string());
         }
@@ -336,6 +344,10 @@ impl Devnet {
                 "--rpc-url",
                 &self.rpc_url,
                 "--broadcast",
+                // one transaction at a time, each after the previous one's receipt: forge's
+                // default concurrent broadcast once left all but the first transaction unmined on
+                // anvil, with forge polling receipts forever
+                "--slow",
                 "--private-key",
             ])
             .arg(key_hex(&self.deployer))
@@ -352,7 +364,8 @@ impl Devnet {
             .context("running forge script script/Deploy.s.sol")?;
         if !out.status.success() {
             bail!(
-                "forge script failed:\n{}\n{}",
+                "forge script failed ({}; exit status 124 = not done within {DEPLOY_TIMEOUT_SECS} s):\n{}\n{}",
+                out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
