@@ -226,13 +226,24 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (t.status != STATUS_COMMITTED || block.timestamp > t.deadline) {
             revert TaskNotOpen(taskId, t.status);
         }
+        _requireInBatch(taskId, batchId, t.worker, outputHash, proof);
+        return t.worker;
+    }
+
+    /// `worker` committed `batchId`, and the batch holds the leaf (taskId, outputHash, code 0).
+    function _requireInBatch(
+        uint256 taskId,
+        uint256 batchId,
+        address worker,
+        bytes32 outputHash,
+        bytes32[] calldata proof
+    ) private view {
         (address batchWorker,) = taskManager.batchInfo(batchId);
-        if (batchWorker != t.worker || batchId > type(uint32).max) revert WrongBatch(taskId, batchId);
+        if (batchWorker != worker || batchId > type(uint32).max) revert WrongBatch(taskId, batchId);
         bytes32 root = taskManager.batchRoot(batchId);
         if (!MerkleProof.verifyCalldata(proof, root, MerkleBatch.leaf(taskId, outputHash, 0))) {
             revert NotInBatch(taskId, batchId, outputHash);
         }
-        return t.worker;
     }
 
     // ------------------------------------------------------------------ disputes
@@ -427,13 +438,7 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         (bool audited, address drawn) = auditOf(batchId, taskId);
         if (!audited) revert NotAudited(taskId);
         ITaskManager.TaskView memory t = taskManager.getTask(taskId);
-        (address batchWorker,) = taskManager.batchInfo(batchId);
-        if (batchWorker != t.worker) revert WrongBatch(taskId, batchId);
-        if (!MerkleProof.verifyCalldata(
-                proof, taskManager.batchRoot(batchId), MerkleBatch.leaf(taskId, outputHash, 0)
-            )) {
-            revert NotInBatch(taskId, batchId, outputHash);
-        }
+        _requireInBatch(taskId, batchId, t.worker, outputHash, proof);
         bool windowOver = t.status == uint8(ITaskManager.TaskStatus.Finalized)
             || (t.status == STATUS_COMMITTED && block.timestamp > t.deadline);
         if (!windowOver) revert NotMissed(taskId);

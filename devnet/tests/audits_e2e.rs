@@ -48,10 +48,17 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-fn spawn(name: &str, args: &[String], key: &PrivateKeySigner, log: &Path) -> Child {
+fn spawn(
+    name: &str,
+    args: &[String],
+    key: &PrivateKeySigner,
+    env: &[(&str, String)],
+    log: &Path,
+) -> Child {
     let f = std::fs::File::create(log).unwrap();
     Command::new(bin(name))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DN_PRIVATE_KEY", key_hex(key))
         .env_remove("ETH_RPC_URL")
         .env_remove("DN_SIGNATURES_DIR")
@@ -93,10 +100,27 @@ fn executor(net: &Devnet, i: usize, extra: &[String]) -> Child {
         .map(String::from),
     );
     a.extend(extra.iter().cloned());
-    spawn("executor", &a, &net.workers[i], &dir.join("executor.log"))
+    spawn(
+        "executor",
+        &a,
+        &net.workers[i],
+        &[],
+        &dir.join("executor.log"),
+    )
 }
 
 fn verifier(net: &Devnet, i: usize, mode: &str) -> Child {
+    verifier_with(net, i, mode, &[], &[])
+}
+
+/// `verifier` with more flags and environment variables.
+fn verifier_with(
+    net: &Devnet,
+    i: usize,
+    mode: &str,
+    extra: &[String],
+    env: &[(&str, String)],
+) -> Child {
     let dir = net.work_dir.join(format!("validator{i}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut a = chain_args(net);
@@ -115,10 +139,12 @@ fn verifier(net: &Devnet, i: usize, mode: &str) -> Child {
         ]
         .map(String::from),
     );
+    a.extend(extra.iter().cloned());
     spawn(
         "verifier",
         &a,
         &net.validators[i],
+        env,
         &dir.join("verifier.log"),
     )
 }
@@ -680,42 +706,20 @@ async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() 
         std::fs::write(dir.join(format!("{i}.safetensors")), input)?;
     }
     let mut procs = Procs(Vec::new());
-    {
-        let vdir = net.work_dir.join("validator0");
-        std::fs::create_dir_all(&vdir)?;
-        let mut a = chain_args(&net);
-        a.extend(
-            [
-                "--db",
-                &vdir.join("verifier.sqlite").display().to_string(),
-                "--models-dir",
-                &vdir.join("models").display().to_string(),
-                "--confirmations",
-                "1",
-                "--poll-interval-ms",
-                "300",
-                "--canary-model",
-                &net.model_id.to_string(),
-                "--canary-inputs",
-                &dir.display().to_string(),
-                "--canary-interval-secs",
-                "3",
-            ]
-            .map(String::from),
-        );
-        let f = std::fs::File::create(vdir.join("verifier.log"))?;
-        procs.0.push(
-            Command::new(bin("verifier"))
-                .args(&a)
-                .env("DN_PRIVATE_KEY", key_hex(&net.validators[0]))
-                .env("DN_CANARY_PRIVATE_KEY", key_hex(&canary))
-                .env("RUST_LOG", "info")
-                .env("NO_COLOR", "1")
-                .stdout(Stdio::from(f.try_clone()?))
-                .stderr(Stdio::from(f))
-                .spawn()?,
-        );
-    }
+    procs.0.push(verifier_with(
+        &net,
+        0,
+        "honest",
+        &[
+            "--canary-model".into(),
+            net.model_id.to_string(),
+            "--canary-inputs".into(),
+            dir.display().to_string(),
+            "--canary-interval-secs".into(),
+            "3".into(),
+        ],
+        &[("DN_CANARY_PRIVATE_KEY", key_hex(&canary))],
+    ));
     for i in 1..net.validators.len() {
         procs.0.push(verifier(&net, i, "honest"));
     }

@@ -99,6 +99,8 @@ struct Batch {
     hashes: Vec<B256>,
     codes: Vec<u16>,
     outputs: Vec<Bytes>,
+    /// Its audit randomness is on-chain (seen by `seal_ready`, or sealed by this verifier).
+    sealed: bool,
 }
 
 impl Batch {
@@ -388,6 +390,7 @@ impl Auditor {
                         hashes: d.outputHashes,
                         codes: d.codes,
                         outputs: d.outputs,
+                        sealed: false,
                     };
                     for (i, t) in batch.task_ids.iter().enumerate() {
                         if self.canaries.contains_key(t) {
@@ -581,12 +584,14 @@ impl Auditor {
     async fn seal_ready(&mut self, head: u64, now: u64) -> Result<()> {
         let mut to_seal = Vec::new();
         let mut stale = Vec::new();
+        let mut sealed = Vec::new();
         for b in self.batches.values() {
-            if head < b.block + 2 {
+            if b.sealed || head < b.block + 2 {
                 continue;
             }
             let seal = self.audit().sealOf(b.id).call().await.context("sealOf")?;
             if seal.randomness != B256::ZERO {
+                sealed.push(b.id);
                 continue;
             }
             let Some(i) = b.codes.iter().position(|c| *c == 0) else {
@@ -608,6 +613,7 @@ impl Auditor {
         for id in stale {
             self.batches.remove(&id);
         }
+        self.mark_sealed(&sealed);
         if to_seal.is_empty() {
             return Ok(());
         }
@@ -619,6 +625,7 @@ impl Auditor {
                     .await
                     .context("sealBatches receipt")?;
                 if r.status() {
+                    self.mark_sealed(&to_seal);
                     self.stats
                         .lock()
                         .map(|mut s| s.sealed += to_seal.len() as u64)
@@ -633,16 +640,25 @@ impl Auditor {
         Ok(())
     }
 
+    fn mark_sealed(&mut self, ids: &[U256]) {
+        for id in ids {
+            if let Some(b) = self.batches.get_mut(id) {
+                b.sealed = true;
+            }
+        }
+    }
+
     /// Judges this validator's audits in every sealed batch; drops batches that are done.
     async fn judge_sealed(&mut self, now: u64) -> Result<Vec<Signed>> {
         let mut out = Vec::new();
         let mut done = Vec::new();
-        let ids: Vec<U256> = self.batches.keys().copied().collect();
+        let ids: Vec<U256> = self
+            .batches
+            .values()
+            .filter(|b| b.sealed)
+            .map(|b| b.id)
+            .collect();
         for id in ids {
-            let seal = self.audit().sealOf(id).call().await.context("sealOf")?;
-            if seal.randomness == B256::ZERO {
-                continue;
-            }
             let batch = self.batches[&id].clone();
             let leaves = batch.leaves();
             for (i, task_id) in batch.task_ids.iter().enumerate() {
