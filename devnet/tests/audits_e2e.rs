@@ -6,148 +6,18 @@
 //! - a rubber-stamping validator approves a planted forced error and is slashed as lazy;
 //! - replayed, forged, wrong-signer and late verdicts are refused by the contract.
 
-use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy::primitives::{keccak256, Bytes, B256, U256};
 use alloy::providers::Provider;
-use alloy::rpc::types::Filter;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolEvent, SolValue};
-use anyhow::{bail, Context, Result};
+use alloy::sol_types::SolValue;
+use anyhow::{Context, Result};
 use devnet::{key_hex, Devnet, DevnetConfig};
 use protocol::bindings::{IAuditManager, IStaking, ITaskManager};
 use protocol::verdict::{sign_verdict, signature_bytes, Verdict};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WAD: u64 = 1_000_000_000_000_000_000;
-
-/// The tests here each run anvil plus several executor and verifier processes; on a 2-core
-/// machine running them side by side starves their deadlines, so they take turns.
-/// (tokio's Mutex: it does not poison, and it works across the tests' separate runtimes.)
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Kills the processes it holds when dropped (also when a test panics).
-struct Procs(Vec<Child>);
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn bin(name: &str) -> PathBuf {
-    let demo = PathBuf::from(env!("CARGO_BIN_EXE_deepnode-demo"));
-    let p = demo.parent().unwrap().join(name);
-    assert!(
-        p.exists(),
-        "{} not built (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
-
-fn spawn(
-    name: &str,
-    args: &[String],
-    key: &PrivateKeySigner,
-    env: &[(&str, String)],
-    log: &Path,
-) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    Command::new(bin(name))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("DN_PRIVATE_KEY", key_hex(key))
-        .env_remove("ETH_RPC_URL")
-        .env_remove("DN_SIGNATURES_DIR")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(f.try_clone().unwrap()))
-        .stderr(Stdio::from(f))
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
-}
-
-fn chain_args(net: &Devnet) -> Vec<String> {
-    vec![
-        "--rpc-url".into(),
-        net.rpc_url.clone(),
-        "--deployment".into(),
-        net.deployment_path.display().to_string(),
-    ]
-}
-
-fn executor(net: &Devnet, i: usize, extra: &[String]) -> Child {
-    let dir = net.work_dir.join(format!("worker{i}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut a = chain_args(net);
-    a.extend(
-        [
-            "--models-dir",
-            &dir.join("models").display().to_string(),
-            "--journal",
-            &dir.join("journal.jsonl").display().to_string(),
-            "--device",
-            "cpu",
-            "--poll-interval-ms",
-            "300",
-            "--finalize-interval-secs",
-            "2",
-        ]
-        .map(String::from),
-    );
-    a.extend(extra.iter().cloned());
-    spawn(
-        "executor",
-        &a,
-        &net.workers[i],
-        &[],
-        &dir.join("executor.log"),
-    )
-}
-
-fn verifier(net: &Devnet, i: usize, mode: &str) -> Child {
-    verifier_with(net, i, mode, &[], &[])
-}
-
-/// `verifier` with more flags and environment variables.
-fn verifier_with(
-    net: &Devnet,
-    i: usize,
-    mode: &str,
-    extra: &[String],
-    env: &[(&str, String)],
-) -> Child {
-    let dir = net.work_dir.join(format!("validator{i}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut a = chain_args(net);
-    a.extend(
-        [
-            "--db",
-            &dir.join("verifier.sqlite").display().to_string(),
-            "--models-dir",
-            &dir.join("models").display().to_string(),
-            "--confirmations",
-            "1",
-            "--poll-interval-ms",
-            "300",
-            "--test-audit-mode",
-            mode,
-        ]
-        .map(String::from),
-    );
-    a.extend(extra.iter().cloned());
-    spawn(
-        "verifier",
-        &a,
-        &net.validators[i],
-        env,
-        &dir.join("verifier.log"),
-    )
-}
+mod common;
+use common::*;
 
 fn inputs(n: usize) -> Vec<Vec<u8>> {
     let samples = devnet::digits::heldout().unwrap();
@@ -156,82 +26,6 @@ fn inputs(n: usize) -> Vec<Vec<u8>> {
         .map(|s| devnet::digits::encode_input(&s.pixels).unwrap())
         .collect()
 }
-
-fn logs_of(net: &Devnet, name: &str) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(&net.work_dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            let p = e.path().join(format!("{name}.log"));
-            if let Ok(s) = std::fs::read_to_string(&p) {
-                let tail: String = s.lines().rev().take(40).collect::<Vec<_>>().join("\n");
-                out.push_str(&format!(
-                    "---- {} (last lines, newest first)\n{tail}\n",
-                    p.display()
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// Waits until every task is Finalized or Refunded; returns the statuses.
-async fn wait_settled(net: &Devnet, ids: &[U256], timeout: Duration) -> Result<Vec<u8>> {
-    let p = net.provider(&net.user);
-    let tm = ITaskManager::new(net.deployment.task_manager, &p);
-    let start = Instant::now();
-    loop {
-        let mut statuses = Vec::new();
-        for id in ids {
-            statuses.push(tm.getTask(*id).call().await?.status);
-        }
-        if statuses.iter().all(|s| *s == 4 || *s == 5) {
-            return Ok(statuses);
-        }
-        if start.elapsed() > timeout {
-            bail!("tasks not settled after {timeout:?}: statuses {statuses:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Every Staking.Slashed event since the deployment: (account, role, reason, amount).
-async fn slashes(net: &Devnet) -> Result<Vec<(Address, u8, u8, U256)>> {
-    let p = net.provider(&net.user);
-    let logs = p
-        .get_logs(
-            &Filter::new()
-                .address(net.deployment.staking)
-                .event_signature(IStaking::Slashed::SIGNATURE_HASH)
-                .from_block(net.deployment.start_block),
-        )
-        .await?;
-    Ok(logs
-        .iter()
-        .filter_map(|l| l.log_decode::<IStaking::Slashed>().ok())
-        .map(|l| {
-            let d = l.inner.data;
-            (d.account, d.role, d.reason, d.amount)
-        })
-        .collect())
-}
-
-async fn events<E: SolEvent>(net: &Devnet, address: Address) -> Result<Vec<E>> {
-    let p = net.provider(&net.user);
-    let logs = p
-        .get_logs(
-            &Filter::new()
-                .address(address)
-                .event_signature(E::SIGNATURE_HASH)
-                .from_block(net.deployment.start_block),
-        )
-        .await?;
-    Ok(logs
-        .iter()
-        .filter_map(|l| l.log_decode::<E>().ok())
-        .map(|l| l.inner.data)
-        .collect())
-}
-
 fn audit_all() -> DevnetConfig {
     DevnetConfig {
         workers: 3,

@@ -54,10 +54,31 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub poll_interval_ms: u64,
 
-    /// Largest task input this worker runs (bytes); larger inputs are committed as
-    /// input_too_large without being decoded.
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    /// Largest task input this worker runs (bytes), inline or fetched from a blob reference;
+    /// larger inputs are committed as input_too_large without being decoded (on-chain inline
+    /// inputs are capped by the TaskManager at 64 KiB anyway).
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20)]
     pub max_input_bytes: usize,
+
+    /// Blob store for off-chain payloads (the `blobstore` service's base URL, e.g.
+    /// http://127.0.0.1:8700): outputs over --inline-output-bytes are published there and
+    /// committed by reference [default: every output inline].
+    #[arg(long, value_name = "URL", env = "DN_BLOB_STORE")]
+    pub blob_store: Option<String>,
+
+    /// Outputs up to this size are committed inline; larger ones go to --blob-store.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub inline_output_bytes: usize,
+
+    /// How long fetching one referenced input (or publishing an output) may take; an input not
+    /// fetched in time is committed as input_unavailable (the user is refunded).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub blob_timeout_secs: u64,
+
+    /// Most models kept loaded at once; loading one more unloads the least recently used
+    /// (bounds memory when serving a large catalogue).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_loaded_models: u32,
 
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101) [default: off].
     #[arg(long, value_name = "ADDR")]
@@ -219,6 +240,10 @@ mod tests {
             "--batch-wait-ms",
             "--poll-interval-ms",
             "--max-input-bytes",
+            "--blob-store",
+            "--inline-output-bytes",
+            "--blob-timeout-secs",
+            "--max-loaded-models",
             "--metrics-listen",
             "--no-finalize",
             "--opt-in",
@@ -234,7 +259,9 @@ mod tests {
         assert_eq!(cli.batch_size, 32);
         assert_eq!(cli.batch_wait_ms, 500);
         assert_eq!(cli.poll_interval_ms, 1000);
-        assert_eq!(cli.max_input_bytes, 65536);
+        assert_eq!(cli.max_input_bytes, 32 << 20);
+        assert_eq!(cli.inline_output_bytes, 1024);
+        assert!(cli.blob_store.is_none());
         assert_eq!(cli.device, DeviceArg::Auto);
         assert!(cli.metrics_listen.is_none());
         assert!(!cli.no_finalize);

@@ -1,10 +1,12 @@
-//! The model runtime seam: fetches each model once (verified against its on-chain sha256),
-//! keeps one loaded session per model id, and turns a batch of task inputs into outcomes.
+//! The model runtime seam: fetches each model bundle once (the manifest verified against its
+//! on-chain sha256, every part against the manifest), keeps up to `--max-loaded-models` loaded
+//! (least recently used out first), and turns a batch of task inputs into outcomes by kind.
 
 use crate::cheat::{self, OutputDecl};
+use crate::metrics as m;
 use crate::outcome::{self, Outcome};
-use alloy::primitives::{B256, U256};
-use inference::{Device, Model, ModelCache, Runtime};
+use alloy::primitives::{keccak256, B256, U256};
+use inference::{BundleCache, Device, Kind, LoadOptions, Model, ModelCache, Runner, Runtime};
 use protocol::codes::FailureCode;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 pub struct ModelInfo {
     /// Registry id.
     pub id: u32,
-    /// sha256 of the .onnx bytes.
+    /// sha256 of the bundle manifest (or, for models registered before bundles, of the .onnx).
     pub sha256: B256,
     /// Where to fetch it.
     pub uri: String,
@@ -24,14 +26,39 @@ pub struct ModelInfo {
 /// A model's declared outputs (TEST-ONLY cheating), `None` when its graph does not say.
 type Declared = Option<Arc<Vec<OutputDecl>>>;
 
+/// A loaded bundle: `tensor` bundles keep the raw session (the TEST-ONLY cheater reads its
+/// declared outputs); every other kind is a [`Runner`].
+enum Loaded {
+    Tensor(Model),
+    Kind(Box<dyn Runner>),
+}
+
+impl Loaded {
+    fn run_batch(&mut self, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, inference::InferenceError>> {
+        match self {
+            Loaded::Tensor(m) => m.run_batch(inputs),
+            Loaded::Kind(r) => r.run_batch(inputs),
+        }
+    }
+}
+
+struct Slot {
+    sha256: B256,
+    kind: Kind,
+    loaded: Arc<Mutex<Loaded>>,
+    last_used: u64,
+}
+
 /// Loaded models and the runtime that runs them.
 pub struct Engine {
     runtime: Arc<Runtime>,
-    cache: Arc<ModelCache>,
+    cache: Arc<BundleCache>,
     device: Device,
     threads: usize,
     max_input_bytes: usize,
-    loaded: HashMap<u32, (B256, Arc<Mutex<Model>>)>,
+    max_loaded: usize,
+    clock: u64,
+    loaded: HashMap<u32, Slot>,
     /// TEST-ONLY cheating: each model's declared outputs (`None` when the graph does not say),
     /// read once per model and sha256.
     declared: HashMap<u32, (B256, Declared)>,
@@ -53,38 +80,48 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("--models-dir {}: {e}", models_dir.display()))?;
         Ok(Self {
             runtime: Arc::new(runtime),
-            cache: Arc::new(cache),
+            cache: Arc::new(BundleCache::new(cache)),
             device,
             threads,
             max_input_bytes,
+            max_loaded: usize::MAX,
+            clock: 0,
             loaded: HashMap::new(),
             declared: HashMap::new(),
         })
     }
 
+    /// Keeps at most `n` (>= 1) models loaded; the least recently used one is unloaded first.
+    pub fn with_max_loaded(mut self, n: usize) -> Self {
+        self.max_loaded = n.max(1);
+        self
+    }
+
     /// Fetches, verifies and loads a model unless it is already loaded. On failure returns the
     /// outcome every task of this model gets (hash mismatch or unavailable).
     pub async fn ensure_loaded(&mut self, info: &ModelInfo) -> Result<(), Outcome> {
-        if let Some((sha, _)) = self.loaded.get(&info.id) {
-            if *sha == info.sha256 {
+        self.clock += 1;
+        if let Some(slot) = self.loaded.get_mut(&info.id) {
+            if slot.sha256 == info.sha256 {
+                slot.last_used = self.clock;
                 return Ok(());
             }
         }
         let cache = self.cache.clone();
         let runtime = self.runtime.clone();
-        let (device, threads, max_input) = (
-            self.device,
-            (self.threads > 0).then_some(self.threads),
-            self.max_input_bytes,
-        );
+        let opts = LoadOptions {
+            device: self.device,
+            threads: (self.threads > 0).then_some(self.threads),
+            max_input_bytes: self.max_input_bytes,
+        };
         let uri = info.uri.clone();
         let sha: [u8; 32] = info.sha256.0;
         let id = info.id;
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<Model, Outcome> {
-            let path = cache.fetch(&uri, sha).map_err(|e| {
+        let loaded = tokio::task::spawn_blocking(move || -> Result<(Kind, Loaded), Outcome> {
+            let bundle = cache.fetch(&uri, sha).map_err(|e| {
                 let o = outcome::from_error(&e);
-                // A fetch that failed for another reason than the hash is "unavailable".
+                // A fetch that failed for another reason than a hash is "unavailable".
                 if o.code == FailureCode::ModelHashMismatch {
                     o
                 } else {
@@ -94,11 +131,20 @@ impl Engine {
                     )
                 }
             })?;
-            let mut model = Model::load(&runtime, &path, device, threads).map_err(|e| {
+            let unavailable = |e: inference::InferenceError| {
                 Outcome::failure(FailureCode::ModelUnavailable, format!("model {id}: {e}"))
-            })?;
-            model.set_max_input_bytes(max_input);
-            Ok(model)
+            };
+            let kind = bundle.manifest.kind;
+            let loaded = if kind == Kind::Tensor {
+                let path = bundle.part("model").map_err(unavailable)?;
+                let mut model =
+                    Model::load(&runtime, path, opts.device, opts.threads).map_err(unavailable)?;
+                model.set_max_input_bytes(opts.max_input_bytes);
+                Loaded::Tensor(model)
+            } else {
+                Loaded::Kind(inference::kinds::load(&runtime, &bundle, opts).map_err(unavailable)?)
+            };
+            Ok((kind, loaded))
         })
         .await
         .map_err(|e| {
@@ -107,29 +153,53 @@ impl Engine {
                 format!("model {id}: loader crashed: {e}"),
             )
         })??;
+        let (kind, loaded) = loaded;
         tracing::info!(
             model_id = id,
+            %kind,
             ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        self.loaded
-            .insert(id, (info.sha256, Arc::new(Mutex::new(loaded))));
+        self.loaded.insert(
+            id,
+            Slot {
+                sha256: info.sha256,
+                kind,
+                loaded: Arc::new(Mutex::new(loaded)),
+                last_used: self.clock,
+            },
+        );
+        while self.loaded.len() > self.max_loaded {
+            let Some((&victim, _)) = self
+                .loaded
+                .iter()
+                .filter(|(k, _)| **k != id)
+                .min_by_key(|(_, s)| s.last_used)
+            else {
+                break;
+            };
+            self.loaded.remove(&victim);
+            self.declared.remove(&victim);
+            tracing::info!(model_id = victim, "model unloaded (--max-loaded-models)");
+        }
+        metrics::gauge!(m::MODELS_LOADED).set(self.loaded.len() as f64);
         Ok(())
     }
 
     /// Runs one batch of inputs of one model; one outcome per input, in order. Inputs over the
-    /// size limit are refused without decoding; the rest run as one dynamic batch.
+    /// size limit are refused without decoding; the rest run as one batch of the model's kind.
     pub async fn run(&mut self, info: &ModelInfo, inputs: Vec<Vec<u8>>) -> Vec<Outcome> {
         if let Err(failed) = self.ensure_loaded(info).await {
             return inputs.iter().map(|_| failed.clone()).collect();
         }
-        let Some((_, model)) = self.loaded.get(&info.id) else {
+        let Some(slot) = self.loaded.get(&info.id) else {
             let o = Outcome::failure(
                 FailureCode::ModelUnavailable,
                 format!("model {} not loaded", info.id),
             );
             return inputs.iter().map(|_| o.clone()).collect();
         };
+        let kind = slot.kind;
         let mut out: Vec<Option<Outcome>> = inputs
             .iter()
             .map(|i| {
@@ -139,9 +209,10 @@ impl Engine {
             .collect();
         let runnable: Vec<usize> = (0..inputs.len()).filter(|i| out[*i].is_none()).collect();
         if !runnable.is_empty() {
-            let model = model.clone();
+            let model = slot.loaded.clone();
             let batch: Vec<Vec<u8>> = runnable.iter().map(|i| inputs[*i].clone()).collect();
             let n = batch.len();
+            let started = std::time::Instant::now();
             let results = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 match model.lock() {
@@ -166,15 +237,19 @@ impl Engine {
             .unwrap_or_else(|e| {
                 vec![Outcome::failure(FailureCode::Runtime, format!("inference crashed: {e}")); n]
             });
+            let per_task = started.elapsed().as_secs_f64() / n as f64;
             for (slot, o) in runnable.into_iter().zip(results) {
+                metrics::histogram!(m::INFERENCE_SECONDS, "kind" => kind.as_str()).record(per_task);
                 out[slot] = Some(o);
             }
         }
         out.into_iter()
             .map(|o| {
-                o.unwrap_or_else(|| {
+                let o = o.unwrap_or_else(|| {
                     Outcome::failure(FailureCode::Runtime, "no result returned for this input")
-                })
+                });
+                metrics::counter!(m::TASKS_BY_KIND, "kind" => kind.as_str(), "code" => o.code.as_str()).increment(1);
+                o
             })
             .collect()
     }
@@ -194,23 +269,42 @@ impl Engine {
         if let Err(failed) = self.ensure_loaded(info).await {
             return tasks.iter().map(|_| (failed.clone(), false)).collect();
         }
-        let Some((_, model)) = self.loaded.get(&info.id) else {
+        let Some(slot) = self.loaded.get(&info.id) else {
             let o = Outcome::failure(
                 FailureCode::ModelUnavailable,
                 format!("model {} not loaded", info.id),
             );
             return tasks.iter().map(|_| (o.clone(), false)).collect();
         };
-        let model = model.clone();
-        let declared = self.declared_outputs(info, &model).await;
+        let model = slot.loaded.clone();
         let max_input = self.max_input_bytes;
         let n = tasks.len();
+        if slot.kind != Kind::Tensor {
+            return tokio::task::spawn_blocking(move || {
+                counterfeit_all(&model, tasks, salt, max_input)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                vec![
+                    (
+                        Outcome::failure(FailureCode::Runtime, format!("inference crashed: {e}")),
+                        false
+                    );
+                    n
+                ]
+            });
+        }
+        let declared = self.declared_outputs(info, &model).await;
         tokio::task::spawn_blocking(move || {
             let Ok(mut m) = model.lock() else {
                 let o = Outcome::failure(
                     FailureCode::Runtime,
                     "model session poisoned by an earlier panic",
                 );
+                return vec![(o, false); n];
+            };
+            let Loaded::Tensor(m) = &mut *m else {
+                let o = Outcome::failure(FailureCode::Runtime, "tensor model expected");
                 return vec![(o, false); n];
             };
             tasks
@@ -267,15 +361,15 @@ impl Engine {
 
     /// The outputs `info`'s ONNX graph declares, when they are exactly the loaded session's
     /// outputs; `None` (with a warning) otherwise.
-    async fn declared_outputs(&mut self, info: &ModelInfo, model: &Arc<Mutex<Model>>) -> Declared {
+    async fn declared_outputs(&mut self, info: &ModelInfo, model: &Arc<Mutex<Loaded>>) -> Declared {
         if let Some((sha, d)) = self.declared.get(&info.id) {
             if *sha == info.sha256 {
                 return d.clone();
             }
         }
-        let (path, names) = match model.lock() {
-            Ok(m) => (m.path().to_path_buf(), m.output_names().to_vec()),
-            Err(_) => return None,
+        let (path, names) = match model.lock().as_deref() {
+            Ok(Loaded::Tensor(m)) => (m.path().to_path_buf(), m.output_names().to_vec()),
+            _ => return None,
         };
         let read = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -305,4 +399,46 @@ impl Engine {
             .insert(info.id, (info.sha256, declared.clone()));
         declared
     }
+}
+
+/// TEST-ONLY: counterfeit outputs for a non-tensor kind (random tokens, a made-up label...),
+/// seeded by `keccak256(taskId, salt)`. Inputs failing the honest size checks get the honest
+/// failure, not cheated.
+fn counterfeit_all(
+    model: &Mutex<Loaded>,
+    tasks: Vec<(U256, Vec<u8>)>,
+    salt: B256,
+    max_input: usize,
+) -> Vec<(Outcome, bool)> {
+    let n = tasks.len();
+    let Ok(mut guard) = model.lock() else {
+        let o = Outcome::failure(
+            FailureCode::Runtime,
+            "model session poisoned by an earlier panic",
+        );
+        return vec![(o, false); n];
+    };
+    let Loaded::Kind(runner) = &mut *guard else {
+        let o = Outcome::failure(FailureCode::Runtime, "bundle runner expected");
+        return vec![(o, false); n];
+    };
+    tasks
+        .into_iter()
+        .map(|(id, input)| {
+            if let Some(o) = outcome::check_input_present(input.len())
+                .or_else(|| outcome::check_input_size(input.len(), max_input))
+            {
+                return (o, false);
+            }
+            let mut seed_src = id.to_be_bytes::<32>().to_vec();
+            seed_src.extend_from_slice(salt.as_slice());
+            let digest = keccak256(&seed_src);
+            let seed =
+                u64::from_be_bytes(digest.0[..8].try_into().expect("8 bytes of a 32-byte hash"));
+            match runner.counterfeit(&input, seed) {
+                Ok(bytes) => (Outcome::success(bytes), true),
+                Err(e) => (outcome::from_error(&e), false),
+            }
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@ mod engine;
 mod journal;
 mod metrics;
 mod outcome;
+mod payload;
 mod worker;
 
 use anyhow::{Context, Result};
@@ -81,7 +82,8 @@ async fn run(cli: Cli) -> Result<()> {
         cli.device.into(),
         cli.threads,
         cli.max_input_bytes,
-    )?;
+    )?
+    .with_max_loaded(cli.max_loaded_models as usize);
 
     if !cli.opt_in.is_empty() {
         let serving = chain.models_of_me().await?;
@@ -113,7 +115,15 @@ async fn run(cli: Cli) -> Result<()> {
         finalize_interval: Duration::from_secs(cli.finalize_interval_secs.max(1)),
     };
     let task_manager = chain.deployment.task_manager;
-    let w = worker::Worker::new(chain, engine, journal, cfg, max_batch).with_cheater(cheater);
+    let payloads = payload::Payloads::new(
+        cli.blob_store.clone(),
+        Duration::from_secs(cli.blob_timeout_secs),
+        cli.max_input_bytes as u64,
+        cli.inline_output_bytes,
+    )?;
+    let w = worker::Worker::new(chain, engine, journal, cfg, max_batch)
+        .with_cheater(cheater)
+        .with_payloads(payloads);
     let (to_commit, pending, to_finalize) = w.backlog();
     tracing::info!(
         worker = %w.worker(),

@@ -20,6 +20,12 @@ pub const BLOCKS_BEHIND: &str = "blocks_behind";
 pub const TASKS_COMMITTED: &str = "tasks_committed_total";
 /// Tasks finalized by this worker.
 pub const TASKS_FINALIZED: &str = "tasks_finalized_total";
+/// Tasks run, labelled `kind` (text-generation, ocr, ...) and `code` (ok or the failure code).
+pub const TASKS_BY_KIND: &str = "tasks_by_kind_total";
+/// Inference seconds per task (a batch's time divided by its size), labelled `kind`.
+pub const INFERENCE_SECONDS: &str = "inference_seconds";
+/// Models loaded now (at most --max-loaded-models).
+pub const MODELS_LOADED: &str = "models_loaded";
 
 /// Installs the global recorder.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -27,6 +33,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(
             Matcher::Full(COMMIT_LATENCY.to_string()),
             &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(INFERENCE_SECONDS.to_string()),
+            &[
+                0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
         )?
         .install_recorder()?;
     metrics::describe_counter!(
@@ -42,6 +54,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(RPC_ERRORS, "RPC errors of the main loop");
     metrics::describe_gauge!(BLOCKS_BEHIND, "Chain head minus the last handled block");
     metrics::describe_counter!(TASKS_COMMITTED, "Tasks committed on-chain");
+    metrics::describe_counter!(TASKS_BY_KIND, "Tasks run, by kind and outcome code");
+    metrics::describe_histogram!(
+        INFERENCE_SECONDS,
+        metrics::Unit::Seconds,
+        "Inference time per task, by kind"
+    );
+    metrics::describe_gauge!(MODELS_LOADED, "Models loaded (LRU, --max-loaded-models)");
     metrics::describe_counter!(TASKS_FINALIZED, "Tasks finalized by this worker");
     Ok(handle)
 }

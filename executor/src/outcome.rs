@@ -13,6 +13,9 @@ pub struct Outcome {
     pub code: FailureCode,
     /// Canonical safetensors bytes, or the UTF-8 failure message.
     pub output: Vec<u8>,
+    /// What the commit event carries instead of `output` when it was published off-chain
+    /// (a blob reference); the committed hash is always `keccak256(output)`.
+    pub published: Option<Vec<u8>>,
 }
 
 impl Outcome {
@@ -21,6 +24,7 @@ impl Outcome {
         Self {
             code: FailureCode::Ok,
             output,
+            published: None,
         }
     }
 
@@ -29,6 +33,7 @@ impl Outcome {
         Self {
             code,
             output: format!("{}: {detail}", code.as_str()).into_bytes(),
+            published: None,
         }
     }
 
@@ -44,7 +49,7 @@ impl Outcome {
             model_id,
             output_hash: self.output_hash(),
             code: self.code.as_u16(),
-            output_hex: self.output.into(),
+            output_hex: self.published.unwrap_or(self.output).into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::engine::{Engine, ModelInfo};
 use crate::journal::{Computed, Journal, JournalError, Record, TaskState};
 use crate::metrics as m;
 use crate::outcome::Outcome;
+use crate::payload::Payloads;
 use alloy::primitives::U256;
 use alloy::rpc::types::TransactionReceipt;
 use protocol::bindings::TaskStatus;
@@ -64,6 +65,8 @@ pub struct Worker {
     last_finalize: Option<Instant>,
     /// TEST-ONLY: commits wrong results on some tasks (`--test-cheat-rate`).
     cheater: Option<Cheater>,
+    /// Off-chain inputs and outputs (`None`: blob references cannot be fetched).
+    payloads: Option<Payloads>,
 }
 
 impl Worker {
@@ -90,6 +93,7 @@ impl Worker {
             cursor,
             last_finalize: None,
             cheater: None,
+            payloads: None,
         }
     }
 
@@ -97,6 +101,12 @@ impl Worker {
     /// journal and the same commit path as honest ones).
     pub fn with_cheater(mut self, cheater: Option<Cheater>) -> Self {
         self.cheater = cheater;
+        self
+    }
+
+    /// Fetches referenced inputs and publishes large outputs through `payloads`.
+    pub fn with_payloads(mut self, payloads: Payloads) -> Self {
+        self.payloads = Some(payloads);
         self
     }
 
@@ -298,8 +308,64 @@ impl Worker {
             })?;
             inputs.push(input.to_vec());
         }
+        // Blob references are fetched (and verified) now; one that cannot be is its outcome.
+        let mut fetched: Vec<Option<Outcome>> = Vec::with_capacity(inputs.len());
+        for input in inputs.iter_mut() {
+            let resolved = match &self.payloads {
+                Some(p) => p.resolve(std::mem::take(input)).await,
+                None if blobstore::BlobRef::decode(input).is_some() => Err(Outcome::failure(
+                    FailureCode::InputUnavailable,
+                    "this worker has no blob client configured",
+                )),
+                None => Ok(std::mem::take(input)),
+            };
+            match resolved {
+                Ok(bytes) => {
+                    *input = bytes;
+                    fetched.push(None);
+                }
+                Err(o) => fetched.push(Some(o)),
+            }
+        }
         let started = Instant::now();
-        let outcomes = self.run_inputs(&info, chunk, inputs).await;
+        let runnable: Vec<(TaskInfo, u64)> = chunk
+            .iter()
+            .zip(&fetched)
+            .filter(|(_, f)| f.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        let inputs: Vec<Vec<u8>> = inputs
+            .into_iter()
+            .zip(&fetched)
+            .filter(|(_, f)| f.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let mut ran = if runnable.is_empty() {
+            Vec::new()
+        } else {
+            self.run_inputs(&info, &runnable, inputs).await
+        }
+        .into_iter();
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        for f in fetched {
+            let o = match f {
+                Some(o) => (o, false),
+                None => ran.next().unwrap_or_else(|| {
+                    (
+                        Outcome::failure(FailureCode::Runtime, "no result returned for this input"),
+                        false,
+                    )
+                }),
+            };
+            outcomes.push(o);
+        }
+        if let Some(p) = &self.payloads {
+            for (o, _) in outcomes.iter_mut() {
+                if o.code == FailureCode::Ok {
+                    o.published = Some(p.publish(o.output.clone()).await);
+                }
+            }
+        }
         let failed = outcomes
             .iter()
             .filter(|(o, _)| o.code != FailureCode::Ok)

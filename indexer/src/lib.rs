@@ -3,6 +3,8 @@
 //! epoch's trust and PoWR rewards ([`epochs`]) and serves them over a REST API with an OpenAPI
 //! document and Prometheus metrics.
 #![warn(missing_docs)]
+// the OpenAPI document is one `json!` literal deeper than serde_json's default macro recursion allows
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod audit;

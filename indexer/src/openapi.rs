@@ -313,6 +313,8 @@ pub fn document() -> Value {
                 "compare_rule": obj.clone(), "parent": {"type": "integer"},
                 "status": {"type": "string", "enum": ["active", "probation", "delisted", "unknown"]},
                 "royalties": wei.clone(), "worker_count": {"type": "integer"},
+                "kind": {"type": ["string", "null"], "description": "the bundle's task kind (text-generation, embeddings, speech-recognition, ocr, image-classification, tensor); null when the manifest is not readable here"},
+                "bundle": {"type": ["object", "null"], "description": "the bundle manifest read from a file:// URI and checked against the registered sha256: kind, name, compute_units, parts, verify, io, source (or error)"},
                 "registered": {"type": "object", "properties": {
                     "block": {"type": "integer"}, "time": {"type": "integer"}, "tx": {"type": "string"}}},
                 "workers": {"type": "array", "items": obj.clone()}, "tasks": obj.clone(),

@@ -171,8 +171,12 @@ fn tensor_json(bytes: &[u8]) -> Value {
     match tensor::describe(bytes) {
         Ok(decoded) => json!({"bytes": bytes.len(), "keccak256": hash, "decoded": decoded}),
         Err(e) => {
-            json!({"bytes": bytes.len(), "keccak256": hash, "hex": format!("0x{}", hex::encode(bytes)),
-                         "decode_error": e})
+            let mut v = json!({"bytes": bytes.len(), "keccak256": hash, "hex": format!("0x{}", hex::encode(bytes)),
+                         "decode_error": e});
+            if let Some(obj) = v.as_object_mut() {
+                obj.extend(tensor::human(bytes));
+            }
+            v
         }
     }
 }
@@ -294,6 +298,7 @@ struct ModelRow {
 
 impl ModelRow {
     fn json(&self) -> Value {
+        let bundle = bundle_summary(&self.uri, &self.sha256);
         json!({
             "model_id": self.model_id,
             "developer": self.developer,
@@ -307,7 +312,41 @@ impl ModelRow {
             "royalties": self.royalties,
             "registered": {"block": self.registered_block, "time": self.registered_time, "tx": self.tx_hash},
             "worker_count": self.worker_count,
+            "kind": bundle.get("kind").cloned().unwrap_or(Value::Null),
+            "bundle": bundle,
         })
+    }
+}
+
+/// What the model's bundle manifest says (kind, name, parts, verification rule, input and output
+/// schema), read from a `file://` URI and checked against the registered sha256; `null` for
+/// URIs this indexer does not read (`http(s)://`: workers fetch those themselves).
+fn bundle_summary(uri: &str, sha256: &str) -> Value {
+    let Some(path) = uri.strip_prefix("file://") else {
+        return Value::Null;
+    };
+    let bytes = match std::fs::read(path) {
+        // a manifest is small; a raw .onnx registration may be a few MB
+        Ok(b) if b.len() <= 64 << 20 => b,
+        Ok(_) => return json!({"error": "registered file is too large to summarize"}),
+        Err(e) => return json!({"error": format!("cannot read {path}: {e}")}),
+    };
+    let actual = hex::encode(inference::sha256(&bytes));
+    if !sha256
+        .trim_start_matches("0x")
+        .eq_ignore_ascii_case(&actual)
+    {
+        return json!({"error": format!("the file at the URI has sha256 {actual}, not the registered hash")});
+    }
+    if bytes.first() != Some(&b'{') {
+        return json!({"kind": "tensor", "format": "raw onnx (first protocol version)"});
+    }
+    match inference::Manifest::parse(&bytes) {
+        Ok(m) => json!({
+            "kind": m.kind.as_str(), "name": m.name, "compute_units": m.compute_units,
+            "parts": m.parts, "verify": m.verify, "io": m.io, "source": m.source,
+        }),
+        Err(e) => json!({"error": e.to_string()}),
     }
 }
 

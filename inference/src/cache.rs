@@ -214,7 +214,7 @@ enum StoreError {
     TooLarge,
 }
 
-fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+pub(crate) fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;

@@ -109,6 +109,24 @@ pub enum InferenceError {
     /// Tensors could not be encoded as safetensors.
     #[error("could not encode tensors: {0}")]
     Encode(String),
+    /// A bundle manifest is malformed or its parameters do not fit its kind.
+    #[error("invalid bundle: {reason}")]
+    BundleInvalid {
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+    /// A part of a bundle is missing, cannot be fetched, or does not match its sha256.
+    #[error("bundle part {part:?}: {reason}")]
+    BundlePart {
+        /// The part's role (`model`, `tokenizer`, ...).
+        part: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The task input is not what the model's kind takes (bad UTF-8 or JSON, an image or audio
+    /// that does not decode, a prompt longer than the context...).
+    #[error("{0}")]
+    InputInvalid(String),
 }
 
 /// The class of a failure, as the protocol sees it (one on-chain failure code each).
@@ -172,7 +190,14 @@ impl InferenceError {
             }
             InferenceError::InputDtype { .. } => FailureKind::InputDtype,
             InferenceError::InputTooLarge { .. } => FailureKind::InputTooLarge,
+            InferenceError::InputInvalid(_) => FailureKind::InputDecode,
             InferenceError::HashMismatch { .. } => FailureKind::ModelHashMismatch,
+            InferenceError::BundlePart { reason, .. } if reason.contains("has sha256") => {
+                FailureKind::ModelHashMismatch
+            }
+            InferenceError::BundleInvalid { .. } | InferenceError::BundlePart { .. } => {
+                FailureKind::ModelUnavailable
+            }
             InferenceError::RuntimeMissing { .. }
             | InferenceError::RuntimeLoad { .. }
             | InferenceError::DeviceUnavailable { .. }

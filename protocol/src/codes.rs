@@ -22,11 +22,14 @@ pub enum FailureCode {
     ModelUnavailable = 6,
     /// ONNX Runtime failed while running the model.
     Runtime = 7,
+    /// The input is a blob reference whose bytes could not be fetched in time, were larger than
+    /// the worker accepts, or did not match their sha256.
+    InputUnavailable = 8,
 }
 
 impl FailureCode {
     /// Every code, in numeric order.
-    pub const ALL: [FailureCode; 8] = [
+    pub const ALL: [FailureCode; 9] = [
         Self::Ok,
         Self::InputDecode,
         Self::InputShape,
@@ -35,6 +38,7 @@ impl FailureCode {
         Self::ModelHashMismatch,
         Self::ModelUnavailable,
         Self::Runtime,
+        Self::InputUnavailable,
     ];
 
     /// From the on-chain `uint16`; `None` for codes this version does not know.
@@ -58,6 +62,7 @@ impl FailureCode {
             Self::ModelHashMismatch => "model_hash_mismatch",
             Self::ModelUnavailable => "model_unavailable",
             Self::Runtime => "runtime",
+            Self::InputUnavailable => "input_unavailable",
         }
     }
 
@@ -72,6 +77,9 @@ impl FailureCode {
             Self::ModelHashMismatch => "model file sha256 does not match the registered hash",
             Self::ModelUnavailable => "model could not be fetched or loaded",
             Self::Runtime => "ONNX Runtime failed to run the model",
+            Self::InputUnavailable => {
+                "input blob could not be fetched, was too large, or did not match its hash"
+            }
         }
     }
 }
@@ -86,7 +94,7 @@ mod tests {
             assert_eq!(c.as_u16() as usize, i);
             assert_eq!(FailureCode::from_u16(c.as_u16()), Some(*c));
         }
-        assert_eq!(FailureCode::from_u16(8), None);
+        assert_eq!(FailureCode::from_u16(9), None);
         assert_eq!(FailureCode::InputTooLarge.as_str(), "input_too_large");
     }
 }

@@ -14,7 +14,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use anyhow::{anyhow, Context, Result};
 use inference::compare::{compare, CompareRule};
-use inference::{Device, Model, ModelCache, Runtime};
+use inference::{BundleCache, Device, Kind, LoadOptions, Model, ModelCache, Runner, Runtime};
 use protocol::bindings::{IAuditManager, IModelRegistry, ITaskManager};
 use protocol::merkle;
 use protocol::verdict::{sign_verdict, signature_bytes, Verdict};
@@ -49,6 +49,10 @@ pub struct AuditOptions {
     pub threads: usize,
     /// Most verdicts per submitVerdicts transaction.
     pub max_verdicts_per_tx: usize,
+    /// Time allowed to fetch one off-chain payload.
+    pub blob_timeout: Duration,
+    /// Largest off-chain payload fetched.
+    pub max_blob_bytes: u64,
     /// Poll interval.
     pub poll: Duration,
     /// Known-answer tasks to submit, if any.
@@ -168,16 +172,17 @@ pub struct Auditor {
     deployment: Deployment,
     opts: AuditOptions,
     runtime: Arc<Runtime>,
-    cache: Arc<ModelCache>,
-    models: HashMap<u32, (B256, Arc<Mutex<Model>>, CompareRule)>,
+    cache: Arc<BundleCache>,
+    blobs: blobstore::Client,
+    models: HashMap<u32, (B256, Arc<Mutex<Judge>>)>,
     next_block: u64,
     batches: BTreeMap<U256, Batch>,
     disputes: BTreeMap<U256, OpenDispute>,
     /// Others' audits to check for a missed deadline, by the end of their challenge window.
     others: Vec<(u64, OthersAudit)>,
     judged: HashSet<U256>,
-    /// Canary tasks in flight: task id -> expected output.
-    canaries: HashMap<U256, Vec<u8>>,
+    /// Canary tasks in flight: task id -> (input, expected output).
+    canaries: HashMap<U256, (Vec<u8>, Vec<u8>)>,
     next_canary: std::time::Instant,
     canary_index: usize,
     /// Shared counters.
@@ -226,6 +231,8 @@ impl Auditor {
         let cache = ModelCache::new(opts.models_dir.clone())
             .map_err(|e| anyhow!("--models-dir {}: {e}", opts.models_dir.display()))?;
         let me = signer.address();
+        let blobs = blobstore::Client::new(opts.blob_timeout, opts.max_blob_bytes)
+            .map_err(|e| anyhow!("blob client: {e}"))?;
         let a = Self {
             provider,
             signer,
@@ -235,7 +242,8 @@ impl Auditor {
             deployment,
             opts,
             runtime: Arc::new(runtime),
-            cache: Arc::new(cache),
+            cache: Arc::new(BundleCache::new(cache)),
+            blobs,
             models: HashMap::new(),
             batches: BTreeMap::new(),
             disputes: BTreeMap::new(),
@@ -437,7 +445,7 @@ impl Auditor {
             let mut m = model
                 .lock()
                 .map_err(|_| anyhow!("model session poisoned"))?;
-            m.run(&run_input).map_err(|e| anyhow!("inference: {e}"))
+            m.run(&run_input)
         })
         .await
         .map_err(|e| anyhow!("inference crashed: {e}"))??;
@@ -458,6 +466,7 @@ impl Auditor {
             .get_receipt()
             .await?;
         let tm = ITaskManager::new(self.deployment.task_manager, &c.provider);
+        let input_for_check = input.clone();
         let call = tm.submitTask(c.model_id, Bytes::from(input), price);
         let gas = call
             .estimate_gas()
@@ -482,7 +491,7 @@ impl Auditor {
                     receipt.transaction_hash
                 )
             })?;
-        self.canaries.insert(task_id, expected);
+        self.canaries.insert(task_id, (input_for_check, expected));
         self.stats
             .lock()
             .map(|mut s| s.canaries_submitted += 1)
@@ -498,20 +507,28 @@ impl Auditor {
             return Ok(());
         };
         let task_id = batch.task_ids[i];
-        let Some(expected) = self.canaries.remove(&task_id) else {
+        let Some((input, expected)) = self.canaries.remove(&task_id) else {
             return Ok(());
         };
         let expected_hash = keccak256(&expected);
         // a failure code, or published bytes that are not what the worker committed to, is wrong
-        let (matches, quality) =
-            if batch.codes[i] != 0 || keccak256(&batch.outputs[i]) != batch.hashes[i] {
-                (false, 0)
-            } else {
-                let (_, _, rule) = self.models[&c.model_id].clone();
-                let v = compare(&rule, &batch.outputs[i], &expected)
-                    .map_err(|e| anyhow!("compare: {e}"))?;
-                (v.matches, v.quality_ppm)
-            };
+        let published = self.published_bytes(task_id, &batch.outputs[i]).await;
+        let (matches, quality) = if batch.codes[i] != 0 || keccak256(&published) != batch.hashes[i]
+        {
+            (false, 0)
+        } else {
+            let judge = self.model(c.model_id).await?;
+            let claimed = published.to_vec();
+            let v = tokio::task::spawn_blocking(move || {
+                judge
+                    .lock()
+                    .map_err(|_| anyhow!("model session poisoned"))?
+                    .check(&input, &claimed, Some(&expected))
+            })
+            .await
+            .map_err(|e| anyhow!("inference crashed: {e}"))??;
+            (v.matches, v.quality_ppm)
+        };
         let domain =
             protocol::verdict::verdict_domain(self.chain_id, self.deployment.audit_manager);
         let digest = alloy::sol_types::SolStruct::eip712_signing_hash(
@@ -759,46 +776,71 @@ impl Auditor {
             AuditMode::FalseAccuse => return Ok((keccak256(worker_hash), false, 0)),
             AuditMode::Honest => {}
         }
-        let own = self.re_execute(task_id, model_id, commit_block).await?;
-        let own_hash = keccak256(&own);
-        let (_, _, rule) = self.models[&model_id].clone();
+        let input = self
+            .input_of(task_id, commit_block)
+            .await?
+            .ok_or_else(|| anyhow!("no TaskSubmitted event for task {task_id}"))?;
+        // The validator must see the input to judge; an input it cannot fetch is its problem
+        // (no verdict), not the worker's.
+        let input = match blobstore::BlobRef::decode(&input) {
+            None => input,
+            Some(r) => {
+                let r = r.map_err(|e| anyhow!("task {task_id} input: {e}"))?;
+                self.blobs
+                    .fetch(&r)
+                    .await
+                    .map_err(|e| anyhow!("task {task_id} input: {e}"))?
+            }
+        };
+        let judge = self.model(model_id).await?;
+        // A published output the validator cannot fetch in time, or that is not what the
+        // worker committed to, is a failed result.
+        let worker_output = self.published_bytes(task_id, worker_output).await;
+        let worker_output = &worker_output;
         if keccak256(worker_output) != worker_hash {
             // the published bytes are not what the worker committed to
-            return Ok((own_hash, false, 0));
+            let own = run_blocking(judge, input, None).await?.1;
+            return Ok((keccak256(&own), false, 0));
         }
-        let v = compare(&rule, worker_output, &own).map_err(|e| anyhow!("compare: {e}"))?;
+        let claimed = worker_output.to_vec();
+        let (v, own) = run_blocking(judge, input, Some(claimed)).await?;
+        // A check that accepts without producing an output (teacher-forced) attests the
+        // worker's own hash; a rejection carries the validator's full re-execution.
+        let own_hash = if own.is_empty() {
+            worker_hash
+        } else {
+            keccak256(&own)
+        };
         Ok((own_hash, v.matches, v.quality_ppm))
     }
 
-    async fn re_execute(
-        &mut self,
-        task_id: U256,
-        model_id: u32,
-        hint_block: u64,
-    ) -> Result<Vec<u8>> {
-        let input = self
-            .input_of(task_id, hint_block)
-            .await?
-            .ok_or_else(|| anyhow!("no TaskSubmitted event for task {task_id}"))?;
-        let model = self.model(model_id).await?;
-        let out = tokio::task::spawn_blocking(move || {
-            let mut m = model
-                .lock()
-                .map_err(|_| anyhow!("model session poisoned"))?;
-            m.run(&input).map_err(|e| anyhow!("inference: {e}"))
-        })
-        .await
-        .map_err(|e| anyhow!("inference crashed: {e}"))??;
-        Ok(out)
+    /// A worker's published output: the bytes themselves, or what its blob reference points at.
+    /// A reference that is malformed or cannot be fetched in time gives no bytes (which never
+    /// hash to a committed output, so the result is judged failed).
+    async fn published_bytes(&self, task_id: U256, published: &Bytes) -> Bytes {
+        match blobstore::BlobRef::decode(published) {
+            None => published.clone(),
+            Some(Err(e)) => {
+                tracing::warn!(task = %task_id, error = %e, "worker published a malformed blob reference");
+                Bytes::new()
+            }
+            Some(Ok(r)) => match self.blobs.fetch(&r).await {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    tracing::warn!(task = %task_id, error = %e, "worker output cannot be fetched; judged failed");
+                    Bytes::new()
+                }
+            },
+        }
     }
 
-    async fn model(&mut self, id: u32) -> Result<Arc<Mutex<Model>>> {
+    async fn model(&mut self, id: u32) -> Result<Arc<Mutex<Judge>>> {
         let m = IModelRegistry::new(self.deployment.model_registry, &self.provider)
             .getModel(id)
             .call()
             .await
             .with_context(|| format!("getModel({id})"))?;
-        if let Some((sha, model, _)) = self.models.get(&id) {
+        if let Some((sha, model)) = self.models.get(&id) {
             if *sha == m.sha256Hash {
                 return Ok(model.clone());
             }
@@ -808,23 +850,33 @@ impl Auditor {
         let (cache, runtime, threads) =
             (self.cache.clone(), self.runtime.clone(), self.opts.threads);
         let (uri, sha) = (m.uri.clone(), m.sha256Hash.0);
-        let model = tokio::task::spawn_blocking(move || -> Result<Model> {
-            let path = cache
+        let judge = tokio::task::spawn_blocking(move || -> Result<Judge> {
+            let bundle = cache
                 .fetch(&uri, sha)
                 .map_err(|e| anyhow!("model {id} ({uri}): {e}"))?;
-            Model::load(
-                &runtime,
-                &path,
-                Device::Cpu,
-                (threads > 0).then_some(threads),
-            )
-            .map_err(|e| anyhow!("model {id}: {e}"))
+            let threads = (threads > 0).then_some(threads);
+            if bundle.manifest.kind == Kind::Tensor {
+                let path = bundle
+                    .part("model")
+                    .map_err(|e| anyhow!("model {id}: {e}"))?;
+                let model = Model::load(&runtime, path, Device::Cpu, threads)
+                    .map_err(|e| anyhow!("model {id}: {e}"))?;
+                return Ok(Judge::Tensor(model, rule));
+            }
+            let opts = LoadOptions {
+                device: Device::Cpu,
+                threads,
+                max_input_bytes: usize::MAX,
+            };
+            let runner = inference::kinds::load(&runtime, &bundle, opts)
+                .map_err(|e| anyhow!("model {id}: {e}"))?;
+            Ok(Judge::Kind(runner))
         })
         .await
         .map_err(|e| anyhow!("model loader crashed: {e}"))??;
-        let model = Arc::new(Mutex::new(model));
-        self.models.insert(id, (m.sha256Hash, model.clone(), rule));
-        Ok(model)
+        let judge = Arc::new(Mutex::new(judge));
+        self.models.insert(id, (m.sha256Hash, judge.clone()));
+        Ok(judge)
     }
 
     /// The task's input from its TaskSubmitted event, searched backwards from the commit block.
@@ -1064,4 +1116,89 @@ fn describe(e: &alloy::contract::Error) -> String {
         Some(err) => format!("reverted: {err:?}"),
         None => e.to_string(),
     }
+}
+
+/// How this validator judges one model: a `tensor` bundle re-executes and compares by the
+/// registered on-chain rule; every other kind judges by its own rule ([`Runner::verify`]).
+pub enum Judge {
+    /// Raw safetensors graph and the registry's compare rule.
+    Tensor(Model, CompareRule),
+    /// A bundle of another kind.
+    Kind(Box<dyn Runner>),
+}
+
+impl Judge {
+    /// The validator's own output for `input` (what a canary expects).
+    pub fn run(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Judge::Tensor(m, _) => m.run(input),
+            Judge::Kind(r) => r.run(input),
+        }
+        .map_err(|e| anyhow!("inference: {e}"))
+    }
+
+    /// Judges `claimed` for `input`; `own` is the validator's output when it already has it.
+    pub fn check(
+        &mut self,
+        input: &[u8],
+        claimed: &[u8],
+        own: Option<&[u8]>,
+    ) -> Result<inference::Verdict> {
+        match self {
+            Judge::Tensor(m, rule) => {
+                let own = match own {
+                    Some(o) => o.to_vec(),
+                    None => m.run(input).map_err(|e| anyhow!("inference: {e}"))?,
+                };
+                compare(rule, claimed, &own).map_err(|e| anyhow!("compare: {e}"))
+            }
+            Judge::Kind(r) => match own {
+                Some(o)
+                    if r.kind() != Kind::TextGeneration && r.kind() != Kind::SpeechRecognition =>
+                {
+                    r.compare(claimed, o)
+                }
+                _ => r.verify(input, claimed),
+            }
+            .map_err(|e| anyhow!("verify: {e}")),
+        }
+    }
+}
+
+/// Runs the judge off the async runtime: with `claimed`, its verdict and (on a mismatch, or
+/// for tensor models) the validator's own output; without, a plain re-execution.
+async fn run_blocking(
+    judge: Arc<Mutex<Judge>>,
+    input: Vec<u8>,
+    claimed: Option<Vec<u8>>,
+) -> Result<(inference::Verdict, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut j = judge
+            .lock()
+            .map_err(|_| anyhow!("model session poisoned"))?;
+        let Some(claimed) = claimed else {
+            let own = j.run(&input)?;
+            let v = inference::Verdict {
+                matches: false,
+                quality_ppm: 0,
+                reason: "published output does not match the committed hash".into(),
+            };
+            return Ok((v, own));
+        };
+        if let Judge::Tensor(..) = &*j {
+            let own = j.run(&input)?;
+            let v = j.check(&input, &claimed, Some(&own))?;
+            return Ok((v, own));
+        }
+        let v = j.check(&input, &claimed, None)?;
+        // A rejected answer is settled by a dispute: record the full re-execution's hash.
+        let own = if v.matches {
+            Vec::new()
+        } else {
+            j.run(&input)?
+        };
+        Ok((v, own))
+    })
+    .await
+    .map_err(|e| anyhow!("inference crashed: {e}"))?
 }

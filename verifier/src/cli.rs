@@ -73,6 +73,13 @@ pub struct Args {
     /// Intra-op threads ONNX Runtime may use per model (0 = its default).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// How long fetching one off-chain payload (a task's input or a worker's published output)
+    /// may take; a worker output not fetched in time is judged failed.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub blob_timeout_secs: u64,
+    /// Largest off-chain payload fetched (bytes); a larger worker output is judged failed.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_blob_bytes: u64,
     /// Most verdicts per submitVerdicts transaction.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub max_verdicts_per_tx: u64,

@@ -154,6 +154,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
                 ort_lib: args.ort_lib.clone(),
                 threads: args.threads,
                 max_verdicts_per_tx: args.max_verdicts_per_tx as usize,
+                blob_timeout: Duration::from_secs(args.blob_timeout_secs),
+                max_blob_bytes: args.max_blob_bytes,
                 poll,
                 canary,
             },

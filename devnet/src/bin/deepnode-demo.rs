@@ -55,6 +55,10 @@ struct Args {
     /// tasks miss their deadline, are reassigned, and its trust and task share fall.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     flaky_worker: bool,
+    /// Skip the model catalogue (language model, embeddings, speech, OCR, image classes) and
+    /// run only the digits model.
+    #[arg(long)]
+    no_catalogue: bool,
     /// Make the first worker cheat (TEST-ONLY executor flag) on --cheat-rate of its tasks, and run
     /// four validators so disputes have a quorum; the summary adds the `demo: cheater` line.
     #[arg(long, env = "DN_DEMO_CHEATER", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
@@ -349,6 +353,17 @@ async fn run(args: Args) -> Result<()> {
         )?,
     ));
 
+    let blob_dir = work_dir.join("blobs");
+    let (blob_child, blob_url) = devnet::spawn_blobstore(
+        &sibling_binary("blobstore")?,
+        &blob_dir,
+        &work_dir.join("blobstore.log"),
+    )?;
+    step(&format!(
+        "blob store (off-chain task payloads) at {blob_url}"
+    ));
+    children.0.push(("blobstore".into(), blob_child));
+
     step(&format!("starting {} executors", net.workers.len()));
     for (i, w) in net.workers.iter().enumerate() {
         let dir = work_dir.join(format!("worker{i}"));
@@ -364,6 +379,10 @@ async fn run(args: Args) -> Result<()> {
             "500",
             "--finalize-interval-secs",
             "2",
+            "--blob-store",
+            &blob_url,
+            "--max-loaded-models",
+            "6",
         ]);
         let mut a = a;
         if args.cheater && i == 0 {
@@ -812,6 +831,20 @@ async fn run(args: Args) -> Result<()> {
             );
         }
     }
+    if !args.no_catalogue {
+        step("registering the model catalogue (one bundle per kind) and submitting real tasks of every kind");
+        let lines = run_catalogue(
+            &net,
+            &reader,
+            &blob_url,
+            &mut children,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+        for line in lines {
+            println!("{line}");
+        }
+    }
     println!(
         "elapsed: {:.0}s from start; trust chart: {}",
         started.elapsed().as_secs_f64(),
@@ -843,6 +876,118 @@ async fn run(args: Args) -> Result<()> {
     drop(children);
     drop(net);
     Ok(())
+}
+
+/// Registers every bundle of the catalogue, submits each kind's real inputs from the user
+/// account (large ones through the blob store), waits until every task is final, and returns
+/// one `demo: model ...` line per model.
+async fn run_catalogue(
+    net: &Devnet,
+    reader: &DynProvider,
+    blob_url: &str,
+    children: &mut Children,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    use devnet::catalogue;
+    let d = &net.deployment;
+    let client = blobstore::Client::new(Duration::from_secs(30), 64 << 20)?;
+    let mut models = Vec::new();
+    for dir in catalogue::CATALOGUE {
+        let manifest = catalogue::manifest(dir)?;
+        let kind = catalogue::kind_of(&manifest)?;
+        let name = manifest["name"].as_str().unwrap_or(dir).to_string();
+        let id = net
+            .register_bundle(&catalogue::bundle_dir(dir), net.config.model_price_wei)
+            .await
+            .with_context(|| format!("registering bundle {dir}"))?;
+        let mut inputs = Vec::new();
+        for input in catalogue::inputs(dir, &kind, 3)? {
+            // the TaskManager caps inline inputs at 64 KiB: bigger ones go by reference
+            if input.len() > 32 * 1024 {
+                inputs.push(client.put(blob_url, input).await?.encode());
+            } else {
+                inputs.push(input);
+            }
+        }
+        let ids = net
+            .submit_inputs(id, &inputs, inputs.len())
+            .await
+            .with_context(|| format!("submitting {dir} tasks"))?;
+        eprintln!(
+            "    model {id} {name} ({kind}): {} tasks submitted",
+            ids.len()
+        );
+        models.push((name, kind, ids));
+    }
+    let tm = ITaskManager::new(d.task_manager, reader);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut open = 0;
+        for (_, _, ids) in &models {
+            for id in ids {
+                let s = tm.getTask(*id).call().await?.status;
+                if s != TaskStatus::Finalized as u8 && s != TaskStatus::Refunded as u8 {
+                    open += 1;
+                }
+            }
+        }
+        if open == 0 {
+            break;
+        }
+        children.check()?;
+        if Instant::now() > deadline {
+            bail!(
+                "{open} catalogue tasks not final after {}s; see the logs in .demo/",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let audits = audit_outcomes(reader, d).await?;
+    let commits = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.task_manager)
+                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+                .from_block(d.start_block),
+        )
+        .await?;
+    let mut outputs: HashMap<U256, Vec<u8>> = HashMap::new();
+    for log in commits {
+        let ev = log
+            .log_decode::<ITaskManager::ResultsCommitted>()?
+            .inner
+            .data;
+        for (i, id) in ev.taskIds.iter().enumerate() {
+            outputs.insert(*id, ev.outputs[i].to_vec());
+        }
+    }
+    let mut lines = Vec::new();
+    for (name, kind, ids) in &models {
+        let mut finalized = 0;
+        let mut example = String::from("(no output)");
+        for id in ids {
+            if tm.getTask(*id).call().await?.status == TaskStatus::Finalized as u8 {
+                finalized += 1;
+            }
+        }
+        if let Some(published) = ids.iter().find_map(|id| outputs.get(id)) {
+            let bytes = match blobstore::BlobRef::decode(published) {
+                None => published.clone(),
+                Some(r) => client.fetch(&r?).await?,
+            };
+            example = catalogue::summarize(kind, &bytes);
+        }
+        let audited = ids.iter().filter(|id| audits.contains_key(*id)).count();
+        let passed = ids
+            .iter()
+            .filter(|id| audits.get(*id).map(String::as_str) == Some("pass"))
+            .count();
+        lines.push(format!(
+            "demo: model {name} {kind}: {finalized} tasks finalized, {audited} audited, {passed} passed, e.g. {example}"
+        ));
+    }
+    Ok(lines)
 }
 
 /// Each audited task's outcome from the AuditManager's events: pass, fraud, cleared, undecided,
