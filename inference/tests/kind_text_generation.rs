@@ -200,6 +200,9 @@ fn verify_rejects_wrong_answers() {
     let ids = ids_of(&honest);
     let p = honest["prompt_tokens"].as_u64().unwrap();
     let text = honest["text"].as_str().unwrap();
+    let fakes: Vec<Vec<u8>> = (0..3)
+        .map(|seed| r.one.counterfeit(&input, seed).unwrap())
+        .collect();
     let mut reject = |claimed: &[u8], what: &str| {
         let v = r.one.verify(&input, claimed).unwrap();
         assert!(!v.matches, "{what} was accepted: {}", v.reason);
@@ -207,9 +210,8 @@ fn verify_rejects_wrong_answers() {
         v
     };
 
-    for seed in 0..3 {
-        let fake = r_counterfeit(&input, seed);
-        let v = reject(&fake, "counterfeit");
+    for fake in &fakes {
+        let v = reject(fake, "counterfeit");
         assert!(
             v.quality_ppm < 200_000,
             "counterfeit quality {}",
@@ -271,19 +273,6 @@ fn verify_rejects_wrong_answers() {
             .matches
     );
     assert!(!r.one.compare(b"nope", &own).unwrap().matches);
-
-    fn r_counterfeit(input: &[u8], seed: u64) -> Vec<u8> {
-        let mut r = runners_counterfeit();
-        r.counterfeit(input, seed).unwrap()
-    }
-}
-
-/// A separate runner for counterfeits, so the shared lock is not taken twice.
-fn runners_counterfeit() -> MutexGuard<'static, Box<dyn Runner>> {
-    static ONE: OnceLock<Mutex<Box<dyn Runner>>> = OnceLock::new();
-    ONE.get_or_init(|| Mutex::new(load(1)))
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
 }
 
 #[test]
