@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 tools/setup-ort.sh
 export ORT_DYLIB_PATH="$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1"
 cargo bench -p inference --bench batch
+# The language model: prefill/decode tokens/s and the teacher-forced check's cost vs generating.
+tools/setup-models.sh
+cargo bench -p inference --bench text_generation

@@ -529,16 +529,19 @@ impl Devnet {
             .find_map(|l| l.log_decode::<IModelRegistry::ModelRegistered>().ok())
             .map(|l| l.inner.data.modelId)
             .context("ModelRegistered event missing from the registration receipt")?;
+        // every worker's optIn in flight at once (one key each), then their receipts
+        let mut pending = Vec::new();
         for w in &self.workers {
             let p = self.provider(w);
-            let r = IModelRegistry::new(d.model_registry, &p)
+            let tx = IModelRegistry::new(d.model_registry, &p)
                 .optIn(model_id)
                 .send()
-                .await?
-                .get_receipt()
                 .await?;
-            if !r.status() {
-                bail!("optIn of {} reverted", w.address());
+            pending.push((w.address(), tx));
+        }
+        for (worker, tx) in pending {
+            if !tx.get_receipt().await?.status() {
+                bail!("optIn of {worker} reverted");
             }
         }
         tracing::info!(model_id, "model registered, workers opted in");

@@ -138,7 +138,37 @@ async fn every_kind_runs_end_to_end_and_passes_its_audits() -> Result<()> {
         let ids = net.submit_inputs(r.model_id, &inputs, 8).await?;
         submitted.extend(ids.into_iter().map(|id| (m, id)));
     }
-    let ids: Vec<U256> = submitted.iter().map(|(_, id)| *id).collect();
+    // Bad input, each a task that must end with a failure code naming the problem (and a
+    // refund): a blob reference whose URL serves other bytes, one whose server is unreachable,
+    // and an "image" that does not decode.
+    let ocr = models
+        .iter()
+        .find(|r| r.dir == "ppocr")
+        .context("ppocr registered")?;
+    let real = client.put(&url, b"some other payload".to_vec()).await?;
+    let lying = blobstore::BlobRef {
+        sha256: [0x5a; 32],
+        url: real.url.clone(),
+    };
+    let unreachable = blobstore::BlobRef {
+        sha256: [0x5a; 32],
+        url: format!(
+            "http://127.0.0.1:{}/blobs/{}",
+            devnet::free_port()?,
+            "5a".repeat(32)
+        ),
+    };
+    let bad_inputs = vec![
+        lying.encode(),
+        unreachable.encode(),
+        b"\x89PNG\r\n\x1a\n truncated".to_vec(),
+    ];
+    let bad_ids = net.submit_inputs(ocr.model_id, &bad_inputs, 8).await?;
+    let ids: Vec<U256> = submitted
+        .iter()
+        .map(|(_, id)| *id)
+        .chain(bad_ids.iter().copied())
+        .collect();
     let statuses = match wait_settled(&net, &ids, Duration::from_secs(900)).await {
         Ok(s) => s,
         Err(e) => panic!(
@@ -154,6 +184,17 @@ async fn every_kind_runs_end_to_end_and_passes_its_audits() -> Result<()> {
             .into_iter()
             .map(|v| (v.taskId, v.matches))
             .collect();
+    let expect_failures = [
+        (8u16, "sha256 mismatch"),
+        (8, "127.0.0.1"),
+        (1, "image does not decode"),
+    ];
+    for (id, (code, words)) in bad_ids.iter().zip(expect_failures) {
+        let (got, bytes) = outs.get(id).context("bad input committed")?;
+        let message = String::from_utf8_lossy(bytes);
+        assert_eq!(*got, code, "task {id}: {message}");
+        assert!(message.contains(words), "task {id}: {message}");
+    }
     for ((m, id), status) in submitted.iter().zip(&statuses) {
         let r = &models[*m];
         let (code, bytes) = outs.get(id).context("committed output")?;

@@ -77,6 +77,31 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
             "fee split of `{r}` sums to {split}, not the 1 DN price"
         );
     }
+    // One line per catalogue model: every task finalized, audited (the demo audits every
+    // catalogue task) and passed, with a real example.
+    for dir in devnet::catalogue::CATALOGUE {
+        let manifest = devnet::catalogue::manifest(dir).unwrap();
+        let prefix = format!(
+            "demo: model {} {}: ",
+            manifest["name"].as_str().unwrap(),
+            manifest["kind"].as_str().unwrap()
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}...` line:\n{stdout}"));
+        let nums: Vec<usize> = line[prefix.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .take(3)
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(nums[0], 3, "every task of {dir} finalized: {line}");
+        assert_eq!(nums[1], 3, "every task of {dir} audited: {line}");
+        assert_eq!(nums[2], 3, "every audit of {dir} passed: {line}");
+        assert!(line.contains(" passed, e.g. "), "{line}");
+        assert!(!line.ends_with("(no output)"), "{line}");
+    }
     assert!(
         stdout.contains("indexer: http://127.0.0.1:"),
         "indexer URLs printed"

@@ -442,3 +442,60 @@ fn counterfeit_all(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits(id: u32) -> ModelInfo {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits/manifest.json");
+        let bytes = std::fs::read(&manifest).expect("the committed digits bundle");
+        ModelInfo {
+            id,
+            sha256: B256::from(inference::sha256(&bytes)),
+            uri: format!("file://{}", manifest.display()),
+        }
+    }
+
+    fn loaded_ids(e: &Engine) -> Vec<u32> {
+        let mut ids: Vec<u32> = e.loaded.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_model_is_unloaded_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Engine::new(None, dir.path().to_path_buf(), Device::Cpu, 1, 1 << 20)
+            .unwrap()
+            .with_max_loaded(2);
+        for id in [1, 2] {
+            e.ensure_loaded(&digits(id)).await.unwrap();
+        }
+        e.ensure_loaded(&digits(1)).await.unwrap(); // 1 is now the most recently used
+        e.ensure_loaded(&digits(3)).await.unwrap();
+        assert_eq!(
+            loaded_ids(&e),
+            [1, 3],
+            "model 2 (least recently used) unloaded"
+        );
+        // an unloaded model loads again on demand, from the verified cache
+        let out = e.run(&digits(2), vec![b"not a tensor".to_vec()]).await;
+        assert_eq!(out[0].code, FailureCode::InputDecode);
+        assert_eq!(loaded_ids(&e).len(), 2);
+        assert!(e.loaded.contains_key(&2));
+    }
+
+    #[tokio::test]
+    async fn a_bundle_that_does_not_match_its_hash_fails_every_task_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Engine::new(None, dir.path().to_path_buf(), Device::Cpu, 1, 1 << 20).unwrap();
+        let mut info = digits(1);
+        info.sha256 = B256::repeat_byte(7);
+        let out = e.run(&info, vec![b"x".to_vec(), b"y".to_vec()]).await;
+        for o in out {
+            assert_eq!(o.code, FailureCode::ModelHashMismatch);
+            assert!(String::from_utf8_lossy(&o.output).contains("sha256"));
+        }
+    }
+}

@@ -551,3 +551,30 @@ pub async fn event_counts(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx:
         .fetch_all(pool)
         .await
 }
+
+#[cfg(test)]
+mod bundle_tests {
+    use super::bundle_summary;
+
+    #[test]
+    fn a_file_manifest_is_summarized_only_when_it_matches_its_hash() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/digits/manifest.json")
+            .canonicalize()
+            .unwrap();
+        let sha = hex::encode(inference::sha256(&std::fs::read(&path).unwrap()));
+        let uri = format!("file://{}", path.display());
+        let b = bundle_summary(&uri, &format!("0x{sha}"));
+        assert_eq!(b["kind"], "tensor");
+        assert_eq!(b["name"], "digits-mlp");
+        assert_eq!(b["parts"]["model"]["path"], "digits.onnx");
+        let wrong = bundle_summary(&uri, &"00".repeat(32));
+        assert!(wrong["error"]
+            .as_str()
+            .unwrap()
+            .contains("not the registered hash"));
+        assert!(bundle_summary("https://example.com/m.json", &sha).is_null());
+        let missing = bundle_summary("file:///nonexistent/manifest.json", &sha);
+        assert!(missing["error"].as_str().unwrap().contains("cannot read"));
+    }
+}

@@ -114,7 +114,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn mismatch(reason: String) -> Verdict {
+    /// A rejection with quality 0 and its reason (a malformed or wrong claimed output).
+    pub fn mismatch(reason: String) -> Verdict {
         Verdict {
             matches: false,
             quality_ppm: 0,

@@ -3,12 +3,11 @@
 //! thread counts, the teacher-forced rule accepts honest answers and rejects counterfeit, foreign,
 //! truncated, extended and mismatched ones, and bad inputs fail with errors naming the problem.
 //!
-//! Figures for the model card: `cargo test -p inference --test kind_text_generation -- --ignored
-//! --nocapture` (tokens/s, verify/generate cost, false positives and logit gaps over more prompts).
+//! Figures for the model card (tokens/s, verify/generate cost, false positives over more
+//! prompts) are a benchmark: `cargo bench -p inference --bench text_generation`.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
 
 use inference::{kinds, Bundle, InferenceError, Kind, LoadOptions, Runner, Runtime};
 use serde_json::{json, Value};
@@ -334,112 +333,5 @@ fn bad_inputs_fail_with_errors_naming_the_problem() {
     assert!(
         err.contains("2048") && err.contains("tokens plus max_tokens 64"),
         "{err}"
-    );
-}
-
-/// Figures for MODEL_CARD.md (run with `-- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn figures_for_the_model_card() {
-    let mut one = load(1);
-    let mut two = load(2);
-    // Prefill: a long prompt, one token out.
-    let story = "The history of the city is long and full of change. ".repeat(20);
-    let prefill_input = serde_json::to_vec(&json!({"prompt": story, "max_tokens": 1})).unwrap();
-    one.run(&prefill_input).unwrap();
-    let t = Instant::now();
-    let out = parse(&one.run(&prefill_input).unwrap());
-    let prefill_s = t.elapsed().as_secs_f64();
-    let p = out["prompt_tokens"].as_u64().unwrap() as f64;
-    println!(
-        "prefill: {p} tokens in {prefill_s:.3} s = {:.0} tokens/s (1 thread)",
-        p / prefill_s
-    );
-    for n in [64u64, 128] {
-        let input = serde_json::to_vec(&json!({
-            "messages": [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}],
-            "max_tokens": n
-        }))
-        .unwrap();
-        let t = Instant::now();
-        let out = one.run(&input).unwrap();
-        let gen_s = t.elapsed().as_secs_f64();
-        let v = parse(&out);
-        let k = ids_of(&v).len();
-        let pt = v["prompt_tokens"].as_u64().unwrap();
-        let t = Instant::now();
-        let verdict = one.verify(&input, &out).unwrap();
-        let ver_s = t.elapsed().as_secs_f64();
-        assert!(verdict.matches, "{}", verdict.reason);
-        println!(
-            "answer of {k} tokens (prompt {pt}): generate {gen_s:.2} s ({:.1} tokens/s incl. prefill), \
-             verify {ver_s:.2} s, ratio {:.3}",
-            k as f64 / gen_s,
-            ver_s / gen_s
-        );
-    }
-    // False positives over more prompts, each answer judged at 1 and 2 threads; the factual
-    // ones carry the words a right answer contains ("|": any of them), for a rough accuracy.
-    let questions = [
-        ("What is the capital of France?", "Paris"),
-        ("How many legs does a spider have?", "8|eight"),
-        ("Who wrote Romeo and Juliet?", "Shakespeare"),
-        ("What is the boiling point of water in Celsius?", "100"),
-        ("What is the square root of 81?", "9|nine"),
-        ("What is the largest ocean on Earth?", "Pacific"),
-        ("What is 12 plus 7?", "19|nineteen"),
-        ("What planet is known as the Red Planet?", "Mars"),
-        ("What is the chemical symbol for gold?", "Au"),
-        ("How many days are in a week?", "7|seven"),
-        ("What is the capital of Japan?", "Tokyo"),
-        ("Who painted the Mona Lisa?", "Leonardo|Vinci"),
-        ("Name three primary colors.", ""),
-        ("Write a haiku about the sea.", ""),
-        ("Give me a synonym for happy.", ""),
-        ("Translate 'good morning' into Spanish.", ""),
-        ("List two benefits of exercise.", ""),
-        ("Explain what a computer is to a child.", ""),
-        ("Suggest a name for a cat.", ""),
-        ("Describe a rainbow.", ""),
-    ];
-    let (mut labelled, mut right) = (0, 0);
-    let (mut judged, mut rejected, mut worst, mut tokens) = (0, 0, 0.0f64, 0);
-    let t = Instant::now();
-    for (q, want) in questions {
-        let input = chat(q, 32);
-        let a = one.run(&input).unwrap();
-        let v = parse(&a);
-        tokens += ids_of(&v).len();
-        if !want.is_empty() {
-            labelled += 1;
-            let text = v["text"].as_str().unwrap().to_lowercase();
-            let ok = want.split('|').any(|w| text.contains(&w.to_lowercase()));
-            right += usize::from(ok);
-            println!(
-                "{} {q:?} -> {:?}",
-                if ok { "right" } else { "WRONG" },
-                v["text"]
-            );
-        }
-        let b = two.run(&input).unwrap();
-        assert_eq!(a, b);
-        for v in [
-            one.verify(&input, &a).unwrap(),
-            two.verify(&input, &a).unwrap(),
-        ] {
-            judged += 1;
-            if v.matches {
-                worst = worst.max(largest_gap(&v.reason));
-            } else {
-                rejected += 1;
-                println!("FALSE POSITIVE on {q:?}: {}", v.reason);
-            }
-        }
-    }
-    println!("accuracy: {right} of {labelled} factual questions answered right");
-    println!(
-        "honest answers: {} prompts, {tokens} tokens, {rejected} of {judged} verdicts rejected, largest gap {worst:.2e} ({:.0} s)",
-        questions.len(),
-        t.elapsed().as_secs_f64()
     );
 }

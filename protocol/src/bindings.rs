@@ -32,6 +32,27 @@ sol!(
     "../out/ITaskManager.sol/ITaskManager.json"
 );
 
+/// The concrete AuditManager, for its admin setter (`setParams`) that the interface omits.
+pub mod audit_admin {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        AuditManager,
+        "../out/AuditManager.sol/AuditManager.json"
+    );
+}
+
+/// The concrete TaskManager, for its admin setters (windows, limits) that the interface omits;
+/// in its own module because its artifact re-declares the `ITaskManager` types.
+pub mod admin {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        TaskManager,
+        "../out/TaskManager.sol/TaskManager.json"
+    );
+}
+
 sol!(
     #[sol(rpc)]
     #[derive(Debug)]

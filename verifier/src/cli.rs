@@ -93,7 +93,8 @@ pub struct Args {
     /// Model the canary tasks are for.
     #[arg(long, value_name = "ID", requires = "canary_key")]
     pub canary_model: Option<u32>,
-    /// Directory of canonical task inputs (*.safetensors) for the canaries, used in name order.
+    /// Directory of task inputs for the canaries (*.safetensors for tensor models; *.json, *.txt,
+    /// *.png, *.jpg, *.wav for the other kinds), used in name order.
     #[arg(long, value_name = "DIR", requires = "canary_key")]
     pub canary_inputs: Option<PathBuf>,
     /// Seconds between canary tasks.
@@ -149,17 +150,28 @@ impl Args {
 
     /// The canary inputs: every `*.safetensors` file of --canary-inputs, in name order.
     pub fn canary_inputs(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        /// Files that hold a task input of some kind: tensors, chat or text, images, audio.
+        const CANARY_EXTENSIONS: [&str; 7] =
+            ["safetensors", "json", "txt", "png", "jpg", "jpeg", "wav"];
         let Some(dir) = &self.canary_inputs else {
             return Ok(Vec::new());
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| anyhow::anyhow!("--canary-inputs {}: {e}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| CANARY_EXTENSIONS.contains(&x))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            anyhow::bail!("--canary-inputs {}: no *.safetensors files", dir.display());
+            anyhow::bail!(
+                "--canary-inputs {}: no task inputs (*.{})",
+                dir.display(),
+                CANARY_EXTENSIONS.join(", *.")
+            );
         }
         files
             .iter()
@@ -220,13 +232,14 @@ mod tests {
         ])
         .unwrap();
         let e = a.canary_inputs().unwrap_err().to_string();
-        assert!(e.contains("no *.safetensors files"), "{e}");
+        assert!(e.contains("no task inputs (*.safetensors, *.json"), "{e}");
         std::fs::write(dir.path().join("b.safetensors"), b"second").unwrap();
         std::fs::write(dir.path().join("a.safetensors"), b"first").unwrap();
-        std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+        std::fs::write(dir.path().join("c.wav"), b"third").unwrap();
+        std::fs::write(dir.path().join("notes.md"), b"ignored").unwrap();
         assert_eq!(
             a.canary_inputs().unwrap(),
-            vec![b"first".to_vec(), b"second".to_vec()]
+            vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
         );
         let missing = Args::try_parse_from([
             "verifier",

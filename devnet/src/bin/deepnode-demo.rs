@@ -635,6 +635,11 @@ async fn run(args: Args) -> Result<()> {
         100.0 * correct as f64 / ids.len() as f64
     };
     println!("demo: {final_count} tasks finalized, {correct} correct ({pct:.1}%)");
+    let digits_line = format!(
+        "demo: model digits-mlp tensor: {final_count} tasks finalized, {audited} audited, {} passed, e.g. {correct} of {} digits read right",
+        audits.values().filter(|a| *a == "pass").count(),
+        ids.len()
+    );
 
     // The user tells the network how good the answers were (the model's measured quality).
     let tm_user = ITaskManager::new(d.task_manager, &user);
@@ -831,6 +836,7 @@ async fn run(args: Args) -> Result<()> {
             );
         }
     }
+    println!("{digits_line}");
     if !args.no_catalogue {
         step("registering the model catalogue (one bundle per kind) and submitting real tasks of every kind");
         let lines = run_catalogue(
@@ -878,6 +884,12 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Response window (seconds) of the catalogue's tasks.
+const CATALOGUE_RESPONSE_WINDOW: u32 = 120;
+/// Challenge window (seconds) of the catalogue's results: time for the validator to re-run
+/// every kind and post its verdicts before the results finalize.
+const CATALOGUE_CHALLENGE_WINDOW: u32 = 60;
+
 /// Registers every bundle of the catalogue, submits each kind's real inputs from the user
 /// account (large ones through the blob store), waits until every task is final, and returns
 /// one `demo: model ...` line per model.
@@ -890,6 +902,38 @@ async fn run_catalogue(
 ) -> Result<Vec<String>> {
     use devnet::catalogue;
     let d = &net.deployment;
+    // The digits epochs run with response and challenge windows of a few seconds (so the frozen
+    // worker's tasks are reassigned within an epoch); a language model on a busy 2-core machine,
+    // and a validator re-running every kind, need more: the admin widens both for the tasks
+    // assigned and committed from now on.
+    let admin = net.provider(&net.deployer);
+    let tm_admin = protocol::bindings::admin::TaskManager::new(d.task_manager, &admin);
+    let jail = tm_admin.jailDuration().call().await?;
+    let receipt = tm_admin
+        .setWindows(
+            CATALOGUE_RESPONSE_WINDOW,
+            CATALOGUE_CHALLENGE_WINDOW,
+            jail as u32,
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("setWindows reverted (tx {})", receipt.transaction_hash);
+    }
+    // Every catalogue task is audited (p0 = pMin = 1), so each model's line shows its rule at work.
+    let audit_admin = protocol::bindings::audit_admin::AuditManager::new(d.audit_manager, &admin);
+    let mut p = audit_admin.params().call().await?;
+    p.p0Wad = 1_000_000_000_000_000_000;
+    p.pMinWad = p.p0Wad;
+    let receipt = audit_admin.setParams(p).send().await?.get_receipt().await?;
+    if !receipt.status() {
+        bail!(
+            "AuditManager.setParams reverted (tx {})",
+            receipt.transaction_hash
+        );
+    }
     let client = blobstore::Client::new(Duration::from_secs(30), 64 << 20)?;
     let mut models = Vec::new();
     for dir in catalogue::CATALOGUE {
@@ -920,24 +964,22 @@ async fn run_catalogue(
         models.push((name, kind, ids));
     }
     let tm = ITaskManager::new(d.task_manager, reader);
+    let mut watch = Watch {
+        reader,
+        tm: ITaskManager::new(d.task_manager, reader),
+        tm_admin: ITaskManager::new(d.task_manager, &admin),
+        ids: models
+            .iter()
+            .flat_map(|(_, _, ids)| ids.iter().copied())
+            .collect(),
+        last_line: String::new(),
+    };
     let deadline = Instant::now() + timeout;
-    loop {
-        let mut open = 0;
-        for (_, _, ids) in &models {
-            for id in ids {
-                let s = tm.getTask(*id).call().await?.status;
-                if s != TaskStatus::Finalized as u8 && s != TaskStatus::Refunded as u8 {
-                    open += 1;
-                }
-            }
-        }
-        if open == 0 {
-            break;
-        }
+    while watch.tick().await? < watch.ids.len() {
         children.check()?;
         if Instant::now() > deadline {
             bail!(
-                "{open} catalogue tasks not final after {}s; see the logs in .demo/",
+                "catalogue tasks not final after {}s; see the logs in .demo/",
                 timeout.as_secs()
             );
         }

@@ -515,14 +515,6 @@ fn run_f32(
     Ok(data.to_vec())
 }
 
-fn mismatch(reason: String) -> Verdict {
-    Verdict {
-        matches: false,
-        quality_ppm: 0,
-        reason,
-    }
-}
-
 impl Runner for Ocr {
     fn kind(&self) -> Kind {
         Kind::Ocr
@@ -544,7 +536,11 @@ impl Runner for Ocr {
             .map_err(|e| InferenceError::Runtime(format!("own OCR output does not parse: {e}")))?;
         let claimed: Output = match serde_json::from_slice(claimed) {
             Ok(c) => c,
-            Err(e) => return Ok(mismatch(format!("claimed output is not OCR JSON: {e}"))),
+            Err(e) => {
+                return Ok(Verdict::mismatch(format!(
+                    "claimed output is not OCR JSON: {e}"
+                )))
+            }
         };
         let joined = claimed
             .lines
@@ -553,7 +549,7 @@ impl Runner for Ocr {
             .collect::<Vec<_>>()
             .join("\n");
         if joined != claimed.text {
-            return Ok(mismatch(
+            return Ok(Verdict::mismatch(
                 "claimed text is not its lines joined by \\n".into(),
             ));
         }

@@ -350,14 +350,6 @@ fn parse_output(bytes: &[u8]) -> Result<Output, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("not a speech-recognition output: {e}"))
 }
 
-fn mismatch(reason: String) -> Verdict {
-    Verdict {
-        matches: false,
-        quality_ppm: 0,
-        reason,
-    }
-}
-
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
@@ -386,11 +378,11 @@ impl Runner for SpeechRecognition {
         let audio = self.audio(input)?;
         let claim = match parse_output(claimed) {
             Ok(c) => c,
-            Err(reason) => return Ok(mismatch(format!("claimed output is {reason}"))),
+            Err(reason) => return Ok(Verdict::mismatch(format!("claimed output is {reason}"))),
         };
         let n = claim.token_ids.len();
         if n > self.max_tokens {
-            return Ok(mismatch(format!(
+            return Ok(Verdict::mismatch(format!(
                 "{n} claimed tokens exceed max_tokens {}",
                 self.max_tokens
             )));
@@ -401,12 +393,12 @@ impl Runner for SpeechRecognition {
             .enumerate()
             .find(|&(j, &t)| !self.rules.may_choose(t, j))
         {
-            return Ok(mismatch(format!(
+            return Ok(Verdict::mismatch(format!(
                 "claimed token {j} (id {t}) is never generated (special, suppressed or out of the vocabulary)"
             )));
         }
         if self.text_of(&claim.token_ids)? != claim.text {
-            return Ok(mismatch(
+            return Ok(Verdict::mismatch(
                 "claimed text is not the decoding of the claimed token ids".into(),
             ));
         }
@@ -472,7 +464,7 @@ impl Runner for SpeechRecognition {
             .map_err(|e| InferenceError::Runtime(format!("{}: own output is {e}", self.name)))?;
         let claim = match parse_output(claimed) {
             Ok(c) => c,
-            Err(reason) => return Ok(mismatch(format!("claimed output is {reason}"))),
+            Err(reason) => return Ok(Verdict::mismatch(format!("claimed output is {reason}"))),
         };
         let (a, b) = (&claim.token_ids, &own.token_ids);
         if claim == own {

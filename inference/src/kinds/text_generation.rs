@@ -595,14 +595,6 @@ fn parse_output(bytes: &[u8]) -> Result<Output, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("not a text-generation output: {e}"))
 }
 
-fn mismatch(reason: String) -> Verdict {
-    Verdict {
-        matches: false,
-        quality_ppm: 0,
-        reason,
-    }
-}
-
 impl Runner for TextGeneration {
     fn kind(&self) -> Kind {
         Kind::TextGeneration
@@ -621,10 +613,10 @@ impl Runner for TextGeneration {
         let req = self.request(input)?;
         let claim = match parse_output(claimed) {
             Ok(c) => c,
-            Err(reason) => return Ok(mismatch(format!("claimed output is {reason}"))),
+            Err(reason) => return Ok(Verdict::mismatch(format!("claimed output is {reason}"))),
         };
         if let Err(reason) = self.check_structure(&req, &claim)? {
-            return Ok(mismatch(reason));
+            return Ok(Verdict::mismatch(reason));
         }
         let (p, n, vocab, margin) = (
             req.prompt.len(),
@@ -668,7 +660,7 @@ impl Runner for TextGeneration {
             .map_err(|e| InferenceError::Runtime(format!("{}: own output is {e}", self.name)))?;
         let claim = match parse_output(claimed) {
             Ok(c) => c,
-            Err(reason) => return Ok(mismatch(format!("claimed output is {reason}"))),
+            Err(reason) => return Ok(Verdict::mismatch(format!("claimed output is {reason}"))),
         };
         let (a, b) = (&claim.token_ids, &own.token_ids);
         let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();

@@ -1,0 +1,89 @@
+//! Figures of the text-generation kind on the real SmolLM2 bundle (`make models`): prefill and
+//! decode tokens/s, the teacher-forced check's cost against generating (the ratio the README
+//! quotes), and false positives over honest answers judged at 1 and 2 threads.
+//! `cargo bench -p inference --bench text_generation` (the machine should be quiet).
+
+use std::time::Instant;
+
+use inference::{kinds, Bundle, LoadOptions, Runner, Runtime};
+use serde_json::{json, Value};
+
+fn load(threads: usize) -> Result<Box<dyn Runner>, Box<dyn std::error::Error>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models/smollm2");
+    let bundle = Bundle::open_dir(&dir).map_err(|e| format!("{e} (run `make models`)"))?;
+    let opts = LoadOptions {
+        threads: Some(threads),
+        ..LoadOptions::default()
+    };
+    Ok(kinds::load(&Runtime::init(None)?, &bundle, opts)?)
+}
+
+fn chat(q: &str, max_tokens: u64) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"messages": [{"role": "user", "content": q}], "max_tokens": max_tokens}),
+    )
+    .expect("JSON literal")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut one = load(1)?;
+    let mut two = load(2)?;
+    let story = "The history of the city is long and full of change. ".repeat(20);
+    let prefill = serde_json::to_vec(&json!({"prompt": story, "max_tokens": 1}))?;
+    one.run(&prefill)?;
+    let t = Instant::now();
+    let out: Value = serde_json::from_slice(&one.run(&prefill)?)?;
+    let p = out["prompt_tokens"].as_f64().unwrap_or(0.0);
+    println!(
+        "bench: llm-prefill {:.0} tokens/s ({p} tokens, 1 thread)",
+        p / t.elapsed().as_secs_f64()
+    );
+    let mut times = Vec::new();
+    for n in [64u64, 128] {
+        let input = chat("Write a long story about a dragon who learns to cook.", n);
+        let t = Instant::now();
+        let out = one.run(&input)?;
+        let gen_s = t.elapsed().as_secs_f64();
+        let k = serde_json::from_slice::<Value>(&out)?["token_ids"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let t = Instant::now();
+        let v = one.verify(&input, &out)?;
+        let ver_s = t.elapsed().as_secs_f64();
+        if !v.matches {
+            return Err(format!("honest {k}-token answer rejected: {}", v.reason).into());
+        }
+        println!(
+            "bench: verify-vs-generate-{k} {:.3} ratio (generate {gen_s:.2} s, verify {ver_s:.2} s; target <= 0.10 at 128)",
+            ver_s / gen_s
+        );
+        times.push((k, gen_s));
+    }
+    if let [(k1, t1), (k2, t2)] = times[..] {
+        println!(
+            "bench: llm-decode {:.1} tokens/s (1 thread)",
+            (k2 - k1) as f64 / (t2 - t1)
+        );
+    }
+    let prompts = [
+        "What is the capital of France?",
+        "How many legs does a spider have?",
+        "Who wrote Romeo and Juliet?",
+        "What is the largest ocean on Earth?",
+        "Name three primary colors.",
+        "Write a haiku about the sea.",
+        "Give me a synonym for happy.",
+        "Describe a rainbow.",
+    ];
+    let (mut judged, mut rejected) = (0, 0);
+    for q in prompts {
+        let input = chat(q, 32);
+        let a = one.run(&input)?;
+        for r in [&mut one, &mut two] {
+            judged += 1;
+            rejected += usize::from(!r.verify(&input, &a)?.matches);
+        }
+    }
+    println!("bench: teacher-forced-false-positives {rejected} of {judged} (honest answers, 1 and 2 threads)");
+    Ok(())
+}
