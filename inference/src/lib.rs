@@ -15,19 +15,21 @@ compile_error!(
 
 pub mod bundle;
 mod cache;
-pub mod kinds;
 pub mod compare;
 mod error;
+pub mod kinds;
 mod model;
 mod runtime;
 pub mod tensor;
 
+pub use bundle::{Bundle, BundleCache, Kind, Manifest};
 pub use cache::{ModelCache, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_MODEL_BYTES};
 pub use compare::{compare, CompareError, CompareRule, Verdict};
 pub use error::{FailureKind, InferenceError};
-pub use bundle::{Bundle, BundleCache, Kind, Manifest};
 pub use kinds::{LoadOptions, Runner};
-pub use model::{session_from_bytes, session_from_file, Model, TensorSpec, DEFAULT_MAX_INPUT_BYTES};
+pub use model::{
+    session_from_bytes, session_from_file, Model, TensorSpec, DEFAULT_MAX_INPUT_BYTES,
+};
 pub use runtime::{
     default_library_path, Device, ParseDeviceError, Provider, Runtime, ORT_DYLIB_PATH_ENV,
     ORT_LIBRARY_FILE,
