@@ -298,10 +298,11 @@ async fn list_tasks(
 
 async fn get_task(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let id = parse_task_id("id", &id)?;
-    query::task(s.db.pool(), id)
+    let mut task = query::task(s.db.pool(), id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    crate::blobs::attach_contents(&mut task).await;
+    Ok(Json(task))
 }
 
 fn parse_limit(raw: &str) -> Result<u32, ApiError> {

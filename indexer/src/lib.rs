@@ -9,6 +9,7 @@
 pub mod api;
 pub mod audit;
 pub mod audit_query;
+pub mod blobs;
 pub mod db;
 pub mod epoch_query;
 pub mod epochs;
@@ -75,6 +76,10 @@ pub struct Args {
     /// Directory of static files served at / (e.g. the staking page).
     #[arg(long, value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Blob store of off-chain task payloads (its base URL): `GET /tasks/{id}` shows the content
+    /// of the inputs and outputs kept there. Other URLs named by tasks are never fetched.
+    #[arg(long, value_name = "URL", env = "DN_BLOB_STORE")]
+    pub blob_store: Option<String>,
     /// More logs (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -178,6 +183,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
     )
     .with_epochs(epoch_cfg);
     let follower = tokio::spawn(follower.run(rx.clone()));
+    blobs::configure(args.blob_store.as_deref()).context("--blob-store")?;
     let state = AppState {
         db: db.clone(),
         chain_id,

@@ -316,6 +316,17 @@ async fn run(args: Args) -> Result<()> {
         None => free_port()?,
     };
     let base_url = format!("http://127.0.0.1:{port}");
+    let blob_dir = work_dir.join("blobs");
+    let (blob_child, blob_url) = devnet::spawn_blobstore(
+        &sibling_binary("blobstore")?,
+        &blob_dir,
+        &work_dir.join("blobstore.log"),
+    )?;
+    step(&format!(
+        "blob store (off-chain task payloads) at {blob_url}"
+    ));
+    children.0.push(("blobstore".into(), blob_child));
+
     step(&format!("starting the indexer on {base_url}"));
     let common = |extra: &[&str]| -> Vec<String> {
         let mut v = vec![
@@ -338,6 +349,8 @@ async fn run(args: Args) -> Result<()> {
         "1",
         "--poll-interval-ms",
         "500",
+        "--blob-store",
+        &blob_url,
     ]);
     if web.exists() {
         idx_args.extend(["--web-dir".to_string(), web.display().to_string()]);
@@ -352,17 +365,6 @@ async fn run(args: Args) -> Result<()> {
             &work_dir.join("indexer.log"),
         )?,
     ));
-
-    let blob_dir = work_dir.join("blobs");
-    let (blob_child, blob_url) = devnet::spawn_blobstore(
-        &sibling_binary("blobstore")?,
-        &blob_dir,
-        &work_dir.join("blobstore.log"),
-    )?;
-    step(&format!(
-        "blob store (off-chain task payloads) at {blob_url}"
-    ));
-    children.0.push(("blobstore".into(), blob_child));
 
     step(&format!("starting {} executors", net.workers.len()));
     for (i, w) in net.workers.iter().enumerate() {
