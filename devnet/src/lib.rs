@@ -529,15 +529,18 @@ impl Devnet {
             .find_map(|l| l.log_decode::<IModelRegistry::ModelRegistered>().ok())
             .map(|l| l.inner.data.modelId)
             .context("ModelRegistered event missing from the registration receipt")?;
-        // every worker's optIn in flight at once (one key each), then their receipts
+        // every worker's optIn in flight at once (one key each), then their receipts; a worker
+        // that can no longer serve (slashed below the minimum stake) is left out
         let mut pending = Vec::new();
         for w in &self.workers {
             let p = self.provider(w);
-            let tx = IModelRegistry::new(d.model_registry, &p)
-                .optIn(model_id)
-                .send()
-                .await?;
-            pending.push((w.address(), tx));
+            let registry = IModelRegistry::new(d.model_registry, &p);
+            let call = registry.optIn(model_id);
+            if let Err(e) = call.call().await {
+                tracing::warn!(worker = %w.address(), model_id, error = %e, "worker cannot opt in; left out");
+                continue;
+            }
+            pending.push((w.address(), call.send().await?));
         }
         for (worker, tx) in pending {
             if !tx.get_receipt().await?.status() {
