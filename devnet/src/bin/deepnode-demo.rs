@@ -534,24 +534,7 @@ async fn run(args: Args) -> Result<()> {
 
     // Read what happened from the chain's events.
     let from = d.start_block;
-    let commits = reader
-        .get_logs(
-            &Filter::new()
-                .address(d.task_manager)
-                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
-                .from_block(from),
-        )
-        .await?;
-    let mut outputs: HashMap<U256, (Vec<u8>, u16)> = HashMap::new();
-    for log in commits {
-        let ev = log
-            .log_decode::<ITaskManager::ResultsCommitted>()?
-            .inner
-            .data;
-        for (i, id) in ev.taskIds.iter().enumerate() {
-            outputs.insert(*id, (ev.outputs[i].to_vec(), ev.codes[i]));
-        }
-    }
+    let outputs = committed_outputs(&reader, &d).await?;
     let finals = reader
         .get_logs(
             &Filter::new()
@@ -988,24 +971,7 @@ async fn run_catalogue(
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
     let audits = audit_outcomes(reader, d).await?;
-    let commits = reader
-        .get_logs(
-            &Filter::new()
-                .address(d.task_manager)
-                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
-                .from_block(d.start_block),
-        )
-        .await?;
-    let mut outputs: HashMap<U256, Vec<u8>> = HashMap::new();
-    for log in commits {
-        let ev = log
-            .log_decode::<ITaskManager::ResultsCommitted>()?
-            .inner
-            .data;
-        for (i, id) in ev.taskIds.iter().enumerate() {
-            outputs.insert(*id, ev.outputs[i].to_vec());
-        }
-    }
+    let outputs = committed_outputs(reader, d).await?;
     let mut lines = Vec::new();
     for (name, kind, ids) in &models {
         let mut finalized = 0;
@@ -1015,7 +981,7 @@ async fn run_catalogue(
                 finalized += 1;
             }
         }
-        if let Some(published) = ids.iter().find_map(|id| outputs.get(id)) {
+        if let Some((published, _)) = ids.iter().find_map(|id| outputs.get(id)) {
             let bytes = match blobstore::BlobRef::decode(published) {
                 None => published.clone(),
                 Some(r) => client.fetch(&r?).await?,
@@ -1032,6 +998,32 @@ async fn run_catalogue(
         ));
     }
     Ok(lines)
+}
+
+/// Every committed result, by task: the bytes published in the commit event and the code.
+async fn committed_outputs(
+    reader: &DynProvider,
+    d: &protocol::Deployment,
+) -> Result<HashMap<U256, (Vec<u8>, u16)>> {
+    let logs = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.task_manager)
+                .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+                .from_block(d.start_block),
+        )
+        .await?;
+    let mut outputs = HashMap::new();
+    for log in logs {
+        let ev = log
+            .log_decode::<ITaskManager::ResultsCommitted>()?
+            .inner
+            .data;
+        for (i, id) in ev.taskIds.iter().enumerate() {
+            outputs.insert(*id, (ev.outputs[i].to_vec(), ev.codes[i]));
+        }
+    }
+    Ok(outputs)
 }
 
 /// Each audited task's outcome from the AuditManager's events: pass, fraud, cleared, undecided,
