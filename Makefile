@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort deps-s3 models contracts build test test-forge test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 models contracts build test test-forge slither test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -34,6 +34,12 @@ test-forge: contracts
 	@echo "==> forge test"
 	@forge test
 
+# Static analysis of contracts/ (slither from PyPI, pinned in .deps/slither-venv): fails on any High or
+# Medium finding not triaged in slither.config.json + slither.triage.md. See tools/slither.sh.
+slither: deps-npm
+	@tools/setup-slither.sh
+	@tools/slither.sh
+
 test-cargo: setup models deps-s3
 	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
 	@cargo build --workspace --bins
@@ -50,7 +56,7 @@ test-web: web
 	@echo "==> browser test of the staking page (headless Chromium)"
 	@DN_WEB_STRICT_DEPLOYMENT=1 node web/test/staking.e2e.mjs
 
-test: test-forge test-cargo test-web
+test: test-forge slither test-cargo test-web
 
 demo: build web models
 	@target/debug/deepnode-demo $(DEMO_ARGS)
