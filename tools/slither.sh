@@ -21,6 +21,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$root/tools/bin:$root/node_modules/.bin:$PATH"
 venv=.deps/slither-venv
+# solc-select (imported by slither and crytic-compile) creates its .solc-select/ folder under
+# $VIRTUAL_ENV, else under $HOME: keep it in the venv. It stays empty (nothing is downloaded).
+export VIRTUAL_ENV="$root/$venv"
 build=.deps/slither-build
 config=slither.config.json
 report=$build/slither.json
@@ -56,9 +59,7 @@ fi
 echo "==> slither $($venv/bin/slither --version) on contracts/ (config $config, triage slither.triage.md)"
 rm -f "$report"
 set +e
-# VIRTUAL_ENV: solc-select (imported by crytic-compile) creates its .solc-select/ folder there
-# instead of in $HOME. It stays empty: nothing is installed or downloaded.
-VIRTUAL_ENV="$root/$venv" "$venv/bin/slither" . \
+"$venv/bin/slither" . \
   --ignore-compile --foundry-out-directory "$build/out" \
   --config-file "$config" --json "$report" 2>&1 | tee "$build/slither.log"
 rc=${PIPESTATUS[0]}
