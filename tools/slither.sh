@@ -93,7 +93,7 @@ if "Impossible to generate IR for" in log_text and "ReentrancyGuardTransient" in
     print("      its IR; its reentrancy detectors recognise the nonReentrant modifier by name, unaffected.")
 findings = [r for r in out.get("results", {}).get("detectors", []) if r["impact"] in ("High", "Medium")]
 excluded = [d for d in config.get("detectors_to_exclude", "").split(",") if d]
-print(f"==> slither summary: {analysed[-1]} contracts analysed in {secs}s; "
+print(f"==> slither summary: {analysed[-1]} contracts analysed ({secs}s with the build); "
       f"{len(excluded)} detectors excluded as triaged (slither.triage.md): {', '.join(excluded) or 'none'}")
 if not findings and rc != "0":
     sys.exit(f"slither: FAILED: exit status {rc} without a High or Medium finding (see the output above)")
