@@ -6,11 +6,13 @@
 #    optimizer) over contracts/ and what they import, with forge's full build-info (sources, ASTs).
 #    Skipped while a stamp (forge config + contracts/ + package-lock.json + the solc wrapper) is
 #    unchanged. Its own out/ and cache/ leave make's out/ alone, and a forced build in an empty
-#    folder leaves exactly one build-info (an incremental forge build adds one per recompile and
-#    keeps the stale ones, which crytic-compile would all load as extra compilation units).
-#    crytic-compile's own foundry step is not used: by default it runs `forge clean` and then
-#    `forge build --build-info --skip test script --force` in out/ on every run (a full solcjs
-#    recompile, ~2 min here, that also wipes the artifacts forge test and cargo use).
+#    folder leaves exactly one build-info (crytic-compile loads every file in build-info/ as a
+#    compilation unit, so stale ones from incremental builds must not be there).
+#    crytic-compile's own foundry step is not used: it runs `forge clean` and then rebuilds out/
+#    with --build-info on every run (default `--skip ./test/** ./script/** --force`, or with tests
+#    under --foundry-compile-all): a full solcjs recompile each time (`slither . --foundry-compile-all`
+#    took 5.5 min here, analysing the tests too) that also replaces the artifacts forge test and
+#    cargo use. It does work with the solcjs wrapper; it is only slow and intrusive.
 # 2. Analyse: slither's foundry platform with --ignore-compile on that build. Nothing here runs
 #    solc (the ASTs come from the build-info), so slither never tries to download a compiler.
 #    slither.config.json (found at the root) holds the paths filter, severity cut and triage.
