@@ -176,11 +176,13 @@ contract Settlement is ISettlement, EIP712 {
     }
 
     /// @inheritdoc ISettlement
-    /// @dev Expired when latest >= lastRefresh + 2: a node may miss one report's refresh, not two. A node
-    ///      that never refreshed is expired as soon as a report exists (the registry's default weight
-    ///      would otherwise let a silent newcomer keep full trust). The zero goes through
-    ///      `setTrustWeightFromReport`, so it is not recorded as a fraud and the node may refresh again
-    ///      from the latest report.
+    /// @dev Expired when the node refreshed at least once and latest >= lastRefresh + 2: a node may miss
+    ///      one report's refresh, not two. A node that never refreshed is not expired (finding L-4: anyone
+    ///      could zero a brand-new worker as soon as any report existed, before it could refresh): it keeps
+    ///      the registry's new-node trust T_0 (NEW_NODE_TRUST, 0.2), the weight any fresh address gets, and
+    ///      anyone may push its (lower) leaf with refreshTrust, so staying silent gains it nothing. The
+    ///      zero goes through `setTrustWeightFromReport`, so it is not recorded as a fraud and the node may
+    ///      refresh again from the latest report.
     function expireTrust(address node) external {
         uint64 latestPlusOne = _latestPlusOne;
         uint64 refreshedPlusOne = _refreshedPlusOne[node];
@@ -191,6 +193,7 @@ contract Settlement is ISettlement, EIP712 {
                 latestPlusOne == 0 ? 0 : latestPlusOne - 1
             );
         }
+        if (refreshedPlusOne == 0) revert TrustNeverRefreshed(node);
         uint64 latest = latestPlusOne - 1;
         emit TrustExpired(node, latest);
         registry.setTrustWeightFromReport(node, 0, _reportedEpochEnd(latest));
