@@ -14,6 +14,14 @@ import {SortitionTree} from "./libraries/SortitionTree.sol";
 ///         stake x trust, kept current by Staking's callback (`onStakeChanged`) and `syncWorker`.
 /// @dev Weight of a worker = stakeOf(worker, Worker) * trustWeight(worker) / 1e18, or 0 while it is not
 ///      eligible (under the minimum stake or jailed). Listing bonds stay in this contract (`bondOf`).
+///      Trust weights and model statuses have two writers: decisions taken now (`setTrustWeight`,
+///      `setStatus`: a proven fraud zeroing a worker's trust, the admin changing a model's status) and
+///      values from a Settlement epoch report (`setTrustWeightFromReport`, `setStatusFromReport`), which
+///      anyone may apply at any time while the report is the latest. A report never overrides a newer
+///      decision: the decision's time is recorded (`trustZeroedAt`, `statusOverriddenAt`) and a report
+///      whose epoch ended at or before it is refused. A report's facts are the chain's events before its
+///      epoch's end (`protocol::powr`, indexer epochs), so such a report was computed without the decision
+///      even when it was posted after it.
 contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     using SafeERC20 for IERC20;
     using SortitionTree for SortitionTree.Tree;
@@ -53,6 +61,10 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     mapping(address worker => uint32[]) private _modelsOf;
     /// trust + 1, so 0 means "never set" (default NEW_NODE_TRUST) and a trust of 0 can still be stored
     mapping(address worker => uint256) private _trustPlusOne;
+    /// block timestamp of the last `setTrustWeight(worker, 0)` (a proven fraud); 0 = never
+    mapping(address worker => uint64) private _trustZeroedAt;
+    /// block timestamp of the last `setStatus(modelId, ..)` (the admin's decision); 0 = never
+    mapping(uint32 modelId => uint64) private _statusOverriddenAt;
 
     /// @notice Emitted when the admin changes the listing bond for future registrations.
     event ListingBondSet(uint256 bond);
@@ -131,13 +143,26 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     }
 
     /// @inheritdoc IModelRegistry
-    /// @dev Only STATUS_ROLE (the admin, and Settlement applying an epoch report's model statuses).
-    ///      Active and Probation models take new tasks; Delisted models take no new tasks and no new workers.
+    /// @dev Only STATUS_ROLE (the admin). Active and Probation models take new tasks; Delisted models take
+    ///      no new tasks and no new workers. Records the time (`statusOverriddenAt`), so the status leaf of
+    ///      an epoch report whose epoch ended at or before it can no longer be applied over this decision
+    ///      (finding L-5: re-applying the latest report's leaf undid a later admin delisting).
     function setStatus(uint32 modelId, uint8 status) external onlyRole(STATUS_ROLE) {
-        Model storage m = _existing(modelId);
-        if (status > uint8(ModelStatus.Delisted)) revert InvalidModel("unknown status");
-        m.status = status;
-        emit ModelStatusChanged(modelId, status);
+        _setStatus(modelId, status);
+        _statusOverriddenAt[modelId] = uint64(block.timestamp);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Only STATUS_ROLE (Settlement.applyModelStatus). Does not move `statusOverriddenAt`.
+    function setStatusFromReport(uint32 modelId, uint8 status, uint64 reportEpochEnd)
+        external
+        onlyRole(STATUS_ROLE)
+    {
+        uint64 overriddenAt = _statusOverriddenAt[modelId];
+        if (reportEpochEnd <= overriddenAt) {
+            revert StatusReportBeforeOverride(modelId, reportEpochEnd, overriddenAt);
+        }
+        _setStatus(modelId, status);
     }
 
     /// @notice Sets the bond for future registrations (admin).
@@ -207,12 +232,31 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     }
 
     /// @inheritdoc IModelRegistry
-    /// @dev Only TRUST_ROLE; 0 <= trustWad <= 1e18; resyncs the worker's weights.
+    /// @dev Only TRUST_ROLE (AuditManager on a proven fraud); 0 <= trustWad <= 1e18; resyncs the worker's
+    ///      weights. A zero records the time (`trustZeroedAt`): the trust leaf of an epoch report whose
+    ///      epoch ended at or before it, computed without the fraud, can no longer raise the weight again
+    ///      (finding M-2: anyone re-applied the latest report's pre-fraud trust). Settlement never calls
+    ///      this function (it uses `setTrustWeightFromReport`), so its own zeros (a zero leaf, an expiry)
+    ///      are not mistaken for a fraud, with no caller check or Settlement address needed here (and no
+    ///      change to the AuditManager): every zero set through this function is a decision.
     function setTrustWeight(address worker, uint256 trustWad) external onlyRole(TRUST_ROLE) {
-        if (trustWad > MAX_TRUST) revert TrustTooHigh(trustWad, MAX_TRUST);
-        _trustPlusOne[worker] = trustWad + 1;
-        emit TrustWeightSet(worker, trustWad);
-        _sync(worker);
+        if (trustWad == 0) _trustZeroedAt[worker] = uint64(block.timestamp);
+        _setTrust(worker, trustWad);
+    }
+
+    /// @inheritdoc IModelRegistry
+    /// @dev Only TRUST_ROLE (Settlement.refreshTrust and Settlement.expireTrust). A zero is always accepted
+    ///      (it cannot undo a zeroing); a positive weight needs `reportEpochEnd > trustZeroedAt(worker)`.
+    ///      Does not move `trustZeroedAt`.
+    function setTrustWeightFromReport(address worker, uint256 trustWad, uint64 reportEpochEnd)
+        external
+        onlyRole(TRUST_ROLE)
+    {
+        uint64 zeroedAt = _trustZeroedAt[worker];
+        if (trustWad != 0 && reportEpochEnd <= zeroedAt) {
+            revert TrustReportBeforeZeroing(worker, reportEpochEnd, zeroedAt);
+        }
+        _setTrust(worker, trustWad);
     }
 
     // ------------------------------------------------------------------ views
@@ -297,7 +341,31 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
         return stored == 0 ? NEW_NODE_TRUST : stored - 1;
     }
 
+    /// @inheritdoc IModelRegistry
+    function trustZeroedAt(address worker) external view returns (uint64) {
+        return _trustZeroedAt[worker];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function statusOverriddenAt(uint32 modelId) external view returns (uint64) {
+        return _statusOverriddenAt[modelId];
+    }
+
     // ------------------------------------------------------------------ internals
+
+    function _setStatus(uint32 modelId, uint8 status) private {
+        Model storage m = _existing(modelId);
+        if (status > uint8(ModelStatus.Delisted)) revert InvalidModel("unknown status");
+        m.status = status;
+        emit ModelStatusChanged(modelId, status);
+    }
+
+    function _setTrust(address worker, uint256 trustWad) private {
+        if (trustWad > MAX_TRUST) revert TrustTooHigh(trustWad, MAX_TRUST);
+        _trustPlusOne[worker] = trustWad + 1;
+        emit TrustWeightSet(worker, trustWad);
+        _sync(worker);
+    }
 
     function _existing(uint32 modelId) private view returns (Model storage m) {
         if (modelId == 0 || modelId > _modelCount) revert UnknownModel(modelId);

@@ -17,7 +17,14 @@ import {DNToken} from "./DNToken.sol";
 /// @dev Needs DNToken.MINTER_ROLE, ModelRegistry.TRUST_ROLE and ModelRegistry.STATUS_ROLE. Epoch `e` spans
 ///      [genesis + e * epochLength, genesis + (e + 1) * epochLength); its report may be posted once it
 ///      has ended. Reports need not arrive in order; trust and model status proofs are only accepted for
-///      the latest one.
+///      the latest one, and never over a newer decision recorded by the ModelRegistry: a trust leaf of an
+///      epoch that ended at or before the node's last fraud zeroing (`registry.trustZeroedAt`), or a status
+///      leaf of an epoch that ended at or before the admin's last status change
+///      (`registry.statusOverriddenAt`), is refused. The cut is the epoch's end, not the report's posting
+///      time: a report's facts are the events before its epoch's end, so a report posted after the
+///      decision was still computed without it. Weights and statuses are written with the registry's
+///      report-driven setters (`setTrustWeightFromReport`, `setStatusFromReport`), which enforce the
+///      same order.
 ///      Signing stake is read when the report is posted (Staking has no checkpoints yet).
 ///      Leaf formats are documented in ISettlement and match `protocol::powr`.
 contract Settlement is ISettlement, EIP712 {
@@ -146,7 +153,12 @@ contract Settlement is ISettlement, EIP712 {
 
     /// @inheritdoc ISettlement
     /// @dev Only the latest reported epoch's trust root is accepted, so an old (higher) trust cannot be
-    ///      replayed over a newer one. ModelRegistry rejects trustWad > 1e18.
+    ///      replayed over a newer one. Nor is the trust of an epoch that ended at or before the node's trust
+    ///      was zeroed by a proven fraud (`registry.trustZeroedAt(node)`, set by the AuditManager's
+    ///      `setTrustWeight(node, 0)`): its leaf was computed without the fraud (the fraud counts in the
+    ///      epoch of its block time), and re-applying it would restore the pre-fraud trust and audit rate
+    ///      (finding M-2). A zero leaf is refused too, for one simple rule; the leaf of the epoch holding
+    ///      the fraud (pinned to 0) or of any later one is accepted. ModelRegistry rejects trustWad > 1e18.
     function refreshTrust(uint64 epoch, address node, uint256 trustWad, bytes32[] calldata proof) external {
         EpochRecord storage rec = _epochs[epoch];
         if (rec.postedAt == 0) revert EpochNotReported(epoch);
@@ -155,15 +167,22 @@ contract Settlement is ISettlement, EIP712 {
         if (!MerkleProof.verifyCalldata(proof, rec.trustRoot, _leaf(node, trustWad))) {
             revert InvalidTrustProof(epoch, node, trustWad);
         }
+        uint64 end = _reportedEpochEnd(epoch);
+        uint64 zeroedAt = registry.trustZeroedAt(node);
+        if (end <= zeroedAt) revert TrustProofBeforeFraud(epoch, node, end, zeroedAt);
         _refreshedPlusOne[node] = epoch + 1;
         emit TrustRefreshed(epoch, node, trustWad);
-        registry.setTrustWeight(node, trustWad);
+        registry.setTrustWeightFromReport(node, trustWad, end);
     }
 
     /// @inheritdoc ISettlement
-    /// @dev Expired when latest >= lastRefresh + 2: a node may miss one report's refresh, not two. A node
-    ///      that never refreshed is expired as soon as a report exists (the registry's default weight
-    ///      would otherwise let a silent newcomer keep full trust).
+    /// @dev Expired when the node refreshed at least once and latest >= lastRefresh + 2: a node may miss
+    ///      one report's refresh, not two. A node that never refreshed is not expired (finding L-4: anyone
+    ///      could zero a brand-new worker as soon as any report existed, before it could refresh): it keeps
+    ///      the registry's new-node trust T_0 (NEW_NODE_TRUST, 0.2), the weight any fresh address gets, and
+    ///      anyone may push its (lower) leaf with refreshTrust, so staying silent gains it nothing. The
+    ///      zero goes through `setTrustWeightFromReport`, so it is not recorded as a fraud and the node may
+    ///      refresh again from the latest report.
     function expireTrust(address node) external {
         uint64 latestPlusOne = _latestPlusOne;
         uint64 refreshedPlusOne = _refreshedPlusOne[node];
@@ -174,16 +193,22 @@ contract Settlement is ISettlement, EIP712 {
                 latestPlusOne == 0 ? 0 : latestPlusOne - 1
             );
         }
-        emit TrustExpired(node, latestPlusOne - 1);
-        registry.setTrustWeight(node, 0);
+        if (refreshedPlusOne == 0) revert TrustNeverRefreshed(node);
+        uint64 latest = latestPlusOne - 1;
+        emit TrustExpired(node, latest);
+        registry.setTrustWeightFromReport(node, 0, _reportedEpochEnd(latest));
     }
 
     // ------------------------------------------------------------------ model status
 
     /// @inheritdoc ISettlement
     /// @dev Only the latest reported epoch's tree is accepted, so an older status cannot be replayed over
-    ///      a newer one. Applying a leaf again is harmless (same status). ModelRegistry rejects unknown
-    ///      models and statuses.
+    ///      a newer one. Nor is the tree of an epoch that ended at or before the admin last set the
+    ///      model's status (`registry.statusOverriddenAt(modelId)`): it was computed without that decision,
+    ///      and re-applying it would undo it, e.g. relist a model the admin delisted (finding L-5); the
+    ///      report of the epoch holding the decision (which starts from the admin's status) or of any
+    ///      later one is accepted. Applying a leaf again is otherwise harmless (same status).
+    ///      ModelRegistry rejects unknown models and statuses.
     function applyModelStatus(uint64 epoch, uint32 modelId, uint8 status, bytes32[] calldata proof) external {
         EpochRecord storage rec = _epochs[epoch];
         if (rec.postedAt == 0) revert EpochNotReported(epoch);
@@ -192,8 +217,11 @@ contract Settlement is ISettlement, EIP712 {
         if (!MerkleProof.verifyCalldata(proof, rec.modelStatusHash, _modelStatusLeaf(modelId, status))) {
             revert InvalidModelStatusProof(epoch, modelId, status);
         }
+        uint64 end = _reportedEpochEnd(epoch);
+        uint64 overriddenAt = registry.statusOverriddenAt(modelId);
+        if (end <= overriddenAt) revert ModelStatusProofBeforeOverride(epoch, modelId, end, overriddenAt);
         emit ModelStatusApplied(epoch, modelId, status);
-        registry.setStatus(modelId, status);
+        registry.setStatusFromReport(modelId, status, end);
     }
 
     // ------------------------------------------------------------------ views
@@ -247,6 +275,11 @@ contract Settlement is ISettlement, EIP712 {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// End of a reported epoch: at most the report's postedAt, so it fits a uint64.
+    function _reportedEpochEnd(uint64 epoch) private view returns (uint64) {
+        return uint64(epochEnd(epoch));
+    }
 
     function _digest(EpochReport calldata r) private view returns (bytes32) {
         return _hashTypedDataV4(

@@ -135,6 +135,47 @@ contract ModelRegistryTest is Fixture {
         assertEq(registry.getModel(1).status, 2);
     }
 
+    /// The admin's status change is recorded; a report whose epoch ended at or before it cannot undo
+    /// it, a report of a later epoch can, and report-driven changes do not move the record.
+    function test_SetStatusFromReport_RefusesReportBeforeOverride() public {
+        uint32 id = _register();
+        assertEq(registry.statusOverriddenAt(id), 0);
+        vm.warp(1000);
+        vm.startPrank(admin);
+        registry.setStatus(id, 2);
+        assertEq(registry.statusOverriddenAt(id), 1000);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IModelRegistry.StatusReportBeforeOverride.selector, id, uint64(1000), uint64(1000)
+            )
+        );
+        registry.setStatusFromReport(id, 0, 1000);
+        vm.expectEmit(address(registry));
+        emit IModelRegistry.ModelStatusChanged(id, 1);
+        registry.setStatusFromReport(id, 1, 1001);
+        vm.stopPrank();
+        assertEq(registry.getModel(id).status, 1);
+        assertEq(registry.statusOverriddenAt(id), 1000);
+    }
+
+    function test_SetStatusFromReport_Reverts() public {
+        _register();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector,
+                address(this),
+                registry.STATUS_ROLE()
+            )
+        );
+        registry.setStatusFromReport(1, 1, 1);
+        vm.startPrank(admin);
+        vm.expectRevert(abi.encodeWithSelector(IModelRegistry.InvalidModel.selector, "unknown status"));
+        registry.setStatusFromReport(1, 3, 1);
+        vm.expectRevert(abi.encodeWithSelector(IModelRegistry.UnknownModel.selector, uint32(9)));
+        registry.setStatusFromReport(9, 1, 1);
+        vm.stopPrank();
+    }
+
     function test_SetStatus_Reverts() public {
         _register();
         vm.expectRevert(
@@ -277,6 +318,57 @@ contract ModelRegistryTest is Fixture {
         registry.setTrustWeight(w, 0);
         assertEq(registry.trustWeight(w), 0, "zero trust is stored, not the default");
         assertEq(registry.weightOf(id, w), 0);
+    }
+
+    function test_SetTrustWeight_ZeroRecordsTrustZeroedAt() public {
+        address w = makeAddr("w");
+        vm.warp(1000);
+        vm.prank(trustSetter);
+        registry.setTrustWeight(w, 0.5e18);
+        assertEq(registry.trustZeroedAt(w), 0, "a positive weight is no zeroing");
+        vm.prank(trustSetter);
+        registry.setTrustWeight(w, 0);
+        assertEq(registry.trustZeroedAt(w), 1000);
+        vm.warp(2000);
+        vm.prank(trustSetter);
+        registry.setTrustWeightFromReport(w, 0, 2000);
+        assertEq(registry.trustZeroedAt(w), 1000, "a report's zero is no fraud");
+    }
+
+    /// A report whose epoch ended at or before the zeroing cannot raise the trust again; a zero is
+    /// always accepted; a report of a later epoch is.
+    function test_SetTrustWeightFromReport_RefusesReportBeforeZeroing() public {
+        uint32 id = _register();
+        address w = _addWorker("w", id, 200e18);
+        vm.warp(1000);
+        vm.prank(trustSetter);
+        registry.setTrustWeight(w, 0);
+        vm.startPrank(trustSetter);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IModelRegistry.TrustReportBeforeZeroing.selector, w, uint64(1000), uint64(1000)
+            )
+        );
+        registry.setTrustWeightFromReport(w, 0.9e18, 1000);
+        registry.setTrustWeightFromReport(w, 0, 1000);
+        vm.expectEmit(address(registry));
+        emit IModelRegistry.TrustWeightSet(w, 0.9e18);
+        registry.setTrustWeightFromReport(w, 0.9e18, 1001);
+        vm.stopPrank();
+        assertEq(registry.trustWeight(w), 0.9e18);
+        assertEq(registry.weightOf(id, w), 180e18);
+    }
+
+    function test_SetTrustWeightFromReport_Reverts() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, address(this), registry.TRUST_ROLE()
+            )
+        );
+        registry.setTrustWeightFromReport(address(1), 1, 1);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.TrustTooHigh.selector, 1e18 + 1, 1e18));
+        vm.prank(trustSetter);
+        registry.setTrustWeightFromReport(address(1), 1e18 + 1, 1);
     }
 
     function test_SetTrustWeight_Reverts() public {

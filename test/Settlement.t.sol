@@ -591,12 +591,17 @@ contract SettlementTest is SettlementBase {
         assertEq(registry.weightOf(modelId, worker), 800e18);
     }
 
-    function test_ExpireTrust_NeverRefreshedNodeOnceReportsExist() public {
+    /// A node that never refreshed keeps the new-node trust: nothing to expire (finding L-4, see
+    /// test_Exploit_L4_ExpireBrandNewWorker in SettlementExploits.t.sol).
+    function test_ExpireTrust_RevertsWhen_NeverRefreshed() public {
         (address[] memory nodes, uint256[] memory trusts) = _trustTree(alice, 0.8e18);
         _postTrust(0, nodes, trusts);
+        _postTrust(1, nodes, trusts);
+        _postTrust(2, nodes, trusts);
         assertEq(registry.trustWeight(bob), 0.2e18);
+        vm.expectRevert(abi.encodeWithSelector(ISettlement.TrustNeverRefreshed.selector, bob));
         settlement.expireTrust(bob);
-        assertEq(registry.trustWeight(bob), 0);
+        assertEq(registry.trustWeight(bob), 0.2e18);
     }
 
     // ------------------------------------------------------------------ Rust vectors

@@ -64,6 +64,12 @@ interface IModelRegistry {
     error NotEligibleWorker(address worker);
     error TooManyModels(address worker, uint256 max);
     error NoWorkers(uint32 modelId);
+    /// @notice A positive report-driven trust weight from a report whose epoch ended at or before the
+    ///         worker's trust was zeroed by `setTrustWeight(worker, 0)` (a proven fraud): it predates the fraud.
+    error TrustReportBeforeZeroing(address worker, uint64 reportEpochEnd, uint64 zeroedAt);
+    /// @notice A report-driven model status from a report whose epoch ended at or before the last
+    ///         `setStatus` of the model (the admin's decision): it would undo that decision.
+    error StatusReportBeforeOverride(uint32 modelId, uint64 reportEpochEnd, uint64 overriddenAt);
 
     function registerModel(
         bytes32 sha256Hash,
@@ -75,13 +81,24 @@ interface IModelRegistry {
         uint32 parent
     ) external returns (uint32 modelId);
     function setPrice(uint32 modelId, uint96 pricePerCall) external;
+    /// @notice Sets a model's status now (the admin's decision). Records the time in `statusOverriddenAt`.
     function setStatus(uint32 modelId, uint8 status) external;
+    /// @notice Sets a model's status from the report of the epoch that ended at `reportEpochEnd`
+    ///         (Settlement). Reverts StatusReportBeforeOverride when
+    ///         `reportEpochEnd <= statusOverriddenAt(modelId)`.
+    function setStatusFromReport(uint32 modelId, uint8 status, uint64 reportEpochEnd) external;
 
     function optIn(uint32 modelId) external;
     function optOut(uint32 modelId) external;
     /// @notice Recompute a worker's weight (stake x trust) in every model it serves. Anyone may call.
     function syncWorker(address worker) external;
+    /// @notice Sets a worker's trust weight now (AuditManager: 0 on a proven fraud). A zero records the
+    ///         time in `trustZeroedAt`.
     function setTrustWeight(address worker, uint256 trustWad) external;
+    /// @notice Sets a worker's trust weight from the report of the epoch that ended at `reportEpochEnd`
+    ///         (Settlement). Reverts TrustReportBeforeZeroing for a positive weight when
+    ///         `reportEpochEnd <= trustZeroedAt(worker)`; a zero is always accepted.
+    function setTrustWeightFromReport(address worker, uint256 trustWad, uint64 reportEpochEnd) external;
 
     /// @notice Draw a worker of the model with probability proportional to its weight.
     function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker);
@@ -103,5 +120,11 @@ interface IModelRegistry {
     function totalWeight(uint32 modelId) external view returns (uint256);
     /// @notice Trust weight in 1e18 units; 0.2e18 (the new-node trust T_0) until settlement sets one.
     function trustWeight(address worker) external view returns (uint256);
+    /// @notice Block timestamp of the last `setTrustWeight(worker, 0)` (a proven fraud); 0 = never.
+    ///         Positive trust from reports of epochs that ended at or before it is refused.
+    function trustZeroedAt(address worker) external view returns (uint64);
+    /// @notice Block timestamp of the last `setStatus(modelId, ..)` (the admin's decision); 0 = never.
+    ///         Statuses from reports of epochs that ended at or before it are refused.
+    function statusOverriddenAt(uint32 modelId) external view returns (uint64);
     function listingBond() external view returns (uint256);
 }

@@ -5,8 +5,10 @@ pragma solidity ^0.8.30;
 /// @notice PoWR consensus: each epoch, validators holding >= 2/3 of validator stake sign an EIP-712
 ///         `EpochReport`; anyone posts it with the signatures; the contract mints the epoch's rewards
 ///         (within a decaying emission budget) and pays Merkle claims; workers refresh their sortition
-///         trust weight by proving their leaf of the report's trust tree, and a weight not refreshed for
-///         two reports can be zeroed by anyone.
+///         trust weight by proving their leaf of the report's trust tree, and a weight refreshed once but
+///         not for the last two reports can be zeroed by anyone. A report's trust and model status leaves
+///         never override a newer decision in the ModelRegistry (a fraud zeroing a node's trust, the admin
+///         setting a model's status).
 /// @dev Merkle formats (identical to `protocol::powr` in Rust):
 ///      - rewards leaf: keccak256(bytes.concat(keccak256(abi.encode(address account, uint256 amount))))
 ///      - trust leaf:   keccak256(bytes.concat(keccak256(abi.encode(address node, uint256 trustWad))))
@@ -97,6 +99,16 @@ interface ISettlement {
     error InvalidModelStatusProof(uint64 epoch, uint32 modelId, uint8 status);
     /// @notice Model status proofs must be against the latest reported epoch.
     error StaleModelStatusProof(uint64 epoch, uint64 latestEpoch);
+    /// @notice The node's trust was zeroed by a proven fraud (ModelRegistry.trustZeroedAt) at or after the
+    ///         end of `epoch` (`epochEnd`): the epoch's trust leaf was computed without the fraud. The report
+    ///         of the epoch holding the fraud, or of a later one, is accepted.
+    error TrustProofBeforeFraud(uint64 epoch, address node, uint64 epochEnd, uint64 zeroedAt);
+    /// @notice The node never refreshed its trust, so there is nothing to expire (it keeps the new-node trust).
+    error TrustNeverRefreshed(address node);
+    /// @notice The admin set the model's status (ModelRegistry.statusOverriddenAt) at or after the end of
+    ///         `epoch` (`epochEnd`): the epoch's leaf would undo that decision. The report of the epoch
+    ///         holding the decision, or of a later one, is accepted.
+    error ModelStatusProofBeforeOverride(uint64 epoch, uint32 modelId, uint64 epochEnd, uint64 overriddenAt);
     /// @notice A constructor parameter is out of range.
     error InvalidSchedule(string reason);
 
@@ -111,16 +123,19 @@ interface ISettlement {
     function claim(uint64 epoch, address account, uint256 amount, bytes32[] calldata proof) external;
 
     /// @notice Sets `node`'s sortition trust weight in the ModelRegistry from its leaf of the latest
-    ///         report's trust tree. Anyone may call (a falling trust can be pushed by anyone).
+    ///         report's trust tree. Anyone may call (a falling trust can be pushed by anyone). Reverts
+    ///         TrustProofBeforeFraud when the epoch ended at or before a proven fraud zeroed the node's
+    ///         trust.
     function refreshTrust(uint64 epoch, address node, uint256 trustWad, bytes32[] calldata proof) external;
 
-    /// @notice Zeroes `node`'s trust weight when its last refresh is two or more reports behind the latest
-    ///         (or it never refreshed and a report exists). Anyone may call.
+    /// @notice Zeroes `node`'s trust weight when its last refresh is two or more reports behind the latest.
+    ///         A node that never refreshed is not expired (TrustNeverRefreshed). Anyone may call.
     function expireTrust(address node) external;
 
     /// @notice Sets `modelId`'s status in the ModelRegistry (Active / Probation / Delisted) from its leaf
     ///         of the latest report's model status tree. Anyone may call. Delisted models take no new
-    ///         tasks; Probation models still do.
+    ///         tasks; Probation models still do. Reverts ModelStatusProofBeforeOverride when the admin set
+    ///         the model's status at or after the epoch's end.
     /// @param proof sibling hashes from the leaf (modelId, status) up to the epoch's modelStatusHash
     function applyModelStatus(uint64 epoch, uint32 modelId, uint8 status, bytes32[] calldata proof) external;
 
