@@ -10,20 +10,23 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IAuditManager} from "./interfaces/IAuditManager.sol";
 import {ITaskManager} from "./interfaces/ITaskManager.sol";
-import {IStaking} from "./interfaces/IStaking.sol";
+import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {MerkleBatch} from "./libraries/MerkleBatch.sol";
-import {SortitionTree} from "./libraries/SortitionTree.sol";
+import {CheckpointedSortition} from "./libraries/CheckpointedSortition.sol";
 import {Verdicts} from "./libraries/Verdicts.sol";
 
 /// @title AuditManager
 /// @notice Sampled audits, signed verdicts, quorum disputes, slashing, user challenges, forced errors and
 ///         canary reports (see IAuditManager for the draw). Needs SLASHER_ROLE on Staking, AUDITOR_ROLE on
 ///         TaskManager and TRUST_ROLE on ModelRegistry (a proven fraud zeroes the worker's trust weight).
-/// @dev Slash reason codes (Staking.Slashed): 1 fraud, 2 false accusation, 3 lazy validator.
-contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTransient {
+/// @dev Slash reason codes (Staking.Slashed): 1 fraud, 2 false accusation, 3 lazy validator, 5 minority vote.
+///      Every draw (audit validator, dispute quorum) reads validator weights as they stood at the end of a
+///      block that came before the draw's randomness existed (CheckpointedSortition), so nobody can steer a
+///      draw by changing stake once the randomness is known.
+contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
-    using SortitionTree for SortitionTree.Tree;
+    using CheckpointedSortition for CheckpointedSortition.Tree;
 
     /// @notice May plant forced errors (the protocol's sentinel operator).
     bytes32 public constant PLANTER_ROLE = keccak256("PLANTER_ROLE");
@@ -31,6 +34,10 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     uint8 public constant REASON_FRAUD = 1;
     uint8 public constant REASON_FALSE_ACCUSATION = 2;
     uint8 public constant REASON_LAZY = 3;
+    uint8 public constant REASON_MINORITY = 5;
+    /// @notice Lowest quality an approving verdict may carry: a validator cannot accept a result and zero
+    ///         its quality (a result that bad is a mismatch, which a quorum then judges).
+    uint32 public constant MIN_MATCH_QUALITY_PPM = 500_000;
     /// @notice Draws tried per quorum seat (a draw that hits the accuser, the worker or a member is redrawn).
     uint256 public constant MAX_DRAWS = 8;
     /// @notice Upper bound of the quorum size.
@@ -41,6 +48,8 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     uint8 private constant ROLE_VALIDATOR = uint8(IStaking.Role.Validator);
     uint8 private constant ROLE_WORKER = uint8(IStaking.Role.Worker);
     uint8 private constant STATUS_COMMITTED = uint8(ITaskManager.TaskStatus.Committed);
+    uint8 private constant VOTE_HONEST = 1;
+    uint8 private constant VOTE_FRAUD = 2;
 
     IERC20 public immutable token;
     IStaking public immutable staking;
@@ -48,13 +57,15 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     IModelRegistry public immutable registry;
 
     Params private _params;
-    SortitionTree.Tree private _validators;
+    /// validator draw weights per block (slot = join order); see CheckpointedSortition
+    CheckpointedSortition.Tree private _validators;
     mapping(address validator => uint256 slot) private _slotOf;
     mapping(uint256 slot => address validator) private _validatorAt;
     mapping(uint256 batchId => Seal) private _seals;
     mapping(uint256 taskId => AuditRecord) private _records;
     mapping(uint256 taskId => Dispute) private _disputes;
-    mapping(uint256 taskId => mapping(address validator => bool)) private _voted;
+    /// a quorum member's vote: 0 none, VOTE_HONEST or VOTE_FRAUD
+    mapping(uint256 taskId => mapping(address validator => uint8)) private _votes;
     /// commitment => block it was planted in (0 = unknown)
     mapping(bytes32 commitment => uint256) private _planted;
     /// canary reports already made (one per task)
@@ -82,7 +93,8 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
                 falseAccusationSlashBps: 2000,
                 lazySlashBps: 5000,
                 rewardBps: 5000,
-                challengeBond: 10e18
+                challengeBond: 10e18,
+                minoritySlashBps: 1000
             })
         );
     }
@@ -94,7 +106,7 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (_slotOf[msg.sender] != 0) revert AlreadyJoined(msg.sender);
         if (!staking.isEligible(msg.sender, ROLE_VALIDATOR)) revert NotValidator(msg.sender);
         uint256 weight = staking.stakeOf(msg.sender, ROLE_VALIDATOR);
-        uint256 slot = _validators.insert(weight);
+        uint256 slot = _validators.append(weight);
         _slotOf[msg.sender] = slot;
         _validatorAt[slot] = msg.sender;
         emit ValidatorJoined(msg.sender, weight);
@@ -102,11 +114,23 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IAuditManager
     function syncValidator(address validator) public {
+        if (_slotOf[validator] == 0) revert NotValidator(validator);
+        _sync(validator);
+    }
+
+    /// @notice Staking calls this whenever an account's active validator stake changes (stake, unstake
+    ///         request, slash): a member's weight follows at once, and zero stake means zero weight.
+    ///         Weight changes only affect draws whose frozen block is this one or later.
+    function onStakeChanged(address account) external {
+        if (msg.sender != address(staking)) revert NotStaking(msg.sender);
+        if (_slotOf[account] != 0) _sync(account);
+    }
+
+    function _sync(address validator) private {
         uint256 slot = _slotOf[validator];
-        if (slot == 0) revert NotValidator(validator);
         uint256 weight =
             staking.isEligible(validator, ROLE_VALIDATOR) ? staking.stakeOf(validator, ROLE_VALIDATOR) : 0;
-        if (_validators.valueAt(slot) == weight) return;
+        if (_validators.valueAt(slot, block.number) == weight) return;
         _validators.set(slot, weight);
         emit ValidatorWeightUpdated(validator, weight);
     }
@@ -158,9 +182,20 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (n == 0) revert EmptyBatch();
         if (signatures.length != n || proofs.length != n) revert LengthMismatch();
         bytes32 separator = _domainSeparatorV4();
+        uint256 accepted = 0;
         for (uint256 i = 0; i < n; ++i) {
+            // a task judged meanwhile (e.g. this verdict copied from the mempool and sent first) is
+            // skipped, so one front-run item cannot revert the whole batch
+            uint8 state = _records[verdicts[i].taskId].state;
+            if (state != uint8(AuditState.None)) {
+                if (n == 1) revert AlreadyJudged(verdicts[i].taskId, state);
+                emit VerdictSkipped(verdicts[i].taskId, state);
+                continue;
+            }
             _acceptVerdict(separator, verdicts[i], signatures[i], proofs[i]);
+            ++accepted;
         }
+        if (accepted == 0) revert NothingAccepted();
     }
 
     function _acceptVerdict(
@@ -172,9 +207,10 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (block.timestamp > v.deadline) {
             revert VerdictExpired(v.taskId, v.deadline);
         }
-        if (v.qualityPpm > QUALITY_PERFECT) revert InvalidQuality(v.qualityPpm);
+        if (v.qualityPpm > QUALITY_PERFECT || (v.matches && v.qualityPpm < MIN_MATCH_QUALITY_PPM)) {
+            revert InvalidQuality(v.qualityPpm);
+        }
         AuditRecord storage rec = _records[v.taskId];
-        if (rec.state != uint8(AuditState.None)) revert AlreadyJudged(v.taskId, rec.state);
         address worker = _requireCommitted(v.taskId, v.batchId, v.workerOutputHash, proof);
         address signer = _requireDrawnSigner(separator, v, signature);
         rec.accuser = signer;
@@ -248,29 +284,53 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
 
     // ------------------------------------------------------------------ disputes
 
+    /// Holds the task and opens the dispute. Its quorum does not exist yet: it is drawn by `drawQuorum`
+    /// from the hash of the next block, over the validator weights frozen at this block, so neither the
+    /// opener nor anyone else can retry the draw inside this transaction or nudge weights afterwards.
     function _openDispute(uint256 taskId, address worker, address accuser, Opener opener, uint96 bond)
         private
     {
         taskManager.holdTask(taskId);
-        Params memory p = _params;
         Dispute storage d = _disputes[taskId];
         d.worker = worker;
         d.accuser = accuser;
         d.opener = uint8(opener);
-        d.deadline = uint64(block.timestamp) + p.disputeWindow;
+        d.deadline = uint64(block.timestamp) + _params.disputeWindow;
         d.bond = bond;
-        // quorum drawn by stake from the validators other than the accuser and the worker
-        bytes32 seed = keccak256(abi.encode(blockhash(block.number - 1), taskId, "quorum"));
-        uint256 total = _validators.total;
-        for (
-            uint256 tries = 0; tries < uint256(p.quorum) * MAX_DRAWS && d.members.length < p.quorum; ++tries) {
-            if (total == 0) break;
-            address m = _validatorAt[_validators.draw(uint256(seed) % total)];
+        d.quorumBlock = uint64(block.number);
+        emit DisputeOpened(taskId, worker, accuser, uint8(opener), d.quorumBlock, d.deadline);
+    }
+
+    /// @inheritdoc IAuditManager
+    function drawQuorum(uint256 taskId) external nonReentrant {
+        Dispute storage d = _disputes[taskId];
+        if (_records[taskId].state != uint8(AuditState.Disputed)) revert NoDispute(taskId);
+        if (d.quorumDrawn) revert QuorumAlreadyDrawn(taskId);
+        uint256 anchor = d.quorumBlock;
+        if (block.number < anchor + 2) revert QuorumNotReady(taskId, anchor + 2);
+        bytes32 randomness = blockhash(anchor + 1);
+        uint64 window = _params.disputeWindow;
+        if (randomness == bytes32(0)) {
+            // nobody drew within 256 blocks: re-anchor on this block (weights and next hash) and wait
+            d.quorumBlock = uint64(block.number);
+            d.deadline = uint64(block.timestamp) + window;
+            emit QuorumDeferred(taskId, d.quorumBlock, d.deadline);
+            return;
+        }
+        // quorum drawn by stake at the anchor block, from the validators other than accuser and worker
+        uint8 quorum = _params.quorum;
+        bytes32 seed = keccak256(abi.encode(randomness, taskId, "quorum"));
+        for (uint256 tries = 0; tries < uint256(quorum) * MAX_DRAWS && d.members.length < quorum; ++tries) {
+            uint256 slot = _validators.drawSkipping(uint256(seed), 0, anchor);
+            if (slot == 0) break;
+            address m = _validatorAt[slot];
             seed = keccak256(abi.encode(seed));
-            if (m == accuser || m == worker || _isMember(d.members, m)) continue;
+            if (m == d.accuser || m == d.worker || _isMember(d.members, m)) continue;
             d.members.push(m);
         }
-        emit DisputeOpened(taskId, worker, accuser, uint8(opener), d.members, d.deadline);
+        d.quorumDrawn = true;
+        d.deadline = uint64(block.timestamp) + window;
+        emit QuorumDrawn(taskId, d.members, d.deadline);
     }
 
     function _isMember(address[] storage members, address a) private view returns (bool) {
@@ -284,10 +344,11 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
     function vote(uint256 taskId, bool fraud, bytes32 outputHash) external nonReentrant {
         Dispute storage d = _disputes[taskId];
         if (_records[taskId].state != uint8(AuditState.Disputed)) revert NoDispute(taskId);
+        if (!d.quorumDrawn) revert QuorumNotDrawn(taskId);
         if (block.timestamp > d.deadline) revert DisputeClosed(taskId, d.deadline);
         if (!_isMember(d.members, msg.sender)) revert NotQuorumMember(taskId, msg.sender);
-        if (_voted[taskId][msg.sender]) revert AlreadyVoted(taskId, msg.sender);
-        _voted[taskId][msg.sender] = true;
+        if (_votes[taskId][msg.sender] != 0) revert AlreadyVoted(taskId, msg.sender);
+        _votes[taskId][msg.sender] = fraud ? VOTE_FRAUD : VOTE_HONEST;
         if (fraud) ++d.fraudVotes;
         else ++d.honestVotes;
         emit DisputeVoted(taskId, msg.sender, fraud, outputHash);
@@ -300,7 +361,10 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         Dispute storage d = _disputes[taskId];
         if (_records[taskId].state != uint8(AuditState.Disputed)) revert NoDispute(taskId);
         uint256 half = d.members.length / 2;
-        if (block.timestamp <= d.deadline && d.fraudVotes <= half && d.honestVotes <= half) {
+        if (
+            block.timestamp <= d.deadline
+                && (!d.quorumDrawn || (d.fraudVotes <= half && d.honestVotes <= half))
+        ) {
             revert DisputeOpen(taskId, d.deadline);
         }
         _resolve(taskId, d);
@@ -330,6 +394,7 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
             }
             registry.setTrustWeight(d.worker, 0);
             if (bond > 0) token.safeTransfer(d.accuser, bond);
+            _slashMinority(taskId, d, VOTE_HONEST, p.minoritySlashBps);
         } else if (outcome == AuditState.Cleared) {
             if (d.opener == uint8(Opener.Validator)) {
                 uint256 amount =
@@ -338,14 +403,27 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
                     staking.slash(
                         d.accuser, ROLE_VALIDATOR, amount, REASON_FALSE_ACCUSATION, d.worker, p.rewardBps
                     );
-                    syncValidator(d.accuser);
                 }
             } else if (bond > 0) {
                 // a failed user challenge: the bond compensates the worker
                 token.safeTransfer(d.worker, bond);
             }
+            _slashMinority(taskId, d, VOTE_FRAUD, p.minoritySlashBps);
         } else if (bond > 0) {
             token.safeTransfer(d.accuser, bond);
+        }
+    }
+
+    /// Members who voted against the outcome lose `bps` of their validator stake (burned): a vote is a
+    /// Schelling game, so siding with a colluding minority costs money instead of nothing.
+    function _slashMinority(uint256 taskId, Dispute storage d, uint8 losing, uint16 bps) private {
+        if (bps == 0) return;
+        uint256 m = d.members.length;
+        for (uint256 i = 0; i < m; ++i) {
+            address member = d.members[i];
+            if (_votes[taskId][member] != losing) continue;
+            uint256 amount = staking.slashableOf(member, ROLE_VALIDATOR) * bps / 10_000;
+            if (amount > 0) staking.slash(member, ROLE_VALIDATOR, amount, REASON_MINORITY, address(0), 0);
         }
     }
 
@@ -356,7 +434,7 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (block.timestamp <= d.deadline) return;
         for (uint256 i = 0; i < m; ++i) {
             address member = d.members[i];
-            if (!_voted[taskId][member]) emit DeadlineMissed(taskId, member, 1);
+            if (_votes[taskId][member] == 0) emit DeadlineMissed(taskId, member, 1);
         }
     }
 
@@ -486,16 +564,14 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         if (s.randomness == bytes32(0)) revert NotSealed(batchId);
         bytes32 seed = Verdicts.auditSeed(s.randomness, taskId);
         if (!Verdicts.isAudited(seed, s.pWad)) return (false, address(0));
-        (address worker,) = taskManager.batchInfo(batchId);
-        // draw by stake over every validator but the worker: a point in [0, total - w) is shifted
-        // past the worker's own range [prefix(slot - 1), prefix(slot))
-        uint256 slot = _slotOf[worker];
-        uint256 own = slot == 0 ? 0 : _validators.valueAt(slot);
-        uint256 rest = _validators.total - own;
-        if (rest == 0) return (false, address(0));
-        uint256 point = uint256(keccak256(abi.encode(seed))) % rest;
-        if (own > 0 && point >= _validators.prefixSum(slot - 1)) point += own;
-        return (true, _validatorAt[_validators.draw(point)]);
+        (address worker, uint64 commitBlock) = taskManager.batchInfo(batchId);
+        // draw by stake at the end of the commit block (before the seal's randomness existed) over every
+        // validator but the worker: a point in [0, total - w) is shifted past the worker's own range
+        // [prefix(slot - 1), prefix(slot))
+        uint256 slot =
+            _validators.drawSkipping(uint256(keccak256(abi.encode(seed))), _slotOf[worker], commitBlock);
+        if (slot == 0) return (false, address(0));
+        return (true, _validatorAt[slot]);
     }
 
     /// @inheritdoc IAuditManager
@@ -529,13 +605,18 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IAuditManager
     function validatorWeight(address validator) external view returns (uint256) {
+        return validatorWeightAt(validator, block.number);
+    }
+
+    /// @inheritdoc IAuditManager
+    function validatorWeightAt(address validator, uint256 blockNumber) public view returns (uint256) {
         uint256 slot = _slotOf[validator];
-        return slot == 0 ? 0 : _validators.valueAt(slot);
+        return slot == 0 ? 0 : _validators.valueAt(slot, blockNumber);
     }
 
     /// @inheritdoc IAuditManager
     function totalValidatorWeight() external view returns (uint256) {
-        return _validators.total;
+        return _validators.totalAt(block.number);
     }
 
     /// @inheritdoc IAuditManager
@@ -564,6 +645,7 @@ contract AuditManager is IAuditManager, AccessControl, EIP712, ReentrancyGuardTr
         }
         if (p.lazySlashBps > 10_000) revert InvalidParameter("lazySlashBps", p.lazySlashBps);
         if (p.rewardBps > 10_000) revert InvalidParameter("rewardBps", p.rewardBps);
+        if (p.minoritySlashBps > 10_000) revert InvalidParameter("minoritySlashBps", p.minoritySlashBps);
         _params = p;
         emit ParamsSet(p);
     }

@@ -35,6 +35,8 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
 
     /// @notice Who is told when active worker stake changes (the ModelRegistry).
     IStakeObserver public stakeObserver;
+    /// @notice Who is told when active validator stake changes (the AuditManager: draw weights).
+    IStakeObserver public validatorObserver;
 
     uint64 private _unbondingPeriod;
     uint256[2] private _minStake;
@@ -233,6 +235,12 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         emit StakeObserverSet(address(observer));
     }
 
+    /// @notice Sets (or clears with address(0)) the contract told about validator stake changes.
+    function setValidatorObserver(IStakeObserver observer) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        validatorObserver = observer;
+        emit ValidatorObserverSet(address(observer));
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IStaking
@@ -314,8 +322,7 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     function _notify(address account, uint8 role) private {
-        if (role != uint8(Role.Worker)) return;
-        IStakeObserver observer = stakeObserver;
+        IStakeObserver observer = role == uint8(Role.Worker) ? stakeObserver : validatorObserver;
         if (address(observer) != address(0)) observer.onStakeChanged(account);
     }
 

@@ -234,6 +234,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc ITaskManager
     /// @dev Anyone, once an Assigned task's response deadline has passed: jails the worker and draws a
     ///      different eligible one; with none left the submitter gets the full fee back (as payout).
+    // Jailing first is deliberate (the jailed worker's sortition weight is 0 for the redraw); the call goes
+    // to Staking -> ModelRegistry.onStakeChanged, which never calls back here, and this is nonReentrant.
+    // slither-disable-next-line reentrancy-no-eth
     function reassign(uint256 taskId) external nonReentrant {
         Task memory task = _loadTask(taskId);
         _requireStatus(taskId, task.status, TaskStatus.Assigned);
@@ -268,15 +271,16 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     function finalize(uint256 taskId) external nonReentrant {
         uint256[] memory ids = new uint256[](1);
         ids[0] = taskId;
-        _finalize(ids);
+        _finalize(ids, false);
     }
 
     /// @inheritdoc ITaskManager
     /// @dev Credits are summed in memory: validator pool and treasury once per call, developer, worker
-    ///      and submitter once per run of consecutive tasks with the same recipient.
+    ///      and submitter once per run of consecutive tasks with the same recipient. Tasks already
+    ///      finalized (e.g. one copied from the mempool and sent first) are skipped, unless all were.
     function finalizeBatch(uint256[] calldata taskIds) external nonReentrant {
         if (taskIds.length == 0) revert EmptyBatch();
-        _finalize(taskIds);
+        _finalize(taskIds, true);
     }
 
     /// @inheritdoc ITaskManager
@@ -636,7 +640,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     uint256 private constant STATUS_SHIFT = 192;
     uint256 private constant WORKER_TABLE = 16;
 
-    function _finalize(uint256[] memory taskIds) private {
+    function _finalize(uint256[] memory taskIds, bool skipFinalized) private {
         Params memory p = _params;
         Credits memory cr;
         cr.workers = new address[](WORKER_TABLE);
@@ -645,14 +649,17 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         Submission memory s;
         uint256 cachedSubmission;
         uint256 n = taskIds.length;
+        uint256 done = 0;
         for (uint256 i = 0; i < n; ++i) {
             uint256 taskId = taskIds[i];
             uint256 word = _taskWords[taskId];
             uint8 status = uint8(word >> STATUS_SHIFT);
             if (status != uint8(TaskStatus.Committed) && status != uint8(TaskStatus.Failed)) {
                 if (status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+                if (skipFinalized && status == uint8(TaskStatus.Finalized)) continue;
                 revert WrongStatus(taskId, status);
             }
+            ++done;
             {
                 uint32 deadline = uint32(word >> 160);
                 if (block.timestamp <= deadline) revert ChallengeWindowOpen(taskId, deadline);
@@ -666,6 +673,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
                 (word & ~(uint256(0xff) << STATUS_SHIFT)) | (uint256(TaskStatus.Finalized) << STATUS_SHIFT);
             _settle(taskId, word, status, p, s, cr, sp);
         }
+        if (done == 0) revert WrongStatus(taskIds[0], uint8(TaskStatus.Finalized));
         _credit(cr.developer, cr.developerAmount);
         _credit(cr.submitter, cr.refundAmount);
         for (uint256 k = 0; k < cr.workerCount; ++k) {

@@ -81,6 +81,7 @@ contract Deploy is Script {
         d.auditManager = new AuditManager(d.deployer, d.token, d.staking, d.taskManager, d.registry);
         _auditParams(d.auditManager);
         d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.auditManager));
+        d.staking.setValidatorObserver(IStakeObserver(address(d.auditManager)));
         d.taskManager.grantRole(d.taskManager.AUDITOR_ROLE(), address(d.auditManager));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.auditManager));
         vm.stopBroadcast();

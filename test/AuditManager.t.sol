@@ -132,13 +132,26 @@ contract AuditManagerTest is AuditFixture {
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotValidator.selector, nobody));
         audit.joinValidators();
 
-        _stake(v0, VALIDATOR, 500e18);
-        assertEq(audit.validatorWeight(v0), VALIDATOR_STAKE, "weight changes only on sync");
+        // Staking tells the AuditManager: the weight follows the stake in the same transaction
+        uint256 before = block.number;
+        vm.roll(before + 1);
+        _fund(v0, 500e18);
+        vm.startPrank(v0);
+        token.approve(address(staking), 500e18);
         vm.expectEmit(address(audit));
         emit IAuditManager.ValidatorWeightUpdated(v0, 1500e18);
-        audit.syncValidator(v0);
+        staking.stake(VALIDATOR, 500e18);
+        vm.stopPrank();
         assertEq(audit.validatorWeight(v0), 1500e18);
         assertEq(audit.totalValidatorWeight(), N_VALIDATORS * VALIDATOR_STAKE + 500e18);
+        // the past is frozen: draws anchored on the earlier block still see the old weight
+        assertEq(audit.validatorWeightAt(v0, before), VALIDATOR_STAKE);
+        // a sync with nothing changed is a no-op; only Staking may push changes
+        vm.recordLogs();
+        audit.syncValidator(v0);
+        assertEq(vm.getRecordedLogs().length, 0);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotStaking.selector, address(this)));
+        audit.onStakeChanged(v0);
     }
 
     // ================================================================ 1. sealing
@@ -582,13 +595,15 @@ contract AuditManagerTest is AuditFixture {
             assertEq(uint256(logs[i].topics[1]), taskId);
             assertEq(address(uint160(uint256(logs[i].topics[2]))), w1);
             assertEq(address(uint160(uint256(logs[i].topics[3]))), accuser);
-            uint8 opener;
-            uint64 deadline;
-            (opener, members, deadline) = abi.decode(logs[i].data, (uint8, address[], uint64));
+            (uint8 opener, uint64 quorumBlock, uint64 deadline) =
+                abi.decode(logs[i].data, (uint8, uint64, uint64));
             assertEq(opener, 0);
+            assertEq(quorumBlock, block.number);
             assertEq(deadline, block.timestamp + 300);
         }
         assertTrue(found, "DisputeOpened");
+        assertEq(audit.disputeOf(taskId).members.length, 0, "no quorum before the next block's hash");
+        members = _drawQuorum(taskId);
         IAuditManager.Dispute memory d = audit.disputeOf(taskId);
         assertEq(d.members.length, 3);
         for (uint256 i = 0; i < 3; ++i) {
@@ -840,6 +855,9 @@ contract AuditManagerTest is AuditFixture {
         assertEq(d.worker, w1);
         assertEq(d.opener, 1);
         assertEq(d.bond, BOND);
+        assertFalse(d.quorumDrawn);
+        _drawQuorum(taskId);
+        d = audit.disputeOf(taskId);
         assertEq(d.members.length, 3);
         IAuditManager.AuditRecord memory rec = audit.auditRecord(taskId);
         assertEq(rec.state, A_DISPUTED);
@@ -984,7 +1002,7 @@ contract AuditManagerTest is AuditFixture {
         (uint256 taskId, address validator, bytes32 salt,) = _forcedError(false);
         assertEq(_state(taskId), A_DISPUTED);
         assertEq(_status(taskId), ST_DISPUTED);
-        address[] memory m = audit.disputeOf(taskId).members;
+        address[] memory m = _drawQuorum(taskId);
         vm.prank(m[0]);
         audit.vote(taskId, true, _out(taskId));
         uint256 supply = token.totalSupply();
@@ -1297,6 +1315,8 @@ contract AuditManagerGasTest is AuditFixture {
         (uint256 taskId, uint256 batchId) = _submitAndCommit();
         _seal(batchId);
         Phase memory open = _run(address(audit), _verdictCall(taskId, batchId, false), relayer);
+        vm.roll(block.number + 2);
+        Phase memory draw = _run(address(audit), abi.encodeCall(audit.drawQuorum, (taskId)), relayer);
         address[] memory m = audit.disputeOf(taskId).members;
         assertEq(m.length, 3);
         Phase memory v1 =
@@ -1308,12 +1328,13 @@ contract AuditManagerGasTest is AuditFixture {
             _run(address(audit), abi.encodeCall(audit.vote, (taskId, true, keccak256("a"))), m[2]);
         assertEq(audit.auditRecord(taskId).state, 3, "fraud");
         assertEq(staking.stakeOf(w1, WORKER), stakeBefore / 2, "slashed");
-        uint256 total = open.withTx + v1.withTx + v2.withTx + v3.withTx;
+        uint256 total = open.withTx + draw.withTx + v1.withTx + v2.withTx + v3.withTx;
         console.log("gas: dispute open (mismatch verdict) tx:", open.withTx);
+        console.log("gas: dispute quorum draw tx:", draw.withTx);
         console.log("gas: dispute vote tx:", v1.withTx);
         console.log("gas: dispute resolving vote + slash tx:", v3.withTx);
         console.log("gas: dispute full tx:", total);
-        console.log("gas: dispute full exec:", open.exec + v1.exec + v2.exec + v3.exec);
+        console.log("gas: dispute full exec:", open.exec + draw.exec + v1.exec + v2.exec + v3.exec);
         assertLt(total, 2_000_000, "sanity");
     }
 }

@@ -467,6 +467,13 @@ contract TaskManagerTest is Fixture {
         vm.warp(block.timestamp + CHALLENGE_WINDOW + 1);
         uint256[] memory ids = new uint256[](2);
         (ids[0], ids[1]) = (id, id);
+        // a repeated id is finalized (and paid) once: the second is skipped as already finalized
+        tm.finalizeBatch(ids);
+        assertEq(
+            tm.payoutOf(w1) + tm.payoutOf(developer) + tm.payoutOf(validatorPool) + tm.payoutOf(treasury),
+            PRICE
+        );
+        // nothing left to finalize: the batch reverts
         vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, id, uint8(4)));
         tm.finalizeBatch(ids);
     }

@@ -12,8 +12,11 @@ import {Verdicts} from "../libraries/Verdicts.sol";
 ///      `Verdicts.isAudited(Verdicts.auditSeed(r, t), p)` with `p = max(pMin, p0 * (1 - trust(worker)))`
 ///      fixed at sealing, and its validator is drawn by stake from the validator set with
 ///      point `uint256(keccak256(abi.encode(seed))) % (total - w)` over every validator but the worker
-///      (w: the worker's own validator weight, whose range is skipped). A batch sealed more than 256
-///      blocks after its commit (the block hash is gone) is audited in full (p = 1).
+///      (w: the worker's own validator weight, whose range is skipped), using the validator weights as
+///      they stood at the end of b's commit block (checkpointed: a later stake change cannot redraw it).
+///      A batch sealed more than 256 blocks after its commit (the block hash is gone) is audited in full
+///      (p = 1) with the hash of the block before the seal. A dispute's quorum is drawn by `drawQuorum`
+///      from the hash of the block after the one that opened it, over the weights frozen at that block.
 interface IAuditManager {
     /// Lifecycle of an audit record of one task.
     enum AuditState {
@@ -66,6 +69,9 @@ interface IAuditManager {
         uint8 fraudVotes;
         uint8 honestVotes;
         uint96 bond;
+        /// the block whose validator weights (and whose successor's hash) draw the quorum
+        uint64 quorumBlock;
+        bool quorumDrawn;
         address[] members;
     }
 
@@ -80,6 +86,8 @@ interface IAuditManager {
         uint16 lazySlashBps;
         uint16 rewardBps;
         uint96 challengeBond;
+        /// share of validator stake burned from each quorum member who voted against the outcome
+        uint16 minoritySlashBps;
     }
 
     event ValidatorJoined(address indexed validator, uint256 weight);
@@ -103,9 +111,15 @@ interface IAuditManager {
         address indexed worker,
         address indexed accuser,
         uint8 opener,
-        address[] members,
+        uint64 quorumBlock,
         uint64 deadline
     );
+    /// @notice The dispute's quorum, drawn; members vote until `deadline`.
+    event QuorumDrawn(uint256 indexed taskId, address[] members, uint64 deadline);
+    /// @notice Nobody drew the quorum while its block hash was available: re-anchored on `quorumBlock`.
+    event QuorumDeferred(uint256 indexed taskId, uint64 quorumBlock, uint64 deadline);
+    /// @notice A verdict in a batch was skipped: its task had been judged meanwhile (`state`).
+    event VerdictSkipped(uint256 indexed taskId, uint8 state);
     event DisputeVoted(uint256 indexed taskId, address indexed validator, bool fraud, bytes32 outputHash);
     /// @param outcome AuditState: Fraud, Cleared, Undecided or ForcedError
     event DisputeResolved(uint256 indexed taskId, uint8 outcome, uint8 fraudVotes, uint8 honestVotes);
@@ -153,6 +167,11 @@ interface IAuditManager {
     error InvalidQuality(uint32 qualityPpm);
     error AlreadyReported(uint256 taskId);
     error InvalidParameter(string name, uint256 value);
+    error NotStaking(address caller);
+    error QuorumAlreadyDrawn(uint256 taskId);
+    error QuorumNotReady(uint256 taskId, uint256 fromBlock);
+    error QuorumNotDrawn(uint256 taskId);
+    error NothingAccepted();
 
     /// @notice A validator with eligible validator stake joins the audit draw with weight = its stake.
     function joinValidators() external;
@@ -167,14 +186,18 @@ interface IAuditManager {
     /// @notice Accepts signed verdicts (anyone may relay): each from the validator drawn for its task, for
     ///         the output hash the worker committed (Merkle proof against the batch root), before the
     ///         verdict's deadline and the task's challenge window end, once per task. A mismatch opens a
-    ///         dispute.
+    ///         dispute. A task already judged is skipped (VerdictSkipped) unless nothing is left to accept.
     function submitVerdicts(
         Verdicts.Verdict[] calldata verdicts,
         bytes[] calldata signatures,
         bytes32[][] calldata proofs
     ) external;
 
-    /// @notice A quorum member's vote on an open dispute.
+    /// @notice Anyone, from the second block after a dispute opened: draws its quorum by stake (frozen at
+    ///         the opening block) with the hash of the block after it. When that hash is gone (256 blocks),
+    ///         re-anchors on the current block instead (QuorumDeferred). Voting time starts at the draw.
+    function drawQuorum(uint256 taskId) external;
+    /// @notice A quorum member's vote on an open dispute (once its quorum is drawn).
     function vote(uint256 taskId, bool fraud, bytes32 outputHash) external;
     /// @notice Anyone, after the dispute deadline (or earlier once a side has a majority of the quorum).
     function resolveDispute(uint256 taskId) external;
@@ -214,6 +237,8 @@ interface IAuditManager {
     function auditRate(address worker) external view returns (uint256 pWad);
     function params() external view returns (Params memory);
     function validatorWeight(address validator) external view returns (uint256);
+    /// @notice A validator's draw weight at the end of block `blockNumber`.
+    function validatorWeightAt(address validator, uint256 blockNumber) external view returns (uint256);
     function totalValidatorWeight() external view returns (uint256);
     function domainSeparator() external view returns (bytes32);
 }

@@ -23,7 +23,8 @@ interface IStaking {
         address indexed account, uint8 indexed role, uint256 amount, uint64 releaseAt, uint256 newStake
     );
     event Withdrawn(address indexed account, uint256 amount);
-    /// @param reason protocol reason code (1 = fraud, 2 = false accusation, 3 = lazy validator, 4 = missed audit)
+    /// @param reason protocol reason code (1 = fraud, 2 = false accusation, 3 = lazy validator, 4 = missed audit,
+    ///        5 = minority vote in a dispute)
     event Slashed(
         address indexed account,
         uint8 indexed role,
@@ -35,6 +36,7 @@ interface IStaking {
     );
     event Jailed(address indexed account, uint64 until);
     event StakeObserverSet(address observer);
+    event ValidatorObserverSet(address observer);
 
     error InvalidRole(uint8 role);
     error ZeroAmount();
@@ -72,8 +74,8 @@ interface IStaking {
     function totalStakedByRole(uint8 role) external view returns (uint256);
 }
 
-/// @notice Told by Staking whenever an account's active stake changes (the ModelRegistry keeps
-///         sortition weights current with it).
+/// @notice Told by Staking whenever an account's active stake changes: worker stake to the ModelRegistry
+///         (sortition weights), validator stake to the AuditManager (audit and quorum draw weights).
 interface IStakeObserver {
     function onStakeChanged(address account) external;
 }

@@ -92,8 +92,21 @@ pub fn describe(event: &IAuditManagerEvents) -> (&'static str, Value) {
         A::DisputeOpened(e) => (
             "DisputeOpened",
             json!({"taskId": e.taskId.to_string(), "worker": addr(e.worker), "accuser": addr(e.accuser),
-                   "opener": e.opener, "members": e.members.iter().map(|m| addr(*m)).collect::<Vec<_>>(),
+                   "opener": e.opener, "quorumBlock": e.quorumBlock, "deadline": e.deadline}),
+        ),
+        A::QuorumDrawn(e) => (
+            "QuorumDrawn",
+            json!({"taskId": e.taskId.to_string(),
+                   "members": e.members.iter().map(|m| addr(*m)).collect::<Vec<_>>(),
                    "deadline": e.deadline}),
+        ),
+        A::QuorumDeferred(e) => (
+            "QuorumDeferred",
+            json!({"taskId": e.taskId.to_string(), "quorumBlock": e.quorumBlock, "deadline": e.deadline}),
+        ),
+        A::VerdictSkipped(e) => (
+            "VerdictSkipped",
+            json!({"taskId": e.taskId.to_string(), "state": e.state}),
         ),
         A::DisputeVoted(e) => (
             "DisputeVoted",
@@ -130,7 +143,8 @@ pub fn describe(event: &IAuditManagerEvents) -> (&'static str, Value) {
                 json!({"p0Wad": p.p0Wad.to_string(), "pMinWad": p.pMinWad.to_string(),
                        "disputeWindow": p.disputeWindow, "quorum": p.quorum, "fraudSlashBps": p.fraudSlashBps,
                        "falseAccusationSlashBps": p.falseAccusationSlashBps, "lazySlashBps": p.lazySlashBps,
-                       "rewardBps": p.rewardBps, "challengeBond": U256::from(p.challengeBond).to_string()}),
+                       "rewardBps": p.rewardBps, "challengeBond": U256::from(p.challengeBond).to_string(),
+                       "minoritySlashBps": p.minoritySlashBps}),
             )
         }
     }
@@ -248,17 +262,16 @@ pub async fn apply(
             let Some(id) = task_key(e.taskId) else {
                 return Ok(());
             };
-            let members: Vec<String> = e.members.iter().map(|m| addr(*m)).collect();
+            // the quorum is drawn later (QuorumDrawn): members start empty
             sqlx::query(
                 "INSERT INTO disputes (task_id, worker, accuser, opener, members, deadline, opened_block, opened_time,
                      opened_tx)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, '[]', ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
             )
             .bind(id)
             .bind(addr(e.worker))
             .bind(addr(e.accuser))
             .bind(i64::from(e.opener))
-            .bind(Value::from(members.clone()).to_string())
             .bind(i64_of(e.deadline))
             .bind(at.block)
             .bind(at.time)
@@ -272,10 +285,42 @@ pub async fn apply(
                 "dispute_opened",
                 Some(e.worker),
                 json!({"accuser": addr(e.accuser), "opener": opener_name(i64::from(e.opener)),
-                       "members": members, "deadline": e.deadline}),
+                       "quorumBlock": e.quorumBlock, "deadline": e.deadline}),
             )
             .await?;
         }
+        A::QuorumDrawn(e) => {
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            let members: Vec<String> = e.members.iter().map(|m| addr(*m)).collect();
+            sqlx::query("UPDATE disputes SET members = ?, deadline = ? WHERE task_id = ?")
+                .bind(Value::from(members.clone()).to_string())
+                .bind(i64_of(e.deadline))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            task_event(
+                conn,
+                at.log,
+                id,
+                "quorum_drawn",
+                None,
+                json!({"members": members, "deadline": e.deadline}),
+            )
+            .await?;
+        }
+        A::QuorumDeferred(e) => {
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            sqlx::query("UPDATE disputes SET deadline = ? WHERE task_id = ?")
+                .bind(i64_of(e.deadline))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        A::VerdictSkipped(_) => {}
         A::DisputeVoted(e) => {
             let Some(id) = task_key(e.taskId) else {
                 return Ok(());

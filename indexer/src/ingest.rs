@@ -266,6 +266,10 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             "StakeObserverSet",
             json!({"observer": e.observer.to_checksum(None)}),
         ),
+        Event::Staking(S::ValidatorObserverSet(e)) => (
+            "ValidatorObserverSet",
+            json!({"observer": e.observer.to_checksum(None)}),
+        ),
         Event::Audit(e) => crate::audit::describe(e),
         Event::Unknown => ("Unknown", json!({})),
     }
@@ -900,7 +904,7 @@ async fn apply_staking(
                 .execute(&mut *conn)
                 .await?;
         }
-        S::StakeObserverSet(_) => {}
+        S::StakeObserverSet(_) | S::ValidatorObserverSet(_) => {}
     }
     Ok(())
 }

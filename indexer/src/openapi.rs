@@ -94,7 +94,7 @@ fn audit_schemas(address: &Value, wei: &Value) -> Value {
             "properties": {
                 "worker": address, "accuser": address,
                 "opener": {"type": "string", "enum": ["validator", "user", "unknown"]},
-                "members": {"type": "array", "items": address, "description": "the drawn quorum"},
+                "members": {"type": "array", "items": address, "description": "the drawn quorum (empty until drawQuorum, a block or more after the dispute opened)"},
                 "deadline": {"type": "integer"}, "outcome": outcome,
                 "outcome_value": {"type": ["integer", "null"], "description": "IAuditManager.AuditState: 3 Fraud, 4 Cleared, 5 Undecided, 6 ForcedError"},
                 "fraud_votes": {"type": "integer"}, "honest_votes": {"type": "integer"},
@@ -114,7 +114,7 @@ fn audit_schemas(address: &Value, wei: &Value) -> Value {
             "properties": {
                 "role": {"type": "string", "enum": ["worker", "validator", "unknown"]},
                 "reason": {"type": "integer", "description": "1 fraud, 2 false accusation, 3 lazy validator, 4 missed audit"},
-                "reason_name": {"type": "string", "enum": ["fraud", "false_accusation", "lazy_validator", "missed_audit", "unknown"]},
+                "reason_name": {"type": "string", "enum": ["fraud", "false_accusation", "lazy_validator", "missed_audit", "minority_vote", "unknown"]},
                 "amount": wei, "beneficiary": address, "rewarded": wei, "burned": wei,
                 "task_id": {"type": ["string", "null"], "description": "the disputed or forced-error task the slash settled"},
                 "block": {"type": "integer"}, "tx": {"type": "string"}, "time": {"type": "integer"}}},
@@ -338,7 +338,7 @@ pub fn document() -> Value {
                 "code": {"type": ["object", "null"]}, "output_hash": {"type": ["string", "null"]},
                 "input": obj.clone(), "output": {"type": ["object", "null"]},
                 "fee_split": {"type": ["object", "null"]}, "latency_secs": {"type": ["integer", "null"]},
-                "audit_trail": {"type": "array", "items": obj, "description": "the task's events in chain order (submitted, assigned, committed, held, verdict, dispute_opened, dispute_vote, dispute_resolved, released, canary, finalized, refunded, ...)"},
+                "audit_trail": {"type": "array", "items": obj, "description": "the task's events in chain order (submitted, assigned, committed, held, verdict, dispute_opened, quorum_drawn, dispute_vote, dispute_resolved, released, canary, finalized, refunded, ...)"},
                 "audit": {"$ref": "#/components/schemas/TaskAudit"}}},
         }},
     });

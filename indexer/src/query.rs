@@ -58,6 +58,7 @@ pub fn slash_reason_name(reason: i64) -> &'static str {
         2 => "false_accusation",
         3 => "lazy_validator",
         4 => "missed_audit",
+        5 => "minority_vote",
         _ => "unknown",
     }
 }

@@ -196,6 +196,14 @@ fn chain(audits: bool) -> Vec<BlockLogs> {
                     worker: worker(WD),
                     accuser: VAL,
                     opener: 0,
+                    quorumBlock: 4,
+                    deadline: time_of(4) + 60,
+                },
+            )
+            .push(
+                AM,
+                A::QuorumDrawn {
+                    taskId: U256::from(19),
                     members: vec![USER],
                     deadline: time_of(4) + 60,
                 },
@@ -545,6 +553,14 @@ fn validator_chain() -> Vec<BlockLogs> {
                 worker: worker(WD),
                 accuser: validator(VC),
                 opener: 0,
+                quorumBlock: 4,
+                deadline: time_of(4) + 60,
+            },
+        )
+        .push(
+            AM,
+            A::QuorumDrawn {
+                taskId: U256::from(20),
                 members: vec![validator(VA), validator(VB)],
                 deadline: time_of(4) + 60,
             },

@@ -178,10 +178,18 @@ fn audit_history() -> Vec<BlockLogs> {
                 worker,
                 accuser,
                 opener: 0,
+                quorumBlock: 10,
+                deadline: time_of(10) + 300,
+            },
+            t,
+        )
+        .push(
+            AM,
+            A::QuorumDrawn {
+                taskId: U256::from(task),
                 members,
                 deadline: time_of(10) + 600,
             },
-            t,
         );
     }
     b10.push(
@@ -474,6 +482,7 @@ async fn every_audit_event_kind_lands_in_its_table() {
         ("BatchSealed", 3),
         ("VerdictAccepted", 5),
         ("DisputeOpened", 2),
+        ("QuorumDrawn", 2),
         ("DisputeVoted", 3),
         ("DisputeResolved", 2),
         ("DeadlineMissed", 2),
@@ -489,7 +498,7 @@ async fn every_audit_event_kind_lands_in_its_table() {
     }
     // The stored JSON of an audit event is decoded by name.
     let json: String = sqlx::query_scalar(
-        "SELECT json FROM events WHERE name = 'DisputeOpened' ORDER BY block_number, log_index LIMIT 1",
+        "SELECT json FROM events WHERE name = 'QuorumDrawn' ORDER BY block_number, log_index LIMIT 1",
     )
     .fetch_one(db.pool())
     .await
@@ -601,6 +610,7 @@ async fn task_detail_shows_its_audit_record() {
             "verdict",
             "held",
             "dispute_opened",
+            "quorum_drawn",
             "dispute_vote",
             "dispute_vote",
             "dispute_resolved",

@@ -716,9 +716,27 @@ async fn audit_manager_events_are_indexed() {
         .await
         .unwrap();
     assert!(r.status(), "challenge reverted");
-    let held = wait_for(&format!("{url}/tasks/{id}"), "task held", |v| {
-        v["status"] == "disputed"
-    })
+    // The quorum is drawn with the hash of the block after the challenge's.
+    devnet.advance_time(1).await.unwrap();
+    let r = am_user
+        .drawQuorum(id)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "drawQuorum reverted");
+    let held = wait_for(
+        &format!("{url}/tasks/{id}"),
+        "task held, quorum drawn",
+        |v| {
+            v["status"] == "disputed"
+                && v["audit"]["dispute"]["members"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty())
+        },
+    )
     .await;
     assert_eq!(held["audit"]["state"], "disputed");
     assert_eq!(held["audit"]["dispute"]["opener"], "user");
@@ -770,6 +788,7 @@ async fn audit_manager_events_are_indexed() {
             "committed",
             "held",
             "dispute_opened",
+            "quorum_drawn",
             "dispute_vote",
             "dispute_resolved",
             "released"

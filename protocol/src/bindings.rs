@@ -33,9 +33,11 @@ sol!(
 );
 
 /// The concrete AuditManager, for its admin setter (`setParams`) that the interface omits.
+/// Its bytecode links the CheckpointedSortition library (deployed by the deploy script), so the
+/// binding has no deployable bytecode.
 pub mod audit_admin {
     alloy::sol!(
-        #[sol(rpc)]
+        #[sol(rpc, ignore_unlinked)]
         #[derive(Debug)]
         AuditManager,
         "../out/AuditManager.sol/AuditManager.json"

@@ -14,6 +14,21 @@ pub const VERDICT_DOMAIN_NAME: &str = "DeepNode Validation";
 /// EIP-712 domain version of the contract that accepts verdicts.
 pub const VERDICT_DOMAIN_VERSION: &str = "1";
 
+/// Lowest quality an approving verdict may carry (`AuditManager.MIN_MATCH_QUALITY_PPM`): a result
+/// the model's rule accepts counts as at least this good, so an approving validator cannot zero
+/// the worker's quality.
+pub const MIN_MATCH_QUALITY_PPM: u32 = 500_000;
+
+/// The quality a verdict carries: a match is lifted to `MIN_MATCH_QUALITY_PPM`, a mismatch keeps
+/// what was measured.
+pub fn verdict_quality(matches: bool, measured_ppm: u32) -> u32 {
+    if matches {
+        measured_ppm.max(MIN_MATCH_QUALITY_PPM)
+    } else {
+        measured_ppm
+    }
+}
+
 /// 1.0 in WAD (1e18), the unit of audit probabilities.
 const WAD: u64 = 1_000_000_000_000_000_000;
 
@@ -381,5 +396,13 @@ mod tests {
         }
         assert!(hits.iter().all(|h| (150..=250).contains(h)), "{hits:?}");
         assert_eq!(draw_index(B256::ZERO, 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn approving_verdicts_carry_at_least_the_contract_floor() {
+        assert_eq!(verdict_quality(true, 0), MIN_MATCH_QUALITY_PPM);
+        assert_eq!(verdict_quality(true, 990_000), 990_000);
+        assert_eq!(verdict_quality(false, 0), 0);
+        assert_eq!(verdict_quality(false, 700_000), 700_000);
     }
 }

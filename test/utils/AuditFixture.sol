@@ -29,6 +29,7 @@ abstract contract AuditFixture is Fixture {
         audit = new AuditManager(admin, token, staking, tm, registry);
         vm.startPrank(admin);
         staking.grantRole(staking.SLASHER_ROLE(), address(audit));
+        staking.setValidatorObserver(audit);
         tm.grantRole(tm.AUDITOR_ROLE(), address(audit));
         registry.grantRole(registry.TRUST_ROLE(), address(audit));
         vm.stopPrank();
@@ -110,6 +111,14 @@ abstract contract AuditFixture is Fixture {
     function _seal(uint256 batchId) internal {
         vm.roll(block.number + 2);
         audit.sealBatch(batchId);
+    }
+
+    /// Two blocks on (the quorum's randomness is the hash of the block after the opening), then draws the
+    /// dispute's quorum; returns its members.
+    function _drawQuorum(uint256 taskId) internal returns (address[] memory members) {
+        vm.roll(block.number + 2);
+        audit.drawQuorum(taskId);
+        members = audit.disputeOf(taskId).members;
     }
 
     function _drawn(uint256 batchId, uint256 taskId) internal view returns (address v, uint256 key) {

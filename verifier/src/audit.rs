@@ -138,6 +138,11 @@ struct OthersAudit {
 struct OpenDispute {
     task_id: U256,
     deadline: u64,
+    /// the block whose successor's hash draws the quorum (drawQuorum from quorum_block + 2)
+    quorum_block: u64,
+    drawn: bool,
+    /// this validator opened it (it keeps watching until it resolves)
+    accuser: bool,
     voted: bool,
     member: bool,
 }
@@ -347,7 +352,7 @@ impl Auditor {
         self.seal_ready(head, now).await?;
         let signed = self.judge_sealed(now).await?;
         self.post(signed).await;
-        self.handle_disputes(now).await?;
+        self.handle_disputes(head, now).await?;
         self.report_misses(now).await;
         Ok(())
     }
@@ -376,6 +381,8 @@ impl Auditor {
                 .event_signature(vec![
                     ITaskManager::ResultsCommitted::SIGNATURE_HASH,
                     IAuditManager::DisputeOpened::SIGNATURE_HASH,
+                    IAuditManager::QuorumDrawn::SIGNATURE_HASH,
+                    IAuditManager::QuorumDeferred::SIGNATURE_HASH,
                 ])
                 .from_block(from)
                 .to_block(to);
@@ -407,18 +414,41 @@ impl Auditor {
                     }
                     self.batches.insert(batch.id, batch);
                 } else if let Ok(ev) = log.log_decode::<IAuditManager::DisputeOpened>() {
+                    // every validator watches a new dispute until its quorum is drawn (anyone may
+                    // draw it), then only its members and its accuser keep it
+                    let d = ev.inner.data;
+                    self.disputes.insert(
+                        d.taskId,
+                        OpenDispute {
+                            task_id: d.taskId,
+                            deadline: d.deadline,
+                            quorum_block: d.quorumBlock,
+                            drawn: false,
+                            accuser: d.accuser == self.me,
+                            voted: false,
+                            member: false,
+                        },
+                    );
+                } else if let Ok(ev) = log.log_decode::<IAuditManager::QuorumDrawn>() {
                     let d = ev.inner.data;
                     let member = d.members.contains(&self.me);
-                    if member || d.accuser == self.me {
-                        self.disputes.insert(
-                            d.taskId,
-                            OpenDispute {
-                                task_id: d.taskId,
-                                deadline: d.deadline,
-                                voted: false,
-                                member,
-                            },
-                        );
+                    let keep = match self.disputes.get_mut(&d.taskId) {
+                        Some(x) => {
+                            x.drawn = true;
+                            x.member = member;
+                            x.deadline = d.deadline;
+                            member || x.accuser
+                        }
+                        None => false,
+                    };
+                    if !keep {
+                        self.disputes.remove(&d.taskId);
+                    }
+                } else if let Ok(ev) = log.log_decode::<IAuditManager::QuorumDeferred>() {
+                    let d = ev.inner.data;
+                    if let Some(x) = self.disputes.get_mut(&d.taskId) {
+                        x.quorum_block = d.quorumBlock;
+                        x.deadline = d.deadline;
                     }
                 }
             }
@@ -731,7 +761,7 @@ impl Auditor {
                             batchId: id,
                             workerOutputHash: batch.hashes[i],
                             validatorOutputHash: own_hash,
-                            qualityPpm: quality,
+                            qualityPpm: protocol::verdict::verdict_quality(matches, quality),
                             matches,
                             deadline: task.deadline,
                         };
@@ -980,8 +1010,9 @@ impl Auditor {
         }
     }
 
-    /// Votes in the disputes this validator was drawn for; resolves those whose deadline passed.
-    async fn handle_disputes(&mut self, now: u64) -> Result<()> {
+    /// Draws the quorum of disputes whose randomness exists now, votes in the disputes this
+    /// validator was drawn for, and resolves those whose deadline passed.
+    async fn handle_disputes(&mut self, head: u64, now: u64) -> Result<()> {
         let ids: Vec<U256> = self.disputes.keys().copied().collect();
         for id in ids {
             let d = self.disputes[&id].clone();
@@ -995,6 +1026,14 @@ impl Auditor {
             if state != 2 {
                 self.disputes.remove(&id);
                 continue;
+            }
+            if !d.drawn {
+                if head >= d.quorum_block + 2 {
+                    self.draw_quorum(id).await;
+                }
+                if now <= d.deadline {
+                    continue;
+                }
             }
             if d.member && !d.voted && now <= d.deadline {
                 self.vote(id).await;
@@ -1020,6 +1059,22 @@ impl Auditor {
             }
         }
         Ok(())
+    }
+
+    /// Draws a dispute's quorum; another validator may have drawn it first (refused: ignored).
+    async fn draw_quorum(&mut self, task_id: U256) {
+        match send_padded!(self.audit(), drawQuorum(task_id), 300_000) {
+            Ok(p) => match p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
+                Ok(r) if r.status() => {
+                    tracing::info!(task = %task_id, tx = %r.transaction_hash, "dispute quorum drawn")
+                }
+                Ok(r) => {
+                    tracing::debug!(task = %task_id, tx = %r.transaction_hash, "drawQuorum reverted")
+                }
+                Err(e) => tracing::warn!(task = %task_id, error = %e, "drawQuorum: no receipt"),
+            },
+            Err(e) => tracing::debug!(task = %task_id, error = %describe(&e), "drawQuorum refused"),
+        }
     }
 
     async fn vote(&mut self, task_id: U256) {
