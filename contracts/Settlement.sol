@@ -334,6 +334,8 @@ contract Settlement is ISettlement, EIP712 {
     }
 
     /// decay^n in 1e18 units, every product floored.
+    // Squaring in WAD with every product floored is the documented rule (the indexer mirrors it).
+    // slither-disable-next-line divide-before-multiply
     function _decayFactor(uint256 decay, uint256 n) private pure returns (uint256 result) {
         result = WAD;
         uint256 base = decay;
