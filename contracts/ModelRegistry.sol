@@ -6,12 +6,15 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
-import {SortitionTree} from "./libraries/SortitionTree.sol";
+import {CheckpointedSortition} from "./libraries/CheckpointedSortition.sol";
 
 /// @title ModelRegistry
 /// @notice The model marketplace: developers list ONNX models against a listing bond, workers opt in
-///         per model, and every model keeps a Fenwick sortition tree over its workers weighted by
-///         stake x trust, kept current by Staking's callback (`onStakeChanged`) and `syncWorker`.
+///         per model, and every model keeps a sortition tree over its workers weighted by stake x trust,
+///         kept current by Staking's callback (`onStakeChanged`) and `syncWorker`. The tree remembers every
+///         weight per block (CheckpointedSortition): TaskManager draws a task's worker over the weights at
+///         the end of the submission block, with the hash of the next block, so a submitter cannot steer
+///         the assignment by moving stake once it knows the randomness.
 /// @dev Weight of a worker = stakeOf(worker, Worker) * trustWeight(worker) / 1e18, or 0 while it is not
 ///      eligible (under the minimum stake or jailed). Listing bonds stay in this contract (`bondOf`).
 ///      Trust weights and model statuses have two writers: decisions taken now (`setTrustWeight`,
@@ -24,7 +27,7 @@ import {SortitionTree} from "./libraries/SortitionTree.sol";
 ///      even when it was posted after it.
 contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     using SafeERC20 for IERC20;
-    using SortitionTree for SortitionTree.Tree;
+    using CheckpointedSortition for CheckpointedSortition.Tree;
 
     /// @notice Role allowed to set trust weights (settlement).
     bytes32 public constant TRUST_ROLE = keccak256("TRUST_ROLE");
@@ -49,10 +52,13 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     /// @notice Bond paid for each model, held by this contract.
     mapping(uint32 modelId => uint256) public bondOf;
 
+    /// A worker keeps its slot for good (a past draw must still resolve to it): opting out sets its weight
+    /// to 0 and clears `active`; opting in again reuses the slot.
     struct Pool {
-        SortitionTree.Tree tree;
+        CheckpointedSortition.Tree tree;
         mapping(uint256 slot => address) workerAt;
         mapping(address worker => uint256) slotOf;
+        mapping(address worker => bool) active;
     }
 
     uint32 private _modelCount;
@@ -180,7 +186,7 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
         Model storage m = _existing(modelId);
         if (m.status == uint8(ModelStatus.Delisted)) revert ModelNotActive(modelId, m.status);
         Pool storage pool = _pools[modelId];
-        if (pool.slotOf[msg.sender] != 0) revert AlreadyOptedIn(modelId, msg.sender);
+        if (pool.active[msg.sender]) revert AlreadyOptedIn(modelId, msg.sender);
         if (!staking.isEligible(msg.sender, uint8(IStaking.Role.Worker))) {
             revert NotEligibleWorker(msg.sender);
         }
@@ -188,24 +194,28 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
         if (models.length >= MAX_MODELS_PER_WORKER) revert TooManyModels(msg.sender, MAX_MODELS_PER_WORKER);
 
         uint256 weight = _weight(msg.sender);
-        uint256 slot = pool.tree.insert(weight);
-        pool.workerAt[slot] = msg.sender;
-        pool.slotOf[msg.sender] = slot;
+        uint256 slot = pool.slotOf[msg.sender];
+        if (slot == 0) {
+            slot = pool.tree.append(weight);
+            pool.workerAt[slot] = msg.sender;
+            pool.slotOf[msg.sender] = slot;
+        } else {
+            pool.tree.set(slot, weight);
+        }
+        pool.active[msg.sender] = true;
         models.push(modelId);
         m.workerCount += 1;
         emit WorkerOptedIn(modelId, msg.sender, weight);
     }
 
     /// @inheritdoc IModelRegistry
-    /// @dev Frees the worker's tree slot for reuse. Allowed in any model status.
+    /// @dev Sets the worker's weight to 0 (its slot stays its own). Allowed in any model status.
     function optOut(uint32 modelId) external {
         Model storage m = _existing(modelId);
         Pool storage pool = _pools[modelId];
-        uint256 slot = pool.slotOf[msg.sender];
-        if (slot == 0) revert NotOptedIn(modelId, msg.sender);
-        pool.tree.remove(slot);
-        delete pool.workerAt[slot];
-        delete pool.slotOf[msg.sender];
+        if (!pool.active[msg.sender]) revert NotOptedIn(modelId, msg.sender);
+        pool.tree.set(pool.slotOf[msg.sender], 0);
+        pool.active[msg.sender] = false;
         uint32[] storage models = _modelsOf[msg.sender];
         uint256 n = models.length;
         for (uint256 i = 0; i < n; ++i) {
@@ -262,28 +272,12 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IModelRegistry
-    /// @dev Reverts NoWorkers when the model has no weight at all (unknown model included).
-    function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker) {
+    /// @dev Reverts NoWorkers when the model had no weight at the end of block `atBlock`.
+    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock) external view returns (address) {
         Pool storage pool = _pools[modelId];
-        uint256 total = pool.tree.total;
-        if (total == 0) revert NoWorkers(modelId);
-        return pool.workerAt[pool.tree.draw(seed % total)];
-    }
-
-    /// @inheritdoc IModelRegistry
-    function drawWorkers(uint32 modelId, uint256[] calldata seeds)
-        external
-        view
-        returns (address[] memory workers)
-    {
-        Pool storage pool = _pools[modelId];
-        uint256 total = pool.tree.total;
-        if (total == 0) revert NoWorkers(modelId);
-        uint256 n = seeds.length;
-        workers = new address[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            workers[i] = pool.workerAt[pool.tree.draw(seeds[i] % total)];
-        }
+        uint256 slot = pool.tree.drawSkipping(seed, 0, atBlock);
+        if (slot == 0) revert NoWorkers(modelId);
+        return pool.workerAt[slot];
     }
 
     /// @inheritdoc IModelRegistry
@@ -309,12 +303,12 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     /// @inheritdoc IModelRegistry
     function workersOf(uint32 modelId) external view returns (address[] memory workers) {
         Pool storage pool = _pools[modelId];
-        uint256 size = pool.tree.size();
+        uint256 size = pool.tree.sizeAt(block.number);
         workers = new address[](_models[modelId].workerCount);
         uint256 k = 0;
         for (uint256 slot = 1; slot <= size; ++slot) {
             address w = pool.workerAt[slot];
-            if (w != address(0)) workers[k++] = w;
+            if (pool.active[w]) workers[k++] = w;
         }
     }
 
@@ -327,12 +321,17 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     function weightOf(uint32 modelId, address worker) external view returns (uint256) {
         Pool storage pool = _pools[modelId];
         uint256 slot = pool.slotOf[worker];
-        return slot == 0 ? 0 : pool.tree.valueAt(slot);
+        return slot == 0 ? 0 : pool.tree.valueAt(slot, block.number);
     }
 
     /// @inheritdoc IModelRegistry
     function totalWeight(uint32 modelId) external view returns (uint256) {
-        return _pools[modelId].tree.total;
+        return _pools[modelId].tree.totalAt(block.number);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function totalWeightAt(uint32 modelId, uint256 atBlock) external view returns (uint256) {
+        return _pools[modelId].tree.totalAt(atBlock);
     }
 
     /// @inheritdoc IModelRegistry
@@ -387,7 +386,7 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
             uint32 modelId = models[i];
             Pool storage pool = _pools[modelId];
             uint256 slot = pool.slotOf[worker];
-            if (pool.tree.valueAt(slot) != weight) {
+            if (pool.tree.valueAt(slot, block.number) != weight) {
                 pool.tree.set(slot, weight);
                 emit WorkerWeightUpdated(modelId, worker, weight);
             }

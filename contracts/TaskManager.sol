@@ -13,7 +13,10 @@ import {MerkleBatch} from "./libraries/MerkleBatch.sol";
 
 /// @title TaskManager
 /// @notice The task market: escrows fees, assigns each task to a worker drawn by stake x trust from the
-///         model's sortition tree, takes single or batched result commits (one Merkle root per batch),
+///         model's sortition tree (`assignTasks`, from the second block after submission: the hash of the
+///         block after the submission's over the weights at the end of the submission block, so neither the
+///         submitter nor anyone else can know or steer the draw when it submits), takes single or batched
+///         result commits (one Merkle root per batch),
 ///         lets anyone reassign a task whose worker missed the deadline, and finalizes optimistically
 ///         after the challenge window with the fee split credited to pull payouts.
 /// @dev Gas is a design goal (<= 60k per task end to end in batches). Storage per task is ONE slot
@@ -26,7 +29,8 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
 
     /// @dev One storage slot per task (memory shape; stored packed in `_taskWords`, same bit layout as
     ///      solc would use: worker bits 0-159, deadline 160-191, status 192-199, submission 200-239,
-    ///      latency 240-255). Packed by hand because solc's legacy codegen writes a storage struct field by
+    ///      latency 240-255). While Drawing, `worker` is the worker to skip (the one that missed, or 0) and
+    ///      `deadline` holds the anchor block (the draw uses its weights and the next block's hash). Packed by hand because solc's legacy codegen writes a storage struct field by
     ///      field: measured +2.8k gas per task write against one SSTORE of the whole word. `deadline`: response deadline while Assigned, end of the challenge
     ///      window after commit. `latency`: while Assigned it holds the response window the deadline was
     ///      set with (so assignment time = deadline - latency), after commit the seconds from assignment
@@ -72,8 +76,6 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     uint32 public constant QUALITY_PERFECT = 1_000_000;
     /// @notice Sortition draws tried before giving up on finding an eligible worker.
     uint256 public constant MAX_DRAWS = 8;
-    /// @dev Distinct eligible workers remembered per submit call (saves repeated isEligible calls).
-    uint256 private constant ELIGIBLE_CACHE = 16;
     /// @notice Upper bounds for admin-set parameters.
     uint32 public constant MAX_RESPONSE_WINDOW = type(uint16).max;
     uint32 public constant MAX_CHALLENGE_WINDOW = 30 days;
@@ -162,8 +164,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     {
         Params memory p = _params;
         (NewTasks memory ctx, uint256 first) = _openSubmission(modelId, maxFee);
-        address[] memory workers = _drawWorkers(modelId, first, 1);
-        _createTask(p, ctx, first, input, workers[0]);
+        _createTask(p, ctx, first, input);
         _closeSubmission(first, ctx.submissionId, ctx.price);
         return first;
     }
@@ -180,12 +181,74 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         Params memory p = _params;
         if (n > p.maxBatch) revert BatchTooLarge(n, p.maxBatch);
         (NewTasks memory ctx, uint256 first) = _openSubmission(modelId, maxFeePerTask);
-        address[] memory workers = _drawWorkers(modelId, first, n);
         for (uint256 i = 0; i < n; ++i) {
-            _createTask(p, ctx, first + i, inputs[i], workers[i]);
+            _createTask(p, ctx, first + i, inputs[i]);
         }
         _closeSubmission(first + n - 1, ctx.submissionId, uint256(ctx.price) * n);
         return first;
+    }
+
+    // ------------------------------------------------------------------ assign
+
+    /// @inheritdoc ITaskManager
+    /// @dev Per task: randomness = blockhash(anchor + 1), seed = keccak256(abi.encode(randomness, taskId)),
+    ///      worker = ModelRegistry.drawWorkerAt(model, seed, anchor), redrawn (seed = keccak256(seed)) up
+    ///      to MAX_DRAWS times while it is the skipped worker or not eligible now. Tasks not Drawing, or
+    ///      whose randomness does not exist yet, are skipped; NothingToAssign when every task was.
+    function assignTasks(uint256[] calldata taskIds) external nonReentrant returns (uint256 handled) {
+        uint256 n = taskIds.length;
+        if (n == 0) revert EmptyBatch();
+        Params memory p = _params;
+        if (n > p.maxBatch) revert BatchTooLarge(n, p.maxBatch);
+        SubmissionCache memory c;
+        for (uint256 i = 0; i < n; ++i) {
+            if (_assign(taskIds[i], p.responseWindow, c)) ++handled;
+        }
+        if (handled == 0) revert NothingToAssign();
+    }
+
+    /// The submission snapshot last read by an assignTasks call (consecutive tasks share it).
+    struct SubmissionCache {
+        uint256 id;
+        Submission s;
+    }
+
+    /// Draws one Drawing task's worker (see assignTasks). False when the task is skipped.
+    function _assign(uint256 taskId, uint32 window, SubmissionCache memory c) private returns (bool) {
+        Task memory task = _loadTask(taskId);
+        if (task.status != uint8(TaskStatus.Drawing)) {
+            if (task.status == uint8(TaskStatus.None)) revert UnknownTask(taskId);
+            return false;
+        }
+        uint256 anchor = task.deadline;
+        if (block.number < anchor + 2) return false;
+        bytes32 randomness = blockhash(anchor + 1);
+        if (randomness == bytes32(0)) {
+            // nobody assigned it while the hash was available (256 blocks): re-anchor on this block
+            _storeTask(
+                taskId, task.worker, uint32(block.number), uint8(TaskStatus.Drawing), task.submission, 0
+            );
+            emit AssignmentDeferred(taskId, uint64(block.number));
+            return true;
+        }
+        if (task.submission != c.id) {
+            c.s = _submissions[task.submission];
+            c.id = task.submission;
+        }
+        address worker = _drawEligible(
+            c.s.modelId, uint256(keccak256(abi.encode(randomness, taskId))), task.worker, anchor
+        );
+        if (worker == address(0)) {
+            _storeTask(taskId, task.worker, 0, uint8(TaskStatus.Refunded), task.submission, 0);
+            _payouts[c.s.submitter] += c.s.feePerTask;
+            _counters.escrowed -= c.s.feePerTask;
+            emit TaskRefunded(taskId, c.s.submitter, c.s.feePerTask);
+            return true;
+        }
+        uint32 deadline = uint32(block.timestamp) + window;
+        _storeTask(taskId, worker, deadline, uint8(TaskStatus.Assigned), task.submission, uint16(window));
+        emit TaskAssigned(taskId, worker, deadline);
+        return true;
     }
 
     // ------------------------------------------------------------------ commit
@@ -232,34 +295,18 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ missed deadlines
 
     /// @inheritdoc ITaskManager
-    /// @dev Anyone, once an Assigned task's response deadline has passed: jails the worker and draws a
-    ///      different eligible one; with none left the submitter gets the full fee back (as payout).
-    // Jailing first is deliberate (the jailed worker's sortition weight is 0 for the redraw); the call goes
-    // to Staking -> ModelRegistry.onStakeChanged, which never calls back here, and this is nonReentrant.
-    // slither-disable-next-line reentrancy-no-eth
+    /// @dev Anyone, once an Assigned task's response deadline has passed: jails the worker and puts the
+    ///      task back to Drawing, anchored on this block, skipping the worker that missed. `assignTasks`
+    ///      then draws another worker over this block's weights (the jail included, so the jailed worker
+    ///      weighs 0) with the next block's hash; with nobody eligible the submitter is refunded.
     function reassign(uint256 taskId) external nonReentrant {
         Task memory task = _loadTask(taskId);
         _requireStatus(taskId, task.status, TaskStatus.Assigned);
         if (block.timestamp <= task.deadline) revert DeadlineNotPassed(taskId, task.deadline);
-        Params memory p = _params;
-
+        _storeTask(taskId, task.worker, uint32(block.number), uint8(TaskStatus.Drawing), task.submission, 0);
         emit TaskMissed(taskId, task.worker);
-        staking.jail(task.worker, uint64(block.timestamp) + p.jailDuration);
-
-        Submission memory s = _submissions[task.submission];
-        address worker = _drawEligible(s.modelId, _seed(taskId), task.worker, MAX_DRAWS);
-        if (worker == address(0)) {
-            _storeTask(taskId, task.worker, task.deadline, uint8(TaskStatus.Refunded), task.submission, 0);
-            _payouts[s.submitter] += s.feePerTask;
-            _counters.escrowed -= s.feePerTask;
-            emit TaskRefunded(taskId, s.submitter, s.feePerTask);
-            return;
-        }
-        uint32 deadline = uint32(block.timestamp) + p.responseWindow;
-        _storeTask(
-            taskId, worker, deadline, uint8(TaskStatus.Assigned), task.submission, uint16(p.responseWindow)
-        );
-        emit TaskAssigned(taskId, worker, deadline);
+        emit AssignmentDeferred(taskId, uint64(block.number));
+        staking.jail(task.worker, uint64(block.timestamp) + _params.jailDuration);
     }
 
     // ------------------------------------------------------------------ finalize
@@ -401,11 +448,15 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         v.submitter = s.submitter;
         v.modelId = s.modelId;
         v.fee = s.feePerTask;
-        v.worker = t.worker;
         v.status = t.status;
+        v.submission = t.submission;
+        if (t.status == uint8(TaskStatus.Drawing)) {
+            v.drawBlock = t.deadline;
+            return v;
+        }
+        v.worker = t.worker;
         v.deadline = t.deadline;
         v.latency = t.status == uint8(TaskStatus.Assigned) ? 0 : t.latency;
-        v.submission = t.submission;
     }
 
     /// @inheritdoc ITaskManager
@@ -528,64 +579,17 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         // Probation models still take tasks (their traffic share follows quality off-chain); Delisted do not.
         if (status == uint8(IModelRegistry.ModelStatus.Delisted)) revert ModelNotActive(modelId, status);
         if (maxFee < price) revert FeeTooLow(modelId, price, maxFee);
+        // fail fast: nobody could be drawn (the draw itself happens from the next block on)
+        if (registry.totalWeight(modelId) == 0) revert NoEligibleWorker(modelId);
     }
 
-    /// Draws an eligible worker for each of the tasks first..first+n-1: one registry call for all first
-    /// draws, an isEligible call once per distinct worker (cached in memory), and for a drawn worker that
-    /// is not eligible up to MAX_DRAWS - 1 redraws with seed = keccak256(seed).
-    function _drawWorkers(uint32 modelId, uint256 first, uint256 n)
-        private
-        view
-        returns (address[] memory workers)
-    {
-        uint256[] memory seeds = new uint256[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            seeds[i] = _seed(first + i);
-        }
-        try registry.drawWorkers(modelId, seeds) returns (address[] memory drawn) {
-            workers = drawn;
-        } catch {
-            revert NoEligibleWorker(modelId);
-        }
-        address[] memory eligible = new address[](ELIGIBLE_CACHE);
-        uint256 cached = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            address worker = workers[i];
-            bool known = false;
-            for (uint256 k = 0; k < cached; ++k) {
-                if (eligible[k] == worker) {
-                    known = true;
-                    break;
-                }
-            }
-            if (known) continue;
-            if (!staking.isEligible(worker, uint8(IStaking.Role.Worker))) {
-                worker =
-                    _drawEligible(modelId, uint256(keccak256(abi.encode(seeds[i]))), worker, MAX_DRAWS - 1);
-                if (worker == address(0)) revert NoEligibleWorker(modelId);
-                workers[i] = worker;
-            }
-            if (cached < ELIGIBLE_CACHE) eligible[cached++] = worker;
-        }
-    }
-
-    /// Validates the input and writes the task's one slot.
-    function _createTask(
-        Params memory p,
-        NewTasks memory ctx,
-        uint256 taskId,
-        bytes calldata input,
-        address worker
-    ) private {
+    /// Validates the input and writes the task's one slot: Drawing, anchored on this block.
+    function _createTask(Params memory p, NewTasks memory ctx, uint256 taskId, bytes calldata input) private {
         uint256 size = input.length;
         if (size == 0) revert EmptyInput();
         if (size > p.maxInputBytes) revert InputTooLarge(size, p.maxInputBytes);
-        uint32 deadline = uint32(block.timestamp) + p.responseWindow;
-        _storeTask(
-            taskId, worker, deadline, uint8(TaskStatus.Assigned), ctx.submissionId, uint16(p.responseWindow)
-        );
+        _storeTask(taskId, address(0), uint32(block.number), uint8(TaskStatus.Drawing), ctx.submissionId, 0);
         emit TaskSubmitted(taskId, msg.sender, ctx.modelId, ctx.price, input);
-        emit TaskAssigned(taskId, worker, deadline);
     }
 
     /// Commits every task of a batch and returns the Merkle root over their leaves.
@@ -776,15 +780,15 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         if (amount > 0) _payouts[account] += amount;
     }
 
-    /// Draws up to `tries` times; skips `exclude` and ineligible workers. Returns address(0) when
-    /// nobody eligible was found (or the model has no weight at all).
-    function _drawEligible(uint32 modelId, uint256 seed, address exclude, uint256 tries)
+    /// Draws over the model's weights at block `at`, up to MAX_DRAWS times; skips `exclude` and workers
+    /// not eligible now. Returns address(0) when nobody eligible was found (or the model had no weight).
+    function _drawEligible(uint32 modelId, uint256 seed, address exclude, uint256 at)
         private
         view
         returns (address)
     {
-        for (uint256 i = 0; i < tries; ++i) {
-            try registry.drawWorker(modelId, seed) returns (address worker) {
+        for (uint256 i = 0; i < MAX_DRAWS; ++i) {
+            try registry.drawWorkerAt(modelId, seed, at) returns (address worker) {
                 if (worker != exclude && staking.isEligible(worker, uint8(IStaking.Role.Worker))) {
                     return worker;
                 }
@@ -794,12 +798,6 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
             seed = uint256(keccak256(abi.encode(seed)));
         }
         return address(0);
-    }
-
-    /// seed = keccak256(blockhash(block.number - 1), block.prevrandao, taskId): the submitter cannot
-    /// steer it alone (it fixes neither the previous block hash nor prevrandao).
-    function _seed(uint256 taskId) private view returns (uint256) {
-        return uint256(keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, taskId)));
     }
 
     function _loadTask(uint256 taskId) private view returns (Task memory t) {

@@ -263,7 +263,7 @@ contract ModelRegistryTest is Fixture {
         assertEq(registry.weightOf(16, w), 20.2e18); // 101 DN x 0.2
     }
 
-    function test_OptOut_FreesSlotAndRemovesWeight() public {
+    function test_OptOut_RemovesWeightAndKeepsTheSlot() public {
         uint32 id = _register();
         address a = _addWorker("a", id, 100e18);
         address b = _addWorker("b", id, 200e18);
@@ -277,10 +277,17 @@ contract ModelRegistryTest is Fixture {
         address[] memory ws = registry.workersOf(id);
         assertEq(ws.length, 1);
         assertEq(ws[0], b);
-        // the freed slot is reused: the draw space stays 2 slots
-        address c = _addWorker("c", id, 100e18);
+        // the slot stays a's (a past draw must still resolve to it); opting in again reuses it
+        assertEq(registry.drawWorkerAt(id, 0, block.number), b);
+        vm.roll(block.number + 1);
+        vm.prank(a);
+        registry.optIn(id);
         assertEq(registry.workersOf(id).length, 2);
-        assertEq(registry.drawWorker(id, 0), c);
+        assertEq(registry.weightOf(id, a), 20e18);
+        assertEq(registry.drawWorkerAt(id, 0, block.number), a);
+        // the block before still sees a out of the draw
+        assertEq(registry.drawWorkerAt(id, 0, block.number - 1), b);
+        assertEq(registry.totalWeightAt(id, block.number - 1), 40e18);
     }
 
     function test_OptOut_RevertsWhenNotOptedIn() public {
@@ -393,9 +400,7 @@ contract ModelRegistryTest is Fixture {
     function test_DrawWorker_RevertsWithoutWorkers() public {
         uint32 id = _register();
         vm.expectRevert(abi.encodeWithSelector(IModelRegistry.NoWorkers.selector, id));
-        registry.drawWorker(id, 1);
-        vm.expectRevert(abi.encodeWithSelector(IModelRegistry.NoWorkers.selector, id));
-        registry.drawWorkers(id, new uint256[](1));
+        registry.drawWorkerAt(id, 1, block.number);
     }
 
     function test_DrawWorker_ProportionalToWeight() public {
@@ -403,19 +408,17 @@ contract ModelRegistryTest is Fixture {
         address a = _addWorker("a", id, 100e18);
         address b = _addWorker("b", id, 300e18);
         // seed % total picks the point: [0,100e18) -> a, [100e18, 400e18) -> b
-        assertEq(registry.drawWorker(id, 0), a);
-        assertEq(registry.drawWorker(id, 100e18 - 1), a);
-        assertEq(registry.drawWorker(id, 100e18), b);
-        assertEq(registry.drawWorker(id, 400e18 + 5), a);
+        assertEq(registry.drawWorkerAt(id, 0, block.number), a);
+        assertEq(registry.drawWorkerAt(id, 100e18 - 1, block.number), a);
+        assertEq(registry.drawWorkerAt(id, 100e18, block.number), b);
+        assertEq(registry.drawWorkerAt(id, 400e18 + 5, block.number), a);
         uint256 hitsB;
         uint256[] memory seeds = new uint256[](400);
         for (uint256 i = 0; i < 400; ++i) {
             seeds[i] = uint256(keccak256(abi.encode(i)));
         }
-        address[] memory drawn = registry.drawWorkers(id, seeds);
         for (uint256 i = 0; i < 400; ++i) {
-            assertEq(drawn[i], registry.drawWorker(id, seeds[i]), "batch == single");
-            if (drawn[i] == b) ++hitsB;
+            if (registry.drawWorkerAt(id, seeds[i], block.number) == b) ++hitsB;
         }
         // expected 300 of 400; 4 sigma ~ 35
         assertGt(hitsB, 265);

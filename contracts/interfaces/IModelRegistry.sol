@@ -100,13 +100,12 @@ interface IModelRegistry {
     ///         `reportEpochEnd <= trustZeroedAt(worker)`; a zero is always accepted.
     function setTrustWeightFromReport(address worker, uint256 trustWad, uint64 reportEpochEnd) external;
 
-    /// @notice Draw a worker of the model with probability proportional to its weight.
-    function drawWorker(uint32 modelId, uint256 seed) external view returns (address worker);
-    /// @notice drawWorker for many seeds in one call (batched task submission); same result per seed.
-    function drawWorkers(uint32 modelId, uint256[] calldata seeds)
+    /// @notice Draws a worker of the model with probability proportional to its weight at the end of
+    ///         block `atBlock` (`seed` uniform; reverts NoWorkers when the model had no weight then).
+    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock)
         external
         view
-        returns (address[] memory workers);
+        returns (address worker);
     function getModel(uint32 modelId) external view returns (Model memory);
     /// @notice The fields a task submission needs, in two storage reads (zeros for an unknown model).
     function modelTerms(uint32 modelId)
@@ -118,6 +117,8 @@ interface IModelRegistry {
     function modelsOf(address worker) external view returns (uint32[] memory);
     function weightOf(uint32 modelId, address worker) external view returns (uint256);
     function totalWeight(uint32 modelId) external view returns (uint256);
+    /// @notice Sum of the model's worker weights at the end of block `atBlock`.
+    function totalWeightAt(uint32 modelId, uint256 atBlock) external view returns (uint256);
     /// @notice Trust weight in 1e18 units; 0.2e18 (the new-node trust T_0) until settlement sets one.
     function trustWeight(address worker) external view returns (uint256);
     /// @notice Block timestamp of the last `setTrustWeight(worker, 0)` (a proven fraud); 0 = never.

@@ -6,7 +6,8 @@ pragma solidity ^0.8.30;
 ///         commits (one Merkle root per batch), deadline + reassign, optimistic finalization after the
 ///         challenge window with the fee split, and pull payouts.
 interface ITaskManager {
-    /// None: no such task. Assigned: waiting for the worker. Committed: result committed (code 0).
+    /// None: no such task. Drawing: submitted (or reassigned after a miss), its worker not drawn yet
+    /// (`assignTasks`, from the second block after). Assigned: waiting for the worker. Committed: result committed (code 0).
     /// Failed: worker committed a failure code (bad input, ...). Finalized: paid out. Refunded: no worker could
     /// take it, or a dispute proved its result wrong. Disputed: held by the auditor (AuditManager) while a
     /// quorum decides; it cannot be finalized until released.
@@ -17,7 +18,8 @@ interface ITaskManager {
         Failed,
         Finalized,
         Refunded,
-        Disputed
+        Disputed,
+        Drawing
     }
 
     /// @notice Everything known about a task, assembled from its packed storage.
@@ -32,6 +34,8 @@ interface ITaskManager {
         /// seconds from assignment to commit
         uint16 latency;
         uint40 submission;
+        /// while Drawing: the anchor block (its weights and the next block's hash draw the worker)
+        uint64 drawBlock;
     }
 
     event TaskSubmitted(
@@ -39,6 +43,9 @@ interface ITaskManager {
     );
     event TaskAssigned(uint256 indexed taskId, address indexed worker, uint64 deadline);
     event TaskMissed(uint256 indexed taskId, address indexed worker);
+    /// @notice The task waits for `assignTasks` with a new anchor block (after a miss, or when nobody drew
+    ///         it while its randomness was available). A fresh submission is anchored on its own block.
+    event AssignmentDeferred(uint256 indexed taskId, uint64 drawBlock);
     /// @notice One event per commit call (a single commit is a batch of one). `root` is the Merkle
     ///         root (libraries/MerkleBatch.sol) over leaves keccak256(bytes.concat(keccak256(abi.encode(
     ///         taskId, outputHash, code)))) in call order, sorted-pair hashing, odd node promoted.
@@ -100,6 +107,8 @@ interface ITaskManager {
     error AlreadyRated(uint256 taskId);
     /// @notice Scores are 0..100.
     error InvalidScore(uint8 score);
+    /// @notice assignTasks found no task it could handle (none Drawing with its randomness available).
+    error NothingToAssign();
 
     function submitTask(uint32 modelId, bytes calldata input, uint256 maxFee)
         external
@@ -116,6 +125,11 @@ interface ITaskManager {
         bytes[] calldata outputs
     ) external returns (uint256 batchId);
 
+    /// @notice Anyone, from the second block after a task's anchor block: draws the worker of each Drawing
+    ///         task (stake x trust at the anchor block, randomness = the next block's hash) and starts its
+    ///         response window; refunds a task nobody eligible can take; re-anchors one whose randomness is
+    ///         gone (256 blocks). Returns how many tasks it handled.
+    function assignTasks(uint256[] calldata taskIds) external returns (uint256 handled);
     function reassign(uint256 taskId) external;
     function finalize(uint256 taskId) external;
     function finalizeBatch(uint256[] calldata taskIds) external;

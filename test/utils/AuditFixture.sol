@@ -90,6 +90,7 @@ abstract contract AuditFixture is Fixture {
     function _submitMany(uint32 model, uint256 n) internal returns (uint256[] memory ids) {
         vm.prank(user);
         uint256 first = tm.submitTasks(model, _inputs(n), PRICE);
+        _assign(first, n);
         ids = new uint256[](n);
         for (uint256 i = 0; i < n; ++i) {
             ids[i] = first + i;

@@ -100,9 +100,22 @@ abstract contract Fixture is Test {
         }
     }
 
+    /// Submits one task as the user and draws its worker (two blocks on, then assignTasks).
     function _submit(uint32 modelId) internal returns (uint256 taskId) {
         vm.prank(user);
         taskId = tm.submitTask(modelId, _input(0), PRICE);
+        _assign(taskId, 1);
+    }
+
+    /// Two blocks on (the draw uses the hash of the block after the anchor), then assigns tasks
+    /// first..first+n-1.
+    function _assign(uint256 first, uint256 n) internal {
+        vm.roll(block.number + 2);
+        uint256[] memory ids = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            ids[i] = first + i;
+        }
+        tm.assignTasks(ids);
     }
 
     function _commit(uint256 taskId, uint16 code) internal {
