@@ -168,6 +168,7 @@ contract ModelSelectionTest is ModelStatusTrees {
         vm.prank(user);
         uint256 id = tm.submitTask(modelB, _input(3), PRICE);
         assertEq(tm.getTask(id).modelId, modelB);
+        _assign(id, 1);
         assertEq(tm.getTask(id).worker, w1);
         vm.prank(user);
         tm.submitTasks(modelB, _inputs(3), PRICE);
@@ -179,6 +180,7 @@ contract ModelSelectionTest is ModelStatusTrees {
     function test_ApplyModelStatus_TaskOfDelistedModelStillSettles() public {
         vm.prank(user);
         uint256 id = tm.submitTask(modelA, _input(1), PRICE);
+        _assign(id, 1);
         _commit(id, 0);
         _postTwoReports();
         // already-running work of a delisted model is committed, rated and paid as usual

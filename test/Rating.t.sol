@@ -26,10 +26,11 @@ contract RatingTest is Fixture {
         token.approve(address(tm), type(uint256).max);
     }
 
-    /// Submits `n` tasks of `model` as `from` and commits them all with result code `code`.
+    /// Submits `n` tasks of `model` as `from`, draws their worker and commits them all with result code `code`.
     function _committed(address from, uint32 model, uint256 n, uint16 code) internal returns (uint256 first) {
         vm.prank(from);
         first = tm.submitTasks(model, _inputs(n), PRICE);
+        _assign(first, n);
         for (uint256 i = 0; i < n; ++i) {
             _commit(first + i, code);
         }
@@ -108,7 +109,8 @@ contract RatingTest is Fixture {
     function test_RateTask_RevertsWhen_Refunded() public {
         uint256 id = _submit(modelA);
         vm.warp(block.timestamp + RESPONSE_WINDOW + 1);
-        tm.reassign(id); // w1 is the only worker: refunded
+        tm.reassign(id); // back to Drawing, w1 jailed
+        _assign(id, 1); // w1 is the only worker: refunded
         assertEq(tm.getTask(id).status, uint8(ITaskManager.TaskStatus.Refunded));
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -152,13 +154,12 @@ contract RatingTest is Fixture {
 
     function test_RateTask_BitmapWordsAreIndependent() public {
         // ids 255 and 256 straddle two bitmap words
-        vm.startPrank(user);
-        tm.submitTasks(modelA, _inputs(64), PRICE);
-        tm.submitTasks(modelA, _inputs(64), PRICE);
-        tm.submitTasks(modelA, _inputs(64), PRICE);
-        tm.submitTasks(modelA, _inputs(64), PRICE);
-        tm.submitTasks(modelA, _inputs(2), PRICE);
-        vm.stopPrank();
+        for (uint256 k = 0; k < 5; ++k) {
+            uint256 n = k < 4 ? 64 : 2;
+            vm.prank(user);
+            uint256 first = tm.submitTasks(modelA, _inputs(n), PRICE);
+            _assign(first, n);
+        }
         _commit(255, 0);
         _commit(256, 0);
         _commit(257, 0);
@@ -261,6 +262,7 @@ contract RatingGasTest is Fixture {
     function _committedBatch(uint256 n) internal returns (uint256 first) {
         vm.prank(user);
         first = tm.submitTasks(modelId, _inputs(n), PRICE);
+        _assign(first, n);
         uint256[] memory ids = new uint256[](n);
         bytes32[] memory hashes = new bytes32[](n);
         for (uint256 i = 0; i < n; ++i) {
