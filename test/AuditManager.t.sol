@@ -215,9 +215,16 @@ contract AuditManagerTest is AuditFixture {
 
     function test_Seal_LateBatchAuditedInFull() public {
         _setRate(0, 0);
-        (uint256 t1, uint256 b1) = _submitAndCommit();
-        (uint256 t2, uint256 b2) = _submitAndCommit();
+        // both batches committed in the same block (each submission's draw rolls the chain two blocks on)
+        uint256 t1 = _submit(modelId);
+        uint256 t2 = _submit(modelId);
+        uint256 b1 = _commitHash(t1, _out(t1));
+        uint256 b2 = _commitHash(t2, _out(t2));
         uint256 commitBlock = block.number;
+        (, uint64 b1Block) = tm.batchInfo(b1);
+        (, uint64 b2Block) = tm.batchInfo(b2);
+        assertEq(b1Block, commitBlock);
+        assertEq(b2Block, commitBlock);
         // the last block whose hash of commitBlock + 1 is still available
         vm.roll(commitBlock + 257);
         audit.sealBatch(b1);
@@ -1145,6 +1152,7 @@ contract AuditManagerTest is AuditFixture {
         token.approve(address(tm), type(uint256).max);
         vm.prank(canary);
         uint256 taskId = tm.submitTask(modelId, hex"01", type(uint256).max);
+        _assign(taskId, 1);
         _commitHash(taskId, _out(taskId));
         address validator = vals[0];
         bytes32 digest = keccak256(
