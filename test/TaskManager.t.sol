@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+import {Vm} from "forge-std/Test.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -38,17 +39,41 @@ contract TaskManagerTest is Fixture {
         (a[0], a[1], a[2], a[3], a[4]) = (developer, w1, user, treasury, validatorPool);
     }
 
+    function _one(uint256 id) internal pure returns (uint256[] memory ids) {
+        ids = new uint256[](1);
+        ids[0] = id;
+    }
+
+    /// The logs of `logs` emitted by the TaskManager.
+    function _tmLogs(Vm.Log[] memory logs) internal view returns (Vm.Log[] memory out) {
+        out = new Vm.Log[](logs.length);
+        uint256 k;
+        for (uint256 i = 0; i < logs.length; ++i) {
+            if (logs[i].emitter == address(tm)) out[k++] = logs[i];
+        }
+        assembly {
+            mstore(out, k)
+        }
+    }
+
     // ------------------------------------------------------------ submit
 
-    function test_SubmitTask_EscrowsPriceAssignsAndEmits() public {
+    /// Since H-3 a submission only escrows and records the task (Drawing, anchored on its block, no worker,
+    /// only TaskSubmitted); assignTasks draws the worker from the second block after and emits TaskAssigned.
+    function test_SubmitTask_EscrowsPriceDrawsLaterAndEmits() public {
         uint256 before = token.balanceOf(user);
         bytes memory input = hex"010203";
-        vm.expectEmit(address(tm));
-        emit ITaskManager.TaskSubmitted(1, user, modelId, PRICE, input);
-        vm.expectEmit(address(tm));
-        emit ITaskManager.TaskAssigned(1, w1, uint64(block.timestamp + RESPONSE_WINDOW));
+        uint256 anchor = block.number;
+        vm.recordLogs();
         vm.prank(user);
         uint256 id = tm.submitTask(modelId, input, 5 * PRICE);
+        Vm.Log[] memory logs = _tmLogs(vm.getRecordedLogs());
+        assertEq(logs.length, 1, "the submission emits TaskSubmitted only (no TaskAssigned)");
+        assertEq(logs[0].topics[0], ITaskManager.TaskSubmitted.selector);
+        assertEq(logs[0].topics[1], bytes32(uint256(1)));
+        assertEq(logs[0].topics[2], bytes32(uint256(uint160(user))));
+        assertEq(logs[0].topics[3], bytes32(uint256(modelId)));
+        assertEq(logs[0].data, abi.encode(PRICE, input));
         assertEq(id, 1);
         assertEq(token.balanceOf(user), before - PRICE, "charged the price, not maxFee");
         assertEq(tm.escrowed(), PRICE);
@@ -57,10 +82,33 @@ contract TaskManagerTest is Fixture {
         assertEq(t.submitter, user);
         assertEq(t.modelId, modelId);
         assertEq(t.fee, PRICE);
+        assertEq(t.worker, address(0), "no worker at submission");
+        assertEq(t.status, uint8(ITaskManager.TaskStatus.Drawing));
+        assertEq(t.drawBlock, anchor, "anchored on the submission block");
+        assertEq(t.deadline, 0);
+        assertEq(t.latency, 0);
+        assertEq(t.submission, 1);
+        _balanceInvariant(_parties());
+
+        // the draw needs the hash of the block after the anchor: not in the anchor block, nor the next
+        vm.expectRevert(ITaskManager.NothingToAssign.selector);
+        tm.assignTasks(_one(id));
+        vm.roll(anchor + 1);
+        vm.expectRevert(ITaskManager.NothingToAssign.selector);
+        tm.assignTasks(_one(id));
+
+        vm.roll(anchor + 2);
+        vm.warp(block.timestamp + 24);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.TaskAssigned(1, w1, uint64(block.timestamp + RESPONSE_WINDOW));
+        assertEq(tm.assignTasks(_one(id)), 1);
+        t = tm.getTask(1);
         assertEq(t.worker, w1);
         assertEq(t.status, uint8(ITaskManager.TaskStatus.Assigned));
-        assertEq(t.deadline, block.timestamp + RESPONSE_WINDOW);
+        assertEq(t.deadline, block.timestamp + RESPONSE_WINDOW, "response window starts at assignment");
+        assertEq(t.drawBlock, 0);
         assertEq(t.latency, 0);
+        assertEq(tm.escrowed(), PRICE);
         _balanceInvariant(_parties());
     }
 
@@ -72,6 +120,11 @@ contract TaskManagerTest is Fixture {
         assertEq(tm.taskCount(), 10);
         assertEq(token.balanceOf(user), before - 10 * PRICE);
         assertEq(tm.escrowed(), 10 * PRICE);
+        for (uint256 i = 1; i <= 10; ++i) {
+            assertEq(tm.getTask(i).status, uint8(ITaskManager.TaskStatus.Drawing));
+            assertEq(tm.getTask(i).drawBlock, block.number);
+        }
+        _assign(1, 10);
         for (uint256 i = 1; i <= 10; ++i) {
             assertEq(tm.getTask(i).worker, w1);
             assertEq(tm.getTask(i).submission, 1);
@@ -95,6 +148,7 @@ contract TaskManagerTest is Fixture {
         address w2 = _addWorker("w2", modelId, 3000e18);
         vm.prank(user);
         tm.submitTasks(modelId, _inputs(64), PRICE);
+        _assign(1, 64);
         uint256 toW2;
         for (uint256 i = 1; i <= 64; ++i) {
             address w = tm.getTask(i).worker;
@@ -105,16 +159,32 @@ contract TaskManagerTest is Fixture {
         assertLt(toW2, 64, "the lighter worker gets some");
     }
 
-    function test_Submit_SkipsIneligibleWorkerStillWeighted() public {
+    /// A worker that is weighted at the anchor block but not eligible when assignTasks runs is redrawn.
+    function test_Assign_SkipsIneligibleWorkerStillWeighted() public {
         address w2 = _addWorker("w2", modelId, 100e18);
+        uint256 anchor = block.number;
+        vm.prank(user);
+        tm.submitTasks(modelId, _inputs(32), PRICE);
         // raising the minimum makes w2 ineligible; its weight stays until someone syncs it
         vm.prank(admin);
         staking.setMinStake(WORKER, 500e18);
         assertGt(registry.weightOf(modelId, w2), 0);
-        vm.prank(user);
-        tm.submitTasks(modelId, _inputs(32), PRICE);
+        vm.roll(anchor + 2);
+        // the first draw of some tasks lands on w2, so the skip is exercised
+        uint256 firstDrawsOnW2;
+        for (uint256 i = 1; i <= 32; ++i) {
+            uint256 seed = uint256(keccak256(abi.encode(blockhash(anchor + 1), i)));
+            if (registry.drawWorkerAt(modelId, seed, anchor) == w2) ++firstDrawsOnW2;
+        }
+        assertGt(firstDrawsOnW2, 0, "no first draw hit the ineligible worker");
+        uint256[] memory ids = new uint256[](32);
+        for (uint256 i = 0; i < 32; ++i) {
+            ids[i] = i + 1;
+        }
+        assertEq(tm.assignTasks(ids), 32);
         for (uint256 i = 1; i <= 32; ++i) {
             assertEq(tm.getTask(i).worker, w1);
+            assertEq(tm.getTask(i).status, uint8(ITaskManager.TaskStatus.Assigned));
         }
     }
 
@@ -140,6 +210,7 @@ contract TaskManagerTest is Fixture {
         registry.setStatus(modelId, 1);
         vm.prank(user);
         uint256 id = tm.submitTask(modelId, hex"01", PRICE);
+        _assign(id, 1);
         assertEq(tm.getTask(id).worker, w1);
         vm.prank(user);
         uint256 first = tm.submitTasks(modelId, _inputs(2), PRICE);
@@ -189,9 +260,30 @@ contract TaskManagerTest is Fixture {
         tm.submitTask(modelId, hex"01", PRICE);
     }
 
-    function test_Submit_RevertsWhenOnlyWorkerIneligible() public {
+    /// The only worker is still weighted but not eligible: the submission is taken (the model has weight)
+    /// and assignTasks refunds it in full, since nobody eligible can be drawn. Once the worker's weight is
+    /// synced to 0, submissions fail fast again.
+    function test_Submit_OnlyWorkerIneligible_RefundedAtAssign() public {
         vm.prank(admin);
         staking.setMinStake(WORKER, 5000e18);
+        assertGt(registry.totalWeight(modelId), 0);
+        vm.prank(user);
+        uint256 id = tm.submitTask(modelId, hex"01", PRICE);
+        assertEq(tm.getTask(id).status, uint8(ITaskManager.TaskStatus.Drawing));
+        assertEq(tm.escrowed(), PRICE);
+        vm.roll(block.number + 2);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.TaskRefunded(id, user, PRICE);
+        assertEq(tm.assignTasks(_one(id)), 1, "a refund counts as handled");
+        ITaskManager.TaskView memory t = tm.getTask(id);
+        assertEq(t.status, uint8(ITaskManager.TaskStatus.Refunded));
+        assertEq(t.worker, address(0));
+        assertEq(tm.payoutOf(user), PRICE);
+        assertEq(tm.escrowed(), 0);
+        _balanceInvariant(_parties());
+
+        registry.syncWorker(w1);
+        assertEq(registry.totalWeight(modelId), 0);
         vm.expectRevert(abi.encodeWithSelector(ITaskManager.NoEligibleWorker.selector, modelId));
         vm.prank(user);
         tm.submitTask(modelId, hex"01", PRICE);
@@ -276,6 +368,7 @@ contract TaskManagerTest is Fixture {
     function test_CommitBatch_RootProvesEveryTask() public {
         vm.prank(user);
         tm.submitTasks(modelId, _inputs(5), PRICE);
+        _assign(1, 5);
         uint256[] memory ids = new uint256[](5);
         bytes32[] memory hashes = new bytes32[](5);
         uint16[] memory codes = new uint16[](5);
@@ -306,6 +399,11 @@ contract TaskManagerTest is Fixture {
         tm.submitTasks(modelId, _inputs(2), PRICE);
         uint256[] memory ids = new uint256[](2);
         (ids[0], ids[1]) = (1, 2);
+        // not drawn yet: nobody can commit a Drawing task
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, uint256(1), uint8(7)));
+        vm.prank(w1);
+        tm.commitBatch(ids, new bytes32[](2), new uint16[](2), new bytes[](2));
+        _assign(1, 2);
         vm.startPrank(w1);
         vm.expectRevert(ITaskManager.EmptyBatch.selector);
         tm.commitBatch(new uint256[](0), new bytes32[](0), new uint16[](0), new bytes[](0));
@@ -324,40 +422,79 @@ contract TaskManagerTest is Fixture {
 
     // ------------------------------------------------------------ reassign
 
-    function test_Reassign_JailsAndDrawsAnotherWorker() public {
+    /// reassign jails the worker that missed and puts the task back to Drawing, anchored on the current
+    /// block with the missed worker skipped; assignTasks draws the replacement two blocks later.
+    function test_Reassign_JailsAndRedrawsAnotherWorker() public {
         address w2 = _addWorker("w2", modelId, 1000e18);
         vm.prank(user);
         tm.submitTasks(modelId, _inputs(8), PRICE);
+        _assign(1, 8);
         uint256 id = 1;
         address first = tm.getTask(id).worker;
         address other = first == w1 ? w2 : w1;
         vm.warp(block.timestamp + RESPONSE_WINDOW + 1);
-        vm.expectEmit(address(tm));
-        emit ITaskManager.TaskMissed(id, first);
-        vm.expectEmit(address(tm));
-        emit ITaskManager.TaskAssigned(id, other, uint64(block.timestamp + RESPONSE_WINDOW));
+        uint256 anchor = block.number;
+        vm.recordLogs();
         tm.reassign(id);
-        assertEq(tm.getTask(id).worker, other);
-        assertEq(_status(id), uint8(ITaskManager.TaskStatus.Assigned));
+        Vm.Log[] memory logs = _tmLogs(vm.getRecordedLogs());
+        assertEq(logs.length, 2, "TaskMissed and AssignmentDeferred, no TaskAssigned");
+        assertEq(logs[0].topics[0], ITaskManager.TaskMissed.selector);
+        assertEq(logs[0].topics[1], bytes32(id));
+        assertEq(logs[0].topics[2], bytes32(uint256(uint160(first))));
+        assertEq(logs[1].topics[0], ITaskManager.AssignmentDeferred.selector);
+        assertEq(logs[1].topics[1], bytes32(id));
+        assertEq(logs[1].data, abi.encode(uint64(anchor)));
+        ITaskManager.TaskView memory t = tm.getTask(id);
+        assertEq(t.status, uint8(ITaskManager.TaskStatus.Drawing));
+        assertEq(t.drawBlock, anchor, "re-anchored on the reassign block");
+        assertEq(t.worker, address(0));
+        assertEq(t.deadline, 0);
         assertEq(staking.jailedUntil(first), block.timestamp + JAIL);
         assertFalse(staking.isEligible(first, WORKER));
         assertEq(registry.weightOf(modelId, first), 0, "jailed worker leaves the draw");
+        // the missed worker cannot commit any more
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, id, uint8(7)));
+        vm.prank(first);
+        tm.commit(id, bytes32(0), 0, "");
+        vm.expectRevert(ITaskManager.NothingToAssign.selector);
+        tm.assignTasks(_one(id));
+
+        vm.roll(anchor + 2);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.TaskAssigned(id, other, uint64(block.timestamp + RESPONSE_WINDOW));
+        tm.assignTasks(_one(id));
+        assertEq(tm.getTask(id).worker, other);
+        assertEq(_status(id), uint8(ITaskManager.TaskStatus.Assigned));
         // the new worker can commit
         vm.prank(other);
         tm.commit(id, bytes32(0), 0, "");
         assertEq(tm.getTask(id).latency, 0);
+        assertEq(_status(id), uint8(ITaskManager.TaskStatus.Committed));
     }
 
-    function test_Reassign_RefundsWhenNoOtherWorker() public {
+    /// With nobody else to take it the task is not refunded by reassign itself but by the next assignTasks.
+    function test_Reassign_RefundsAtAssignWhenNoOtherWorker() public {
         uint256 id = _submit(modelId);
         vm.warp(block.timestamp + RESPONSE_WINDOW + 1);
         vm.expectEmit(address(tm));
-        emit ITaskManager.TaskRefunded(id, user, PRICE);
+        emit ITaskManager.TaskMissed(id, w1);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.AssignmentDeferred(id, uint64(block.number));
         tm.reassign(id);
+        assertEq(_status(id), uint8(ITaskManager.TaskStatus.Drawing));
+        assertEq(tm.payoutOf(user), 0);
+        assertEq(tm.escrowed(), PRICE, "still escrowed until the redraw");
+        vm.roll(block.number + 2);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.TaskRefunded(id, user, PRICE);
+        assertEq(tm.assignTasks(_one(id)), 1);
         assertEq(_status(id), uint8(ITaskManager.TaskStatus.Refunded));
         assertEq(tm.payoutOf(user), PRICE);
         assertEq(tm.escrowed(), 0);
         _balanceInvariant(_parties());
+        // refunded once: it is no longer drawable
+        vm.expectRevert(ITaskManager.NothingToAssign.selector);
+        tm.assignTasks(_one(id));
         uint256 before = token.balanceOf(user);
         vm.prank(user);
         tm.withdrawPayout();
@@ -367,6 +504,12 @@ contract TaskManagerTest is Fixture {
     function test_Reassign_Reverts() public {
         vm.expectRevert(abi.encodeWithSelector(ITaskManager.UnknownTask.selector, uint256(1)));
         tm.reassign(1);
+        // a Drawing task has no worker and no deadline to miss
+        vm.prank(user);
+        uint256 drawing = tm.submitTask(modelId, hex"01", PRICE);
+        vm.warp(block.timestamp + RESPONSE_WINDOW + 1);
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, drawing, uint8(7)));
+        tm.reassign(drawing);
         uint256 id = _submit(modelId);
         uint64 deadline = uint64(block.timestamp + RESPONSE_WINDOW);
         vm.warp(deadline);
@@ -424,6 +567,10 @@ contract TaskManagerTest is Fixture {
     function test_Finalize_RevertsUnknownAndAssigned() public {
         vm.expectRevert(abi.encodeWithSelector(ITaskManager.UnknownTask.selector, uint256(3)));
         tm.finalize(3);
+        vm.prank(user);
+        uint256 drawing = tm.submitTask(modelId, hex"01", PRICE);
+        vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, drawing, uint8(7)));
+        tm.finalize(drawing);
         uint256 id = _submit(modelId);
         vm.expectRevert(abi.encodeWithSelector(ITaskManager.WrongStatus.selector, id, uint8(1)));
         tm.finalize(id);
@@ -435,6 +582,7 @@ contract TaskManagerTest is Fixture {
         tm.submitTasks(modelId, _inputs(20), PRICE);
         vm.prank(user);
         tm.submitTasks(modelId, _inputs(5), PRICE);
+        _assign(1, 25);
         uint256[] memory ids = new uint256[](25);
         for (uint256 i = 0; i < 25; ++i) {
             ids[i] = i + 1;
@@ -490,6 +638,7 @@ contract TaskManagerTest is Fixture {
         registry.setPrice(modelId, price);
         vm.prank(user);
         uint256 id = tm.submitTask(modelId, hex"01", price);
+        _assign(id, 1);
         vm.prank(w1);
         tm.commit(id, bytes32(0), 0, "");
         vm.warp(block.timestamp + CHALLENGE_WINDOW + 1);
