@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
-import {Test} from "forge-std/Test.sol";
+import {Test, console} from "forge-std/Test.sol";
 import {Fixture} from "../utils/Fixture.sol";
 import {DNToken} from "../../contracts/DNToken.sol";
 import {TaskManager} from "../../contracts/TaskManager.sol";
 import {ModelRegistry} from "../../contracts/ModelRegistry.sol";
 import {ITaskManager} from "../../contracts/interfaces/ITaskManager.sol";
 
-/// Random submits, commits (results and failures), reassigns, finalizations, withdrawals and time moves.
+/// Random submits, draws (assignTasks, with block moves past the 256-block hash window), commits (results
+/// and failures), reassigns, finalizations, withdrawals and time moves.
 contract TaskManagerHandler is Test {
     DNToken internal token;
     TaskManager internal tm;
@@ -22,6 +23,16 @@ contract TaskManagerHandler is Test {
     uint256 public ghostWithdrawn;
     mapping(uint256 taskId => bool) public settled;
     uint256 public settleCount;
+    /// tasks drawn to a worker, refunded for want of one, and re-anchored by assignTasks
+    uint256 public assignedCount;
+    uint256 public refundedAtAssign;
+    uint256 public deferredCount;
+    /// Broken draw rules seen by the handler. A failing assert inside a handler only reverts that call,
+    /// which fail_on_revert = false ignores, so the checks count here and an invariant requires zero.
+    uint256 public violations;
+    string public firstViolation;
+    /// the worker that last missed each task's deadline (the redraw must skip it)
+    mapping(uint256 taskId => address) public missedBy;
 
     constructor(
         DNToken token_,
@@ -57,6 +68,75 @@ contract TaskManagerHandler is Test {
             // every worker jailed (and not yet synced back): the only acceptable failure
             assertEq(err, abi.encodeWithSelector(ITaskManager.NoEligibleWorker.selector, modelId));
         }
+    }
+
+    /// Moves the chain `blocks` on (sometimes past the 256 blocks a draw's hash stays available), then
+    /// assigns up to `size` Drawing tasks from `taskSeed` on, and checks what each became.
+    function assign(uint256 taskSeed, uint256 size, uint256 blocks) external {
+        vm.roll(block.number + bound(blocks, 0, 300));
+        uint256 n = tm.taskCount();
+        if (n == 0) return;
+        size = bound(size, 1, 16);
+        uint256[] memory ids = new uint256[](size);
+        uint256[] memory anchors = new uint256[](size);
+        uint256[] memory fees = new uint256[](size);
+        uint256 k;
+        for (uint256 id = taskSeed % n + 1; id <= n && k < size; ++id) {
+            ITaskManager.TaskView memory t = tm.getTask(id);
+            if (t.status != uint8(ITaskManager.TaskStatus.Drawing)) continue;
+            (ids[k], anchors[k], fees[k]) = (id, t.drawBlock, t.fee);
+            ++k;
+        }
+        if (k == 0) return;
+        assembly {
+            mstore(ids, k)
+        }
+        uint256 handled;
+        try tm.assignTasks(ids) returns (uint256 h) {
+            handled = h;
+        } catch (bytes memory err) {
+            // only when none was ready (all anchored on this block or the one before)
+            _check(
+                keccak256(err) == keccak256(abi.encodeWithSelector(ITaskManager.NothingToAssign.selector)),
+                "assignTasks reverted with another error"
+            );
+            for (uint256 i = 0; i < k; ++i) {
+                _check(block.number < anchors[i] + 2, "NothingToAssign with a ready task");
+            }
+            return;
+        }
+        uint256 seen;
+        for (uint256 i = 0; i < k; ++i) {
+            ITaskManager.TaskView memory t = tm.getTask(ids[i]);
+            if (block.number < anchors[i] + 2) {
+                _check(
+                    t.status == uint8(ITaskManager.TaskStatus.Drawing) && t.drawBlock == anchors[i],
+                    "drawn before its hash existed"
+                );
+                continue;
+            }
+            ++seen;
+            if (t.status == uint8(ITaskManager.TaskStatus.Assigned)) {
+                _check(
+                    t.worker != address(0) && t.deadline == block.timestamp + tm.responseWindow(),
+                    "assigned without a worker or with a wrong deadline"
+                );
+                _check(t.worker != missedBy[ids[i]], "the worker that missed was drawn again");
+                ++assignedCount;
+            } else if (t.status == uint8(ITaskManager.TaskStatus.Refunded)) {
+                _settled(ids[i], fees[i]);
+                ++refundedAtAssign;
+            } else {
+                // the hash of anchor + 1 was gone: re-anchored on this block
+                _check(
+                    t.status == uint8(ITaskManager.TaskStatus.Drawing) && t.drawBlock == block.number,
+                    "neither assigned, refunded nor re-anchored on this block"
+                );
+                _check(block.number > anchors[i] + 257, "re-anchored while its hash was available");
+                ++deferredCount;
+            }
+        }
+        _check(handled == seen, "handled count");
     }
 
     /// Executors call syncWorker when their jail ends to get their sortition weight back.
@@ -101,7 +181,13 @@ contract TaskManagerHandler is Test {
         ITaskManager.TaskView memory t = tm.getTask(id);
         if (t.status != uint8(ITaskManager.TaskStatus.Assigned) || block.timestamp <= t.deadline) return;
         tm.reassign(id);
-        if (tm.getTask(id).status == uint8(ITaskManager.TaskStatus.Refunded)) _settled(id, t.fee);
+        missedBy[id] = t.worker;
+        // back to Drawing on this block; the replacement (or the refund) comes with assignTasks
+        ITaskManager.TaskView memory after_ = tm.getTask(id);
+        _check(
+            after_.status == uint8(ITaskManager.TaskStatus.Drawing) && after_.drawBlock == block.number,
+            "reassign did not re-anchor the task on this block"
+        );
     }
 
     function finalize(uint256 taskSeed, uint256 size) external {
@@ -139,6 +225,12 @@ contract TaskManagerHandler is Test {
 
     function warp(uint256 secs) external {
         vm.warp(block.timestamp + bound(secs, 1, 400));
+    }
+
+    function _check(bool ok, string memory why) internal {
+        if (ok) return;
+        if (violations == 0) firstViolation = why;
+        ++violations;
     }
 
     function _settled(uint256 id, uint256 fee) internal {
@@ -181,6 +273,21 @@ contract TaskManagerInvariantTest is Fixture {
         for (uint256 i = 0; i < parties.length; ++i) {
             sum += tm.payoutOf(parties[i]);
         }
+    }
+
+    /// How often the run drew a worker, refunded at assignment and re-anchored (shown with -vv).
+    function afterInvariant() public view {
+        console.log(
+            "assigned %d, refunded at assign %d, re-anchored %d",
+            handler.assignedCount(),
+            handler.refundedAtAssign(),
+            handler.deferredCount()
+        );
+    }
+
+    /// assignTasks and reassign followed the draw rules on every handler call.
+    function invariant_DrawRules() public view {
+        assertEq(handler.violations(), 0, handler.firstViolation());
     }
 
     function invariant_BalanceEqualsEscrowPlusPayouts() public view {
