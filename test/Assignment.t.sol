@@ -326,23 +326,37 @@ contract AssignmentTest is Fixture {
         assertEq(tm.escrowed(), 0);
     }
 
-    /// A reassigned task whose redraw waited past the hash window is re-anchored and still skips the worker
-    /// that missed it.
+    /// Reassigned tasks whose redraw waited past the hash window are re-anchored and still skip the worker
+    /// that missed them (w1, eligible and as heavy as w2, is the first draw of some of them).
     function test_Reassign_SkipSurvivesReanchor() public {
         vm.prank(admin);
         tm.setWindows(RESPONSE_WINDOW, CHALLENGE_WINDOW, 0);
-        uint256 id = _submit(modelId);
+        vm.prank(user);
+        uint256 first = tm.submitTasks(modelId, _inputs(8), PRICE);
+        uint256[] memory ids = _range(first, 8);
+        _assign(first, 8); // w1 is the only worker
         address w2 = _addWorker("w2", modelId, 1000e18);
         vm.warp(block.timestamp + RESPONSE_WINDOW + 1);
         uint256 anchor = block.number;
-        tm.reassign(id);
+        for (uint256 i = 0; i < 8; ++i) {
+            tm.reassign(ids[i]);
+        }
         vm.roll(anchor + 300);
-        vm.expectEmit(address(tm));
-        emit ITaskManager.AssignmentDeferred(id, uint64(anchor + 300));
-        tm.assignTasks(_one(id));
+        for (uint256 i = 0; i < 8; ++i) {
+            vm.expectEmit(address(tm));
+            emit ITaskManager.AssignmentDeferred(ids[i], uint64(anchor + 300));
+        }
+        assertEq(tm.assignTasks(ids), 8);
         vm.roll(anchor + 302);
-        tm.assignTasks(_one(id));
-        assertEq(tm.getTask(id).worker, w2);
+        uint256 firstDrawsOnW1;
+        for (uint256 i = 0; i < 8; ++i) {
+            if (_firstDraw(ids[i], anchor + 300) == w1) ++firstDrawsOnW1;
+        }
+        assertGt(firstDrawsOnW1, 0, "the skip is not exercised");
+        assertEq(tm.assignTasks(ids), 8);
+        for (uint256 i = 0; i < 8; ++i) {
+            assertEq(tm.getTask(ids[i]).worker, w2, "the worker that missed was drawn after the re-anchor");
+        }
     }
 
     // ------------------------------------------------------------ re-anchoring
