@@ -66,8 +66,11 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     mapping(uint256 taskId => Dispute) private _disputes;
     /// a quorum member's vote: 0 none, VOTE_HONEST or VOTE_FRAUD
     mapping(uint256 taskId => mapping(address validator => uint8)) private _votes;
-    /// commitment => block it was planted in (0 = unknown)
+    /// commitment => planter (bits 64-223) and the block it was planted in (bits 0-63); 0 = unknown
     mapping(bytes32 commitment => uint256) private _planted;
+    /// sentinel worker => the planter that runs it (only its own tasks served by its own sentinels
+    /// can be forced errors)
+    mapping(address worker => address planter) private _sentinelPlanter;
     /// canary reports already made (one per task)
     mapping(uint256 taskId => bool) private _canaryReported;
 
@@ -464,21 +467,35 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     /// @inheritdoc IAuditManager
     function plantForcedError(bytes32 commitment) external onlyRole(PLANTER_ROLE) {
         if (_planted[commitment] == 0) {
-            _planted[commitment] = block.number;
+            _planted[commitment] = block.number | (uint256(uint160(msg.sender)) << 64);
             emit ForcedErrorPlanted(commitment, msg.sender);
         }
     }
 
     /// @inheritdoc IAuditManager
+    function setSentinel(address worker, bool on) external onlyRole(PLANTER_ROLE) {
+        address current = _sentinelPlanter[worker];
+        if (current != address(0) && current != msg.sender) revert NotForcedError(0);
+        _sentinelPlanter[worker] = on ? msg.sender : address(0);
+        emit SentinelSet(worker, on ? msg.sender : address(0));
+    }
+
+    /// @inheritdoc IAuditManager
     function revealForcedError(uint256 taskId, bytes32 trueOutputHash, bytes32 salt) external nonReentrant {
         bytes32 commitment = keccak256(abi.encode(taskId, trueOutputHash, salt));
-        uint256 plantedBlock = _planted[commitment];
-        if (plantedBlock == 0) revert UnknownCommitment(commitment);
+        uint256 plant = _planted[commitment];
+        if (plant == 0) revert UnknownCommitment(commitment);
+        uint256 plantedBlock = uint64(plant);
+        address planter = address(uint160(plant >> 64));
         AuditRecord storage rec = _records[taskId];
         uint8 state = rec.state;
         if (state != uint8(AuditState.Passed) && state != uint8(AuditState.Disputed)) {
             revert NotForcedError(taskId);
         }
+        // only the planter's own task, served by one of its registered sentinels, can be a forced error:
+        // a user's task (or an honest worker's result) never is
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        if (t.submitter != planter || _sentinelPlanter[t.worker] != planter) revert NotForcedError(taskId);
         (, uint64 commitBlock) = taskManager.batchInfo(rec.batchId);
         if (plantedBlock >= commitBlock) revert CommitmentTooLate(commitment, plantedBlock, commitBlock);
         if (rec.workerOutputHash == trueOutputHash) revert NotForcedError(taskId);
@@ -488,9 +505,9 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
             rec.state = uint8(AuditState.ForcedError);
             emit ForcedErrorRevealed(taskId, validator, true);
             uint256 amount = staking.slashableOf(validator, ROLE_VALIDATOR) * _params.lazySlashBps / 10_000;
+            // the bounty goes to the planter, not to whoever sends the reveal (a copied reveal earns nothing)
             if (amount > 0) {
-                staking.slash(validator, ROLE_VALIDATOR, amount, REASON_LAZY, msg.sender, _params.rewardBps);
-                syncValidator(validator);
+                staking.slash(validator, ROLE_VALIDATOR, amount, REASON_LAZY, planter, _params.rewardBps);
             }
         } else {
             // caught as it should be: close the dispute without slashing the sentinel worker
@@ -633,20 +650,21 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     }
 
     function _setParams(Params memory p) private {
-        if (p.p0Wad > Verdicts.WAD) revert InvalidParameter("p0Wad", p.p0Wad);
-        if (p.pMinWad > Verdicts.WAD) revert InvalidParameter("pMinWad", p.pMinWad);
-        if (p.quorum == 0 || p.quorum > MAX_QUORUM) revert InvalidParameter("quorum", p.quorum);
-        if (p.disputeWindow == 0 || p.disputeWindow > 30 days) {
-            revert InvalidParameter("disputeWindow", p.disputeWindow);
-        }
-        if (p.fraudSlashBps > 10_000) revert InvalidParameter("fraudSlashBps", p.fraudSlashBps);
-        if (p.falseAccusationSlashBps > 10_000) {
-            revert InvalidParameter("falseAccusationSlashBps", p.falseAccusationSlashBps);
-        }
-        if (p.lazySlashBps > 10_000) revert InvalidParameter("lazySlashBps", p.lazySlashBps);
-        if (p.rewardBps > 10_000) revert InvalidParameter("rewardBps", p.rewardBps);
-        if (p.minoritySlashBps > 10_000) revert InvalidParameter("minoritySlashBps", p.minoritySlashBps);
+        _bound("p0Wad", p.p0Wad, 0, Verdicts.WAD);
+        _bound("pMinWad", p.pMinWad, 0, Verdicts.WAD);
+        _bound("quorum", p.quorum, 1, MAX_QUORUM);
+        _bound("disputeWindow", p.disputeWindow, 1, 30 days);
+        _bound("fraudSlashBps", p.fraudSlashBps, 0, 10_000);
+        _bound("falseAccusationSlashBps", p.falseAccusationSlashBps, 0, 10_000);
+        _bound("lazySlashBps", p.lazySlashBps, 0, 10_000);
+        _bound("rewardBps", p.rewardBps, 0, 10_000);
+        _bound("minoritySlashBps", p.minoritySlashBps, 0, 10_000);
         _params = p;
         emit ParamsSet(p);
+    }
+
+    /// Reverts InvalidParameter(name, value) unless min <= value <= max.
+    function _bound(string memory name, uint256 value, uint256 min, uint256 max) private pure {
+        if (value < min || value > max) revert InvalidParameter(name, value);
     }
 }

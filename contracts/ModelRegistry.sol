@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
 import {CheckpointedSortition} from "./libraries/CheckpointedSortition.sol";
@@ -140,6 +141,23 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     }
 
     /// @inheritdoc IModelRegistry
+    /// @dev Only the developer, only while Active (a model on Probation or Delisted keeps its bond at
+    ///      stake). Tasks already submitted still settle.
+    function retireModel(uint32 modelId) external {
+        Model storage m = _existing(modelId);
+        if (m.developer != msg.sender) revert NotModelDeveloper(modelId, msg.sender);
+        if (m.status != uint8(ModelStatus.Active)) revert ModelNotActive(modelId, m.status);
+        uint256 bond = bondOf[modelId];
+        bondOf[modelId] = 0;
+        m.status = uint8(ModelStatus.Delisted);
+        // a report of an epoch that ended before the retirement cannot list it again
+        _statusOverriddenAt[modelId] = uint64(block.timestamp);
+        emit ModelStatusChanged(modelId, uint8(ModelStatus.Delisted));
+        emit ModelRetired(modelId, bond);
+        if (bond > 0) token.safeTransfer(msg.sender, bond);
+    }
+
+    /// @inheritdoc IModelRegistry
     /// @dev Only the model's developer. Applies to tasks submitted afterwards.
     function setPrice(uint32 modelId, uint96 pricePerCall) external {
         Model storage m = _existing(modelId);
@@ -272,12 +290,21 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IModelRegistry
-    /// @dev Reverts NoWorkers when the model had no weight at the end of block `atBlock`.
-    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock) external view returns (address) {
+    /// @dev Reverts NoWorkers when the model had no weight at the end of block `atBlock` besides `skip`'s.
+    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock, address skip)
+        external
+        view
+        returns (address)
+    {
         Pool storage pool = _pools[modelId];
-        uint256 slot = pool.tree.drawSkipping(seed, 0, atBlock);
+        uint256 slot = pool.tree.drawSkipping(seed, pool.slotOf[skip], atBlock);
         if (slot == 0) revert NoWorkers(modelId);
         return pool.workerAt[slot];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function isOptedIn(uint32 modelId, address worker) external view returns (bool) {
+        return _pools[modelId].active[worker];
     }
 
     /// @inheritdoc IModelRegistry
@@ -357,6 +384,13 @@ contract ModelRegistry is IModelRegistry, IStakeObserver, AccessControl {
         if (status > uint8(ModelStatus.Delisted)) revert InvalidModel("unknown status");
         m.status = status;
         emit ModelStatusChanged(modelId, status);
+        uint256 bond = bondOf[modelId];
+        if (status == uint8(ModelStatus.Delisted) && bond > 0) {
+            // delisted for its quality (or by the admin): the listing bond is forfeited, burned
+            bondOf[modelId] = 0;
+            emit ListingBondForfeited(modelId, bond);
+            ERC20Burnable(address(token)).burn(bond);
+        }
     }
 
     function _setTrust(address worker, uint256 trustWad) private {

@@ -29,6 +29,9 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     uint256 public constant MAX_UNBONDINGS = 32;
     /// @notice Longest unbonding period the admin may set.
     uint64 public constant MAX_UNBONDING_PERIOD = 365 days;
+    /// @notice Shortest unbonding period: stake must stay slashable past a result's challenge window and
+    ///         its dispute (an unbonding of 0 would let a cheater withdraw before the fraud is proven).
+    uint64 public constant MIN_UNBONDING_PERIOD = 1 hours;
 
     /// @notice The staked token (burned on slash).
     DNToken public immutable token;
@@ -58,6 +61,8 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     error InvalidBps(uint256 bps);
     /// @notice unbonding period above MAX_UNBONDING_PERIOD.
     error InvalidUnbondingPeriod(uint64 period, uint64 max);
+    /// @notice unbonding period below MIN_UNBONDING_PERIOD.
+    error UnbondingPeriodTooShort(uint64 period, uint64 min);
 
     /// @param admin DEFAULT_ADMIN_ROLE: sets parameters and grants SLASHER_ROLE / JAILER_ROLE
     /// @param token_ the DN token
@@ -71,9 +76,7 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         uint256 minValidatorStake,
         uint64 unbondingPeriod_
     ) {
-        if (unbondingPeriod_ > MAX_UNBONDING_PERIOD) {
-            revert InvalidUnbondingPeriod(unbondingPeriod_, MAX_UNBONDING_PERIOD);
-        }
+        _checkUnbondingPeriod(unbondingPeriod_);
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _minStake[0] = minWorkerStake;
@@ -222,9 +225,9 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         emit MinStakeSet(role, minimum);
     }
 
-    /// @notice Sets the unbonding period for future unstake requests.
+    /// @notice Sets the unbonding period for future unstake requests (1 hour .. 365 days).
     function setUnbondingPeriod(uint64 period) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (period > MAX_UNBONDING_PERIOD) revert InvalidUnbondingPeriod(period, MAX_UNBONDING_PERIOD);
+        _checkUnbondingPeriod(period);
         _unbondingPeriod = period;
         emit UnbondingPeriodSet(period);
     }
@@ -331,6 +334,11 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         uint256 last = queue.length - 1;
         if (i != last) queue[i] = queue[last];
         queue.pop();
+    }
+
+    function _checkUnbondingPeriod(uint64 period) private pure {
+        if (period > MAX_UNBONDING_PERIOD) revert InvalidUnbondingPeriod(period, MAX_UNBONDING_PERIOD);
+        if (period < MIN_UNBONDING_PERIOD) revert UnbondingPeriodTooShort(period, MIN_UNBONDING_PERIOD);
     }
 
     function _requireRole(uint8 role) private pure {

@@ -192,8 +192,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskManager
     /// @dev Per task: randomness = blockhash(anchor + 1), seed = keccak256(abi.encode(randomness, taskId)),
-    ///      worker = ModelRegistry.drawWorkerAt(model, seed, anchor), redrawn (seed = keccak256(seed)) up
-    ///      to MAX_DRAWS times while it is the skipped worker or not eligible now. Tasks not Drawing, or
+    ///      worker = ModelRegistry.drawWorkerAt(model, seed, anchor, skipped worker), redrawn
+    ///      (seed = keccak256(seed)) up to MAX_DRAWS times while it is not eligible now or no longer serves
+    ///      the model. Tasks not Drawing, or
     ///      whose randomness does not exist yet, are skipped; NothingToAssign when every task was.
     function assignTasks(uint256[] calldata taskIds) external nonReentrant returns (uint256 handled) {
         uint256 n = taskIds.length;
@@ -211,6 +212,9 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     struct SubmissionCache {
         uint256 id;
         Submission s;
+        /// the last worker found eligible for this model in this call (saves two calls per task when one
+        /// worker takes a run of tasks)
+        address eligible;
     }
 
     /// Draws one Drawing task's worker (see assignTasks). False when the task is skipped.
@@ -232,12 +236,15 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
             return true;
         }
         if (task.submission != c.id) {
-            c.s = _submissions[task.submission];
+            Submission memory next = _submissions[task.submission];
+            if (next.modelId != c.s.modelId) c.eligible = address(0);
+            c.s = next;
             c.id = task.submission;
         }
         address worker = _drawEligible(
-            c.s.modelId, uint256(keccak256(abi.encode(randomness, taskId))), task.worker, anchor
+            c.s.modelId, uint256(keccak256(abi.encode(randomness, taskId))), task.worker, anchor, c.eligible
         );
+        if (worker != address(0)) c.eligible = worker;
         if (worker == address(0)) {
             _storeTask(taskId, task.worker, 0, uint8(TaskStatus.Refunded), task.submission, 0);
             _payouts[c.s.submitter] += c.s.feePerTask;
@@ -780,18 +787,22 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         if (amount > 0) _payouts[account] += amount;
     }
 
-    /// Draws over the model's weights at block `at`, up to MAX_DRAWS times; skips `exclude` and workers
-    /// not eligible now. Returns address(0) when nobody eligible was found (or the model had no weight).
-    function _drawEligible(uint32 modelId, uint256 seed, address exclude, uint256 at)
+    /// Draws over the model's weights at block `at` without `exclude`, up to MAX_DRAWS times; skips workers
+    /// that are not eligible now or no longer serve the model (`known`: one already checked in this call,
+    /// never `exclude`). Returns address(0) when nobody was found (or
+    /// the model had no other weight).
+    function _drawEligible(uint32 modelId, uint256 seed, address exclude, uint256 at, address known)
         private
         view
         returns (address)
     {
         for (uint256 i = 0; i < MAX_DRAWS; ++i) {
-            try registry.drawWorkerAt(modelId, seed, at) returns (address worker) {
-                if (worker != exclude && staking.isEligible(worker, uint8(IStaking.Role.Worker))) {
-                    return worker;
-                }
+            try registry.drawWorkerAt(modelId, seed, at, exclude) returns (address worker) {
+                if (
+                    worker == known
+                        || (staking.isEligible(worker, uint8(IStaking.Role.Worker))
+                            && registry.isOptedIn(modelId, worker))
+                ) return worker;
             } catch {
                 return address(0);
             }

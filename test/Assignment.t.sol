@@ -45,7 +45,7 @@ contract AssignmentSteerer {
     /// weights. Everything in it is known to a contract running in this block.
     function predict(uint32 modelId, uint256 taskId) public view returns (address) {
         uint256 seed = uint256(keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, taskId)));
-        return registry.drawWorkerAt(modelId, seed, block.number);
+        return registry.drawWorkerAt(modelId, seed, block.number, address(0));
     }
 
     /// Up to `tries` submissions in one transaction, each in a sub-call kept only when this contract's worker
@@ -117,7 +117,7 @@ contract AssignmentTest is Fixture {
     /// The first draw for task `id` anchored on `anchor` (before any redraw), as TaskManager computes it.
     function _firstDraw(uint256 id, uint256 anchor) internal view returns (address) {
         uint256 seed = uint256(keccak256(abi.encode(blockhash(anchor + 1), id)));
-        return registry.drawWorkerAt(modelId, seed, anchor);
+        return registry.drawWorkerAt(modelId, seed, anchor, address(0));
     }
 
     /// Counts the logs of `topic0` the TaskManager emitted.

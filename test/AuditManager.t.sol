@@ -950,6 +950,17 @@ contract AuditManagerTest is AuditFixture {
         return keccak256(abi.encode(taskId, trueHash, salt));
     }
 
+    /// A task of the planter's own, drawn to w1, which the planter registered as its sentinel.
+    function _planterTask() internal returns (uint256 taskId) {
+        _fund(planter, PRICE);
+        vm.startPrank(planter);
+        token.approve(address(tm), type(uint256).max);
+        audit.setSentinel(w1, true);
+        taskId = tm.submitTask(modelId, _input(0), PRICE);
+        vm.stopPrank();
+        _assign(taskId, 1);
+    }
+
     /// The sentinel worker (w1) commits `wrong` for a task whose true output `_out(taskId)` was committed to by
     /// the planter one block earlier; the drawn validator then approves (rubber stamp) or disputes it.
     function _forcedError(bool approve)
@@ -957,7 +968,7 @@ contract AuditManagerTest is AuditFixture {
         returns (uint256 taskId, address validator, bytes32 salt, bytes32 wrong)
     {
         _setRate(1e18, 1e18);
-        taskId = _submit(modelId);
+        taskId = _planterTask();
         salt = keccak256("salt");
         bytes32 c = _commitment(taskId, _out(taskId), salt);
         vm.expectEmit(address(audit));
@@ -985,7 +996,7 @@ contract AuditManagerTest is AuditFixture {
         audit.plantForcedError(keccak256("x"));
     }
 
-    function test_ForcedError_RubberStampSlashed() public {
+    function test_Exploit_M6_CopiedRevealEarnsNothing() public {
         (uint256 taskId, address validator, bytes32 salt,) = _forcedError(true);
         assertEq(_state(taskId), A_PASSED, "the rubber stamp was accepted");
         address revealer = makeAddr("revealer");
@@ -993,12 +1004,13 @@ contract AuditManagerTest is AuditFixture {
         vm.expectEmit(address(audit));
         emit IAuditManager.ForcedErrorRevealed(taskId, validator, true);
         vm.expectEmit(address(staking));
-        emit IStaking.Slashed(validator, VALIDATOR, 3, 500e18, revealer, 250e18, 250e18);
+        emit IStaking.Slashed(validator, VALIDATOR, 3, 500e18, planter, 250e18, 250e18);
         vm.prank(revealer);
         audit.revealForcedError(taskId, _out(taskId), salt);
         assertEq(_state(taskId), A_FORCED);
         assertEq(staking.stakeOf(validator, VALIDATOR), 500e18);
-        assertEq(token.balanceOf(revealer), 250e18);
+        assertEq(token.balanceOf(planter), 250e18, "the bounty goes to the planter");
+        assertEq(token.balanceOf(revealer), 0, "not to whoever sent the reveal");
         assertEq(token.totalSupply(), supply - 250e18);
         assertEq(staking.stakeOf(w1, WORKER), WORKER_STAKE, "the sentinel worker is not slashed");
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
@@ -1013,17 +1025,17 @@ contract AuditManagerTest is AuditFixture {
         vm.prank(m[0]);
         audit.vote(taskId, true, _out(taskId));
         uint256 supply = token.totalSupply();
-        uint256 payout = tm.payoutOf(user);
+        uint256 payout = tm.payoutOf(planter);
         vm.expectEmit(address(audit));
         emit IAuditManager.ForcedErrorRevealed(taskId, validator, false);
         vm.expectEmit(address(audit));
         emit IAuditManager.DisputeResolved(taskId, A_FORCED, 1, 0);
         vm.expectEmit(address(tm));
-        emit ITaskManager.TaskRefunded(taskId, user, PRICE);
+        emit ITaskManager.TaskRefunded(taskId, planter, PRICE);
         audit.revealForcedError(taskId, _out(taskId), salt);
         assertEq(_state(taskId), A_FORCED);
         assertEq(_status(taskId), ST_REFUNDED);
-        assertEq(tm.payoutOf(user), payout + PRICE);
+        assertEq(tm.payoutOf(planter), payout + PRICE);
         assertEq(tm.escrowed(), 0);
         assertEq(token.totalSupply(), supply, "nobody slashed");
         assertEq(staking.stakeOf(validator, VALIDATOR), VALIDATOR_STAKE);
@@ -1036,7 +1048,7 @@ contract AuditManagerTest is AuditFixture {
 
     function test_ForcedError_CommitmentTooLate() public {
         _setRate(1e18, 1e18);
-        uint256 taskId = _submit(modelId);
+        uint256 taskId = _planterTask();
         bytes32 wrong = keccak256("wrong");
         bytes32 inBlock = _commitment(taskId, _out(taskId), "in");
         bytes32 after_ = _commitment(taskId, _out(taskId), "after");
@@ -1075,7 +1087,7 @@ contract AuditManagerTest is AuditFixture {
 
     function test_ForcedError_NotForcedErrorWhenHashTrueOrNoVerdict() public {
         _setRate(1e18, 1e18);
-        uint256 taskId = _submit(modelId);
+        uint256 taskId = _planterTask();
         vm.prank(planter);
         audit.plantForcedError(_commitment(taskId, _out(taskId), "s"));
         vm.roll(block.number + 1);

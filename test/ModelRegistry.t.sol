@@ -278,15 +278,15 @@ contract ModelRegistryTest is Fixture {
         assertEq(ws.length, 1);
         assertEq(ws[0], b);
         // the slot stays a's (a past draw must still resolve to it); opting in again reuses it
-        assertEq(registry.drawWorkerAt(id, 0, block.number), b);
+        assertEq(registry.drawWorkerAt(id, 0, block.number, address(0)), b);
         vm.roll(block.number + 1);
         vm.prank(a);
         registry.optIn(id);
         assertEq(registry.workersOf(id).length, 2);
         assertEq(registry.weightOf(id, a), 20e18);
-        assertEq(registry.drawWorkerAt(id, 0, block.number), a);
+        assertEq(registry.drawWorkerAt(id, 0, block.number, address(0)), a);
         // the block before still sees a out of the draw
-        assertEq(registry.drawWorkerAt(id, 0, block.number - 1), b);
+        assertEq(registry.drawWorkerAt(id, 0, block.number - 1, address(0)), b);
         assertEq(registry.totalWeightAt(id, block.number - 1), 40e18);
     }
 
@@ -400,7 +400,7 @@ contract ModelRegistryTest is Fixture {
     function test_DrawWorker_RevertsWithoutWorkers() public {
         uint32 id = _register();
         vm.expectRevert(abi.encodeWithSelector(IModelRegistry.NoWorkers.selector, id));
-        registry.drawWorkerAt(id, 1, block.number);
+        registry.drawWorkerAt(id, 1, block.number, address(0));
     }
 
     function test_DrawWorker_ProportionalToWeight() public {
@@ -408,17 +408,17 @@ contract ModelRegistryTest is Fixture {
         address a = _addWorker("a", id, 100e18);
         address b = _addWorker("b", id, 300e18);
         // seed % total picks the point: [0,100e18) -> a, [100e18, 400e18) -> b
-        assertEq(registry.drawWorkerAt(id, 0, block.number), a);
-        assertEq(registry.drawWorkerAt(id, 100e18 - 1, block.number), a);
-        assertEq(registry.drawWorkerAt(id, 100e18, block.number), b);
-        assertEq(registry.drawWorkerAt(id, 400e18 + 5, block.number), a);
+        assertEq(registry.drawWorkerAt(id, 0, block.number, address(0)), a);
+        assertEq(registry.drawWorkerAt(id, 100e18 - 1, block.number, address(0)), a);
+        assertEq(registry.drawWorkerAt(id, 100e18, block.number, address(0)), b);
+        assertEq(registry.drawWorkerAt(id, 400e18 + 5, block.number, address(0)), a);
         uint256 hitsB;
         uint256[] memory seeds = new uint256[](400);
         for (uint256 i = 0; i < 400; ++i) {
             seeds[i] = uint256(keccak256(abi.encode(i)));
         }
         for (uint256 i = 0; i < 400; ++i) {
-            if (registry.drawWorkerAt(id, seeds[i], block.number) == b) ++hitsB;
+            if (registry.drawWorkerAt(id, seeds[i], block.number, address(0)) == b) ++hitsB;
         }
         // expected 300 of 400; 4 sigma ~ 35
         assertGt(hitsB, 265);

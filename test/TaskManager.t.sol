@@ -174,7 +174,7 @@ contract TaskManagerTest is Fixture {
         uint256 firstDrawsOnW2;
         for (uint256 i = 1; i <= 32; ++i) {
             uint256 seed = uint256(keccak256(abi.encode(blockhash(anchor + 1), i)));
-            if (registry.drawWorkerAt(modelId, seed, anchor) == w2) ++firstDrawsOnW2;
+            if (registry.drawWorkerAt(modelId, seed, anchor, address(0)) == w2) ++firstDrawsOnW2;
         }
         assertGt(firstDrawsOnW2, 0, "no first draw hit the ineligible worker");
         uint256[] memory ids = new uint256[](32);

@@ -36,6 +36,10 @@ interface IModelRegistry {
         string uri;
     }
 
+    /// @notice The developer retired its model and got its listing bond back.
+    event ModelRetired(uint32 indexed modelId, uint256 bondRefunded);
+    /// @notice A delisted model's listing bond was burned.
+    event ListingBondForfeited(uint32 indexed modelId, uint256 bond);
     event ModelRegistered(
         uint32 indexed modelId,
         address indexed developer,
@@ -80,6 +84,9 @@ interface IModelRegistry {
         uint32 tolerance,
         uint32 parent
     ) external returns (uint32 modelId);
+    /// @notice The developer withdraws its Active model: Delisted from now on, and its listing bond is
+    ///         refunded. (A model delisted for its quality, or by the admin, forfeits the bond: burned.)
+    function retireModel(uint32 modelId) external;
     function setPrice(uint32 modelId, uint96 pricePerCall) external;
     /// @notice Sets a model's status now (the admin's decision). Records the time in `statusOverriddenAt`.
     function setStatus(uint32 modelId, uint8 status) external;
@@ -101,11 +108,14 @@ interface IModelRegistry {
     function setTrustWeightFromReport(address worker, uint256 trustWad, uint64 reportEpochEnd) external;
 
     /// @notice Draws a worker of the model with probability proportional to its weight at the end of
-    ///         block `atBlock` (`seed` uniform; reverts NoWorkers when the model had no weight then).
-    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock)
+    ///         block `atBlock`, never `skip` (address(0): skip nobody): `seed` picks a point in the other
+    ///         workers' total weight. Reverts NoWorkers when there was no such weight then.
+    function drawWorkerAt(uint32 modelId, uint256 seed, uint256 atBlock, address skip)
         external
         view
         returns (address worker);
+    /// @notice Whether `worker` serves the model now (opted in and not opted out since).
+    function isOptedIn(uint32 modelId, address worker) external view returns (bool);
     function getModel(uint32 modelId) external view returns (Model memory);
     /// @notice The fields a task submission needs, in two storage reads (zeros for an unknown model).
     function modelTerms(uint32 modelId)

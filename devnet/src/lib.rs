@@ -565,8 +565,6 @@ impl Devnet {
         for chunk in inputs.chunks(batch.max(1)) {
             let bytes: Vec<alloy::primitives::Bytes> =
                 chunk.iter().map(|b| b.clone().into()).collect();
-            // The worker draw depends on the randomness of the block the transaction lands in, so
-            // the gas used differs from the estimate: pad it.
             let call = tm.submitTasks(model_id, bytes, self.config.model_price_wei);
             let estimate = call.estimate_gas().await?;
             let receipt = call
@@ -588,6 +586,29 @@ impl Devnet {
             );
         }
         Ok(ids)
+    }
+
+    /// Draws the workers of `ids` now, as the executors would: mines two blocks (the draw uses
+    /// the hash of the block after the submission's) and calls `assignTasks` from the deployer.
+    /// For tests that play the worker themselves (no executor running).
+    pub async fn assign(&self, ids: &[U256]) -> Result<()> {
+        let p = self.provider(&self.deployer);
+        p.anvil_mine(Some(2), None).await?;
+        let tm = ITaskManager::new(self.deployment.task_manager, &p);
+        for chunk in ids.chunks(64) {
+            let call = tm.assignTasks(chunk.to_vec());
+            let estimate = call.estimate_gas().await?;
+            let receipt = call
+                .gas(estimate * 3 / 2)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
+            if !receipt.status() {
+                bail!("assignTasks reverted in tx {}", receipt.transaction_hash);
+            }
+        }
+        Ok(())
     }
 
     /// Moves the chain clock forward and mines a block.

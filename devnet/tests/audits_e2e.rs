@@ -220,21 +220,33 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
         ..Default::default()
     })
     .await?;
+    // The planter is the devnet user: it submits its own tasks, served by its registered sentinel.
     let admin = net.provider(&net.deployer);
     let sentinel = &net.workers[0];
     let sp = net.provider(sentinel);
+    let planter = net.provider(&net.user);
     let audit_admin = IAuditManager::new(net.deployment.audit_manager, &admin);
     let planter_role = keccak256("PLANTER_ROLE");
     Roles::new(net.deployment.audit_manager, &admin)
-        .grantRole(planter_role, sentinel.address())
+        .grantRole(planter_role, net.user.address())
         .send()
         .await?
         .get_receipt()
         .await?;
+    let sa = IAuditManager::new(net.deployment.audit_manager, &planter);
+    let r = sa
+        .setSentinel(sentinel.address(), true)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(r.status(), "setSentinel");
 
     let procs = Procs(vec![verifier(&net, 0, "rubber-stamp")]);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let ids = net.submit_inputs(net.model_id, &inputs(2), 2).await?;
+    // no executor runs: the test plays the sentinel, so it draws the workers itself
+    net.assign(&ids).await?;
 
     // The sentinel knows the true answer (it runs the model), plants its commitment, then commits
     // a wrong output for task 0 and the true one for task 1.
@@ -251,7 +263,6 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
     let true_hash = keccak256(&true0);
     let salt = B256::repeat_byte(7);
     let commitment = keccak256((ids[0], true_hash, salt).abi_encode());
-    let sa = IAuditManager::new(net.deployment.audit_manager, &sp);
     sa.plantForcedError(commitment)
         .send()
         .await?
@@ -324,6 +335,7 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
     // Verdict abuse against the live contract. The verifier is stopped; the sentinel commits a
     // third task, and this test signs verdicts for it with known keys.
     let more = net.submit_inputs(net.model_id, &inputs(3)[2..], 1).await?;
+    net.assign(&more).await?;
     let out2 = model.run(&inputs(3)[2])?;
     let h2 = keccak256(&out2);
     let r = tm

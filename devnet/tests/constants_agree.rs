@@ -39,6 +39,7 @@ async fn solidity_and_rust_agree_on_shared_constants() {
         .map(|s| digits::encode_input(&s.pixels).unwrap())
         .collect();
     let ids = net.submit_inputs(net.model_id, &inputs, 3).await.unwrap();
+    net.assign(&ids).await.unwrap();
     let tm = ITaskManager::new(d.task_manager, &reader);
     // Commit everything a worker got in one batch per worker; check each batch's root.
     let mut by_worker: std::collections::BTreeMap<Address, Vec<U256>> = Default::default();

@@ -151,6 +151,50 @@ impl Chain {
         Ok(out)
     }
 
+    /// Tasks in `[from, to]` that wait for their worker to be drawn, with their anchor block:
+    /// submissions to one of `models` (anchored on their own block) and tasks re-anchored by
+    /// `AssignmentDeferred` (after a miss, or when nobody drew them in time), of any model.
+    pub async fn draws(&self, from: u64, to: u64, models: &[u32]) -> Result<Vec<(U256, u64)>> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(LOG_CHUNK - 1));
+            let filter = Filter::new()
+                .address(self.deployment.task_manager)
+                .event_signature(vec![
+                    ITaskManager::TaskSubmitted::SIGNATURE_HASH,
+                    ITaskManager::AssignmentDeferred::SIGNATURE_HASH,
+                ])
+                .from_block(start)
+                .to_block(end);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .with_context(|| format!("eth_getLogs TaskSubmitted blocks {start}..={end}"))?;
+            for log in logs {
+                let block = log.block_number.unwrap_or(end);
+                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
+                    if models.contains(&ev.inner.data.modelId) {
+                        out.push((ev.inner.data.taskId, block));
+                    }
+                } else if let Ok(ev) = log.log_decode::<ITaskManager::AssignmentDeferred>() {
+                    out.push((ev.inner.data.taskId, ev.inner.data.drawBlock));
+                }
+            }
+            start = end + 1;
+        }
+        Ok(out)
+    }
+
+    /// An `assignTasks` transaction.
+    pub fn assign_tx(&self, ids: Vec<U256>) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.task_manager,
+            ITaskManager::assignTasksCall { taskIds: ids }.abi_encode(),
+        )
+    }
+
     /// The input of a task from its TaskSubmitted event: first in `hint_block` (submission and
     /// assignment share a transaction), then backwards to the deployment's start block.
     pub async fn input_of(&self, task_id: U256, hint_block: u64) -> Result<Option<Bytes>> {

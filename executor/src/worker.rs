@@ -62,6 +62,10 @@ pub struct Worker {
     challenge_ends: HashMap<U256, u64>,
     /// Scan position in memory (the journaled cursor may lag behind it).
     cursor: Option<u64>,
+    /// Last block scanned for tasks waiting for their worker to be drawn.
+    draw_cursor: Option<u64>,
+    /// Tasks waiting for `assignTasks`, by id, with their anchor block.
+    draws: BTreeMap<U256, u64>,
     last_finalize: Option<Instant>,
     /// TEST-ONLY: commits wrong results on some tasks (`--test-cheat-rate`).
     cheater: Option<Cheater>,
@@ -91,6 +95,8 @@ impl Worker {
             seen_at: HashMap::new(),
             challenge_ends: HashMap::new(),
             cursor,
+            draw_cursor: cursor,
+            draws: BTreeMap::new(),
             last_finalize: None,
             cheater: None,
             payloads: None,
@@ -159,6 +165,7 @@ impl Worker {
     pub async fn step(&mut self) -> Result<(), StepError> {
         self.resolve_pending().await?;
         self.commit_ready().await?;
+        self.assign_ready().await?;
         self.scan().await?;
         if self.cfg.finalize
             && self
@@ -168,6 +175,50 @@ impl Worker {
             self.finalize_due().await?;
             self.restore_weight().await?;
             self.last_finalize = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Draws the workers of tasks of this worker's models whose randomness exists now
+    /// (`assignTasks`, from the second block after their anchor). Anyone may, and every worker of
+    /// the model does: whoever is first assigns them, the others' calls are refused at gas
+    /// estimation (`NothingToAssign`) and nothing is sent. The draw itself is fixed by the anchor
+    /// block, so who calls it, and when, changes nothing.
+    async fn assign_ready(&mut self) -> Result<(), StepError> {
+        let head = self.chain.head().await?;
+        let from = self
+            .draw_cursor
+            .map_or(self.chain.deployment.start_block, |c| c + 1);
+        if from <= head {
+            let models = self.chain.models_of_me().await?;
+            for (id, anchor) in self.chain.draws(from, head, &models).await? {
+                self.draws.insert(id, anchor);
+            }
+            self.draw_cursor = Some(head);
+        }
+        let ready: Vec<U256> = self
+            .draws
+            .iter()
+            .filter(|(_, anchor)| **anchor + 2 <= head)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in ready.chunks(self.cfg.batch_size.max(1)) {
+            match self
+                .chain
+                .send_and_wait("assignTasks", self.chain.assign_tx(chunk.to_vec()))
+                .await
+            {
+                Ok(r) => {
+                    tracing::info!(tasks = chunk.len(), tx = %r.transaction_hash, "workers drawn (assignTasks)")
+                }
+                Err(e) if is_transport_error(&e) => return Err(e.into()),
+                // another worker drew them first (NothingToAssign), or they are gone: either
+                // way not ours to retry (a re-anchored task comes back with AssignmentDeferred)
+                Err(e) => tracing::debug!(error = %format!("{e:#}"), "assignTasks refused"),
+            }
+            for id in chunk {
+                self.draws.remove(id);
+            }
         }
         Ok(())
     }

@@ -824,6 +824,8 @@ async fn tasks_past_their_deadline_are_skipped_not_committed() {
         )
         .await
         .unwrap();
+    // drawn now (nobody runs yet), then its response window passes before the executor starts
+    net.assign(&late).await.unwrap();
     net.advance_time(30).await.unwrap();
     let mut exec = spawn_executor(&net, 0, "deadline", &[], &[]);
     let log_dir = net.work_dir.join("deadline");

@@ -179,6 +179,10 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             "TaskMissed",
             json!({"taskId": e.taskId.to_string(), "worker": e.worker.to_checksum(None)}),
         ),
+        Event::Task(T::AssignmentDeferred(e)) => (
+            "AssignmentDeferred",
+            json!({"taskId": e.taskId.to_string(), "drawBlock": e.drawBlock}),
+        ),
         Event::Task(T::ResultsCommitted(e)) => (
             "ResultsCommitted",
             json!({"batchId": e.batchId.to_string(), "worker": e.worker.to_checksum(None), "root": e.root.to_string(),
@@ -217,6 +221,14 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
         Event::Model(M::ModelPriceChanged(e)) => (
             "ModelPriceChanged",
             json!({"modelId": e.modelId, "pricePerCall": e.pricePerCall.to_string()}),
+        ),
+        Event::Model(M::ModelRetired(e)) => (
+            "ModelRetired",
+            json!({"modelId": e.modelId, "bondRefunded": e.bondRefunded.to_string()}),
+        ),
+        Event::Model(M::ListingBondForfeited(e)) => (
+            "ListingBondForfeited",
+            json!({"modelId": e.modelId, "bond": e.bond.to_string()}),
         ),
         Event::Model(M::ModelStatusChanged(e)) => (
             "ModelStatusChanged",
@@ -498,6 +510,25 @@ async fn apply_task(
                 .await?;
             task_event(conn, log, id, "missed", Some(e.worker), json!({})).await?;
         }
+        T::AssignmentDeferred(e) => {
+            // waiting again for its worker to be drawn (after a miss, or a draw not made in time)
+            let Some(id) = task_key(e.taskId) else {
+                return Ok(());
+            };
+            sqlx::query("UPDATE tasks SET status = 'submitted' WHERE task_id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            task_event(
+                conn,
+                log,
+                id,
+                "draw_deferred",
+                None,
+                json!({"drawBlock": e.drawBlock}),
+            )
+            .await?;
+        }
         T::ResultsCommitted(e) => {
             let batch_id = e.batchId.to_string();
             sqlx::query(
@@ -707,6 +738,8 @@ async fn apply_model(
             .execute(&mut *conn)
             .await?;
         }
+        // the status change that comes with either is its own ModelStatusChanged event
+        M::ModelRetired(_) | M::ListingBondForfeited(_) => {}
         M::ModelPriceChanged(e) => {
             sqlx::query("UPDATE models SET price_per_call = ? WHERE model_id = ?")
                 .bind(e.pricePerCall.to_string())

@@ -7,9 +7,9 @@ use protocol::codes::FailureCode;
 use serde_json::{json, Value};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
-/// Task states the API accepts in `?status=` (the on-chain ones plus `submitted`, the instant
-/// between submission and assignment; `disputed`: held by the AuditManager while a quorum
-/// decides).
+/// Task states the API accepts in `?status=` (the on-chain ones; `submitted` is the contract's
+/// `Drawing`: waiting for its worker to be drawn, from the second block after submission, and
+/// again after a missed deadline; `disputed`: held by the AuditManager while a quorum decides).
 pub const TASK_STATUSES: [&str; 7] = [
     "submitted",
     "assigned",

@@ -75,10 +75,8 @@ fn digit_inputs(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Submits inputs as one `submitTasks` transaction from the devnet user and returns the task ids.
-/// The gas limit is padded: the worker draw depends on the block's randomness, so an estimate
-/// made against the pending block can fall short in the mined one (devnet's `submit_inputs`
-/// sends the bare estimate and reverts out of gas now and then).
+/// Submits inputs as one `submitTasks` transaction from the devnet user, draws their workers
+/// (`Devnet::assign`: no executor runs here) and returns the task ids.
 async fn submit(devnet: &Devnet, inputs: &[Vec<u8>]) -> Vec<U256> {
     let tm = ITaskManager::new(
         devnet.deployment.task_manager,
@@ -96,13 +94,15 @@ async fn submit(devnet: &Devnet, inputs: &[Vec<u8>]) -> Vec<U256> {
         .await
         .unwrap();
     assert!(receipt.status(), "submitTasks reverted");
-    receipt
+    let ids: Vec<U256> = receipt
         .inner
         .logs()
         .iter()
         .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
         .map(|l| l.inner.data.taskId)
-        .collect()
+        .collect();
+    devnet.assign(&ids).await.expect("assignTasks");
+    ids
 }
 
 /// Chain logs of the indexed contracts up to `to` (what the events table must hold).

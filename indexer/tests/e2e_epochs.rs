@@ -104,6 +104,7 @@ async fn an_epoch_passes_is_computed_posted_and_claimed() {
         .map(|l| l.inner.data.taskId)
         .collect();
     assert_eq!(ids.len(), 4);
+    devnet.assign(&ids).await.unwrap();
     let mut workers = Vec::new();
     for id in &ids {
         let worker: Address = tm.getTask(*id).call().await.unwrap().worker;

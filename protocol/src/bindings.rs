@@ -92,6 +92,9 @@ pub enum TaskStatus {
     Refunded,
     /// Held by the AuditManager while a quorum decides a dispute.
     Disputed,
+    /// Submitted (or reassigned after a miss), its worker not drawn yet: `assignTasks` draws it
+    /// from the second block after its anchor block.
+    Drawing,
 }
 
 impl TaskStatus {
@@ -105,6 +108,7 @@ impl TaskStatus {
             4 => Self::Finalized,
             5 => Self::Refunded,
             6 => Self::Disputed,
+            7 => Self::Drawing,
             _ => return None,
         })
     }
@@ -119,6 +123,7 @@ impl TaskStatus {
             Self::Finalized => "finalized",
             Self::Refunded => "refunded",
             Self::Disputed => "disputed",
+            Self::Drawing => "drawing",
         }
     }
 }
