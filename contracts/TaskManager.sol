@@ -19,7 +19,8 @@ import {MerkleBatch} from "./libraries/MerkleBatch.sol";
 ///         result commits (one Merkle root per batch),
 ///         lets anyone reassign a task whose worker missed the deadline, and finalizes optimistically
 ///         after the challenge window with the fee split credited to pull payouts.
-/// @dev Gas is a design goal (<= 60k per task end to end in batches). Storage per task is ONE slot
+/// @dev Gas is a design goal (README "Performance": about 70k exec per task end to end in batches of 32,
+///      the assignment draw included). Storage per task is ONE slot
 ///      (`Task`); a submission call writes two more slots shared by its tasks (`Submission`); inputs
 ///      live only in the TaskSubmitted event. Counters and parameters are packed into one slot each.
 ///      Invariant: token balance == escrowed() + sum of payoutOf.

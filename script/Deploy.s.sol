@@ -63,7 +63,6 @@ contract Deploy is Script {
             uint32(vm.envOr("DN_CHALLENGE_WINDOW", uint256(600))),
             uint32(vm.envOr("DN_JAIL_DURATION", uint256(600)))
         );
-        d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.taskManager));
         d.staking.grantRole(d.staking.JAILER_ROLE(), address(d.taskManager));
         d.staking.setStakeObserver(IStakeObserver(address(d.registry)));
         d.settlement = new Settlement(

@@ -815,7 +815,8 @@ contract TaskManagerTest is Fixture {
     }
 
     function test_StakingRoles_Wired() public view {
-        assertTrue(staking.hasRole(staking.SLASHER_ROLE(), address(tm)));
+        // least privilege: the TaskManager jails but never slashes (slashing is the AuditManager's)
+        assertFalse(staking.hasRole(staking.SLASHER_ROLE(), address(tm)));
         assertTrue(staking.hasRole(staking.JAILER_ROLE(), address(tm)));
         assertEq(address(staking.stakeObserver()), address(registry));
         assertEq(uint8(IStaking.Role.Worker), WORKER);

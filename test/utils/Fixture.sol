@@ -42,7 +42,6 @@ abstract contract Fixture is Test {
             admin, token, staking, registry, treasury, validatorPool, RESPONSE_WINDOW, CHALLENGE_WINDOW, JAIL
         );
         vm.startPrank(admin);
-        staking.grantRole(staking.SLASHER_ROLE(), address(tm));
         staking.grantRole(staking.JAILER_ROLE(), address(tm));
         staking.setStakeObserver(IStakeObserver(address(registry)));
         vm.stopPrank();
