@@ -337,6 +337,7 @@ async function main() {
   await send(userKey, dep.token, 'approve(address,uint256)', dep.taskManager, 10_000n * DN);
   await send(userKey, dep.taskManager, 'submitTask(uint32,bytes,uint256)', 1, '0x0102030405', price);
   assertEq(await callUint(dep.taskManager, 'taskCount()(uint256)'), 1n, 'one task submitted');
+  await assign(userKey, dep.taskManager, [1n]);
   // The validator whose verifier posts the epoch reports: far more than 2/3 of the validator
   // stake, also once the page's account stakes as a validator.
   const validator = privateKeyToAccount(validatorKey).address;
@@ -670,9 +671,17 @@ async function advanceTo(ts, blocks = 1) {
   for (let i = 0; i < blocks; i++) await rpc('evm_mine', []);
 }
 
+/** Draws the workers of `ids` (no executor runs here): two blocks on (the draw uses the hash of
+ *  the block after the submission's), then `assignTasks` (anyone may) signed with `key`. */
+async function assign(key, taskManager, ids) {
+  await rpc('evm_mine', []);
+  await rpc('evm_mine', []);
+  await send(key, taskManager, 'assignTasks(uint256[])', `[${ids.join(',')}]`);
+}
+
 /** getTask(id) -> { worker, status } (cast prints the TaskView tuple). */
 async function taskView(taskManager, id) {
-  const out = await cast('call', '--rpc-url', rpcUrl, taskManager, 'getTask(uint256)((address,uint32,uint256,address,uint8,uint64,uint16,uint40))', String(id));
+  const out = await cast('call', '--rpc-url', rpcUrl, taskManager, 'getTask(uint256)((address,uint32,uint256,address,uint8,uint64,uint16,uint40,uint64))', String(id));
   const fields = out.replace(/^\(|\)$/g, '').split(', ');
   return { worker: fields[3], status: Number(fields[4]) };
 }
@@ -733,6 +742,7 @@ async function settlementFlow(o) {
       const inputs = Array.from({ length: TASKS_PER_EPOCH }, (_, i) => toHex(Buffer.from(`epoch ${epoch} input ${i}`)));
       await send(userKey, dep.taskManager, 'submitTasks(uint32,bytes[],uint256)', modelId, `[${inputs.join(',')}]`, price);
       const ids = inputs.map((_, i) => first + BigInt(i));
+      await assign(userKey, dep.taskManager, ids);
       for (const id of ids) assertEq((await taskView(dep.taskManager, id)).worker.toLowerCase(), staker.address.toLowerCase(), `worker drawn for task ${id}`);
       const outputs = ids.map((id) => labelOutput(Number(id % 10n)));
       await send(stakerKey, dep.taskManager, 'commitBatch(uint256[],bytes32[],uint16[],bytes[])', `[${ids.join(',')}]`, `[${outputs.map((x) => keccak256(x)).join(',')}]`, `[${ids.map(() => 0).join(',')}]`, `[${outputs.join(',')}]`);
