@@ -8,7 +8,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
+use alloy::rpc::types::{Filter, Log, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use alloy::transports::{RpcError, TransportErrorKind};
@@ -116,37 +116,41 @@ impl Chain {
         Ok(block.header.timestamp)
     }
 
-    /// TaskAssigned logs for this worker in `[from, to]`, oldest first.
-    pub async fn assignments(&self, from: u64, to: u64) -> Result<Vec<Assignment>> {
+    /// TaskManager logs matching `filter` in `[from, to]`, oldest first, in LOG_CHUNK ranges.
+    async fn task_logs(&self, filter: Filter, from: u64, to: u64, what: &str) -> Result<Vec<Log>> {
+        let filter = filter.address(self.deployment.task_manager);
         let mut out = Vec::new();
         let mut start = from;
         while start <= to {
             let end = to.min(start.saturating_add(LOG_CHUNK - 1));
-            let filter = Filter::new()
-                .address(self.deployment.task_manager)
-                .event_signature(ITaskManager::TaskAssigned::SIGNATURE_HASH)
-                .topic2(self.me.into_word())
-                .from_block(start)
-                .to_block(end);
-            let logs = self
-                .provider
-                .get_logs(&filter)
-                .await
-                .with_context(|| format!("eth_getLogs TaskAssigned blocks {start}..={end}"))?;
-            for log in logs {
-                let block = log.block_number.unwrap_or(end);
-                match log.log_decode::<ITaskManager::TaskAssigned>() {
-                    Ok(ev) if ev.inner.data.worker == self.me => out.push(Assignment {
-                        task_id: ev.inner.data.taskId,
-                        block,
-                    }),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(block, error = %e, "undecodable TaskAssigned log skipped")
-                    }
-                }
-            }
+            let chunk = filter.clone().from_block(start).to_block(end);
+            out.extend(
+                self.provider
+                    .get_logs(&chunk)
+                    .await
+                    .with_context(|| format!("eth_getLogs {what} blocks {start}..={end}"))?,
+            );
             start = end + 1;
+        }
+        Ok(out)
+    }
+
+    /// TaskAssigned logs for this worker in `[from, to]`, oldest first.
+    pub async fn assignments(&self, from: u64, to: u64) -> Result<Vec<Assignment>> {
+        let filter = Filter::new()
+            .event_signature(ITaskManager::TaskAssigned::SIGNATURE_HASH)
+            .topic2(self.me.into_word());
+        let mut out = Vec::new();
+        for log in self.task_logs(filter, from, to, "TaskAssigned").await? {
+            let block = log.block_number.unwrap_or(to);
+            match log.log_decode::<ITaskManager::TaskAssigned>() {
+                Ok(ev) if ev.inner.data.worker == self.me => out.push(Assignment {
+                    task_id: ev.inner.data.taskId,
+                    block,
+                }),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(block, error = %e, "undecodable TaskAssigned log skipped"),
+            }
         }
         Ok(out)
     }
@@ -155,34 +159,20 @@ impl Chain {
     /// submissions to one of `models` (anchored on their own block) and tasks re-anchored by
     /// `AssignmentDeferred` (after a miss, or when nobody drew them in time), of any model.
     pub async fn draws(&self, from: u64, to: u64, models: &[u32]) -> Result<Vec<(U256, u64)>> {
+        let filter = Filter::new().event_signature(vec![
+            ITaskManager::TaskSubmitted::SIGNATURE_HASH,
+            ITaskManager::AssignmentDeferred::SIGNATURE_HASH,
+        ]);
         let mut out = Vec::new();
-        let mut start = from;
-        while start <= to {
-            let end = to.min(start.saturating_add(LOG_CHUNK - 1));
-            let filter = Filter::new()
-                .address(self.deployment.task_manager)
-                .event_signature(vec![
-                    ITaskManager::TaskSubmitted::SIGNATURE_HASH,
-                    ITaskManager::AssignmentDeferred::SIGNATURE_HASH,
-                ])
-                .from_block(start)
-                .to_block(end);
-            let logs = self
-                .provider
-                .get_logs(&filter)
-                .await
-                .with_context(|| format!("eth_getLogs TaskSubmitted blocks {start}..={end}"))?;
-            for log in logs {
-                let block = log.block_number.unwrap_or(end);
-                if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
-                    if models.contains(&ev.inner.data.modelId) {
-                        out.push((ev.inner.data.taskId, block));
-                    }
-                } else if let Ok(ev) = log.log_decode::<ITaskManager::AssignmentDeferred>() {
-                    out.push((ev.inner.data.taskId, ev.inner.data.drawBlock));
+        for log in self.task_logs(filter, from, to, "TaskSubmitted").await? {
+            let block = log.block_number.unwrap_or(to);
+            if let Ok(ev) = log.log_decode::<ITaskManager::TaskSubmitted>() {
+                if models.contains(&ev.inner.data.modelId) {
+                    out.push((ev.inner.data.taskId, block));
                 }
+            } else if let Ok(ev) = log.log_decode::<ITaskManager::AssignmentDeferred>() {
+                out.push((ev.inner.data.taskId, ev.inner.data.drawBlock));
             }
-            start = end + 1;
         }
         Ok(out)
     }

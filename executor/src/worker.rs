@@ -48,6 +48,8 @@ pub enum StepError {
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Write the cursor at least every this many blocks even when nothing was assigned.
 const CURSOR_EVERY: u64 = 50;
+/// Blocks rescanned at start for tasks waiting for `assignTasks` (the block-hash window).
+const DRAW_RESCAN_BLOCKS: u64 = 256;
 
 /// The running worker.
 pub struct Worker {
@@ -95,7 +97,9 @@ impl Worker {
             seen_at: HashMap::new(),
             challenge_ends: HashMap::new(),
             cursor,
-            draw_cursor: cursor,
+            // rescan the last 256 blocks at start: a task submitted there may still wait for its
+            // draw (a crash between seeing it and assigning it), and its hash is still available
+            draw_cursor: cursor.map(|c| c.saturating_sub(DRAW_RESCAN_BLOCKS)),
             draws: BTreeMap::new(),
             last_finalize: None,
             cheater: None,
