@@ -475,7 +475,7 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     /// @inheritdoc IAuditManager
     function setSentinel(address worker, bool on) external onlyRole(PLANTER_ROLE) {
         address current = _sentinelPlanter[worker];
-        if (current != address(0) && current != msg.sender) revert NotForcedError(0);
+        if (current != address(0) && current != msg.sender) revert SentinelOfAnotherPlanter(worker, current);
         _sentinelPlanter[worker] = on ? msg.sender : address(0);
         emit SentinelSet(worker, on ? msg.sender : address(0));
     }

@@ -174,6 +174,7 @@ interface IAuditManager {
     error QuorumNotReady(uint256 taskId, uint256 fromBlock);
     error QuorumNotDrawn(uint256 taskId);
     error NothingAccepted();
+    error SentinelOfAnotherPlanter(address worker, address planter);
 
     /// @notice A validator with eligible validator stake joins the audit draw with weight = its stake.
     function joinValidators() external;
