@@ -15,7 +15,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use protocol::bindings::{
-    DNToken, IModelRegistry, IStaking, ITaskManager, ROLE_VALIDATOR, ROLE_WORKER,
+    DNToken, IAuditManager, IModelRegistry, IStaking, ITaskManager, ROLE_VALIDATOR, ROLE_WORKER,
 };
 use protocol::wallet::ANVIL_DEV_KEYS;
 use protocol::{Deployment, DN};
@@ -586,6 +586,36 @@ impl Devnet {
             );
         }
         Ok(ids)
+    }
+
+    /// Waits until each validator in `which` (indices into `validators`) is in the audit draw
+    /// (draw weight > 0; its verifier joins at start). Every draw uses the weights frozen at the
+    /// block that anchors it (a batch's commit block), so a result committed before a validator
+    /// joined is never audited by it: submit only once the validators that should audit it are in.
+    pub async fn wait_validators_joined(&self, which: &[usize], timeout: Duration) -> Result<()> {
+        let p = self.provider(&self.deployer);
+        let am = IAuditManager::new(self.deployment.audit_manager, &p);
+        let started = Instant::now();
+        loop {
+            let mut missing = Vec::new();
+            for &i in which {
+                let v = self.validators[i].address();
+                if am.validatorWeight(v).call().await?.is_zero() {
+                    missing.push(v);
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "validators {missing:?} not in the audit draw after {}s (did their verifiers start? see their logs in {})",
+                    timeout.as_secs(),
+                    self.work_dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Draws the workers of `ids` now, as the executors would: mines two blocks (the draw uses

@@ -26,6 +26,9 @@ fn inputs(n: usize) -> Vec<Vec<u8>> {
         .map(|s| devnet::digits::encode_input(&s.pixels).unwrap())
         .collect()
 }
+/// How long the verifiers may take to join the audit draw after they start.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn audit_all() -> DevnetConfig {
     DevnetConfig {
         workers: 3,
@@ -63,8 +66,9 @@ async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_th
     for i in 1..net.workers.len() {
         procs.0.push(executor(&net, i, &[]));
     }
-    // let the verifiers join the audit draw before any result is committed
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // the verifiers join the audit draw before any result is committed
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
     let ids = net.submit_inputs(net.model_id, &inputs(24), 8).await?;
     let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
         Ok(s) => s,
@@ -174,7 +178,8 @@ async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<
     for i in 0..net.workers.len() {
         procs.0.push(executor(&net, i, &[]));
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
     let ids = net.submit_inputs(net.model_id, &inputs(16), 8).await?;
     let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
         Ok(s) => s,
@@ -243,7 +248,7 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
     assert!(r.status(), "setSentinel");
 
     let procs = Procs(vec![verifier(&net, 0, "rubber-stamp")]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    net.wait_validators_joined(&[0], JOIN_TIMEOUT).await?;
     let ids = net.submit_inputs(net.model_id, &inputs(2), 2).await?;
     // no executor runs: the test plays the sentinel, so it draws the workers itself
     net.assign(&ids).await?;
@@ -529,6 +534,8 @@ async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() 
     for i in 1..net.validators.len() {
         procs.0.push(verifier(&net, i, "honest"));
     }
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
     procs
         .0
         .push(executor(&net, 0, &["--test-cheat-rate".into(), "1".into()]));
@@ -608,7 +615,7 @@ async fn a_validator_that_never_audits_is_reported_for_its_missed_deadlines() ->
         .get_receipt()
         .await?;
     let procs = Procs(vec![verifier(&net, 0, "honest"), executor(&net, 0, &[])]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    net.wait_validators_joined(&[0, 1], JOIN_TIMEOUT).await?;
     let ids = net.submit_inputs(net.model_id, &inputs(12), 12).await?;
     if let Err(e) = wait_settled(&net, &ids, Duration::from_secs(120)).await {
         panic!("{e}\n{}", logs_of(&net, "verifier"));

@@ -126,7 +126,9 @@ async fn every_kind_runs_end_to_end_and_passes_its_audits() -> Result<()> {
     for i in 0..net.workers.len() {
         procs.0.push(executor(&net, i, &executor_flags(&url)));
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // every draw uses the weights of its commit block: the verifier joins before anything is committed
+    net.wait_validators_joined(&[0], Duration::from_secs(120))
+        .await?;
 
     let client = blobstore::Client::new(Duration::from_secs(30), 64 << 20)?;
     let mut submitted: Vec<(usize, U256)> = Vec::new();
@@ -268,7 +270,9 @@ async fn cheats_on_text_generation_and_ocr_are_caught_and_slashed() -> Result<()
         cheat_log.display().to_string(),
     ]);
     procs.0.push(executor(&net, 0, &flags));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, Duration::from_secs(120))
+        .await?;
 
     let mut ids = Vec::new();
     for r in &models {

@@ -454,6 +454,13 @@ async fn run(args: Args) -> Result<()> {
         )?;
         children.0.push((name, v_child));
     }
+    // every audit draw uses the validator weights frozen at the result's commit block: the
+    // verifiers join the draw before any task is submitted
+    step("waiting for the verifiers to join the audit draw");
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, Duration::from_secs(120))
+        .await?;
+    children.check()?;
 
     let reader = net.provider(&net.deployer);
     let admin = net.provider(&net.deployer);
