@@ -48,6 +48,8 @@ async fn run_tasks(devnet: &Devnet, n: usize) -> u64 {
         .await
         .unwrap();
     assert_eq!(ids.len(), n);
+    // no executor runs here: the test plays the workers, so it draws them itself
+    devnet.assign(&ids).await.unwrap();
     let reader = devnet.provider(&devnet.deployer);
     let tm = ITaskManager::new(devnet.deployment.task_manager, &reader);
     let mut by_worker: BTreeMap<Address, Vec<(U256, i64)>> = BTreeMap::new();
