@@ -10,6 +10,8 @@ import {Settlement} from "../contracts/Settlement.sol";
 import {AuditManager} from "../contracts/AuditManager.sol";
 import {IAuditManager} from "../contracts/interfaces/IAuditManager.sol";
 import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @notice Deploys DNToken, Staking, ModelRegistry and TaskManager, wires their roles and writes
 ///         deployments/<chainId>.json for the Rust services.
@@ -17,10 +19,16 @@ import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 /// Parameters (env, with defaults): DN_INITIAL_SUPPLY (100_000_000e18, minted to the deployer),
 /// DN_MIN_WORKER_STAKE (100e18), DN_MIN_VALIDATOR_STAKE (1000e18), DN_UNBONDING_PERIOD (7 days),
 /// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
-/// DN_TREASURY (deployer), DN_VALIDATOR_POOL (deployer), DN_EPOCH_LENGTH (86400 s),
+/// DN_TREASURY (deployer), DN_VALIDATOR_POOL (the timelock), DN_EPOCH_LENGTH (86400 s),
 /// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch),
-/// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3).
-/// The deployer is admin of every contract; Settlement mints emissions, sets trust weights and applies model statuses.
+/// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3),
+/// DN_ADMIN (deployer: proposes and cancels admin operations), DN_ADMIN_DELAY (2 days; at least 1 day
+/// outside a devnet, chain 31337).
+/// Admin: every contract's DEFAULT_ADMIN_ROLE (and the registry's STATUS_ROLE) ends with an OpenZeppelin
+/// TimelockController: DN_ADMIN proposes, anyone executes once DN_ADMIN_DELAY has passed, so every
+/// parameter change, role grant (MINTER_ROLE included) and recipient change is public for the delay before
+/// it applies. The deployer keeps no role. Settlement holds MINTER_ROLE, TRUST_ROLE and STATUS_ROLE;
+/// AuditManager SLASHER_ROLE, AUDITOR_ROLE and TRUST_ROLE; TaskManager JAILER_ROLE.
 contract Deploy is Script {
     struct Deployment {
         uint256 startBlock;
@@ -33,14 +41,29 @@ contract Deploy is Script {
         TaskManager taskManager;
         Settlement settlement;
         AuditManager auditManager;
+        TimelockController timelock;
     }
 
+    /// Shortest admin delay outside a devnet.
+    uint256 internal constant MIN_ADMIN_DELAY = 1 days;
+    uint256 internal constant DEVNET_CHAIN_ID = 31337;
+
+    error AdminDelayTooShort(uint256 delay, uint256 minimum);
+
     function run() external returns (Deployment memory d) {
+        d = deploy();
+        _write(d);
+    }
+
+    /// Deploys and wires everything (broadcast from the caller's key) without writing the file.
+    function deploy() public returns (Deployment memory d) {
         d.startBlock = block.number;
         vm.startBroadcast();
         (, d.deployer,) = vm.readCallers();
+        d.timelock = _timelock(d.deployer);
         d.treasury = vm.envOr("DN_TREASURY", d.deployer);
-        d.validatorPool = vm.envOr("DN_VALIDATOR_POOL", d.deployer);
+        // the validators' fee share is not one person's: it waits under the timelock's control
+        d.validatorPool = vm.envOr("DN_VALIDATOR_POOL", address(d.timelock));
 
         d.token = new DNToken(d.deployer, d.deployer, vm.envOr("DN_INITIAL_SUPPLY", uint256(100_000_000e18)));
         d.staking = new Staking(
@@ -83,9 +106,39 @@ contract Deploy is Script {
         d.staking.setValidatorObserver(IStakeObserver(address(d.auditManager)));
         d.taskManager.grantRole(d.taskManager.AUDITOR_ROLE(), address(d.auditManager));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.auditManager));
+        _handOver(d);
         vm.stopBroadcast();
+    }
 
-        _write(d);
+    /// The admin timelock: DN_ADMIN proposes (and cancels), anyone executes a ready operation, no admin
+    /// of its own (it administers itself: a change of its delay or proposers goes through the delay too).
+    function _timelock(address deployer) internal returns (TimelockController) {
+        return newTimelock(vm.envOr("DN_ADMIN", deployer), vm.envOr("DN_ADMIN_DELAY", uint256(2 days)));
+    }
+
+    function newTimelock(address proposer, uint256 delay) public returns (TimelockController) {
+        if (delay < MIN_ADMIN_DELAY && block.chainid != DEVNET_CHAIN_ID) {
+            revert AdminDelayTooShort(delay, MIN_ADMIN_DELAY);
+        }
+        address[] memory proposers = new address[](1);
+        proposers[0] = proposer;
+        address[] memory executors = new address[](1);
+        executors[0] = address(0);
+        return new TimelockController(delay, proposers, executors, address(0));
+    }
+
+    /// Moves every admin power from the deployer to the timelock (least privilege: the deployer keeps
+    /// nothing, not even the registry's STATUS_ROLE).
+    function _handOver(Deployment memory d) internal {
+        address t = address(d.timelock);
+        d.registry.grantRole(d.registry.STATUS_ROLE(), t);
+        d.registry.renounceRole(d.registry.STATUS_ROLE(), d.deployer);
+        AccessControl[5] memory all =
+            [AccessControl(d.token), d.staking, d.registry, d.taskManager, d.auditManager];
+        for (uint256 i = 0; i < all.length; ++i) {
+            all[i].grantRole(bytes32(0), t);
+            all[i].renounceRole(bytes32(0), d.deployer);
+        }
     }
 
     /// Audit parameters from DN_AUDIT_P0 / DN_AUDIT_P_MIN (WAD), DN_DISPUTE_WINDOW (s), DN_QUORUM.
@@ -109,6 +162,7 @@ contract Deploy is Script {
         vm.serializeAddress(key, "treasury", d.treasury);
         vm.serializeAddress(key, "settlement", address(d.settlement));
         vm.serializeAddress(key, "auditManager", address(d.auditManager));
+        vm.serializeAddress(key, "adminTimelock", address(d.timelock));
         string memory json = vm.serializeAddress(key, "validatorPool", d.validatorPool);
         string memory dir = string.concat(vm.projectRoot(), "/deployments");
         vm.createDir(dir, true);

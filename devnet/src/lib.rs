@@ -9,7 +9,7 @@ pub mod chart;
 pub mod digits;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -361,6 +361,9 @@ impl Devnet {
                 self.config.challenge_window.to_string(),
             )
             .env("DN_UNBONDING_PERIOD", "3600")
+            // the admin timelock without a delay, so tests and the demo can change parameters at once
+            // (through schedule + execute all the same); a real chain's deploy refuses under a day
+            .env("DN_ADMIN_DELAY", "0")
             .output()
             .context("running forge script script/Deploy.s.sol")?;
         if !out.status.success() {
@@ -377,6 +380,56 @@ impl Devnet {
         drop(lock);
         tracing::info!(task_manager = %deployment.task_manager, "contracts deployed");
         self.deployment = deployment;
+        Ok(())
+    }
+
+    /// Runs one admin call (`data` to `target`) the only way the deployment allows: scheduled on
+    /// the admin timelock by the deployer (its proposer) and executed (the devnet's delay is 0).
+    pub async fn admin_call(&self, target: Address, data: Bytes) -> Result<()> {
+        use protocol::bindings::timelock::TimelockController;
+        let admin = self.provider(&self.deployer);
+        let timelock = TimelockController::new(self.deployment.admin_timelock, &admin);
+        let delay = timelock.getMinDelay().call().await?;
+        if delay != U256::ZERO {
+            bail!("admin_call: the timelock's delay is {delay} s, not the devnet's 0");
+        }
+        // a fresh salt per call: the same call may be made twice
+        let salt = B256::from(U256::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos(),
+        ));
+        let receipt = timelock
+            .schedule(
+                target,
+                U256::ZERO,
+                data.clone(),
+                B256::ZERO,
+                salt,
+                U256::ZERO,
+            )
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        if !receipt.status() {
+            bail!(
+                "timelock schedule reverted (tx {})",
+                receipt.transaction_hash
+            );
+        }
+        let receipt = timelock
+            .execute(target, U256::ZERO, data, B256::ZERO, salt)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        if !receipt.status() {
+            bail!(
+                "timelock execute reverted (tx {})",
+                receipt.transaction_hash
+            );
+        }
         Ok(())
     }
 
@@ -662,6 +715,7 @@ fn placeholder_deployment() -> Deployment {
         validator_pool: Address::ZERO,
         settlement: Address::ZERO,
         audit_manager: Address::ZERO,
+        admin_timelock: Address::ZERO,
     }
 }
 

@@ -267,7 +267,7 @@ pub fn document() -> Value {
                     "chainId": {"type": "integer"}, "startBlock": {"type": "integer"},
                     "token": {"type": "string"}, "staking": {"type": "string"}, "modelRegistry": {"type": "string"},
                     "taskManager": {"type": "string"}, "treasury": {"type": "string"}, "validatorPool": {"type": "string"}, "settlement": {"type": "string"},
-                    "auditManager": {"type": "string"}}}))),
+                    "auditManager": {"type": "string"}, "adminTimelock": {"type": "string"}}}))),
             "/metrics": {"get": {"summary": "Prometheus metrics: indexed block, head block, blocks behind, events indexed by name, RPC errors",
                 "parameters": [],
                 "responses": {"200": {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

@@ -44,6 +44,17 @@ pub mod audit_admin {
     );
 }
 
+/// OpenZeppelin's TimelockController, which holds every admin role (`schedule` then, after the
+/// delay, `execute`).
+pub mod timelock {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        TimelockController,
+        "../out/TimelockController.sol/TimelockController.json"
+    );
+}
+
 /// The concrete TaskManager, for its admin setters (windows, limits) that the interface omits;
 /// in its own module because its artifact re-declares the `ITaskManager` types.
 pub mod admin {

@@ -29,6 +29,10 @@ pub struct Deployment {
     pub settlement: Address,
     /// AuditManager: audit draw, verdicts, disputes, slashing, challenges, canaries.
     pub audit_manager: Address,
+    /// The OpenZeppelin TimelockController holding every admin role (zero in files written before
+    /// the admin moved behind a timelock).
+    #[serde(default)]
+    pub admin_timelock: Address,
 }
 
 impl Deployment {
@@ -87,7 +91,8 @@ mod tests {
       "treasury":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
       "validatorPool":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
       "settlement":"0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9",
-      "auditManager":"0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"}"#;
+      "auditManager":"0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
+      "adminTimelock":"0x0165878A594ca255338adfa4d48449f69242Eb8F"}"#;
 
     #[test]
     fn loads_and_checks_chain() {
@@ -96,6 +101,12 @@ mod tests {
         std::fs::write(&p, SAMPLE).unwrap();
         let d = Deployment::load_for_chain(&p, 31337).unwrap();
         assert_eq!(d.start_block, 3);
+        assert_eq!(
+            d.admin_timelock,
+            "0x0165878A594ca255338adfa4d48449f69242Eb8F"
+                .parse::<Address>()
+                .unwrap()
+        );
         let e = Deployment::load_for_chain(&p, 1).unwrap_err().to_string();
         assert!(e.contains("chain 31337") && e.contains("chain 1"), "{e}");
     }

@@ -898,34 +898,28 @@ async fn run_catalogue(
     // worker's tasks are reassigned within an epoch); a language model on a busy 2-core machine,
     // and a validator re-running every kind, need more: the admin widens both for the tasks
     // assigned and committed from now on.
+    // (admin calls go through the admin timelock, whose delay is 0 on the devnet)
+    use alloy::sol_types::SolCall;
     let admin = net.provider(&net.deployer);
     let tm_admin = protocol::bindings::admin::TaskManager::new(d.task_manager, &admin);
     let jail = tm_admin.jailDuration().call().await?;
-    let receipt = tm_admin
-        .setWindows(
-            CATALOGUE_RESPONSE_WINDOW,
-            CATALOGUE_CHALLENGE_WINDOW,
-            jail as u32,
-        )
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("setWindows reverted (tx {})", receipt.transaction_hash);
-    }
+    let call = protocol::bindings::admin::TaskManager::setWindowsCall {
+        responseWindow_: CATALOGUE_RESPONSE_WINDOW,
+        challengeWindow_: CATALOGUE_CHALLENGE_WINDOW,
+        jailDuration_: jail as u32,
+    };
+    net.admin_call(d.task_manager, call.abi_encode().into())
+        .await
+        .context("TaskManager.setWindows through the admin timelock")?;
     // Every catalogue task is audited (p0 = pMin = 1), so each model's line shows its rule at work.
     let audit_admin = protocol::bindings::audit_admin::AuditManager::new(d.audit_manager, &admin);
     let mut p = audit_admin.params().call().await?;
     p.p0Wad = 1_000_000_000_000_000_000;
     p.pMinWad = p.p0Wad;
-    let receipt = audit_admin.setParams(p).send().await?.get_receipt().await?;
-    if !receipt.status() {
-        bail!(
-            "AuditManager.setParams reverted (tx {})",
-            receipt.transaction_hash
-        );
-    }
+    let call = protocol::bindings::audit_admin::AuditManager::setParamsCall { p };
+    net.admin_call(d.audit_manager, call.abi_encode().into())
+        .await
+        .context("AuditManager.setParams through the admin timelock")?;
     let client = blobstore::Client::new(Duration::from_secs(30), 64 << 20)?;
     let mut models = Vec::new();
     for dir in catalogue::CATALOGUE {

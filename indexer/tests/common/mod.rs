@@ -38,6 +38,7 @@ pub fn deployment() -> Deployment {
         validator_pool: DEV,
         settlement: SETTLEMENT,
         audit_manager: AM,
+        admin_timelock: Address::ZERO,
     }
 }
 

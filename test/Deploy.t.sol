@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {Test} from "forge-std/Test.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
+import {Deploy} from "../script/Deploy.s.sol";
+import {Staking} from "../contracts/Staking.sol";
+import {IAuditManager} from "../contracts/interfaces/IAuditManager.sol";
+
+/// @notice The deploy script's admin set-up (issue 12, "Admin powers"): the deployer keeps no role, every
+///         admin power sits behind an OpenZeppelin TimelockController, the validators' fee share does not go
+///         to one key, and TaskManager holds no slashing power.
+contract DeployTest is Test {
+    Deploy internal script;
+    Deploy.Deployment internal d;
+    address internal deployer;
+
+    function setUp() public {
+        script = new Deploy();
+        d = script.deploy();
+        deployer = d.deployer;
+    }
+
+    function _admins() internal view returns (IAccessControl[5] memory) {
+        return [
+            IAccessControl(address(d.token)),
+            IAccessControl(address(d.staking)),
+            IAccessControl(address(d.registry)),
+            IAccessControl(address(d.taskManager)),
+            IAccessControl(address(d.auditManager))
+        ];
+    }
+
+    function test_Deploy_DeployerKeepsNoRole() public view {
+        IAccessControl[5] memory all = _admins();
+        for (uint256 i = 0; i < all.length; ++i) {
+            assertFalse(all[i].hasRole(bytes32(0), deployer), "deployer is not admin");
+            assertTrue(all[i].hasRole(bytes32(0), address(d.timelock)), "timelock is admin");
+        }
+        assertFalse(d.registry.hasRole(d.registry.STATUS_ROLE(), deployer));
+        assertTrue(d.registry.hasRole(d.registry.STATUS_ROLE(), address(d.timelock)));
+        assertFalse(d.token.hasRole(d.token.MINTER_ROLE(), deployer));
+        assertFalse(d.token.hasRole(d.token.MINTER_ROLE(), address(d.timelock)));
+        assertTrue(d.token.hasRole(d.token.MINTER_ROLE(), address(d.settlement)));
+        assertFalse(d.staking.hasRole(d.staking.SLASHER_ROLE(), address(d.taskManager)));
+        assertTrue(d.staking.hasRole(d.staking.SLASHER_ROLE(), address(d.auditManager)));
+        assertEq(d.validatorPool, address(d.timelock), "validator fee share under the timelock, not a key");
+        assertEq(d.taskManager.validatorPool(), address(d.timelock));
+        assertEq(d.timelock.getMinDelay(), 2 days);
+        // the timelock administers itself: no account can change its delay or proposers directly
+        assertFalse(d.timelock.hasRole(bytes32(0), deployer));
+        assertTrue(d.timelock.hasRole(d.timelock.PROPOSER_ROLE(), deployer));
+    }
+
+    /// The admin changed any parameter, and could grant MINTER_ROLE, in one instant transaction. Now the
+    /// deployer cannot, and a change proposed through the timelock applies only after its delay, in public.
+    function test_Exploit_Admin_InstantParameterChangeAndMinterGrant() public {
+        address thief = makeAddr("thief");
+        bytes32 minter = d.token.MINTER_ROLE();
+        vm.startPrank(deployer);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, deployer, bytes32(0)
+            )
+        );
+        d.token.grantRole(minter, thief);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, deployer, bytes32(0)
+            )
+        );
+        d.staking.setUnbondingPeriod(1 hours);
+        IAuditManager.Params memory p = d.auditManager.params();
+        p.fraudSlashBps = 0;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, deployer, bytes32(0)
+            )
+        );
+        d.auditManager.setParams(p);
+
+        // through the timelock: scheduled (public), refused before the delay, applied after it
+        bytes memory call = abi.encodeCall(Staking.setUnbondingPeriod, (1 hours));
+        d.timelock.schedule(address(d.staking), 0, call, bytes32(0), bytes32(0), 2 days);
+        vm.stopPrank();
+        bytes32 id = d.timelock.hashOperation(address(d.staking), 0, call, bytes32(0), bytes32(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                TimelockController.TimelockUnexpectedOperationState.selector,
+                id,
+                bytes32(1 << uint8(TimelockController.OperationState.Ready))
+            )
+        );
+        d.timelock.execute(address(d.staking), 0, call, bytes32(0), bytes32(0));
+        vm.warp(block.timestamp + 2 days);
+        vm.prank(thief); // anyone executes a ready operation
+        d.timelock.execute(address(d.staking), 0, call, bytes32(0), bytes32(0));
+        assertEq(d.staking.unbondingPeriod(), 1 hours);
+
+        // a stranger cannot propose, and a shorter delay than the minimum is refused
+        vm.prank(thief);
+        vm.expectRevert();
+        d.timelock.schedule(address(d.token), 0, "", bytes32(0), bytes32(0), 2 days);
+        vm.prank(deployer);
+        vm.expectRevert(
+            abi.encodeWithSelector(TimelockController.TimelockInsufficientDelay.selector, 1, 2 days)
+        );
+        d.timelock.schedule(address(d.token), 0, "", bytes32(0), bytes32(uint256(1)), 1);
+    }
+
+    /// Outside a devnet the deploy refuses an admin delay under a day (a zero delay is no timelock).
+    function test_Deploy_RefusesShortDelayOutsideDevnet() public {
+        vm.chainId(1);
+        vm.expectRevert(abi.encodeWithSelector(Deploy.AdminDelayTooShort.selector, 3600, 1 days));
+        script.newTimelock(deployer, 3600);
+        assertEq(script.newTimelock(deployer, 1 days).getMinDelay(), 1 days);
+        vm.chainId(31337);
+        assertEq(script.newTimelock(deployer, 0).getMinDelay(), 0, "a devnet may use no delay");
+    }
+}
