@@ -13,6 +13,7 @@ import {ITaskManager} from "./interfaces/ITaskManager.sol";
 import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {MerkleBatch} from "./libraries/MerkleBatch.sol";
+import {FailureCodes} from "./libraries/FailureCodes.sol";
 import {CheckpointedSortition} from "./libraries/CheckpointedSortition.sol";
 import {Verdicts} from "./libraries/Verdicts.sol";
 
@@ -210,9 +211,7 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         if (block.timestamp > v.deadline) {
             revert VerdictExpired(v.taskId, v.deadline);
         }
-        if (v.qualityPpm > QUALITY_PERFECT || (v.matches && v.qualityPpm < MIN_MATCH_QUALITY_PPM)) {
-            revert InvalidQuality(v.qualityPpm);
-        }
+        _checkQuality(v.qualityPpm, v.matches);
         AuditRecord storage rec = _records[v.taskId];
         address worker = _requireCommitted(v.taskId, v.batchId, v.workerOutputHash, proof);
         address signer = _requireDrawnSigner(separator, v, signature);
@@ -226,6 +225,13 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         } else {
             rec.state = uint8(AuditState.Disputed);
             _openDispute(v.taskId, worker, signer, Opener.Validator, 0);
+        }
+    }
+
+    /// At most QUALITY_PERFECT; a match at least MIN_MATCH_QUALITY_PPM (M-5: an approval cannot zero a reward).
+    function _checkQuality(uint32 qualityPpm, bool matches) private pure {
+        if (qualityPpm > QUALITY_PERFECT || (matches && qualityPpm < MIN_MATCH_QUALITY_PPM)) {
+            revert InvalidQuality(qualityPpm);
         }
     }
 
@@ -254,33 +260,34 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         );
     }
 
-    /// The task is Committed, inside its challenge window, committed in `batchId` by the batch's worker
-    /// with `outputHash` and code 0 (Merkle proof). Returns the worker.
+    /// The task is Committed (or Failed with an input fault: M-4, a failure is judged like a result, the
+    /// validator must reproduce the same code), inside its challenge window, committed in `batchId` by the
+    /// batch's worker with `outputHash` and its code (Merkle proof). Returns the worker.
     function _requireCommitted(uint256 taskId, uint256 batchId, bytes32 outputHash, bytes32[] calldata proof)
         private
         view
         returns (address worker)
     {
         ITaskManager.TaskView memory t = taskManager.getTask(taskId);
-        if (t.status != STATUS_COMMITTED || block.timestamp > t.deadline) {
-            revert TaskNotOpen(taskId, t.status);
-        }
-        _requireInBatch(taskId, batchId, t.worker, outputHash, proof);
+        bool open = t.status == STATUS_COMMITTED
+            || (t.status == uint8(ITaskManager.TaskStatus.Failed) && FailureCodes.isInputFault(t.code));
+        if (!open || block.timestamp > t.deadline) revert TaskNotOpen(taskId, t.status);
+        _requireInBatch(taskId, batchId, t, outputHash, proof);
         return t.worker;
     }
 
-    /// `worker` committed `batchId`, and the batch holds the leaf (taskId, outputHash, code 0).
+    /// `t.worker` committed `batchId`, and the batch holds the leaf (taskId, outputHash, t.code).
     function _requireInBatch(
         uint256 taskId,
         uint256 batchId,
-        address worker,
+        ITaskManager.TaskView memory t,
         bytes32 outputHash,
         bytes32[] calldata proof
     ) private view {
         (address batchWorker,) = taskManager.batchInfo(batchId);
-        if (batchWorker != worker || batchId > type(uint32).max) revert WrongBatch(taskId, batchId);
+        if (batchWorker != t.worker || batchId > type(uint32).max) revert WrongBatch(taskId, batchId);
         bytes32 root = taskManager.batchRoot(batchId);
-        if (!MerkleProof.verifyCalldata(proof, root, MerkleBatch.leaf(taskId, outputHash, 0))) {
+        if (!MerkleProof.verifyCalldata(proof, root, MerkleBatch.leaf(taskId, outputHash, t.code))) {
             revert NotInBatch(taskId, batchId, outputHash);
         }
     }
@@ -533,9 +540,10 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         (bool audited, address drawn) = auditOf(batchId, taskId);
         if (!audited) revert NotAudited(taskId);
         ITaskManager.TaskView memory t = taskManager.getTask(taskId);
-        _requireInBatch(taskId, batchId, t.worker, outputHash, proof);
+        _requireInBatch(taskId, batchId, t, outputHash, proof);
         bool windowOver = t.status == uint8(ITaskManager.TaskStatus.Finalized)
-            || (t.status == STATUS_COMMITTED && block.timestamp > t.deadline);
+            || ((t.status == STATUS_COMMITTED || t.status == uint8(ITaskManager.TaskStatus.Failed))
+                && block.timestamp > t.deadline);
         if (!windowOver) revert NotMissed(taskId);
         rec.state = uint8(AuditState.Missed);
         rec.accuser = drawn;
@@ -552,7 +560,7 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         uint32 qualityPpm,
         bytes calldata submitterSignature
     ) external {
-        if (qualityPpm > QUALITY_PERFECT) revert InvalidQuality(qualityPpm);
+        _checkQuality(qualityPpm, matches);
         ITaskManager.TaskView memory t = taskManager.getTask(taskId);
         if (t.submitter != msg.sender) {
             // a canary is submitted from an address with no stake (workers cannot tell it from a
@@ -564,10 +572,16 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
             }
         }
         if (staking.stakeOf(msg.sender, ROLE_VALIDATOR) == 0) revert NotValidator(msg.sender);
-        if (
+        if (!matches) {
+            // M-7: a failed canary counts against the worker and its model only once a quorum found the
+            // result fraudulent (the canary wallet challenges it first); a validator's word is not proof
+            if (_records[taskId].state != uint8(AuditState.Fraud)) revert CanaryNotProven(taskId);
+        } else if (
             t.status != STATUS_COMMITTED && t.status != uint8(ITaskManager.TaskStatus.Finalized)
                 && t.status != uint8(ITaskManager.TaskStatus.Disputed)
-        ) revert TaskNotOpen(taskId, t.status);
+        ) {
+            revert TaskNotOpen(taskId, t.status);
+        }
         if (_canaryReported[taskId]) revert AlreadyReported(taskId);
         _canaryReported[taskId] = true;
         emit CanaryReported(taskId, t.worker, t.modelId, msg.sender, expectedOutputHash, matches, qualityPpm);

@@ -10,6 +10,7 @@ import {ITaskManager} from "./interfaces/ITaskManager.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {MerkleBatch} from "./libraries/MerkleBatch.sol";
+import {FailureCodes} from "./libraries/FailureCodes.sol";
 
 /// @title TaskManager
 /// @notice The task market: escrows fees, assigns each task to a worker drawn by stake x trust from the
@@ -112,6 +113,8 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     /// rated flags: bit (taskId % 256) of word (taskId / 256); consecutive tasks share a word, so a
     /// batch of ratings pays one cold SSTORE per 256 tasks
     mapping(uint256 word => uint256 bits) private _ratedBits;
+    /// The committed failure code of a Failed task (written only for failures: results pay no extra slot).
+    mapping(uint256 taskId => uint16) private _failureCodes;
 
     event WindowsSet(uint32 responseWindow, uint32 challengeWindow, uint32 jailDuration);
     event FeeSplitSet(uint16 developerBps, uint16 workerBps, uint16 validatorBps, uint16 protocolBps);
@@ -350,11 +353,14 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ disputes
 
     /// @inheritdoc ITaskManager
-    /// @dev Only while Committed and inside the challenge window (a finalized task cannot be clawed back).
+    /// @dev Only while Committed (or Failed with an input fault, which is judged like a result) and inside
+    ///      the challenge window (a finalized task cannot be clawed back).
     function holdTask(uint256 taskId) external onlyRole(AUDITOR_ROLE) {
         uint256 word = _taskWords[taskId];
         uint8 status = uint8(word >> STATUS_SHIFT);
-        _requireStatus(taskId, status, TaskStatus.Committed);
+        if (status != uint8(TaskStatus.Failed) || !FailureCodes.isInputFault(_failureCodes[taskId])) {
+            _requireStatus(taskId, status, TaskStatus.Committed);
+        }
         uint32 deadline = uint32(word >> 160);
         if (block.timestamp > deadline) revert DeadlinePassed(taskId, deadline);
         _taskWords[taskId] =
@@ -376,12 +382,12 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
             _counters.escrowed -= s.feePerTask;
             emit TaskRefunded(taskId, s.submitter, s.feePerTask);
         } else {
-            // challenge window closed now: finalizable from the next second
+            // challenge window closed now: finalizable from the next second, as the result or failure it was
             _storeTask(
                 taskId,
                 task.worker,
                 uint32(block.timestamp),
-                uint8(TaskStatus.Committed),
+                _failureCodes[taskId] == 0 ? uint8(TaskStatus.Committed) : uint8(TaskStatus.Failed),
                 task.submission,
                 task.latency
             );
@@ -465,6 +471,7 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         v.worker = t.worker;
         v.deadline = t.deadline;
         v.latency = t.status == uint8(TaskStatus.Assigned) ? 0 : t.latency;
+        if (t.status != uint8(TaskStatus.Committed)) v.code = _failureCodes[taskId];
     }
 
     /// @inheritdoc ITaskManager
@@ -628,7 +635,11 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
         // while Assigned, latency holds the response window: assignment time = deadline - window
         uint256 elapsed = block.timestamp - (uint256(task.deadline) - task.latency);
         uint16 latency = elapsed > type(uint16).max ? type(uint16).max : uint16(elapsed);
-        uint8 status = code == 0 ? uint8(TaskStatus.Committed) : uint8(TaskStatus.Failed);
+        uint8 status = uint8(TaskStatus.Committed);
+        if (code != 0) {
+            status = uint8(TaskStatus.Failed);
+            _failureCodes[taskId] = code;
+        }
         _storeTask(taskId, msg.sender, challengeEnd, status, task.submission, latency);
         return MerkleBatch.leaf(taskId, outputHash, code);
     }
@@ -736,7 +747,10 @@ contract TaskManager is ITaskManager, AccessControl, ReentrancyGuardTransient {
             cr.validatorTotal += sp.validatorFee;
             cr.protocolTotal += sp.protocolFee;
         } else {
-            sp.workerFee = fee * p.failureProcessingBps / BPS;
+            // M-4: only an input fault (auditable: a re-execution must fail the same way) pays the worker
+            // its processing share; a worker-side failure refunds the whole fee
+            sp.workerFee =
+                FailureCodes.isInputFault(_failureCodes[taskId]) ? fee * p.failureProcessingBps / BPS : 0;
             sp.refund = fee - sp.workerFee;
             (sp.developerFee, sp.validatorFee, sp.protocolFee) = (0, 0, 0);
             if (sp.refund > 0) {

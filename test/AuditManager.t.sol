@@ -1179,17 +1179,17 @@ contract AuditManagerTest is AuditFixture {
         // the signature names the validator: another one cannot use it
         vm.prank(vals[1]);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, vals[1]));
-        audit.reportCanary(taskId, keccak256("known"), false, 0, sig);
+        audit.reportCanary(taskId, keccak256("known"), true, 1_000_000, sig);
         // a malformed signature is refused the same way
         vm.prank(validator);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, validator));
-        audit.reportCanary(taskId, keccak256("known"), false, 0, hex"1234");
+        audit.reportCanary(taskId, keccak256("known"), true, 1_000_000, hex"1234");
         vm.expectEmit(address(audit));
         emit IAuditManager.CanaryReported(
-            taskId, tm.getTask(taskId).worker, modelId, validator, keccak256("known"), false, 0
+            taskId, tm.getTask(taskId).worker, modelId, validator, keccak256("known"), true, 1_000_000
         );
         vm.prank(validator);
-        audit.reportCanary(taskId, keccak256("known"), false, 0, sig);
+        audit.reportCanary(taskId, keccak256("known"), true, 1_000_000, sig);
     }
 
     function test_Canary_SubmitterWithValidatorStake() public {
@@ -1208,13 +1208,21 @@ contract AuditManagerTest is AuditFixture {
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.InvalidQuality.selector, 1_000_001));
         audit.reportCanary(taskId, expected, true, 1_000_001, "");
 
-        vm.expectEmit(address(audit));
-        emit IAuditManager.CanaryReported(taskId, w1, modelId, user, expected, false, 123_456);
+        // a match carries the minimum quality (M-5), a failure needs a quorum's Fraud (M-7, see Exploits)
         vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.InvalidQuality.selector, 123_456));
+        audit.reportCanary(taskId, expected, true, 123_456, "");
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.CanaryNotProven.selector, taskId));
         audit.reportCanary(taskId, expected, false, 123_456, "");
+
+        vm.expectEmit(address(audit));
+        emit IAuditManager.CanaryReported(taskId, w1, modelId, user, expected, true, 923_456);
+        vm.prank(user);
+        audit.reportCanary(taskId, expected, true, 923_456, "");
         vm.prank(user);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.AlreadyReported.selector, taskId));
-        audit.reportCanary(taskId, expected, false, 123_456, "");
+        audit.reportCanary(taskId, expected, true, 923_456, "");
 
         uint256 assigned = _submit(modelId);
         vm.prank(user);

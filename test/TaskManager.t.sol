@@ -550,10 +550,12 @@ contract TaskManagerTest is Fixture {
         tm.finalize(id);
     }
 
+    /// An input fault (codes 1-3: any re-execution fails the same way) pays the worker its processing share.
     function test_Finalize_FailedTaskRefundsMostOfFee() public {
         uint256 id = _submit(modelId);
         vm.prank(w1);
-        tm.commit(id, bytes32(0), 5, "");
+        tm.commit(id, bytes32(0), 2, "");
+        assertEq(tm.getTask(id).code, 2, "the committed code is kept");
         vm.warp(block.timestamp + CHALLENGE_WINDOW + 1);
         vm.expectEmit(address(tm));
         emit ITaskManager.TaskFinalized(id, w1, modelId, 1, 7, 1_000_000, 0, 0, 0.1e18, 0, 0, 0.9e18);
@@ -561,6 +563,22 @@ contract TaskManagerTest is Fixture {
         assertEq(tm.payoutOf(w1), 0.1e18);
         assertEq(tm.payoutOf(user), 0.9e18);
         assertEq(tm.payoutOf(developer), 0);
+        assertEq(tm.getTask(id).code, 2);
+        _balanceInvariant(_parties());
+    }
+
+    /// A worker-side failure (code 4 and above: too large for this worker, model unavailable, runtime...)
+    /// refunds the whole fee: the worker could not serve the task and is paid nothing.
+    function test_Finalize_WorkerSideFailureRefundsAll() public {
+        uint256 id = _submit(modelId);
+        vm.prank(w1);
+        tm.commit(id, bytes32(0), 5, "");
+        vm.warp(block.timestamp + CHALLENGE_WINDOW + 1);
+        vm.expectEmit(address(tm));
+        emit ITaskManager.TaskFinalized(id, w1, modelId, 1, 7, 1_000_000, 0, 0, 0, 0, 0, 1e18);
+        tm.finalize(id);
+        assertEq(tm.payoutOf(w1), 0);
+        assertEq(tm.payoutOf(user), 1e18);
         _balanceInvariant(_parties());
     }
 

@@ -175,6 +175,7 @@ interface IAuditManager {
     error QuorumNotDrawn(uint256 taskId);
     error NothingAccepted();
     error SentinelOfAnotherPlanter(address worker, address planter);
+    error CanaryNotProven(uint256 taskId);
 
     /// @notice A validator with eligible validator stake joins the audit draw with weight = its stake.
     function joinValidators() external;
@@ -230,6 +231,9 @@ interface IAuditManager {
     /// @notice A validator reports the outcome of its known-answer task, once per task. The task's
     ///         submitter is the caller, or signed EIP-712 `Canary(taskId, validator)` under this
     ///         contract's domain (so canaries can come from addresses workers cannot link to it).
+    ///         A match carries at least MIN_MATCH_QUALITY_PPM. A failure (`matches` false) is accepted
+    ///         only for a task a quorum judged Fraud (the canary wallet challenged it): otherwise
+    ///         CanaryNotProven, so no validator can mark an honest worker or model down on its word.
     function reportCanary(
         uint256 taskId,
         bytes32 expectedOutputHash,

@@ -36,6 +36,8 @@ interface ITaskManager {
         uint40 submission;
         /// while Drawing: the anchor block (its weights and the next block's hash draw the worker)
         uint64 drawBlock;
+        /// the failure code the worker committed (0 for a result, and while not committed)
+        uint16 code;
     }
 
     event TaskSubmitted(

@@ -341,6 +341,7 @@ mod pb {
 pub struct Cheater {
     rate: f64,
     seed: u64,
+    fail: bool,
     salt: B256,
     log: Option<(PathBuf, std::fs::File)>,
 }
@@ -348,7 +349,12 @@ pub struct Cheater {
 impl Cheater {
     /// `None` when `rate` is 0 (an honest executor). Opens (creating its parent directories) the
     /// cheat log, appending, or fails naming `--test-cheat-log`.
-    pub fn new(rate: f64, seed: u64, log: Option<&Path>) -> anyhow::Result<Option<Self>> {
+    pub fn new(
+        rate: f64,
+        seed: u64,
+        fail: bool,
+        log: Option<&Path>,
+    ) -> anyhow::Result<Option<Self>> {
         if cheat_threshold(rate) == 0 {
             return Ok(None);
         }
@@ -371,6 +377,7 @@ impl Cheater {
         Ok(Some(Self {
             rate,
             seed,
+            fail,
             salt: cheat_salt(seed),
             log,
         }))
@@ -379,6 +386,11 @@ impl Cheater {
     /// The `--test-cheat-rate`.
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// `--test-cheat-fail`: cheated tasks commit an input fault instead of a counterfeit output.
+    pub fn fails(&self) -> bool {
+        self.fail
     }
 
     /// The `--test-cheat-seed`.
@@ -591,14 +603,15 @@ mod tests {
 
     #[test]
     fn cheater_is_off_at_rate_zero_and_logs_each_task() {
-        assert!(Cheater::new(0.0, 1, None).unwrap().is_none());
+        assert!(Cheater::new(0.0, 1, false, None).unwrap().is_none());
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a/b/cheated.txt");
-        let mut c = Cheater::new(1.0, 3, Some(&log)).unwrap().unwrap();
+        let mut c = Cheater::new(1.0, 3, false, Some(&log)).unwrap().unwrap();
         assert!(c.cheats_on(U256::from(5)));
         assert_eq!(c.percent(), 100.0);
-        let third = Cheater::new(0.3, 3, None).unwrap().unwrap();
+        let third = Cheater::new(0.3, 3, true, None).unwrap().unwrap();
         assert_eq!(third.percent(), 30.0);
+        assert!(third.fails() && !c.fails());
         let ids = (0..200u64).map(U256::from);
         assert!(ids
             .clone()
@@ -611,13 +624,13 @@ mod tests {
             "5\n12345678901234567890\n"
         );
         // Appends across restarts.
-        let mut c = Cheater::new(1.0, 3, Some(&log)).unwrap().unwrap();
+        let mut c = Cheater::new(1.0, 3, false, Some(&log)).unwrap().unwrap();
         c.record(U256::from(6));
         assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
         // An impossible path is an error naming the flag.
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
-        let e = Cheater::new(0.5, 0, Some(&file.join("log.txt")))
+        let e = Cheater::new(0.5, 0, false, Some(&file.join("log.txt")))
             .err()
             .unwrap()
             .to_string();

@@ -117,6 +117,11 @@ pub struct Cli {
     #[arg(long, value_name = "SEED", default_value_t = 0, hide = true)]
     pub test_cheat_seed: u64,
 
+    /// TEST-ONLY, hidden from --help: cheated tasks commit failure code 1 (`input_decode`) without
+    /// running the model (a lazy worker, finding M-4) instead of a counterfeit output.
+    #[arg(long, hide = true)]
+    pub test_cheat_fail: bool,
+
     /// TEST-ONLY, hidden from --help: append each cheated task id (decimal, one per line) to this
     /// file once its result is journaled [default: not written].
     #[arg(long, value_name = "PATH", hide = true)]

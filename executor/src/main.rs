@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> Result<()> {
     let cheater = cheat::Cheater::new(
         cli.test_cheat_rate,
         cli.test_cheat_seed,
+        cli.test_cheat_fail,
         cli.test_cheat_log.as_deref(),
     )?;
     if let Some(c) = &cheater {
@@ -56,8 +57,9 @@ async fn run(cli: Cli) -> Result<()> {
             rate = c.rate(),
             seed = c.seed(),
             log = ?cli.test_cheat_log,
-            "TEST-ONLY: this executor cheats on about {}% of tasks (--test-cheat-rate): they skip inference and commit pseudo-random outputs; never run this on a real network",
-            c.percent()
+            "TEST-ONLY: this executor cheats on about {}% of tasks (--test-cheat-rate): they skip inference and commit {}; never run this on a real network",
+            c.percent(),
+            if c.fails() { "failure code 1 (input_decode)" } else { "pseudo-random outputs" }
         );
     }
 

@@ -56,15 +56,7 @@ impl Outcome {
 
 /// The protocol failure code for an inference error kind.
 pub fn code_for(kind: FailureKind) -> FailureCode {
-    match kind {
-        FailureKind::InputDecode => FailureCode::InputDecode,
-        FailureKind::InputShape => FailureCode::InputShape,
-        FailureKind::InputDtype => FailureCode::InputDtype,
-        FailureKind::InputTooLarge => FailureCode::InputTooLarge,
-        FailureKind::ModelHashMismatch => FailureCode::ModelHashMismatch,
-        FailureKind::ModelUnavailable => FailureCode::ModelUnavailable,
-        FailureKind::Runtime => FailureCode::Runtime,
-    }
+    FailureCode::from_u16(kind.code()).unwrap_or(FailureCode::Runtime)
 }
 
 /// The outcome of an inference error.

@@ -486,7 +486,17 @@ impl Worker {
             self.engine.run(info, honest).await
         }
         .into_iter();
-        let mut cheated = self.engine.run_cheated(info, cheat, salt).await.into_iter();
+        let lazy = self.cheater.as_ref().is_some_and(Cheater::fails);
+        let mut cheated = if lazy {
+            // TEST-ONLY lazy worker: "fails" the input without running anything
+            let o = Outcome::failure(
+                FailureCode::InputDecode,
+                "TEST-ONLY lazy failure: the task was not run",
+            );
+            vec![(o, true); cheat.len()].into_iter()
+        } else {
+            self.engine.run_cheated(info, cheat, salt).await.into_iter()
+        };
         picks
             .into_iter()
             .map(|pick| {

@@ -401,7 +401,13 @@ async fn bad_inputs_get_failure_codes_and_refunds() {
         if i == 0 {
             assert_eq!(ev.refund, U256::ZERO);
         } else {
-            let processing = fee * bps / U256::from(10_000u64);
+            // an input fault (codes 1-3) pays the processing share; input over this worker's
+            // limit (code 4) is worker-side: the whole fee goes back
+            let processing = if protocol::codes::is_input_fault_code(expected_codes[i]) {
+                fee * bps / U256::from(10_000u64)
+            } else {
+                U256::ZERO
+            };
             assert_eq!(
                 ev.refund,
                 fee - processing,

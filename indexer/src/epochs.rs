@@ -10,8 +10,10 @@
 //! Epoch `e` spans block times `[genesis + e·len, genesis + (e+1)·len)`.
 //! - **assigned**: `TaskAssigned` events of the worker with a block time in the epoch (a
 //!   reassigned task counts once per assignment, for the worker it was assigned to);
-//! - **on_time**: of those, the ones the same worker committed (`ResultsCommitted`, any code) in a
-//!   block no later than the assignment's deadline; **latency** = commit time - assignment time.
+//! - **on_time**: of those, the ones the same worker committed (`ResultsCommitted`) with a result
+//!   or an input fault (codes 0-3; a worker-side failure code counts against completion like a
+//!   miss) in a block no later than the assignment's deadline; **latency** = commit time -
+//!   assignment time.
 //!   Because a deadline may fall after the epoch's end, the epoch's facts run until
 //!   `facts_until = max(end - 1, latest deadline of its assignments)` and the epoch can only be
 //!   computed once the database is indexed past that time (about one response window after
@@ -727,11 +729,13 @@ async fn compute_one(
                 CAST(json_extract(a.detail, '$.deadline') AS INTEGER) AS deadline,
                 (SELECT MIN(c.block_time) FROM task_events c
                   WHERE c.task_id = a.task_id AND c.kind = 'committed' AND c.worker = a.worker
+                    AND COALESCE(CAST(json_extract(c.detail, '$.code') AS INTEGER), 0) <= ?
                     AND c.block_time >= a.block_time
                     AND c.block_time <= CAST(json_extract(a.detail, '$.deadline') AS INTEGER)) AS committed_time
          FROM task_events a
          WHERE a.kind = 'assigned' AND a.block_time >= ? AND a.block_time < ?",
     )
+    .bind(i64::from(protocol::codes::MAX_INPUT_FAULT))
     .bind(i64_of(start))
     .bind(i64_of(end))
     .fetch_all(pool)

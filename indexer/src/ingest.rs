@@ -679,10 +679,12 @@ async fn apply_task(
                 return Ok(());
             };
             // A fraud release refunds the submitter: TaskRefunded follows in the same call and
-            // sets `refunded`. Otherwise the task is Committed again, finalizable at once.
+            // sets `refunded`. Otherwise the task is what it was again (a result, or an input
+            // fault's failure), finalizable at once.
             if !e.fraud {
                 sqlx::query(
-                    "UPDATE tasks SET status = 'committed' WHERE task_id = ? AND status = 'disputed'",
+                    "UPDATE tasks SET status = CASE WHEN COALESCE(code, 0) = 0 THEN 'committed' ELSE 'failed' END
+                     WHERE task_id = ? AND status = 'disputed'",
                 )
                 .bind(id)
                 .execute(&mut *conn)

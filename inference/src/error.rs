@@ -162,6 +162,19 @@ impl FailureKind {
         }
     }
 
+    /// The protocol's on-chain failure code of this class (`protocol::codes::FailureCode`).
+    pub fn code(self) -> u16 {
+        match self {
+            FailureKind::InputDecode => 1,
+            FailureKind::InputShape => 2,
+            FailureKind::InputDtype => 3,
+            FailureKind::InputTooLarge => 4,
+            FailureKind::ModelHashMismatch => 5,
+            FailureKind::ModelUnavailable => 6,
+            FailureKind::Runtime => 7,
+        }
+    }
+
     /// True for failures caused by the task's input (the user's fault, not the worker's).
     pub fn is_input_fault(self) -> bool {
         matches!(

@@ -27,6 +27,14 @@ pub enum FailureCode {
     InputUnavailable = 8,
 }
 
+/// Highest input-fault code (`FailureCodes.MAX_INPUT_FAULT` on-chain).
+pub const MAX_INPUT_FAULT: u16 = 3;
+
+/// True when a committed code (possibly one this version does not know) is an input fault.
+pub fn is_input_fault_code(code: u16) -> bool {
+    code != 0 && code <= MAX_INPUT_FAULT
+}
+
 impl FailureCode {
     /// Every code, in numeric order.
     pub const ALL: [FailureCode; 9] = [
@@ -66,6 +74,18 @@ impl FailureCode {
         }
     }
 
+    /// True for an input fault (codes 1-3: the input does not decode or does not fit the model),
+    /// which any honest re-execution reproduces: the worker keeps its processing share, and the
+    /// failure is audited and challengeable like a result (the validator must get the same code).
+    /// Every other failure is worker-side (input too large for this worker, model unavailable or
+    /// corrupt on the worker, runtime error, input blob unreachable): the submitter gets the whole
+    /// fee back, nothing is audited, and the indexer counts it against the worker's completion.
+    /// Mirrors `contracts/libraries/FailureCodes.sol`.
+    pub fn is_input_fault(self) -> bool {
+        let c = self.as_u16();
+        c != 0 && c <= MAX_INPUT_FAULT
+    }
+
     /// One sentence for people.
     pub fn describe(self) -> &'static str {
         match self {
@@ -96,5 +116,25 @@ mod tests {
         }
         assert_eq!(FailureCode::from_u16(9), None);
         assert_eq!(FailureCode::InputTooLarge.as_str(), "input_too_large");
+    }
+
+    #[test]
+    fn input_faults_are_the_first_three_codes() {
+        let faults: Vec<_> = FailureCode::ALL
+            .iter()
+            .filter(|c| c.is_input_fault())
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                &FailureCode::InputDecode,
+                &FailureCode::InputShape,
+                &FailureCode::InputDtype
+            ]
+        );
+        assert!(!is_input_fault_code(0));
+        assert!(is_input_fault_code(3));
+        assert!(!is_input_fault_code(4));
+        assert!(!is_input_fault_code(u16::MAX));
     }
 }

@@ -188,6 +188,8 @@ pub struct Auditor {
     judged: HashSet<U256>,
     /// Canary tasks in flight: task id -> (input, expected output).
     canaries: HashMap<U256, (Vec<u8>, Vec<u8>)>,
+    /// Wrong canary results challenged, reported once judged Fraud: task id -> (expected hash, quality).
+    unproven_canaries: HashMap<U256, (B256, u32)>,
     next_canary: std::time::Instant,
     canary_index: usize,
     /// Shared counters.
@@ -257,6 +259,7 @@ impl Auditor {
             canaries: HashMap::new(),
             next_canary: std::time::Instant::now(),
             canary_index: 0,
+            unproven_canaries: HashMap::new(),
             stats: Arc::new(Mutex::new(AuditStats::default())),
         };
         a.join().await?;
@@ -353,6 +356,7 @@ impl Auditor {
         let signed = self.judge_sealed(now).await?;
         self.post(signed).await;
         self.handle_disputes(head, now).await?;
+        self.report_proven_canaries().await;
         self.report_misses(now).await;
         Ok(())
     }
@@ -530,8 +534,9 @@ impl Auditor {
         Ok(())
     }
 
-    /// Compares a canary's committed result with the known answer, reports it, and challenges a
-    /// wrong one (bond from the canary wallet) unless an audit already judged the task.
+    /// Compares a canary's committed result with the known answer. A right one is reported at once; a
+    /// wrong one is challenged (bond from the canary wallet) and reported only once a quorum judged it
+    /// Fraud (AuditManager refuses an unproven failure: `CanaryNotProven`), see `report_proven_canaries`.
     async fn check_canary(&mut self, batch: &Batch, i: usize) -> Result<()> {
         let Some(c) = self.opts.canary.clone() else {
             return Ok(());
@@ -541,10 +546,16 @@ impl Auditor {
             return Ok(());
         };
         let expected_hash = keccak256(&expected);
-        // a failure code, or published bytes that are not what the worker committed to, is wrong
+        let code = batch.codes[i];
+        if code != 0 && !protocol::codes::is_input_fault_code(code) {
+            // a worker-side failure pays the worker nothing and cannot be challenged
+            tracing::info!(task = %task_id, code, "canary answered with a worker-side failure: not reportable");
+            return Ok(());
+        }
+        // an input fault on a known-good input, or published bytes that are not what the worker
+        // committed to, is wrong
         let published = self.published_bytes(task_id, &batch.outputs[i]).await;
-        let (matches, quality) = if batch.codes[i] != 0 || keccak256(&published) != batch.hashes[i]
-        {
+        let (matches, quality) = if code != 0 || keccak256(&published) != batch.hashes[i] {
             (false, 0)
         } else {
             let judge = self.model(c.model_id).await?;
@@ -559,40 +570,16 @@ impl Auditor {
             .map_err(|e| anyhow!("inference crashed: {e}"))??;
             (v.matches, v.quality_ppm)
         };
-        let domain =
-            protocol::verdict::verdict_domain(self.chain_id, self.deployment.audit_manager);
-        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(
-            &Canary {
-                taskId: task_id,
-                validator: self.me,
-            },
-            &domain,
-        );
-        let sig = alloy::signers::SignerSync::sign_hash_sync(&c.signer, &digest)?;
-        let audit_me = self.audit();
-        let report = audit_me.reportCanary(
-            task_id,
-            expected_hash,
-            matches,
-            quality,
-            Bytes::from(signature_bytes(&sig).to_vec()),
-        );
-        match report.send().await {
-            Ok(p) => {
-                let r = p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await?;
-                if r.status() {
-                    self.stats.lock().map(|mut s| s.canaries_reported += 1).ok();
-                }
-                tracing::info!(task = %task_id, matches, quality_ppm = quality, tx = %r.transaction_hash, "canary reported");
-            }
-            Err(e) => {
-                tracing::warn!(task = %task_id, error = %describe(&e), "reportCanary refused")
-            }
+        if matches {
+            let quality = protocol::verdict::verdict_quality(true, quality);
+            return self
+                .report_canary(task_id, expected_hash, true, quality)
+                .await;
         }
-        if matches || batch.codes[i] != 0 {
-            return Ok(());
-        }
-        // wrong result: the canary wallet, as the task's submitter, has a quorum re-execute it
+        // wrong result: the canary wallet, as the task's submitter, has a quorum re-execute it; the
+        // failure is reported once the quorum (or an audit's dispute) found fraud
+        self.unproven_canaries
+            .insert(task_id, (expected_hash, quality));
         let audit = IAuditManager::new(self.deployment.audit_manager, &c.provider);
         let proof = merkle::proof(&batch.leaves(), i);
         let challenge = audit.challenge(task_id, batch.id, batch.hashes[i], proof);
@@ -625,6 +612,90 @@ impl Auditor {
         Ok(())
     }
 
+    /// Reports each wrong canary whose task a quorum judged Fraud; forgets those judged otherwise
+    /// (Cleared, Undecided, Passed...: the failure is not proven, so it is not reported).
+    async fn report_proven_canaries(&mut self) {
+        if self.unproven_canaries.is_empty() {
+            return;
+        }
+        let pending: Vec<(U256, (B256, u32))> = self
+            .unproven_canaries
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (task_id, (expected_hash, quality)) in pending {
+            let state = match self.audit().auditRecord(task_id).call().await {
+                Ok(rec) => rec.state,
+                Err(e) => {
+                    tracing::warn!(task = %task_id, error = %describe(&e), "auditRecord failed; retrying later");
+                    continue;
+                }
+            };
+            const DISPUTED: u8 = 2;
+            const FRAUD: u8 = 3;
+            match state {
+                DISPUTED => continue,
+                FRAUD => {
+                    if let Err(e) = self
+                        .report_canary(task_id, expected_hash, false, quality)
+                        .await
+                    {
+                        tracing::warn!(task = %task_id, error = %format!("{e:#}"), "canary report failed; retrying later");
+                        continue;
+                    }
+                }
+                other => {
+                    tracing::info!(task = %task_id, state = other, "wrong canary result not proven by a quorum: not reported")
+                }
+            }
+            self.unproven_canaries.remove(&task_id);
+        }
+    }
+
+    /// Reports one canary outcome, authorized by the canary wallet's EIP-712 signature.
+    async fn report_canary(
+        &mut self,
+        task_id: U256,
+        expected_hash: B256,
+        matches: bool,
+        quality: u32,
+    ) -> Result<()> {
+        let Some(c) = self.opts.canary.clone() else {
+            return Ok(());
+        };
+        let domain =
+            protocol::verdict::verdict_domain(self.chain_id, self.deployment.audit_manager);
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(
+            &Canary {
+                taskId: task_id,
+                validator: self.me,
+            },
+            &domain,
+        );
+        let sig = alloy::signers::SignerSync::sign_hash_sync(&c.signer, &digest)?;
+        let audit_me = self.audit();
+        let report = audit_me.reportCanary(
+            task_id,
+            expected_hash,
+            matches,
+            quality,
+            Bytes::from(signature_bytes(&sig).to_vec()),
+        );
+        match report.send().await {
+            Ok(p) => {
+                let r = p.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await?;
+                if r.status() {
+                    self.stats.lock().map(|mut s| s.canaries_reported += 1).ok();
+                }
+                tracing::info!(task = %task_id, matches, quality_ppm = quality, tx = %r.transaction_hash, "canary reported");
+            }
+            Err(e) => {
+                tracing::warn!(task = %task_id, error = %describe(&e), "reportCanary refused")
+            }
+        }
+        Ok(())
+    }
+
     /// Seals every batch whose post-commit block exists and is not sealed yet, in one transaction.
     /// Batches whose tasks are all settled or past their challenge window are dropped unsealed
     /// (after a restart the verifier reads the whole history; sealing it would only cost gas).
@@ -641,7 +712,8 @@ impl Auditor {
                 sealed.push(b.id);
                 continue;
             }
-            let Some(i) = b.codes.iter().position(|c| *c == 0) else {
+            // results and input faults are audited; worker-side failures are not
+            let Some(i) = b.codes.iter().position(|c| auditable(*c)) else {
                 stale.push(b.id);
                 continue;
             };
@@ -651,7 +723,7 @@ impl Auditor {
                 .call()
                 .await
                 .context("getTask")?;
-            if task.status == 2 && now <= task.deadline {
+            if (task.status == 2 || task.status == 3) && now <= task.deadline {
                 to_seal.push(b.id);
             } else {
                 stale.push(b.id);
@@ -709,7 +781,7 @@ impl Auditor {
             let batch = self.batches[&id].clone();
             let leaves = batch.leaves();
             for (i, task_id) in batch.task_ids.iter().enumerate() {
-                if batch.codes[i] != 0 || self.judged.contains(task_id) {
+                if !auditable(batch.codes[i]) || self.judged.contains(task_id) {
                     continue;
                 }
                 let drawn = self
@@ -741,7 +813,7 @@ impl Auditor {
                     ));
                     continue;
                 }
-                if task.status != 2 || now > task.deadline {
+                if !(task.status == 2 || task.status == 3) || now > task.deadline {
                     tracing::debug!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
                     continue;
                 }
@@ -752,6 +824,7 @@ impl Auditor {
                         batch.block,
                         &batch.outputs[i],
                         batch.hashes[i],
+                        batch.codes[i],
                     )
                     .await
                 {
@@ -792,7 +865,8 @@ impl Auditor {
     }
 
     /// Re-executes a task (unless a TEST-ONLY mode says otherwise) and compares with the worker's
-    /// published output. Returns (own output hash, matches, quality ppm).
+    /// published output, or, for a committed input fault (`worker_code` 1-3), checks that its own
+    /// run fails with the same code. Returns (own output hash, matches, quality ppm).
     async fn judge(
         &mut self,
         task_id: U256,
@@ -800,6 +874,7 @@ impl Auditor {
         commit_block: u64,
         worker_output: &Bytes,
         worker_hash: B256,
+        worker_code: u16,
     ) -> Result<(B256, bool, u32)> {
         match self.opts.mode {
             AuditMode::RubberStamp => return Ok((worker_hash, true, 1_000_000)),
@@ -823,6 +898,17 @@ impl Auditor {
             }
         };
         let judge = self.model(model_id).await?;
+        if worker_code != 0 {
+            let own = tokio::task::spawn_blocking(move || {
+                let mut j = judge
+                    .lock()
+                    .map_err(|_| anyhow!("model session poisoned"))?;
+                anyhow::Ok(j.run_raw(&input))
+            })
+            .await
+            .map_err(|e| anyhow!("inference crashed: {e}"))??;
+            return failure_verdict(own, worker_code, worker_hash);
+        }
         // A published output the validator cannot fetch in time, or that is not what the
         // worker committed to, is a failed result.
         let worker_output = self.published_bytes(task_id, worker_output).await;
@@ -1095,6 +1181,7 @@ impl Auditor {
                     batch_block,
                     &output,
                     rec.workerOutputHash,
+                    task.code,
                 )
                 .await?;
             // A rubber stamp votes "no fraud"; a false accuser votes "fraud".
@@ -1155,6 +1242,36 @@ impl Auditor {
     }
 }
 
+/// Whether a committed code is judged at all: results (0) and input faults (1-3). A worker-side
+/// failure pays the worker nothing, so there is nothing to audit.
+fn auditable(code: u16) -> bool {
+    code == 0 || protocol::codes::is_input_fault_code(code)
+}
+
+/// The verdict on a committed input fault from the validator's own run of the task: it matches
+/// only when the run fails with the same code (the worker's message hash is attested then). A run
+/// that succeeds, or fails with another code, is a mismatch (a dispute, where the quorum re-runs
+/// it the same way) carrying the validator's output hash (or its own failure code's hash).
+/// A run that fails on the validator's side (its model unavailable, a runtime error) judges
+/// nothing: no verdict.
+fn failure_verdict(
+    own: std::result::Result<Vec<u8>, inference::InferenceError>,
+    worker_code: u16,
+    worker_hash: B256,
+) -> Result<(B256, bool, u32)> {
+    match own {
+        Ok(output) => Ok((keccak256(&output), false, 0)),
+        Err(e) if e.kind().code() == worker_code => Ok((worker_hash, true, 1_000_000)),
+        Err(e) if protocol::codes::is_input_fault_code(e.kind().code()) => {
+            Ok((keccak256(e.kind().as_str().as_bytes()), false, 0))
+        }
+        Err(e) => Err(anyhow!(
+            "own run failed on this validator's side ({}): {e}",
+            e.kind()
+        )),
+    }
+}
+
 fn decoded(e: &alloy::contract::Error) -> Option<IAuditManager::IAuditManagerErrors> {
     e.as_decoded_interface_error::<IAuditManager::IAuditManagerErrors>()
 }
@@ -1185,11 +1302,15 @@ pub enum Judge {
 impl Judge {
     /// The validator's own output for `input` (what a canary expects).
     pub fn run(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.run_raw(input).map_err(|e| anyhow!("inference: {e}"))
+    }
+
+    /// The validator's own run, keeping the error's protocol class.
+    pub fn run_raw(&mut self, input: &[u8]) -> Result<Vec<u8>, inference::InferenceError> {
         match self {
             Judge::Tensor(m, _) => m.run(input),
             Judge::Kind(r) => r.run(input),
         }
-        .map_err(|e| anyhow!("inference: {e}"))
     }
 
     /// Judges `claimed` for `input`; `own` is the validator's output when it already has it.
@@ -1256,4 +1377,46 @@ async fn run_blocking(
     })
     .await
     .map_err(|e| anyhow!("inference crashed: {e}"))?
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+    use inference::InferenceError;
+
+    #[test]
+    fn an_input_fault_matches_only_the_same_code_reproduced() {
+        let worker_hash = keccak256(b"input_decode: not safetensors");
+        // the validator's run fails the same way: the worker's failure is attested
+        let v =
+            failure_verdict(Err(InferenceError::InputDecode("x".into())), 1, worker_hash).unwrap();
+        assert_eq!(v, (worker_hash, true, 1_000_000));
+        // it runs fine: the failure was false, the verdict carries the validator's output
+        let v = failure_verdict(Ok(b"real output".to_vec()), 1, worker_hash).unwrap();
+        assert_eq!(v, (keccak256(b"real output"), false, 0));
+        // another input fault: a mismatch too
+        let v =
+            failure_verdict(Err(InferenceError::InputDecode("x".into())), 2, worker_hash).unwrap();
+        assert!(!v.1);
+        assert_ne!(v.0, worker_hash);
+        // the validator's own problem judges nothing
+        let e = failure_verdict(Err(InferenceError::Runtime("oom".into())), 1, worker_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("validator's side") && e.contains("runtime"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_results_and_input_faults_are_audited() {
+        assert!(auditable(0));
+        for code in 1..=3 {
+            assert!(auditable(code), "{code}");
+        }
+        for code in [4, 5, 6, 7, 8, 9, u16::MAX] {
+            assert!(!auditable(code), "{code}");
+        }
+    }
 }
