@@ -13,6 +13,7 @@ pub fn init(verbosity: i8, json: bool) {
         "indexer",
         "verifier",
         "devnet",
+        "gateway",
     ];
     let level = match verbosity {
         i8::MIN..=-1 => "error",

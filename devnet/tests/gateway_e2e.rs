@@ -1,0 +1,230 @@
+//! The gateway end to end with OpenAI's official Python client: a real anvil, the language model
+//! (SmolLM2) and the embedding model (MiniLM) registered by bundle, an executor serving both,
+//! and the `gateway` binary paying for every call from its wallet. The client lists the models,
+//! asks a chat question (whole and streamed), embeds two sentences (base64 and float), and gets
+//! OpenAI-shaped errors for an unknown model, a wrong kind, an unknown field, max_tokens 0 and an
+//! empty input. Every answer names its task, which the chain confirms. Needs `make models` and
+//! `make deps-openai`.
+
+use alloy::primitives::{keccak256, U256};
+use alloy::providers::Provider;
+use anyhow::{Context, Result};
+use devnet::catalogue;
+use devnet::{Devnet, DevnetConfig};
+use protocol::bindings::ITaskManager;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `GET /healthz` until the gateway answers.
+async fn wait_healthy(url: &str, net: &Devnet) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest_get(&format!("{url}/healthz")).await {
+            if r == "ok" {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            panic!("gateway not up:\n{}", logs_of(net, "gateway"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn reqwest_get(url: &str) -> Result<String> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(r.text().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 1,
+        response_window: 300,
+        challenge_window: 60,
+        ..Default::default()
+    })
+    .await?;
+    let chat = net
+        .register_bundle(
+            &catalogue::bundle_dir("smollm2"),
+            net.config.model_price_wei,
+        )
+        .await
+        .context("registering smollm2")?;
+    let embed = net
+        .register_bundle(&catalogue::bundle_dir("minilm"), net.config.model_price_wei)
+        .await
+        .context("registering minilm")?;
+    let mut procs = Procs(vec![executor(
+        &net,
+        0,
+        &[
+            "--max-loaded-models".into(),
+            "2".into(),
+            "--threads".into(),
+            "2".into(),
+        ],
+    )]);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = net.work_dir.join("gateway");
+    std::fs::create_dir_all(&dir)?;
+    let mut args = chain_args(&net);
+    args.extend(
+        [
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cache-dir",
+            &dir.join("cache").display().to_string(),
+            "--task-timeout-secs",
+            "280",
+        ]
+        .map(String::from),
+    );
+    procs.0.push(spawn(
+        "gateway",
+        &args,
+        &net.user,
+        &[],
+        &dir.join("gateway.log"),
+    ));
+    wait_healthy(&url, &net).await?;
+
+    let python = repo().join(".deps/openai-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run make deps-openai",
+        python.display()
+    );
+    let out = tokio::process::Command::new(&python)
+        .arg(repo().join("gateway/tests/openai_client.py"))
+        .args([
+            &url,
+            &format!("deepnode/{chat}"),
+            &format!("deepnode/{embed}"),
+        ])
+        .output()
+        .await?;
+    assert!(
+        out.status.success(),
+        "openai client failed: {}\n{}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        logs_of(&net, "gateway"),
+        logs_of(&net, "executor")
+    );
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+
+    // the catalogue, with DeepNode's fields
+    let models = r["models"].as_object().expect("models");
+    assert_eq!(
+        models[&format!("deepnode/{chat}")]["kind"],
+        "text-generation"
+    );
+    assert_eq!(models[&format!("deepnode/{embed}")]["kind"], "embeddings");
+    assert_eq!(r["retrieved"], format!("deepnode/{chat}"));
+
+    // chat: SmolLM2's greedy answer, its usage, and the task behind it
+    let text = r["chat"]["text"].as_str().unwrap();
+    assert!(text.contains("Paris"), "{r}");
+    assert!(r["chat"]["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(r["chat"]["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(r["chat"]["verified"], "true");
+    let task_id: U256 = r["chat"]["task_id"].as_str().unwrap().parse()?;
+    let p = net.provider(&net.user);
+    let tm = ITaskManager::new(net.deployment.task_manager, &p);
+    let t = tm.getTask(task_id).call().await?;
+    assert_eq!(
+        t.submitter,
+        net.user.address(),
+        "paid by the gateway's wallet"
+    );
+    assert_eq!(t.modelId, chat);
+    assert!(
+        [2u8, 4].contains(&t.status),
+        "committed or finalized: {}",
+        t.status
+    );
+    assert_eq!(
+        r["chat"]["worker"].as_str().unwrap(),
+        t.worker.to_checksum(None)
+    );
+    // the answer is the committed output: its text is in the bytes whose hash is on-chain
+    let committed = events::<ITaskManager::ResultsCommitted>(&net, net.deployment.task_manager)
+        .await?
+        .into_iter()
+        .find_map(|e| {
+            let i = e.taskIds.iter().position(|x| *x == task_id)?;
+            Some((e.outputs[i].clone(), e.outputHashes[i]))
+        })
+        .expect("the chat task was committed");
+    assert_eq!(keccak256(&committed.0), committed.1);
+    let output: Value = serde_json::from_slice(&committed.0)?;
+    assert_eq!(output["text"], text);
+
+    // streaming: the same deterministic answer, in chunks, with usage; a task of its own
+    assert_eq!(r["stream"]["text"], r["chat"]["text"], "{r}");
+    assert_eq!(r["stream"]["finish_reason"], r["chat"]["finish_reason"]);
+    assert_eq!(r["stream"]["usage"], r["chat"]["usage"]);
+    assert_ne!(r["stream"]["task_id"], r["chat"]["task_id"]);
+
+    // embeddings: two related sentences, base64 (the client's default) and float agree
+    assert_eq!(r["embeddings"]["n"], 2);
+    assert_eq!(r["embeddings"]["dims"], 384);
+    let cos = r["embeddings"]["cosine"].as_f64().unwrap();
+    assert!(cos > 0.5 && cos < 0.999, "related sentences: cosine {cos}");
+    assert!(r["embeddings"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(r["float_vs_base64"].as_f64().unwrap() < 1e-6, "{r}");
+
+    // errors a client library understands, each naming what is wrong
+    let e = &r["errors"];
+    assert_eq!(e["unknown_model"]["status"], 404, "{e}");
+    assert_eq!(e["unknown_model"]["body"]["code"], "model_not_found");
+    assert_eq!(e["wrong_kind"]["status"], 422, "{e}");
+    assert_eq!(e["wrong_kind"]["body"]["param"], "model");
+    assert_eq!(e["unknown_field"]["status"], 422, "{e}");
+    assert_eq!(e["unknown_field"]["body"]["param"], "tmperature");
+    assert_eq!(e["zero_max_tokens"]["status"], 422, "{e}");
+    assert_eq!(e["zero_max_tokens"]["body"]["param"], "max_tokens");
+    assert_eq!(e["empty_input"]["status"], 422, "{e}");
+    assert_eq!(e["empty_input"]["body"]["param"], "input[1]");
+
+    // none of the refused calls cost anything: 2 chats + 3 embeddings paid
+    let head = p.get_block_number().await?;
+    let submitted = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
+        .await?
+        .into_iter()
+        .filter(|s| s.submitter == net.user.address())
+        .count();
+    assert_eq!(submitted, 5, "tasks paid by the gateway (head {head})");
+    drop(procs);
+    Ok(())
+}

@@ -1,0 +1,760 @@
+//! The HTTP API: OpenAI's routes for text generation and embeddings, DeepNode's for any kind and
+//! for following a task. Every answer names its on-chain task (`x-deepnode-task-id`, and a
+//! `deepnode` object in the body) so the caller can verify, rate or challenge it.
+
+use crate::chain::{status, Answer, Chain};
+use crate::error::{from_json_rejection, ApiError};
+use crate::models::{Catalogue, ModelInfo};
+use alloy::primitives::U256;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use inference::Kind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest request body (the chain takes 64 KiB per input; JSON around it stays well under).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// `max_tokens` when a request gives none.
+pub const DEFAULT_MAX_TOKENS: u32 = 64;
+
+/// What every handler shares.
+pub struct AppState {
+    /// Wallet and chain access.
+    pub chain: Chain,
+    /// Registry + manifests.
+    pub catalogue: Catalogue,
+    /// How long a request waits for its answer.
+    pub task_timeout: Duration,
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/tasks", post(run_task))
+        .route("/v1/tasks/{id}", get(get_task))
+        .fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                ..ApiError::invalid("path", "no such route (see the README's gateway section)")
+            }
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn model_json(m: &ModelInfo) -> Value {
+    json!({
+        "id": m.openai_id(),
+        "object": "model",
+        "created": 0,
+        "owned_by": m.developer.to_checksum(None),
+        "deepnode": {
+            "model_id": m.id,
+            "name": m.name,
+            "kind": m.kind.map(|k| k.as_str()),
+            "price_wei": m.price.to_string(),
+            "status": m.status_name(),
+            "workers": m.workers,
+            "sha256": m.sha256.to_string(),
+        },
+    })
+}
+
+async fn list_models(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let models = s.catalogue.list().await?;
+    let data: Vec<Value> = models
+        .iter()
+        .filter(|m| m.status != 2)
+        .map(model_json)
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn get_model(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(model_json(&s.catalogue.resolve(&id).await?)))
+}
+
+/// A model of `kind` by the request's name, or the error naming what is wrong.
+async fn model_of_kind(s: &AppState, model: &str, kind: Kind) -> Result<ModelInfo, ApiError> {
+    let m = s.catalogue.resolve(model).await?;
+    if m.status == 2 {
+        return Err(ApiError::delisted(&m.openai_id()));
+    }
+    if m.kind != Some(kind) {
+        return Err(ApiError::invalid(
+            "model",
+            format!(
+                "{} ({}) is a {} model, not {kind}",
+                m.openai_id(),
+                m.name,
+                m.kind.map(|k| k.as_str()).unwrap_or("unknown")
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+/// Submits `inputs` to `m`, waits for every answer.
+async fn run(s: &AppState, m: &ModelInfo, inputs: Vec<Vec<u8>>) -> Result<Vec<Answer>, ApiError> {
+    let (ids, block) = s.chain.submit(m.id, inputs, m.price).await?;
+    let deadline = Instant::now() + s.task_timeout;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(s.chain.wait(id, block, deadline).await?);
+    }
+    Ok(out)
+}
+
+/// A committed failure as the error a client understands: an input fault is the caller's (422,
+/// the worker's message), anything else the worker's (502, the fee is refunded).
+fn failure(a: &Answer, param: &str) -> ApiError {
+    let msg = String::from_utf8_lossy(&a.output).into_owned();
+    let name = protocol::codes::FailureCode::from_u16(a.code)
+        .map(|c| c.as_str())
+        .unwrap_or("unknown");
+    if protocol::codes::is_input_fault_code(a.code) {
+        ApiError::invalid(
+            param,
+            format!(
+                "the model refused the input ({name}): {msg} (task {})",
+                a.task_id
+            ),
+        )
+    } else {
+        ApiError::worker_failed(format!(
+            "the worker could not run task {} ({name}): {msg}; the fee is refunded",
+            a.task_id
+        ))
+    }
+}
+
+/// Headers naming the task behind an answer.
+fn task_headers(m: &ModelInfo, answers: &[Answer]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let join = |f: &dyn Fn(&Answer) -> String| -> String {
+        answers.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-deepnode-task-id", join(&|a| a.task_id.to_string()));
+    put("x-deepnode-model-id", m.id.to_string());
+    put("x-deepnode-worker", join(&|a| a.worker.to_checksum(None)));
+    put("x-deepnode-fee", join(&|a| a.fee.to_string()));
+    put(
+        "x-deepnode-verified",
+        answers.iter().all(|a| a.verified).to_string(),
+    );
+    h
+}
+
+fn deepnode_json(a: &Answer) -> Value {
+    json!({
+        "task_id": a.task_id.to_string(),
+        "worker": a.worker.to_checksum(None),
+        "fee_wei": a.fee.to_string(),
+        "verified": a.verified,
+        "commit_tx": a.commit_tx.to_string(),
+    })
+}
+
+/// Output JSON of a kind, or a 502 when the worker's bytes are not what its kind returns.
+fn output_json(a: &Answer) -> Result<Value, ApiError> {
+    serde_json::from_slice(&a.output).map_err(|e| {
+        ApiError::worker_failed(format!(
+            "task {}: the worker's output is not its kind's JSON: {e}",
+            a.task_id
+        ))
+    })
+}
+
+// ------------------------------------------------------------------ chat and completions
+
+/// `stop`: one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        }
+    }
+}
+
+/// OpenAI's chat request. Sampling fields are accepted and ignored (decoding is greedy and
+/// deterministic, so validators can check it); unknown fields are refused by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<Value>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<Value>,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+}
+
+/// A message's content as plain text: a string, or OpenAI's list of `{"type":"text"}` parts.
+fn flatten_message(i: usize, m: &Value) -> Result<Value, ApiError> {
+    let param = format!("messages[{i}]");
+    let Some(obj) = m.as_object() else {
+        return Err(ApiError::invalid(&param, "a message is an object"));
+    };
+    let role = obj
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid(&format!("{param}.role"), "missing role"))?;
+    let content = match obj.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                match (p["type"].as_str(), p["text"].as_str()) {
+                    (Some("text"), Some(t)) => text.push_str(t),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            &format!("{param}.content[{j}]"),
+                            "only text parts are supported by text-generation models",
+                        ))
+                    }
+                }
+            }
+            text
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                &format!("{param}.content"),
+                "content is a string or a list of text parts",
+            ))
+        }
+    };
+    Ok(json!({"role": role, "content": content}))
+}
+
+fn max_tokens(a: Option<u32>, b: Option<u32>) -> Result<u32, ApiError> {
+    let (param, v) = match (a, b) {
+        (Some(v), _) => ("max_tokens", v),
+        (None, Some(v)) => ("max_completion_tokens", v),
+        (None, None) => return Ok(DEFAULT_MAX_TOKENS),
+    };
+    if v == 0 {
+        return Err(ApiError::invalid(param, "must be at least 1"));
+    }
+    Ok(v)
+}
+
+/// The text-generation output this gateway reads.
+struct Generated {
+    text: String,
+    finish_reason: String,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+fn generated(a: &Answer) -> Result<Generated, ApiError> {
+    let v = output_json(a)?;
+    Ok(Generated {
+        text: v["text"].as_str().unwrap_or_default().to_string(),
+        finish_reason: v["finish_reason"].as_str().unwrap_or("stop").to_string(),
+        prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: v["token_ids"].as_array().map_or(0, |t| t.len() as u64),
+    })
+}
+
+fn usage(g: &Generated) -> Value {
+    json!({
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.completion_tokens,
+        "total_tokens": g.prompt_tokens + g.completion_tokens,
+    })
+}
+
+async fn chat(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(from_json_rejection)?;
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid("n", "only n = 1 is supported"));
+    }
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid("messages", "at least one message"));
+    }
+    let messages = req
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| flatten_message(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let max = max_tokens(req.max_tokens, req.max_completion_tokens)?;
+    let m = model_of_kind(&s, &req.model, Kind::TextGeneration).await?;
+    let mut input = json!({"messages": messages, "max_tokens": max});
+    if let Some(stop) = req.stop {
+        input["stop"] = json!(stop.into_vec());
+    }
+    let _ = (
+        req.temperature,
+        req.top_p,
+        req.seed,
+        req.user,
+        req.presence_penalty,
+        req.frequency_penalty,
+    );
+    let include_usage = req
+        .stream_options
+        .as_ref()
+        .and_then(|o| o["include_usage"].as_bool())
+        .unwrap_or(false);
+    let bytes = serde_json::to_vec(&input).expect("JSON");
+    if req.stream {
+        return stream_chat(s, m, bytes, include_usage).await;
+    }
+    let answers = run(&s, &m, vec![bytes]).await?;
+    let a = &answers[0];
+    if a.code != 0 {
+        return Err(failure(a, "messages"));
+    }
+    let g = generated(a)?;
+    let body = json!({
+        "id": format!("chatcmpl-{}", a.task_id),
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": m.openai_id(),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": g.text},
+            "finish_reason": g.finish_reason,
+            "logprobs": null,
+        }],
+        "usage": usage(&g),
+        "deepnode": deepnode_json(a),
+    });
+    Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+/// A chat answer as Server-Sent Events in OpenAI's chunk format. The task is submitted before the
+/// response starts (its id is in the headers); the text arrives once the worker commits it (the
+/// worker does not stream tokens to the gateway yet), then `[DONE]`.
+async fn stream_chat(
+    s: Arc<AppState>,
+    m: ModelInfo,
+    input: Vec<u8>,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    let (ids, block) = s.chain.submit(m.id, vec![input], m.price).await?;
+    let task_id = ids[0];
+    let id = format!("chatcmpl-{task_id}");
+    let model = m.openai_id();
+    let created = now_secs();
+    let chunk = move |delta: Value, finish: Value, usage: Value| -> Event {
+        let mut c = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
+        });
+        if !usage.is_null() {
+            c["choices"] = json!([]);
+            c["usage"] = usage;
+        }
+        Event::default().data(c.to_string())
+    };
+    let deadline = Instant::now() + s.task_timeout;
+    let state = s.clone();
+    let events = async_stream(move |tx| async move {
+        let send = |e: Event| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(e)).await.is_ok() }
+        };
+        if !send(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+            Value::Null,
+        ))
+        .await
+        {
+            return;
+        }
+        let answer = state.chain.wait(task_id, block, deadline).await;
+        let result = answer.and_then(|a| {
+            if a.code != 0 {
+                return Err(failure(&a, "messages"));
+            }
+            generated(&a)
+        });
+        match result {
+            Ok(g) => {
+                let _ = send(chunk(json!({"content": g.text}), Value::Null, Value::Null)).await
+                    && send(chunk(json!({}), json!(g.finish_reason), Value::Null)).await
+                    && (!include_usage || send(chunk(json!({}), Value::Null, usage(&g))).await)
+                    && send(Event::default().data("[DONE]")).await;
+            }
+            Err(e) => {
+                let _ = send(Event::default().data(e.body().to_string())).await;
+            }
+        }
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("x-deepnode-task-id"),
+        HeaderValue::from_str(&task_id.to_string()).expect("digits"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-deepnode-model-id"),
+        HeaderValue::from_str(&m.id.to_string()).expect("digits"),
+    );
+    Ok((
+        headers,
+        Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))),
+    )
+        .into_response())
+}
+
+/// A stream fed by a task through a channel (the task ends when the client goes away: its next
+/// send fails; the on-chain task still completes and is paid).
+fn async_stream<F, Fut>(
+    f: F,
+) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, std::convert::Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(f(tx));
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// OpenAI's legacy completion request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompletionRequest {
+    model: String,
+    prompt: String,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+async fn completions(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<CompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(from_json_rejection)?;
+    if req.stream {
+        return Err(ApiError::invalid(
+            "stream",
+            "streaming is offered on /v1/chat/completions; /v1/completions answers whole",
+        ));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid("n", "only n = 1 is supported"));
+    }
+    if req.prompt.is_empty() {
+        return Err(ApiError::invalid("prompt", "the prompt is empty"));
+    }
+    let _ = (req.temperature, req.top_p, req.seed, req.user);
+    let max = max_tokens(req.max_tokens, None)?;
+    let m = model_of_kind(&s, &req.model, Kind::TextGeneration).await?;
+    let mut input = json!({"prompt": req.prompt, "max_tokens": max});
+    if let Some(stop) = req.stop {
+        input["stop"] = json!(stop.into_vec());
+    }
+    let answers = run(&s, &m, vec![serde_json::to_vec(&input).expect("JSON")]).await?;
+    let a = &answers[0];
+    if a.code != 0 {
+        return Err(failure(a, "prompt"));
+    }
+    let g = generated(a)?;
+    let body = json!({
+        "id": format!("cmpl-{}", a.task_id),
+        "object": "text_completion",
+        "created": now_secs(),
+        "model": m.openai_id(),
+        "choices": [{"index": 0, "text": g.text, "finish_reason": g.finish_reason, "logprobs": null}],
+        "usage": usage(&g),
+        "deepnode": deepnode_json(a),
+    });
+    Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+// ------------------------------------------------------------------ embeddings
+
+/// `input`: one string or a list of strings (token arrays are not taken: the model tokenizes).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingsRequest {
+    model: String,
+    input: EmbeddingInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<u32>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// Most inputs one embeddings request may carry (one task each, one transaction).
+pub const MAX_EMBEDDING_INPUTS: usize = 64;
+
+async fn embeddings(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<EmbeddingsRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(from_json_rejection)?;
+    let texts = match req.input {
+        EmbeddingInput::One(t) => vec![t],
+        EmbeddingInput::Many(v) => v,
+    };
+    if texts.is_empty() {
+        return Err(ApiError::invalid("input", "at least one input"));
+    }
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ApiError::invalid(
+            "input",
+            format!("at most {MAX_EMBEDDING_INPUTS} inputs per request"),
+        ));
+    }
+    if let Some(i) = texts.iter().position(String::is_empty) {
+        return Err(ApiError::invalid(&format!("input[{i}]"), "empty text"));
+    }
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "encoding_format",
+                format!("`{other}`: use float or base64"),
+            ))
+        }
+    };
+    let _ = req.user;
+    let m = model_of_kind(&s, &req.model, Kind::Embeddings).await?;
+    let answers = run(&s, &m, texts.into_iter().map(String::into_bytes).collect()).await?;
+    let mut data = Vec::new();
+    let mut tokens = 0u64;
+    for (i, a) in answers.iter().enumerate() {
+        if a.code != 0 {
+            return Err(failure(a, &format!("input[{i}]")));
+        }
+        let v = output_json(a)?;
+        let vector: Vec<f32> = v["embedding"]
+            .as_array()
+            .map(|xs| {
+                xs.iter()
+                    .filter_map(Value::as_f64)
+                    .map(|x| x as f32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(d) = req.dimensions {
+            if d as usize != vector.len() {
+                return Err(ApiError::invalid(
+                    "dimensions",
+                    format!("{} returns {} dimensions", m.openai_id(), vector.len()),
+                ));
+            }
+        }
+        tokens += v["tokens"].as_u64().unwrap_or(0);
+        let embedding = if base64 {
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            json!(vector)
+        };
+        data.push(json!({"object": "embedding", "index": i, "embedding": embedding}));
+    }
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": m.openai_id(),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "deepnode": answers.iter().map(deepnode_json).collect::<Vec<_>>(),
+    });
+    Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+// ------------------------------------------------------------------ any kind
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskRequest {
+    model: String,
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    input_base64: Option<String>,
+}
+
+/// The committed output in its most useful form: JSON for the kinds' JSON, else base64.
+fn output_value(a: &Answer) -> Value {
+    if a.code != 0 {
+        return json!({"failure": String::from_utf8_lossy(&a.output)});
+    }
+    match serde_json::from_slice::<Value>(&a.output) {
+        Ok(v) => v,
+        Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(&a.output)}),
+    }
+}
+
+async fn run_task(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<TaskRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(from_json_rejection)?;
+    let input = match (req.input, req.input_base64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "input",
+                "give input or input_base64, not both",
+            ))
+        }
+        (Some(Value::String(text)), None) => text.into_bytes(),
+        (Some(v @ (Value::Object(_) | Value::Array(_))), None) => {
+            serde_json::to_vec(&v).expect("JSON")
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "input",
+                "a string (text) or a JSON object (e.g. a chat request)",
+            ))
+        }
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|e| ApiError::invalid("input_base64", format!("not base64: {e}")))?,
+        (None, None) => return Err(ApiError::invalid("input", "missing input")),
+    };
+    if input.is_empty() {
+        return Err(ApiError::invalid("input", "the input is empty"));
+    }
+    let m = s.catalogue.resolve(&req.model).await?;
+    let answers = run(&s, &m, vec![input]).await?;
+    let a = &answers[0];
+    let body = json!({
+        "object": "deepnode.task",
+        "model": m.openai_id(),
+        "kind": m.kind.map(|k| k.as_str()),
+        "code": a.code,
+        "output": output_value(a),
+        "deepnode": deepnode_json(a),
+    });
+    if a.code != 0 {
+        return Err(failure(a, "input"));
+    }
+    Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+async fn get_task(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task_id: U256 = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", format!("`{id}` is not a task id")))?;
+    let tm = protocol::bindings::ITaskManager::new(
+        s.chain.deployment().task_manager,
+        s.chain.provider(),
+    );
+    let t = tm
+        .getTask(task_id)
+        .call()
+        .await
+        .map_err(|_| ApiError::unknown_task(&id))?;
+    let mut body = json!({
+        "task_id": task_id.to_string(),
+        "status": status::name(t.status),
+        "model_id": t.modelId,
+        "submitter": t.submitter.to_checksum(None),
+        "worker": t.worker.to_checksum(None),
+        "fee_wei": t.fee.to_string(),
+        "code": t.code,
+    });
+    if matches!(
+        t.status,
+        status::COMMITTED
+            | status::FAILED
+            | status::FINALIZED
+            | status::DISPUTED
+            | status::REFUNDED
+    ) {
+        let from = s.chain.deployment().start_block;
+        if let Ok(a) = s.chain.committed(task_id, t.worker, t.fee, from).await {
+            body["output"] = output_value(&a);
+            body["verified"] = json!(a.verified);
+            body["commit_tx"] = json!(a.commit_tx.to_string());
+        }
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,305 @@
+//! Paying for tasks and reading their answers: the gateway's wallet submits (one transaction per
+//! request, every input of a request in one `submitTasks`), then the task is followed until its
+//! worker commits, and the committed output is fetched (inline or from the blob store) and
+//! checked against the committed hash.
+
+use crate::error::ApiError;
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use protocol::bindings::{DNToken, ITaskManager};
+use protocol::Deployment;
+use std::time::{Duration, Instant};
+
+/// Task statuses (ITaskManager.TaskStatus).
+pub mod status {
+    /// Worker drawn, running.
+    pub const ASSIGNED: u8 = 1;
+    /// Result committed, in its challenge window.
+    pub const COMMITTED: u8 = 2;
+    /// Failure code committed.
+    pub const FAILED: u8 = 3;
+    /// Paid out.
+    pub const FINALIZED: u8 = 4;
+    /// Fee returned to the submitter.
+    pub const REFUNDED: u8 = 5;
+    /// Held by a dispute.
+    pub const DISPUTED: u8 = 6;
+    /// Waiting for its worker draw.
+    pub const DRAWING: u8 = 7;
+
+    /// The status's name in answers.
+    pub fn name(s: u8) -> &'static str {
+        match s {
+            ASSIGNED => "assigned",
+            COMMITTED => "committed",
+            FAILED => "failed",
+            FINALIZED => "finalized",
+            REFUNDED => "refunded",
+            DISPUTED => "disputed",
+            DRAWING => "drawing",
+            _ => "unknown",
+        }
+    }
+}
+
+/// What a worker committed for one task.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The task.
+    pub task_id: U256,
+    /// Its worker.
+    pub worker: Address,
+    /// Fee escrowed for it.
+    pub fee: U256,
+    /// 0, or the worker's failure code.
+    pub code: u16,
+    /// The output bytes (a failure's message on failure).
+    pub output: Vec<u8>,
+    /// keccak256(output) equals the committed hash (false: the published bytes were not what
+    /// the worker committed to; the caller should not trust them).
+    pub verified: bool,
+    /// The commit transaction.
+    pub commit_tx: B256,
+}
+
+/// The gateway's view of the chain: a provider signing with its wallet.
+pub struct Chain {
+    provider: DynProvider,
+    deployment: Deployment,
+    me: Address,
+    /// One submission at a time (the wallet's nonces).
+    submit_lock: tokio::sync::Mutex<()>,
+    blobs: blobstore::Client,
+    poll: Duration,
+}
+
+impl Chain {
+    /// A chain view over a wallet provider for `me`.
+    pub fn new(
+        provider: DynProvider,
+        deployment: Deployment,
+        me: Address,
+        blobs: blobstore::Client,
+    ) -> Self {
+        Self {
+            provider,
+            deployment,
+            me,
+            submit_lock: tokio::sync::Mutex::new(()),
+            blobs,
+            poll: Duration::from_millis(250),
+        }
+    }
+
+    /// The gateway's address.
+    pub fn address(&self) -> Address {
+        self.me
+    }
+
+    /// The deployment.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    fn tm(&self) -> ITaskManager::ITaskManagerInstance<&DynProvider> {
+        ITaskManager::new(self.deployment.task_manager, &self.provider)
+    }
+
+    /// Lets the TaskManager pull fees from the wallet (once; a large allowance).
+    pub async fn ensure_allowance(&self) -> anyhow::Result<()> {
+        let token = DNToken::new(self.deployment.token, &self.provider);
+        let have = token
+            .allowance(self.me, self.deployment.task_manager)
+            .call()
+            .await?;
+        if have >= U256::from(u128::MAX) {
+            return Ok(());
+        }
+        let _turn = self.submit_lock.lock().await;
+        let r = token
+            .approve(self.deployment.task_manager, U256::MAX)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        anyhow::ensure!(r.status(), "approve reverted (tx {})", r.transaction_hash);
+        tracing::info!(tx = %r.transaction_hash, "TaskManager may pull fees from the gateway's wallet");
+        Ok(())
+    }
+
+    /// Submits `inputs` to `model_id` (one transaction) paying at most `max_fee` each; returns
+    /// the task ids and the block they were submitted in.
+    pub async fn submit(
+        &self,
+        model_id: u32,
+        inputs: Vec<Vec<u8>>,
+        max_fee: U256,
+    ) -> Result<(Vec<U256>, u64), ApiError> {
+        let n = inputs.len();
+        let inputs: Vec<Bytes> = inputs.into_iter().map(Bytes::from).collect();
+        let _turn = self.submit_lock.lock().await;
+        let tm = self.tm();
+        let call = tm.submitTasks(model_id, inputs, max_fee);
+        // a dry run first: a revert becomes the error a client understands, and costs no gas
+        if let Err(e) = call.call().await {
+            return Err(submit_error(&e));
+        }
+        let pending = call
+            .send()
+            .await
+            .map_err(|e| ApiError::internal(format!("submitTasks: {e}")))?;
+        let receipt = pending
+            .with_timeout(Some(Duration::from_secs(60)))
+            .get_receipt()
+            .await
+            .map_err(|e| ApiError::internal(format!("submitTasks receipt: {e}")))?;
+        if !receipt.status() {
+            return Err(ApiError::internal(format!(
+                "submitTasks reverted (tx {})",
+                receipt.transaction_hash
+            )));
+        }
+        let ids: Vec<U256> = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+            .map(|l| l.inner.data.taskId)
+            .collect();
+        if ids.len() != n {
+            return Err(ApiError::internal(format!(
+                "submitTasks: {} TaskSubmitted events for {n} inputs (tx {})",
+                ids.len(),
+                receipt.transaction_hash
+            )));
+        }
+        let block = receipt.block_number.unwrap_or_default();
+        tracing::info!(model = model_id, tasks = ?ids, tx = %receipt.transaction_hash, "submitted");
+        Ok((ids, block))
+    }
+
+    /// Waits until `task_id`'s worker commits (or `deadline` passes), then reads the committed
+    /// output from the commit event, fetching a blob reference from its store.
+    pub async fn wait(
+        &self,
+        task_id: U256,
+        from_block: u64,
+        deadline: Instant,
+    ) -> Result<Answer, ApiError> {
+        let tm = self.tm();
+        loop {
+            let t = tm
+                .getTask(task_id)
+                .call()
+                .await
+                .map_err(|e| ApiError::internal(format!("getTask({task_id}): {e}")))?;
+            match t.status {
+                status::COMMITTED | status::FAILED | status::FINALIZED | status::DISPUTED => {
+                    return self.committed(task_id, t.worker, t.fee, from_block).await;
+                }
+                status::REFUNDED => {
+                    // refunded without a commit (nobody eligible, or a fraud judged already)
+                    return match self.committed(task_id, t.worker, t.fee, from_block).await {
+                        Ok(a) => Ok(a),
+                        Err(_) => Err(ApiError::timeout(format!(
+                            "task {task_id} was refunded before any worker answered"
+                        ))),
+                    };
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::timeout(format!(
+                    "task {task_id} has no answer yet (status {}); it stays on-chain: GET /v1/tasks/{task_id} follows it, and the fee is refunded if its worker misses the deadline",
+                    status::name(t.status)
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// The committed answer of `task_id` by `worker`, from its ResultsCommitted event.
+    pub async fn committed(
+        &self,
+        task_id: U256,
+        worker: Address,
+        fee: U256,
+        from_block: u64,
+    ) -> Result<Answer, ApiError> {
+        let filter = Filter::new()
+            .address(self.deployment.task_manager)
+            .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
+            .topic2(worker.into_word())
+            .from_block(from_block);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| ApiError::internal(format!("eth_getLogs ResultsCommitted: {e}")))?;
+        for log in logs.iter().rev() {
+            let Ok(ev) = log.log_decode::<ITaskManager::ResultsCommitted>() else {
+                continue;
+            };
+            let d = &ev.inner.data;
+            let Some(i) = d.taskIds.iter().position(|t| *t == task_id) else {
+                continue;
+            };
+            let published = d.outputs.get(i).cloned().unwrap_or_default().to_vec();
+            let hash = d.outputHashes.get(i).copied().unwrap_or_default();
+            let output =
+                match blobstore::BlobRef::decode(&published) {
+                    None => published,
+                    Some(Err(e)) => format!("malformed blob reference: {e}").into_bytes(),
+                    Some(Ok(r)) => self.blobs.fetch(&r).await.map_err(|e| {
+                        ApiError::internal(format!("output of task {task_id}: {e}"))
+                    })?,
+                };
+            return Ok(Answer {
+                task_id,
+                worker,
+                fee,
+                code: d.codes.get(i).copied().unwrap_or_default(),
+                verified: keccak256(&output) == hash,
+                output,
+                commit_tx: log.transaction_hash.unwrap_or_default(),
+            });
+        }
+        Err(ApiError::internal(format!(
+            "task {task_id}: no ResultsCommitted event of {worker} holds it"
+        )))
+    }
+}
+
+/// The client-facing error of a refused submission.
+fn submit_error(e: &alloy::contract::Error) -> ApiError {
+    use ITaskManager::ITaskManagerErrors as E;
+    if let Some(err) = e.as_decoded_interface_error::<E>() {
+        return match err {
+            E::NoEligibleWorker(x) => ApiError::no_worker(format!(
+                "no worker serves model {} now; try again later",
+                x.modelId
+            )),
+            E::InputTooLarge(x) => ApiError::invalid(
+                "input",
+                format!(
+                    "the input is {} bytes; the network takes at most {} per task",
+                    x.size, x.max
+                ),
+            ),
+            E::EmptyInput(_) => ApiError::invalid("input", "the input is empty"),
+            E::ModelNotActive(x) => ApiError::delisted(&format!("deepnode/{}", x.modelId)),
+            other => ApiError::internal(format!("submitTasks refused: {other:?}")),
+        };
+    }
+    if let Some(err) = e.as_decoded_interface_error::<DNToken::DNTokenErrors>() {
+        return ApiError::payment(format!("the gateway's wallet cannot pay the fee: {err:?}"));
+    }
+    ApiError::internal(format!("submitTasks: {e}"))
+}

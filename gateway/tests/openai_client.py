@@ -1,0 +1,81 @@
+"""Drives the DeepNode gateway with OpenAI's official Python client (devnet/tests/gateway_e2e.rs).
+
+Usage: openai_client.py BASE_URL CHAT_MODEL EMBED_MODEL
+Prints one JSON object with what each call returned; the Rust test asserts on it. Exits non-zero
+(with the traceback) when a call that should succeed raises.
+"""
+import json
+import sys
+
+import openai
+
+base, chat_model, embed_model = sys.argv[1], sys.argv[2], sys.argv[3]
+client = openai.OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0, timeout=600)
+question = [{"role": "user", "content": "What is the capital of France?"}]
+out = {}
+
+models = client.models.list()
+out["models"] = {m.id: getattr(m, "deepnode", None) or (m.model_extra or {}).get("deepnode") for m in models.data}
+out["retrieved"] = client.models.retrieve(chat_model).id
+
+raw = client.chat.completions.with_raw_response.create(model=chat_model, messages=question, max_tokens=12)
+chat = raw.parse()
+out["chat"] = {
+    "text": chat.choices[0].message.content,
+    "finish_reason": chat.choices[0].finish_reason,
+    "usage": chat.usage.model_dump(),
+    "task_id": raw.headers.get("x-deepnode-task-id"),
+    "verified": raw.headers.get("x-deepnode-verified"),
+    "worker": raw.headers.get("x-deepnode-worker"),
+}
+
+parts, finish, usage = [], None, None
+stream = client.chat.completions.with_raw_response.create(
+    model=chat_model,
+    messages=question,
+    max_tokens=12,
+    stream=True,
+    stream_options={"include_usage": True},
+)
+stream_task = stream.headers.get("x-deepnode-task-id")
+for chunk in stream.parse():
+    if chunk.choices:
+        choice = chunk.choices[0]
+        if choice.delta.content:
+            parts.append(choice.delta.content)
+        if choice.finish_reason:
+            finish = choice.finish_reason
+    if chunk.usage:
+        usage = chunk.usage.model_dump()
+out["stream"] = {"text": "".join(parts), "finish_reason": finish, "usage": usage, "task_id": stream_task}
+
+emb = client.embeddings.create(model=embed_model, input=["A man is eating food.", "A man is eating a piece of bread."])
+vecs = [d.embedding for d in emb.data]
+out["embeddings"] = {
+    "n": len(vecs),
+    "dims": len(vecs[0]),
+    "cosine": sum(a * b for a, b in zip(vecs[0], vecs[1])),
+    "prompt_tokens": emb.usage.prompt_tokens,
+}
+flt = client.embeddings.create(model=embed_model, input="A man is eating food.", encoding_format="float")
+out["float_vs_base64"] = max(abs(a - b) for a, b in zip(flt.data[0].embedding, vecs[0]))
+
+
+def error_of(call):
+    try:
+        call()
+    except openai.APIStatusError as e:
+        return {"status": e.status_code, "body": e.body}
+    return None
+
+
+out["errors"] = {
+    "unknown_model": error_of(lambda: client.chat.completions.create(model="deepnode/999", messages=question)),
+    "wrong_kind": error_of(lambda: client.embeddings.create(model=chat_model, input="hi")),
+    "unknown_field": error_of(
+        lambda: client.chat.completions.create(model=chat_model, messages=question, extra_body={"tmperature": 0})
+    ),
+    "zero_max_tokens": error_of(lambda: client.chat.completions.create(model=chat_model, messages=question, max_tokens=0)),
+    "empty_input": error_of(lambda: client.embeddings.create(model=embed_model, input=["ok", ""])),
+}
+print(json.dumps(out))
