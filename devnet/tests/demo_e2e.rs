@@ -106,6 +106,24 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
         stdout.contains("indexer: http://127.0.0.1:"),
         "indexer URLs printed"
     );
+    // the gateway: its URL, and six calls through OpenAI's API, each checked on-chain
+    let gateway = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("gateway URL printed:\n{stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("demo: gateway "))
+        .unwrap_or_else(|| panic!("gateway line:\n{stdout}"));
+    assert!(
+        line.starts_with("demo: gateway 6 calls (text-generation, embeddings), first token p50 ")
+            && line.ends_with(" ms, all verified on-chain"),
+        "{line}"
+    );
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{gateway}")).is_err(),
+        "gateway still listening after DN_DEMO_ONCE"
+    );
     // Nothing left running: the indexer URL no longer answers.
     let url = stdout
         .lines()

@@ -1,7 +1,8 @@
 //! The gateway end to end with OpenAI's official Python client: a real anvil, the language model
-//! (SmolLM2) and the embedding model (MiniLM) registered by bundle, an executor serving both,
-//! and the `gateway` binary paying for every call from its wallet. The client lists the models,
-//! asks a chat question (whole and streamed), embeds two sentences (base64 and float), and gets
+//! (SmolLM2), the embedding model (MiniLM) and Whisper registered by bundle, an executor serving
+//! them, a blob store for the audio, and the `gateway` binary paying for every call from its
+//! wallet. The client lists the models, asks a chat question (whole and streamed), embeds two
+//! sentences (base64 and float), transcribes a spoken sentence, and gets
 //! OpenAI-shaped errors for an unknown model, a wrong kind, an unknown field, max_tokens 0 and an
 //! empty input. Every answer names its task, which the chain confirms. Needs `make models` and
 //! `make deps-openai`.
@@ -82,16 +83,33 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         .register_bundle(&catalogue::bundle_dir("minilm"), net.config.model_price_wei)
         .await
         .context("registering minilm")?;
-    let mut procs = Procs(vec![executor(
-        &net,
-        0,
-        &[
-            "--max-loaded-models".into(),
-            "2".into(),
-            "--threads".into(),
-            "2".into(),
-        ],
-    )]);
+    let speech = net
+        .register_bundle(
+            &catalogue::bundle_dir("whisper-tiny-en"),
+            net.config.model_price_wei,
+        )
+        .await
+        .context("registering whisper-tiny-en")?;
+    let (store, store_url) = devnet::spawn_blobstore(
+        &bin("blobstore"),
+        &net.work_dir.join("blobs"),
+        &net.work_dir.join("blobstore.log"),
+    )?;
+    let mut procs = Procs(vec![
+        store,
+        executor(
+            &net,
+            0,
+            &[
+                "--blob-store".into(),
+                store_url.clone(),
+                "--max-loaded-models".into(),
+                "3".into(),
+                "--threads".into(),
+                "2".into(),
+            ],
+        ),
+    ]);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let dir = net.work_dir.join("gateway");
@@ -105,6 +123,8 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
             &dir.join("cache").display().to_string(),
             "--task-timeout-secs",
             "280",
+            "--blob-store",
+            &store_url,
         ]
         .map(String::from),
     );
@@ -117,6 +137,8 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     ));
     wait_healthy(&url, &net).await?;
 
+    // a spoken sentence (about 97 KB: the gateway puts it in the blob store)
+    let wav = repo().join("models/whisper-tiny-en/samples/weather.wav");
     let python = repo().join(".deps/openai-venv/bin/python");
     assert!(
         python.exists(),
@@ -126,9 +148,11 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     let out = tokio::process::Command::new(&python)
         .arg(repo().join("gateway/tests/openai_client.py"))
         .args([
-            &url,
-            &format!("deepnode/{chat}"),
-            &format!("deepnode/{embed}"),
+            url.clone(),
+            format!("deepnode/{chat}"),
+            format!("deepnode/{embed}"),
+            format!("deepnode/{speech}"),
+            wav.display().to_string(),
         ])
         .output()
         .await?;
@@ -204,6 +228,14 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert!(r["embeddings"]["prompt_tokens"].as_u64().unwrap() > 0);
     assert!(r["float_vs_base64"].as_f64().unwrap() < 1e-6, "{r}");
 
+    // speech: the WAV through the blob store to Whisper, as json and as text
+    let heard = r["transcription"]["text"].as_str().unwrap().to_lowercase();
+    assert!(heard.contains("sunny") && heard.contains("breeze"), "{r}");
+    assert_eq!(
+        r["transcription"]["text_format"].as_str().unwrap().trim(),
+        r["transcription"]["text"].as_str().unwrap().trim()
+    );
+
     // errors a client library understands, each naming what is wrong
     let e = &r["errors"];
     assert_eq!(e["unknown_model"]["status"], 404, "{e}");
@@ -217,14 +249,68 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert_eq!(e["empty_input"]["status"], 422, "{e}");
     assert_eq!(e["empty_input"]["body"]["param"], "input[1]");
 
-    // none of the refused calls cost anything: 2 chats + 3 embeddings paid
+    // none of the refused calls cost anything: 2 chats + 3 embeddings + 2 transcriptions paid
     let head = p.get_block_number().await?;
     let submitted = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
         .await?
         .into_iter()
         .filter(|s| s.submitter == net.user.address())
         .count();
-    assert_eq!(submitted, 5, "tasks paid by the gateway (head {head})");
+    assert_eq!(submitted, 7, "tasks paid by the gateway (head {head})");
+
+    // concurrent calls to one model are paid together: fewer submitTasks than calls
+    let http = reqwest::Client::new();
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let http = http.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                http.post(format!("{url}/v1/embeddings"))
+                    .json(&serde_json::json!({"model": format!("deepnode/{embed}"), "input": format!("sentence number {i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for call in calls {
+        let r = call.await?;
+        assert!(r.status().is_success(), "{}", r.status());
+        ids.push(
+            r.headers()["x-deepnode-task-id"]
+                .to_str()?
+                .parse::<U256>()?,
+        );
+    }
+    let logs = p
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(net.deployment.task_manager)
+                .event_signature(
+                    <ITaskManager::TaskSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                )
+                .from_block(head + 1),
+        )
+        .await?;
+    let txs: std::collections::HashSet<_> = logs
+        .iter()
+        .filter(|l| {
+            l.log_decode::<ITaskManager::TaskSubmitted>()
+                .is_ok_and(|d| ids.contains(&d.inner.data.taskId))
+        })
+        .map(|l| l.transaction_hash)
+        .collect();
+    assert_eq!(
+        logs.len(),
+        4,
+        "one task per call, no other submission meanwhile"
+    );
+    assert!(
+        txs.len() < 4,
+        "4 concurrent calls in {} transactions",
+        txs.len()
+    );
     drop(procs);
     Ok(())
 }

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Largest request body (the chain takes 64 KiB per input; JSON around it stays well under).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest request body (30 s of 16 kHz WAV, about 0.96 MB, fits with room to spare).
+pub const MAX_BODY_BYTES: usize = 2 << 20;
 /// `max_tokens` when a request gives none.
 pub const DEFAULT_MAX_TOKENS: u32 = 64;
 
@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/v1/tasks", post(run_task))
         .route("/v1/tasks/{id}", get(get_task))
         .fallback(|| async {
@@ -118,9 +119,13 @@ async fn model_of_kind(s: &AppState, model: &str, kind: Kind) -> Result<ModelInf
     Ok(m)
 }
 
-/// Submits `inputs` to `m`, waits for every answer.
+/// Submits `inputs` to `m` (large ones by blob reference), waits for every answer.
 async fn run(s: &AppState, m: &ModelInfo, inputs: Vec<Vec<u8>>) -> Result<Vec<Answer>, ApiError> {
-    let (ids, block) = s.chain.submit(m.id, inputs, m.price).await?;
+    let mut submitted = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        submitted.push(s.chain.submittable(input, "input").await?);
+    }
+    let (ids, block) = s.chain.submit(m.id, submitted, m.price).await?;
     let deadline = Instant::now() + s.task_timeout;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -644,6 +649,69 @@ async fn embeddings(
         "deepnode": answers.iter().map(deepnode_json).collect::<Vec<_>>(),
     });
     Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+// ------------------------------------------------------------------ speech
+
+/// OpenAI's transcription upload: multipart `file` (16 kHz WAV) and `model`; `response_format`
+/// `json` (default) or `text`; `language`, `prompt` and `temperature` are accepted and ignored
+/// (the model is English-only and decodes greedily).
+async fn transcriptions(
+    State(s): State<Arc<AppState>>,
+    mut form: axum::extract::Multipart,
+) -> Result<Response, ApiError> {
+    let (mut file, mut model, mut format) = (None, None, None);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::invalid("body", format!("multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::invalid(&name, format!("reading the field: {e}")))?;
+        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
+        match name.as_str() {
+            "file" => file = Some(bytes.to_vec()),
+            "model" => model = Some(text()),
+            "response_format" => format = Some(text()),
+            "language" | "prompt" | "temperature" => {}
+            other => return Err(ApiError::invalid(other, format!("unknown field `{other}`"))),
+        }
+    }
+    let model = model.ok_or_else(|| ApiError::invalid("model", "missing model"))?;
+    let file = file.ok_or_else(|| ApiError::invalid("file", "missing file"))?;
+    if file.is_empty() {
+        return Err(ApiError::invalid("file", "the file is empty"));
+    }
+    let text_only = match format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "response_format",
+                format!("`{other}`: use json or text"),
+            ))
+        }
+    };
+    let m = model_of_kind(&s, &model, Kind::SpeechRecognition).await?;
+    let answers = run(&s, &m, vec![file]).await?;
+    let a = &answers[0];
+    if a.code != 0 {
+        return Err(failure(a, "file"));
+    }
+    let v = output_json(a)?;
+    let text = v["text"].as_str().unwrap_or_default().to_string();
+    let headers = task_headers(&m, &answers);
+    if text_only {
+        return Ok((headers, text).into_response());
+    }
+    Ok((
+        headers,
+        Json(json!({"text": text, "deepnode": deepnode_json(a)})),
+    )
+        .into_response())
 }
 
 // ------------------------------------------------------------------ any kind

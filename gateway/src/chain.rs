@@ -64,33 +64,94 @@ pub struct Answer {
     pub commit_tx: B256,
 }
 
+/// Inputs above this go to the blob store and are submitted by reference (the TaskManager caps
+/// inline inputs at 64 KiB).
+pub const INLINE_MAX: usize = 32 * 1024;
+
+/// Most inputs one `submitTasks` transaction carries.
+pub const MAX_INPUTS_PER_TX: usize = 64;
+
+/// Submitted task ids and the block they were submitted in.
+type Submitted = Result<(Vec<U256>, u64), ApiError>;
+
+/// One request's inputs waiting for the next submission.
+struct Pending {
+    model_id: u32,
+    max_fee: U256,
+    inputs: Vec<Vec<u8>>,
+    reply: tokio::sync::oneshot::Sender<Submitted>,
+}
+
 /// The gateway's view of the chain: a provider signing with its wallet.
 pub struct Chain {
     provider: DynProvider,
     deployment: Deployment,
     me: Address,
-    /// One submission at a time (the wallet's nonces).
-    submit_lock: tokio::sync::Mutex<()>,
+    /// One transaction at a time (the wallet's nonces).
+    submit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    queue: tokio::sync::mpsc::UnboundedSender<Pending>,
     blobs: blobstore::Client,
+    blob_store: Option<String>,
     poll: Duration,
 }
 
 impl Chain {
-    /// A chain view over a wallet provider for `me`.
+    /// A chain view over a wallet provider for `me`. Concurrent calls to the same model are
+    /// batched: requests that arrive within `batch_window` of each other, or while the previous
+    /// submission is in flight, go out in one `submitTasks` (must run inside a tokio runtime).
     pub fn new(
         provider: DynProvider,
         deployment: Deployment,
         me: Address,
         blobs: blobstore::Client,
+        batch_window: Duration,
     ) -> Self {
+        let submit_lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
+        let submitter = Submitter {
+            provider: provider.clone(),
+            task_manager: deployment.task_manager,
+            lock: submit_lock.clone(),
+        };
+        tokio::spawn(submitter.run(rx, batch_window));
         Self {
             provider,
             deployment,
             me,
-            submit_lock: tokio::sync::Mutex::new(()),
+            submit_lock,
+            queue,
             blobs,
+            blob_store: None,
             poll: Duration::from_millis(250),
         }
+    }
+
+    /// Large inputs go to the blob store at `url` (a `blobstore` service) by reference.
+    pub fn with_blob_store(mut self, url: Option<String>) -> Self {
+        self.blob_store = url;
+        self
+    }
+
+    /// The input as submitted: inline up to [`INLINE_MAX`], else stored in the blob store and
+    /// replaced by its reference (a 422 naming the size when no store is configured).
+    pub async fn submittable(&self, input: Vec<u8>, param: &str) -> Result<Vec<u8>, ApiError> {
+        if input.len() <= INLINE_MAX {
+            return Ok(input);
+        }
+        let Some(url) = &self.blob_store else {
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "the input is {} bytes; this gateway submits at most {INLINE_MAX} inline and has no blob store (--blob-store) for larger ones",
+                    input.len()
+                ),
+            ));
+        };
+        let r =
+            self.blobs.put(url, input).await.map_err(|e| {
+                ApiError::internal(format!("storing the input in the blob store: {e}"))
+            })?;
+        Ok(r.encode())
     }
 
     /// The gateway's address.
@@ -134,55 +195,26 @@ impl Chain {
         Ok(())
     }
 
-    /// Submits `inputs` to `model_id` (one transaction) paying at most `max_fee` each; returns
-    /// the task ids and the block they were submitted in.
+    /// Submits `inputs` to `model_id` paying at most `max_fee` each (batched with concurrent
+    /// requests for the same model); returns the task ids and the block they were submitted in.
     pub async fn submit(
         &self,
         model_id: u32,
         inputs: Vec<Vec<u8>>,
         max_fee: U256,
     ) -> Result<(Vec<U256>, u64), ApiError> {
-        let n = inputs.len();
-        let inputs: Vec<Bytes> = inputs.into_iter().map(Bytes::from).collect();
-        let _turn = self.submit_lock.lock().await;
-        let tm = self.tm();
-        let call = tm.submitTasks(model_id, inputs, max_fee);
-        // a dry run first: a revert becomes the error a client understands, and costs no gas
-        if let Err(e) = call.call().await {
-            return Err(submit_error(&e));
-        }
-        let pending = call
-            .send()
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending {
+                model_id,
+                max_fee,
+                inputs,
+                reply,
+            })
+            .map_err(|_| ApiError::internal("the submission queue is closed"))?;
+        answer
             .await
-            .map_err(|e| ApiError::internal(format!("submitTasks: {e}")))?;
-        let receipt = pending
-            .with_timeout(Some(Duration::from_secs(60)))
-            .get_receipt()
-            .await
-            .map_err(|e| ApiError::internal(format!("submitTasks receipt: {e}")))?;
-        if !receipt.status() {
-            return Err(ApiError::internal(format!(
-                "submitTasks reverted (tx {})",
-                receipt.transaction_hash
-            )));
-        }
-        let ids: Vec<U256> = receipt
-            .inner
-            .logs()
-            .iter()
-            .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-            .map(|l| l.inner.data.taskId)
-            .collect();
-        if ids.len() != n {
-            return Err(ApiError::internal(format!(
-                "submitTasks: {} TaskSubmitted events for {n} inputs (tx {})",
-                ids.len(),
-                receipt.transaction_hash
-            )));
-        }
-        let block = receipt.block_number.unwrap_or_default();
-        tracing::info!(model = model_id, tasks = ?ids, tx = %receipt.transaction_hash, "submitted");
-        Ok((ids, block))
+            .map_err(|_| ApiError::internal("the submission was dropped"))?
     }
 
     /// Waits until `task_id`'s worker commits (or `deadline` passes), then reads the committed
@@ -274,6 +306,114 @@ impl Chain {
         Err(ApiError::internal(format!(
             "task {task_id}: no ResultsCommitted event of {worker} holds it"
         )))
+    }
+}
+
+/// Sends the queued requests: the batching loop behind [`Chain::submit`].
+struct Submitter {
+    provider: DynProvider,
+    task_manager: Address,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Submitter {
+    async fn run(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>, window: Duration) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let until = tokio::time::Instant::now() + window;
+            while let Ok(Some(p)) = tokio::time::timeout_at(until, rx.recv()).await {
+                batch.push(p);
+            }
+            // and whatever queued meanwhile
+            while let Ok(p) = rx.try_recv() {
+                batch.push(p);
+            }
+            // one group per (model, fee), in arrival order
+            let mut groups: Vec<Vec<Pending>> = Vec::new();
+            for p in batch {
+                match groups.iter_mut().find(|g| {
+                    g[0].model_id == p.model_id
+                        && g[0].max_fee == p.max_fee
+                        && g.iter().map(|x| x.inputs.len()).sum::<usize>() + p.inputs.len()
+                            <= MAX_INPUTS_PER_TX
+                }) {
+                    Some(g) => g.push(p),
+                    None => groups.push(vec![p]),
+                }
+            }
+            for group in groups {
+                self.send_group(group).await;
+            }
+        }
+    }
+
+    /// One transaction for the group; when it is refused and the group holds several requests,
+    /// each is sent alone so one request's bad input cannot fail the others.
+    async fn send_group(&self, group: Vec<Pending>) {
+        let (model_id, max_fee) = (group[0].model_id, group[0].max_fee);
+        let inputs: Vec<Vec<u8>> = group.iter().flat_map(|p| p.inputs.clone()).collect();
+        match self.send(model_id, inputs, max_fee).await {
+            Ok((ids, block)) => {
+                let mut ids = ids.into_iter();
+                for p in group {
+                    let mine: Vec<U256> = ids.by_ref().take(p.inputs.len()).collect();
+                    let _ = p.reply.send(Ok((mine, block)));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                let _ = group.into_iter().next().expect("one").reply.send(Err(e));
+            }
+            Err(_) => {
+                for p in group {
+                    let r = self.send(p.model_id, p.inputs, p.max_fee).await;
+                    let _ = p.reply.send(r);
+                }
+            }
+        }
+    }
+
+    async fn send(&self, model_id: u32, inputs: Vec<Vec<u8>>, max_fee: U256) -> Submitted {
+        let n = inputs.len();
+        let inputs: Vec<Bytes> = inputs.into_iter().map(Bytes::from).collect();
+        let _turn = self.lock.lock().await;
+        let tm = ITaskManager::new(self.task_manager, &self.provider);
+        let call = tm.submitTasks(model_id, inputs, max_fee);
+        // a dry run first: a revert becomes the error a client understands, and costs no gas
+        if let Err(e) = call.call().await {
+            return Err(submit_error(&e));
+        }
+        let pending = call
+            .send()
+            .await
+            .map_err(|e| ApiError::internal(format!("submitTasks: {e}")))?;
+        let receipt = pending
+            .with_timeout(Some(Duration::from_secs(60)))
+            .get_receipt()
+            .await
+            .map_err(|e| ApiError::internal(format!("submitTasks receipt: {e}")))?;
+        if !receipt.status() {
+            return Err(ApiError::internal(format!(
+                "submitTasks reverted (tx {})",
+                receipt.transaction_hash
+            )));
+        }
+        let ids: Vec<U256> = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+            .map(|l| l.inner.data.taskId)
+            .collect();
+        if ids.len() != n {
+            return Err(ApiError::internal(format!(
+                "submitTasks: {} TaskSubmitted events for {n} inputs (tx {})",
+                ids.len(),
+                receipt.transaction_hash
+            )));
+        }
+        let block = receipt.block_number.unwrap_or_default();
+        tracing::info!(model = model_id, tasks = ?ids, tx = %receipt.transaction_hash, "submitted");
+        Ok((ids, block))
     }
 }
 

@@ -27,6 +27,14 @@ struct Cli {
     /// refunded if its worker misses its deadline).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     task_timeout_secs: u64,
+    /// Milliseconds a call waits for concurrent calls to the same model, so they are paid in
+    /// one `submitTasks` transaction (calls arriving while one is in flight join the next).
+    #[arg(long, value_name = "MS", default_value_t = 25)]
+    batch_window_ms: u64,
+    /// Blob store (a `blobstore` service URL) for inputs over 32 KiB, such as audio and images;
+    /// without it such inputs are refused with 422.
+    #[arg(long, value_name = "URL", env = "DN_BLOB_STORE")]
+    blob_store: Option<String>,
     /// Seconds allowed to fetch a worker's off-chain output from its blob store.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     blob_timeout_secs: u64,
@@ -70,7 +78,14 @@ async fn run(cli: Cli) -> Result<()> {
     let (provider, chain_id) = cli.rpc.connect_with_wallet(signer.clone()).await?;
     protocol::wallet::refuse_dev_key_off_devnet(&signer, chain_id)?;
     let deployment = cli.rpc.load_deployment(chain_id)?;
-    let chain = gateway::chain::Chain::new(provider.clone(), deployment.clone(), me, blobs);
+    let chain = gateway::chain::Chain::new(
+        provider.clone(),
+        deployment.clone(),
+        me,
+        blobs,
+        Duration::from_millis(cli.batch_window_ms),
+    )
+    .with_blob_store(cli.blob_store.clone());
     chain
         .ensure_allowance()
         .await

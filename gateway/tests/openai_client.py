@@ -1,6 +1,6 @@
 """Drives the DeepNode gateway with OpenAI's official Python client (devnet/tests/gateway_e2e.rs).
 
-Usage: openai_client.py BASE_URL CHAT_MODEL EMBED_MODEL
+Usage: openai_client.py BASE_URL CHAT_MODEL EMBED_MODEL SPEECH_MODEL WAV
 Prints one JSON object with what each call returned; the Rust test asserts on it. Exits non-zero
 (with the traceback) when a call that should succeed raises.
 """
@@ -9,7 +9,7 @@ import sys
 
 import openai
 
-base, chat_model, embed_model = sys.argv[1], sys.argv[2], sys.argv[3]
+base, chat_model, embed_model, speech_model, wav = sys.argv[1:6]
 client = openai.OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0, timeout=600)
 question = [{"role": "user", "content": "What is the capital of France?"}]
 out = {}
@@ -59,6 +59,12 @@ out["embeddings"] = {
 }
 flt = client.embeddings.create(model=embed_model, input="A man is eating food.", encoding_format="float")
 out["float_vs_base64"] = max(abs(a - b) for a, b in zip(flt.data[0].embedding, vecs[0]))
+
+with open(wav, "rb") as f:
+    heard = client.audio.transcriptions.create(model=speech_model, file=f)
+with open(wav, "rb") as f:
+    heard_text = client.audio.transcriptions.create(model=speech_model, file=f, response_format="text")
+out["transcription"] = {"text": heard.text, "text_format": heard_text if isinstance(heard_text, str) else str(heard_text)}
 
 
 def error_of(call):

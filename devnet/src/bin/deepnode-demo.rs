@@ -843,6 +843,15 @@ async fn run(args: Args) -> Result<()> {
             println!("{line}");
         }
     }
+    let gateway_url = start_gateway(&net, &work_dir, &mut children).await?;
+    println!("gateway: {gateway_url}");
+    if !args.no_catalogue {
+        step("calling the catalogue through the gateway (OpenAI's API): streamed chats and embeddings");
+        println!(
+            "{}",
+            gateway_calls(&net, &reader, &gateway_url, &mut children).await?
+        );
+    }
     println!(
         "elapsed: {:.0}s from start; trust chart: {}",
         started.elapsed().as_secs_f64(),
@@ -1124,4 +1133,182 @@ async fn cheated_rates(
         rates.extend(std::iter::repeat_n(p, n));
     }
     Ok(rates)
+}
+
+/// Starts the OpenAI-compatible gateway, paying from the developer's wallet (the user's key
+/// signs the demo's own submissions; one key per sender keeps nonces apart), and waits until
+/// it answers.
+async fn start_gateway(net: &Devnet, work_dir: &Path, children: &mut Children) -> Result<String> {
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let child = spawn_logged(
+        "gateway",
+        &sibling_binary("gateway")?,
+        &[
+            "--rpc-url".into(),
+            net.rpc_url.clone(),
+            "--deployment".into(),
+            net.deployment_path.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--cache-dir".into(),
+            work_dir.join("gateway-cache").display().to_string(),
+        ],
+        &[("DN_PRIVATE_KEY", key_hex(&net.developer))],
+        &work_dir.join("gateway.log"),
+    )?;
+    children.0.push(("gateway".into(), child));
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        let up = http
+            .get(format!("{url}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if up {
+            return Ok(url);
+        }
+        children.check()?;
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the gateway did not answer within 60 s; see .demo/gateway.log");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Three streamed chat answers and three embeddings through the gateway, each checked on-chain
+/// (paid by the gateway's wallet, the committed output is what was answered). Returns the
+/// `demo: gateway ...` line with the median time to the first streamed token.
+async fn gateway_calls(
+    net: &Devnet,
+    reader: &DynProvider,
+    url: &str,
+    children: &mut Children,
+) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let models: serde_json::Value = http
+        .get(format!("{url}/v1/models"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let of_kind = |kind: &str| -> Result<String> {
+        models["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|m| m["deepnode"]["kind"] == kind))
+            .and_then(|m| m["id"].as_str())
+            .map(str::to_string)
+            .with_context(|| format!("no {kind} model in GET /v1/models: {models}"))
+    };
+    let (chat, embed) = (of_kind("text-generation")?, of_kind("embeddings")?);
+    let questions = [
+        "What is the capital of France?",
+        "Name a primary colour.",
+        "What is 2 + 2?",
+    ];
+    // (task id, answered text or embedding's first value, from a stream)
+    let mut answered: Vec<(U256, Option<String>)> = Vec::new();
+    let mut first_token_ms = Vec::new();
+    for q in questions {
+        children.check()?;
+        let started = Instant::now();
+        let mut r = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&serde_json::json!({
+                "model": chat, "stream": true, "max_tokens": 16,
+                "messages": [{"role": "user", "content": q}],
+            }))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("gateway chat: {} {}", r.status(), r.text().await?);
+        }
+        let task: U256 = r
+            .headers()
+            .get("x-deepnode-task-id")
+            .and_then(|v| v.to_str().ok())
+            .context("x-deepnode-task-id")?
+            .parse()?;
+        let (mut buf, mut text, mut first) = (String::new(), String::new(), None);
+        while let Some(chunk) = r.chunk().await? {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                let Some(data) = event.trim().strip_prefix("data: ") else {
+                    continue;
+                };
+                if data == "[DONE]" {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_str(data)?;
+                if v.get("error").is_some() {
+                    bail!("gateway chat stream error: {v}");
+                }
+                if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                    if !c.is_empty() && first.is_none() {
+                        first = Some(started.elapsed());
+                    }
+                    text.push_str(c);
+                }
+            }
+        }
+        first_token_ms.push(first.context("no token streamed")?.as_millis() as u64);
+        answered.push((task, Some(text)));
+    }
+    for sentence in [
+        "A man is eating food.",
+        "A cat sleeps.",
+        "Rain is expected.",
+    ] {
+        let r = http
+            .post(format!("{url}/v1/embeddings"))
+            .json(&serde_json::json!({"model": embed, "input": sentence}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("gateway embeddings: {} {}", r.status(), r.text().await?);
+        }
+        let task: U256 = r
+            .headers()
+            .get("x-deepnode-task-id")
+            .and_then(|v| v.to_str().ok())
+            .context("x-deepnode-task-id")?
+            .parse()?;
+        answered.push((task, None));
+    }
+    // verified on-chain: paid by the gateway's wallet, committed, and the streamed text is the
+    // committed output's
+    let d = &net.deployment;
+    let tm = ITaskManager::new(d.task_manager, reader);
+    let outputs = committed_outputs(reader, d).await?;
+    let mut verified = 0;
+    for (task, text) in &answered {
+        let t = tm.getTask(*task).call().await?;
+        let paid = t.submitter == net.developer.address();
+        let committed = outputs.get(task).is_some_and(|(bytes, code)| {
+            *code == 0
+                && text.as_ref().is_none_or(|text| {
+                    serde_json::from_slice::<serde_json::Value>(bytes)
+                        .is_ok_and(|v| v["text"].as_str() == Some(text.as_str()))
+                })
+        });
+        if paid && committed {
+            verified += 1;
+        }
+    }
+    first_token_ms.sort_unstable();
+    let p50 = first_token_ms[first_token_ms.len() / 2];
+    let n = answered.len();
+    let verdict = if verified == n {
+        "all verified on-chain".to_string()
+    } else {
+        format!("{verified} of {n} verified on-chain")
+    };
+    Ok(format!(
+        "demo: gateway {n} calls (text-generation, embeddings), first token p50 {p50} ms, {verdict}"
+    ))
 }
