@@ -311,6 +311,75 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         "4 concurrent calls in {} transactions",
         txs.len()
     );
+
+    // API keys: a second gateway that requires them; a key with a budget of 1.5 calls
+    let keys_db = dir.join("keys.sqlite");
+    let created = std::process::Command::new(bin("gateway"))
+        .args(["keys", "create", "--db"])
+        .arg(&keys_db)
+        .args(["--name", "app", "--budget", "1.5", "--json"])
+        .output()?;
+    assert!(created.status.success(), "{created:?}");
+    let key = serde_json::from_slice::<Value>(&created.stdout)?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port2 = free_port();
+    let url2 = format!("http://127.0.0.1:{port2}");
+    let mut args2 = chain_args(&net);
+    args2.extend(
+        [
+            "--listen",
+            &format!("127.0.0.1:{port2}"),
+            "--cache-dir",
+            &dir.join("cache2").display().to_string(),
+            "--keys-db",
+            &keys_db.display().to_string(),
+        ]
+        .map(String::from),
+    );
+    procs.0.push(spawn(
+        "gateway",
+        &args2,
+        &net.developer,
+        &[],
+        &dir.join("gateway2.log"),
+    ));
+    wait_healthy(&url2, &net).await?;
+    let embed_call = |auth: Option<String>| {
+        let mut r = http.post(format!("{url2}/v1/embeddings")).json(
+            &serde_json::json!({"model": format!("deepnode/{embed}"), "input": "a keyed call"}),
+        );
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        r.send()
+    };
+    let no_key = embed_call(None).await?;
+    assert_eq!(no_key.status(), 401);
+    assert_eq!(
+        no_key.json::<Value>().await?["error"]["code"],
+        "invalid_api_key"
+    );
+    let bad_key = embed_call(Some("dn-not-a-key".into())).await?;
+    assert_eq!(bad_key.status(), 401);
+    let paid = embed_call(Some(key.clone())).await?;
+    assert_eq!(paid.status(), 200, "{:?}", paid.text().await);
+    let over = embed_call(Some(key.clone())).await?;
+    assert_eq!(over.status(), 402);
+    assert_eq!(
+        over.json::<Value>().await?["error"]["code"],
+        "insufficient_funds"
+    );
+    let listed = std::process::Command::new(bin("gateway"))
+        .args(["keys", "list", "--json", "--db"])
+        .arg(&keys_db)
+        .output()?;
+    let listed: Value = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(
+        listed[0]["spent_wei"],
+        net.config.model_price_wei.to_string()
+    );
     drop(procs);
     Ok(())
 }

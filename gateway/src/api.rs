@@ -4,6 +4,7 @@
 
 use crate::chain::{status, Answer, Chain};
 use crate::error::{from_json_rejection, ApiError};
+use crate::keys::KeyInfo;
 use crate::models::{Catalogue, ModelInfo};
 use alloy::primitives::U256;
 use axum::extract::rejection::JsonRejection;
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use base64::Engine;
 use inference::Kind;
@@ -33,6 +35,34 @@ pub struct AppState {
     pub catalogue: Catalogue,
     /// How long a request waits for its answer.
     pub task_timeout: Duration,
+    /// API keys (when set, every `/v1` request needs one, and calls are charged to it).
+    pub keys: Option<crate::keys::Keys>,
+}
+
+/// The caller's key, when the gateway requires keys.
+type Key = Option<Extension<KeyInfo>>;
+
+/// Checks the API key of every `/v1` request when keys are required.
+async fn require_key(
+    State(s): State<Arc<AppState>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(keys) = &s.keys {
+        if req.uri().path().starts_with("/v1/") {
+            let header = req
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match keys.authorize(header).await {
+                Ok(info) => {
+                    req.extensions_mut().insert(info);
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// The router.
@@ -54,6 +84,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             }
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ))
         .with_state(state)
 }
 
@@ -119,13 +153,40 @@ async fn model_of_kind(s: &AppState, model: &str, kind: Kind) -> Result<ModelInf
     Ok(m)
 }
 
-/// Submits `inputs` to `m` (large ones by blob reference), waits for every answer.
-async fn run(s: &AppState, m: &ModelInfo, inputs: Vec<Vec<u8>>) -> Result<Vec<Answer>, ApiError> {
+/// Submits `inputs` to `m` (large ones by blob reference), charged to the caller's key.
+async fn submit(
+    s: &AppState,
+    m: &ModelInfo,
+    inputs: Vec<Vec<u8>>,
+    key: &Key,
+) -> Result<(Vec<U256>, u64), ApiError> {
     let mut submitted = Vec::with_capacity(inputs.len());
     for input in inputs {
         submitted.push(s.chain.submittable(input, "input").await?);
     }
-    let (ids, block) = s.chain.submit(m.id, submitted, m.price).await?;
+    let cost = m.price.saturating_mul(U256::from(submitted.len()));
+    let charged = match (&s.keys, key) {
+        (Some(keys), Some(Extension(k))) => {
+            keys.charge(k.id, cost).await?;
+            Some((keys, k.id))
+        }
+        _ => None,
+    };
+    let r = s.chain.submit(m.id, submitted, m.price).await;
+    if let (Err(_), Some((keys, id))) = (&r, charged) {
+        keys.refund(id, cost).await;
+    }
+    r
+}
+
+/// Submits `inputs` to `m`, waits for every answer.
+async fn run(
+    s: &AppState,
+    m: &ModelInfo,
+    inputs: Vec<Vec<u8>>,
+    key: &Key,
+) -> Result<Vec<Answer>, ApiError> {
+    let (ids, block) = submit(s, m, inputs, key).await?;
     let deadline = Instant::now() + s.task_timeout;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -328,6 +389,7 @@ fn usage(g: &Generated) -> Value {
 
 async fn chat(
     State(s): State<Arc<AppState>>,
+    key: Key,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(from_json_rejection)?;
@@ -364,9 +426,9 @@ async fn chat(
         .unwrap_or(false);
     let bytes = serde_json::to_vec(&input).expect("JSON");
     if req.stream {
-        return stream_chat(s, m, bytes, include_usage).await;
+        return stream_chat(s, m, bytes, include_usage, key).await;
     }
-    let answers = run(&s, &m, vec![bytes]).await?;
+    let answers = run(&s, &m, vec![bytes], &key).await?;
     let a = &answers[0];
     if a.code != 0 {
         return Err(failure(a, "messages"));
@@ -397,8 +459,9 @@ async fn stream_chat(
     m: ModelInfo,
     input: Vec<u8>,
     include_usage: bool,
+    key: Key,
 ) -> Result<Response, ApiError> {
-    let (ids, block) = s.chain.submit(m.id, vec![input], m.price).await?;
+    let (ids, block) = submit(&s, &m, vec![input], &key).await?;
     let task_id = ids[0];
     let id = format!("chatcmpl-{task_id}");
     let model = m.openai_id();
@@ -508,6 +571,7 @@ struct CompletionRequest {
 
 async fn completions(
     State(s): State<Arc<AppState>>,
+    key: Key,
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(from_json_rejection)?;
@@ -530,7 +594,13 @@ async fn completions(
     if let Some(stop) = req.stop {
         input["stop"] = json!(stop.into_vec());
     }
-    let answers = run(&s, &m, vec![serde_json::to_vec(&input).expect("JSON")]).await?;
+    let answers = run(
+        &s,
+        &m,
+        vec![serde_json::to_vec(&input).expect("JSON")],
+        &key,
+    )
+    .await?;
     let a = &answers[0];
     if a.code != 0 {
         return Err(failure(a, "prompt"));
@@ -576,6 +646,7 @@ pub const MAX_EMBEDDING_INPUTS: usize = 64;
 
 async fn embeddings(
     State(s): State<Arc<AppState>>,
+    key: Key,
     body: Result<Json<EmbeddingsRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(from_json_rejection)?;
@@ -607,7 +678,13 @@ async fn embeddings(
     };
     let _ = req.user;
     let m = model_of_kind(&s, &req.model, Kind::Embeddings).await?;
-    let answers = run(&s, &m, texts.into_iter().map(String::into_bytes).collect()).await?;
+    let answers = run(
+        &s,
+        &m,
+        texts.into_iter().map(String::into_bytes).collect(),
+        &key,
+    )
+    .await?;
     let mut data = Vec::new();
     let mut tokens = 0u64;
     for (i, a) in answers.iter().enumerate() {
@@ -658,6 +735,7 @@ async fn embeddings(
 /// (the model is English-only and decodes greedily).
 async fn transcriptions(
     State(s): State<Arc<AppState>>,
+    key: Key,
     mut form: axum::extract::Multipart,
 ) -> Result<Response, ApiError> {
     let (mut file, mut model, mut format) = (None, None, None);
@@ -696,7 +774,7 @@ async fn transcriptions(
         }
     };
     let m = model_of_kind(&s, &model, Kind::SpeechRecognition).await?;
-    let answers = run(&s, &m, vec![file]).await?;
+    let answers = run(&s, &m, vec![file], &key).await?;
     let a = &answers[0];
     if a.code != 0 {
         return Err(failure(a, "file"));
@@ -739,6 +817,7 @@ fn output_value(a: &Answer) -> Value {
 
 async fn run_task(
     State(s): State<Arc<AppState>>,
+    key: Key,
     body: Result<Json<TaskRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(from_json_rejection)?;
@@ -768,7 +847,7 @@ async fn run_task(
         return Err(ApiError::invalid("input", "the input is empty"));
     }
     let m = s.catalogue.resolve(&req.model).await?;
-    let answers = run(&s, &m, vec![input]).await?;
+    let answers = run(&s, &m, vec![input], &key).await?;
     let a = &answers[0];
     let body = json!({
         "object": "deepnode.task",

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod chain;
 pub mod error;
+pub mod keys;
 pub mod models;
 
 pub use api::{router, AppState};

@@ -10,9 +10,70 @@ use std::time::Duration;
 /// OpenAI-compatible gateway to DeepNode. Apps and agents call it with any OpenAI client
 /// (`base_url = http://HOST:PORT/v1`); it submits each call as a paid task from its wallet,
 /// waits for the worker's committed answer and returns it with its on-chain task id.
+/// `gateway keys ...` manages the API keys of `--keys-db`.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version)]
+#[command(name = "gateway", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Create, list or revoke API keys (each with a budget and a per-minute limit).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCmd {
+    /// Creates a key and prints it (once: the database keeps only its sha256).
+    Create {
+        /// The keys database (created if missing).
+        #[arg(long, value_name = "FILE", env = "DN_GATEWAY_KEYS_DB")]
+        db: PathBuf,
+        /// A label for the key (unique).
+        #[arg(long)]
+        name: String,
+        /// Most the key may spend, in DN (decimals allowed).
+        #[arg(long, value_name = "DN")]
+        budget: String,
+        /// Requests per minute (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        rate_per_minute: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the keys with their budget and spending (never the keys themselves).
+    List {
+        /// The keys database.
+        #[arg(long, value_name = "FILE", env = "DN_GATEWAY_KEYS_DB")]
+        db: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes the key with this name.
+    Revoke {
+        /// The keys database.
+        #[arg(long, value_name = "FILE", env = "DN_GATEWAY_KEYS_DB")]
+        db: PathBuf,
+        /// The key's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// Require an API key (`Authorization: Bearer <key>`) on every /v1 request and charge each
+    /// call to it, from this database (`gateway keys create` makes keys). Without it anyone who
+    /// reaches the gateway spends its wallet.
+    #[arg(long, value_name = "FILE", env = "DN_GATEWAY_KEYS_DB")]
+    keys_db: Option<PathBuf>,
     #[command(flatten)]
     rpc: protocol::rpc::RpcArgs,
     #[command(flatten)]
@@ -48,7 +109,7 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    protocol::telemetry::init(cli.verbose.min(2) as i8, cli.json_logs);
+    protocol::telemetry::init(cli.serve.verbose.min(2) as i8, cli.serve.json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,7 +120,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = match cli.cmd {
+        Some(Cmd::Keys(k)) => runtime.block_on(keys(k)),
+        None => runtime.block_on(run(cli.serve)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -68,7 +133,60 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn keys(cmd: KeysCmd) -> Result<()> {
+    use gateway::keys::Keys;
+    match cmd {
+        KeysCmd::Create {
+            db,
+            name,
+            budget,
+            rate_per_minute,
+            json,
+        } => {
+            let wei = alloy::primitives::utils::parse_ether(budget.trim())
+                .map_err(|e| anyhow::anyhow!("--budget {budget:?} is not an amount of DN: {e}"))?;
+            let key = Keys::open(&db)
+                .await?
+                .create(&name, wei, rate_per_minute)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "key": key, "budget_wei": wei.to_string(), "rate_per_minute": rate_per_minute})
+                );
+            } else {
+                println!("{key}");
+                eprintln!("key `{name}`: budget {budget} DN, {rate_per_minute} requests/minute; shown once, keep it");
+            }
+        }
+        KeysCmd::List { db, json } => {
+            let keys = Keys::open(&db).await?.list().await?;
+            if json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                println!(
+                    "{:<20} {:>26} {:>26} {:>6} revoked",
+                    "name", "budget (wei)", "spent (wei)", "rpm"
+                );
+                for k in keys {
+                    println!(
+                        "{:<20} {:>26} {:>26} {:>6} {}",
+                        k.name, k.budget_wei, k.spent_wei, k.rate_per_minute, k.revoked
+                    );
+                }
+            }
+        }
+        KeysCmd::Revoke { db, name } => {
+            if !Keys::open(&db).await?.revoke(&name).await? {
+                anyhow::bail!("no key named `{name}` in {}", db.display());
+            }
+            eprintln!("key `{name}` revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn run(cli: Serve) -> Result<()> {
     let signer = cli.key.signer()?;
     let me = signer.address();
     let cache = inference::ModelCache::new(&cli.cache_dir)
@@ -91,10 +209,18 @@ async fn run(cli: Cli) -> Result<()> {
         .await
         .context("approving the TaskManager to take fees from the gateway's wallet")?;
     let catalogue = gateway::models::Catalogue::new(provider, deployment.model_registry, cache);
+    let keys = match &cli.keys_db {
+        Some(path) => Some(gateway::keys::Keys::open(path).await?),
+        None => None,
+    };
+    if keys.is_none() {
+        tracing::warn!("no --keys-db: every caller that reaches this gateway spends its wallet");
+    }
     let state = Arc::new(gateway::AppState {
         chain,
         catalogue,
         task_timeout: Duration::from_secs(cli.task_timeout_secs.max(1)),
+        keys,
     });
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
