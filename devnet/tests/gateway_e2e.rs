@@ -175,6 +175,7 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     );
     assert_eq!(models[&format!("deepnode/{embed}")]["kind"], "embeddings");
     assert_eq!(r["retrieved"], format!("deepnode/{chat}"));
+    assert_eq!(models["deepnode/auto-chat"]["alias"], true);
 
     // chat: SmolLM2's greedy answer, its usage, and the task behind it
     let text = r["chat"]["text"].as_str().unwrap();
@@ -310,6 +311,23 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         txs.len() < 4,
         "4 concurrent calls in {} transactions",
         txs.len()
+    );
+
+    // an alias: the gateway routes deepnode/auto-embed to the one embeddings model and says why
+    let routed = http
+        .post(format!("{url}/v1/embeddings"))
+        .json(&serde_json::json!({"model": "deepnode/auto-embed", "input": "routed"}))
+        .send()
+        .await?;
+    assert_eq!(routed.status(), 200);
+    let why = routed.headers()["x-deepnode-route"].to_str()?.to_string();
+    assert!(
+        why.starts_with(&format!("deepnode/auto-embed -> deepnode/{embed}: ")),
+        "{why}"
+    );
+    assert_eq!(
+        routed.headers()["x-deepnode-model-id"].to_str()?,
+        embed.to_string()
     );
 
     // API keys: a second gateway that requires them; a key with a budget of 1.5 calls

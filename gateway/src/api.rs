@@ -37,6 +37,50 @@ pub struct AppState {
     pub task_timeout: Duration,
     /// API keys (when set, every `/v1` request needs one, and calls are charged to it).
     pub keys: Option<crate::keys::Keys>,
+    /// How aliases pick a model.
+    pub routing: crate::routing::Weights,
+    /// The indexer's REST API, for measured model quality (aliases route without it on price
+    /// and latency only).
+    pub indexer: Option<String>,
+    /// Mean answer time per model here, ms (exponentially weighted).
+    pub latency: std::sync::Mutex<std::collections::HashMap<u32, f64>>,
+}
+
+impl AppState {
+    /// A state with default routing, no indexer and no keys.
+    pub fn new(chain: Chain, catalogue: Catalogue, task_timeout: Duration) -> Self {
+        Self {
+            chain,
+            catalogue,
+            task_timeout,
+            keys: None,
+            routing: crate::routing::Weights::default(),
+            indexer: None,
+            latency: Default::default(),
+        }
+    }
+
+    fn record_latency(&self, model: u32, ms: f64) {
+        if let Ok(mut l) = self.latency.lock() {
+            let e = l.entry(model).or_insert(ms);
+            *e = 0.8 * *e + 0.2 * ms;
+        }
+    }
+
+    /// The indexer's measured quality of `model` (its last epoch), if it has one.
+    async fn measured_quality(&self, model: u32) -> Option<f64> {
+        let base = self.indexer.as_ref()?;
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/models/{model}", base.trim_end_matches('/')))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["measured_quality"].as_f64()
+    }
 }
 
 /// The caller's key, when the gateway requires keys.
@@ -118,11 +162,18 @@ fn model_json(m: &ModelInfo) -> Value {
 
 async fn list_models(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let models = s.catalogue.list().await?;
-    let data: Vec<Value> = models
+    let mut data: Vec<Value> = models
         .iter()
         .filter(|m| m.status != 2)
         .map(model_json)
         .collect();
+    for (alias, kind) in crate::routing::ALIASES {
+        data.push(json!({
+            "id": alias, "object": "model", "created": 0, "owned_by": "deepnode",
+            "deepnode": {"alias": true, "kind": kind.as_str(),
+                         "routes": "by measured quality, price and latency, with exploration"},
+        }));
+    }
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
@@ -133,8 +184,42 @@ async fn get_model(
     Ok(Json(model_json(&s.catalogue.resolve(&id).await?)))
 }
 
-/// A model of `kind` by the request's name, or the error naming what is wrong.
+/// The model an alias routes this call to (`x-deepnode-route` says why).
+async fn route(s: &AppState, alias: &str, kind: Kind) -> Result<ModelInfo, ApiError> {
+    let mut cands = Vec::new();
+    for m in s.catalogue.list().await? {
+        if m.kind != Some(kind) || m.status == 2 || m.workers == 0 {
+            continue;
+        }
+        let quality = s.measured_quality(m.id).await;
+        let latency_ms = s.latency.lock().ok().and_then(|l| l.get(&m.id).copied());
+        cands.push(crate::routing::Candidate {
+            model: m,
+            quality,
+            latency_ms,
+        });
+    }
+    let choice = crate::routing::choose(alias, &cands, &s.routing, &mut rand::thread_rng())
+        .ok_or_else(|| {
+            ApiError::no_worker(format!("no {kind} model has a worker now ({alias})"))
+        })?;
+    let mut m = choice.model;
+    m.route = Some(choice.reason);
+    Ok(m)
+}
+
+/// A model of `kind` by the request's name (or an alias of that kind), or the error naming what
+/// is wrong.
 async fn model_of_kind(s: &AppState, model: &str, kind: Kind) -> Result<ModelInfo, ApiError> {
+    if let Some(k) = crate::routing::alias_kind(model) {
+        if k != kind {
+            return Err(ApiError::invalid(
+                "model",
+                format!("{model} routes to {k} models, not {kind}"),
+            ));
+        }
+        return route(s, model.trim(), kind).await;
+    }
     let m = s.catalogue.resolve(model).await?;
     if m.status == 2 {
         return Err(ApiError::delisted(&m.openai_id()));
@@ -186,12 +271,14 @@ async fn run(
     inputs: Vec<Vec<u8>>,
     key: &Key,
 ) -> Result<Vec<Answer>, ApiError> {
+    let started = Instant::now();
     let (ids, block) = submit(s, m, inputs, key).await?;
     let deadline = Instant::now() + s.task_timeout;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(s.chain.wait(id, block, deadline).await?);
     }
+    s.record_latency(m.id, started.elapsed().as_secs_f64() * 1000.0);
     Ok(out)
 }
 
@@ -237,6 +324,9 @@ fn task_headers(m: &ModelInfo, answers: &[Answer]) -> HeaderMap {
         "x-deepnode-verified",
         answers.iter().all(|a| a.verified).to_string(),
     );
+    if let Some(r) = &m.route {
+        put("x-deepnode-route", r.clone());
+    }
     h
 }
 
@@ -524,6 +614,9 @@ async fn stream_chat(
         HeaderName::from_static("x-deepnode-model-id"),
         HeaderValue::from_str(&m.id.to_string()).expect("digits"),
     );
+    if let Some(v) = m.route.as_ref().and_then(|r| HeaderValue::from_str(r).ok()) {
+        headers.insert(HeaderName::from_static("x-deepnode-route"), v);
+    }
     Ok((
         headers,
         Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))),
@@ -846,7 +939,10 @@ async fn run_task(
     if input.is_empty() {
         return Err(ApiError::invalid("input", "the input is empty"));
     }
-    let m = s.catalogue.resolve(&req.model).await?;
+    let m = match crate::routing::alias_kind(&req.model) {
+        Some(kind) => route(&s, req.model.trim(), kind).await?,
+        None => s.catalogue.resolve(&req.model).await?,
+    };
     let answers = run(&s, &m, vec![input], &key).await?;
     let a = &answers[0];
     let body = json!({

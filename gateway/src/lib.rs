@@ -14,5 +14,6 @@ pub mod chain;
 pub mod error;
 pub mod keys;
 pub mod models;
+pub mod routing;
 
 pub use api::{router, AppState};

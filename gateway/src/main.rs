@@ -96,6 +96,25 @@ struct Serve {
     /// without it such inputs are refused with 422.
     #[arg(long, value_name = "URL", env = "DN_BLOB_STORE")]
     blob_store: Option<String>,
+    /// The indexer's REST API (e.g. http://127.0.0.1:8080): aliases such as deepnode/auto-chat
+    /// route by its measured model quality (without it: price and latency only).
+    #[arg(long, value_name = "URL", env = "DN_INDEXER_URL")]
+    indexer_url: Option<String>,
+    /// Routing: weight of measured quality.
+    #[arg(long, value_name = "W", default_value_t = 0.6)]
+    route_quality: f64,
+    /// Routing: weight of price (cheapest = 1).
+    #[arg(long, value_name = "W", default_value_t = 0.2)]
+    route_price: f64,
+    /// Routing: weight of latency measured here (fastest = 1).
+    #[arg(long, value_name = "W", default_value_t = 0.2)]
+    route_latency: f64,
+    /// Routing: share of calls sent to a uniformly drawn model (exploration).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
+    route_explore: f64,
+    /// Routing: score multiplier of a model in Probation.
+    #[arg(long, value_name = "F", default_value_t = 0.5)]
+    route_probation: f64,
     /// Seconds allowed to fetch a worker's off-chain output from its blob store.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     blob_timeout_secs: u64,
@@ -187,6 +206,17 @@ async fn keys(cmd: KeysCmd) -> Result<()> {
 }
 
 async fn run(cli: Serve) -> Result<()> {
+    for (flag, v, max) in [
+        ("--route-quality", cli.route_quality, f64::MAX),
+        ("--route-price", cli.route_price, f64::MAX),
+        ("--route-latency", cli.route_latency, f64::MAX),
+        ("--route-explore", cli.route_explore, 1.0),
+        ("--route-probation", cli.route_probation, 1.0),
+    ] {
+        if !(0.0..=max).contains(&v) {
+            anyhow::bail!("{flag} {v}: must be between 0 and {max}");
+        }
+    }
     let signer = cli.key.signer()?;
     let me = signer.address();
     let cache = inference::ModelCache::new(&cli.cache_dir)
@@ -216,12 +246,21 @@ async fn run(cli: Serve) -> Result<()> {
     if keys.is_none() {
         tracing::warn!("no --keys-db: every caller that reaches this gateway spends its wallet");
     }
-    let state = Arc::new(gateway::AppState {
+    let mut state = gateway::AppState::new(
         chain,
         catalogue,
-        task_timeout: Duration::from_secs(cli.task_timeout_secs.max(1)),
-        keys,
-    });
+        Duration::from_secs(cli.task_timeout_secs.max(1)),
+    );
+    state.keys = keys;
+    state.indexer = cli.indexer_url.clone();
+    state.routing = gateway::routing::Weights {
+        quality: cli.route_quality,
+        price: cli.route_price,
+        latency: cli.route_latency,
+        explore: cli.route_explore,
+        probation: cli.route_probation,
+    };
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("--listen {}", cli.listen))?;

@@ -33,6 +33,8 @@ pub struct ModelInfo {
     pub developer: Address,
     /// Manifest (or model file) sha256.
     pub sha256: B256,
+    /// Why routing chose it, when the request named an alias (`x-deepnode-route`).
+    pub route: Option<String>,
 }
 
 impl ModelInfo {
@@ -104,6 +106,7 @@ impl Catalogue {
             workers: m.workerCount,
             developer: m.developer,
             sha256: m.sha256Hash,
+            route: None,
         })
     }
 

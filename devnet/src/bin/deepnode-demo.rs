@@ -843,7 +843,7 @@ async fn run(args: Args) -> Result<()> {
             println!("{line}");
         }
     }
-    let gateway_url = start_gateway(&net, &work_dir, &mut children).await?;
+    let gateway_url = start_gateway(&net, &work_dir, &base_url, &mut children).await?;
     println!("gateway: {gateway_url}");
     if !args.no_catalogue {
         step("calling the catalogue through the gateway (OpenAI's API): streamed chats and embeddings");
@@ -1138,7 +1138,12 @@ async fn cheated_rates(
 /// Starts the OpenAI-compatible gateway, paying from the developer's wallet (the user's key
 /// signs the demo's own submissions; one key per sender keeps nonces apart), and waits until
 /// it answers.
-async fn start_gateway(net: &Devnet, work_dir: &Path, children: &mut Children) -> Result<String> {
+async fn start_gateway(
+    net: &Devnet,
+    work_dir: &Path,
+    indexer_url: &str,
+    children: &mut Children,
+) -> Result<String> {
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let child = spawn_logged(
@@ -1153,6 +1158,8 @@ async fn start_gateway(net: &Devnet, work_dir: &Path, children: &mut Children) -
             format!("127.0.0.1:{port}"),
             "--cache-dir".into(),
             work_dir.join("gateway-cache").display().to_string(),
+            "--indexer-url".into(),
+            indexer_url.to_string(),
         ],
         &[("DN_PRIVATE_KEY", key_hex(&net.developer))],
         &work_dir.join("gateway.log"),
