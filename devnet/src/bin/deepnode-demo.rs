@@ -1185,6 +1185,15 @@ async fn start_gateway(
     }
 }
 
+/// The task behind a gateway answer (`x-deepnode-task-id`).
+fn task_id_of(r: &reqwest::Response) -> Result<U256> {
+    Ok(r.headers()
+        .get("x-deepnode-task-id")
+        .and_then(|v| v.to_str().ok())
+        .context("the gateway's answer has no x-deepnode-task-id")?
+        .parse()?)
+}
+
 /// Three streamed chat answers and three embeddings through the gateway, each checked on-chain
 /// (paid by the gateway's wallet, the committed output is what was answered). Returns the
 /// `demo: gateway ...` line with the median time to the first streamed token.
@@ -1234,12 +1243,7 @@ async fn gateway_calls(
         if !r.status().is_success() {
             bail!("gateway chat: {} {}", r.status(), r.text().await?);
         }
-        let task: U256 = r
-            .headers()
-            .get("x-deepnode-task-id")
-            .and_then(|v| v.to_str().ok())
-            .context("x-deepnode-task-id")?
-            .parse()?;
+        let task = task_id_of(&r)?;
         let (mut buf, mut text, mut first) = (String::new(), String::new(), None);
         while let Some(chunk) = r.chunk().await? {
             buf.push_str(&String::from_utf8_lossy(&chunk));
@@ -1279,13 +1283,7 @@ async fn gateway_calls(
         if !r.status().is_success() {
             bail!("gateway embeddings: {} {}", r.status(), r.text().await?);
         }
-        let task: U256 = r
-            .headers()
-            .get("x-deepnode-task-id")
-            .and_then(|v| v.to_str().ok())
-            .context("x-deepnode-task-id")?
-            .parse()?;
-        answered.push((task, None));
+        answered.push((task_id_of(&r)?, None));
     }
     // verified on-chain: paid by the gateway's wallet, committed, and the streamed text is the
     // committed output's
