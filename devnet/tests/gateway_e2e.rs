@@ -27,6 +27,11 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -328,6 +333,62 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert_eq!(
         routed.headers()["x-deepnode-model-id"].to_str()?,
         embed.to_string()
+    );
+
+    // a pipeline: speech -> text -> the language model, each step a paid task
+    let before = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
+        .await?
+        .len();
+    let audio = base64_of(&std::fs::read(&wav)?);
+    let piped: Value = http
+        .post(format!("{url}/v1/pipelines"))
+        .json(&serde_json::json!({"steps": [
+            {"model": "deepnode/auto-transcribe", "input_base64": audio},
+            {"model": format!("deepnode/{chat}"), "input": {"messages": [{"role": "user", "content": "Repeat this sentence: {{previous}}"}], "max_tokens": 8}},
+        ]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let steps = piped["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{piped}"));
+    assert_eq!(steps.len(), 2, "{piped}");
+    assert!(steps[0]["output"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("sunny"));
+    assert_eq!(steps[1]["model"], format!("deepnode/{chat}"));
+    assert!(!steps[1]["output"]["text"].as_str().unwrap().is_empty());
+    assert_eq!(piped["output"], steps[1]["output"]);
+    // a failed step stops it: the step after it is never submitted
+    let stopped = http
+        .post(format!("{url}/v1/pipelines"))
+        .json(&serde_json::json!({"steps": [
+            {"model": format!("deepnode/{embed}"), "input": "first"},
+            {"model": "deepnode/999", "input": "second"},
+            {"model": format!("deepnode/{embed}"), "input": "third"},
+        ]}))
+        .send()
+        .await?;
+    assert_eq!(stopped.status(), 404);
+    let msg = stopped.json::<Value>().await?["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("step 1 (deepnode/999) failed")
+            && msg.contains("1 later step(s) not run and not paid")
+            && msg.contains("steps 0 to 0 ran and were paid"),
+        "{msg}"
+    );
+    let after = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
+        .await?
+        .len();
+    assert_eq!(
+        after - before,
+        3,
+        "2 steps + the stopped pipeline's first step"
     );
 
     // API keys: a second gateway that requires them; a key with a budget of 1.5 calls

@@ -120,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/v1/tasks", post(run_task))
+        .route("/v1/pipelines", post(pipeline))
         .route("/v1/tasks/{id}", get(get_task))
         .fallback(|| async {
             ApiError {
@@ -914,31 +915,7 @@ async fn run_task(
     body: Result<Json<TaskRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(from_json_rejection)?;
-    let input = match (req.input, req.input_base64) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "input",
-                "give input or input_base64, not both",
-            ))
-        }
-        (Some(Value::String(text)), None) => text.into_bytes(),
-        (Some(v @ (Value::Object(_) | Value::Array(_))), None) => {
-            serde_json::to_vec(&v).expect("JSON")
-        }
-        (Some(_), None) => {
-            return Err(ApiError::invalid(
-                "input",
-                "a string (text) or a JSON object (e.g. a chat request)",
-            ))
-        }
-        (None, Some(b)) => base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .map_err(|e| ApiError::invalid("input_base64", format!("not base64: {e}")))?,
-        (None, None) => return Err(ApiError::invalid("input", "missing input")),
-    };
-    if input.is_empty() {
-        return Err(ApiError::invalid("input", "the input is empty"));
-    }
+    let input = task_input(req.input, req.input_base64, "input")?;
     let m = match crate::routing::alias_kind(&req.model) {
         Some(kind) => route(&s, req.model.trim(), kind).await?,
         None => s.catalogue.resolve(&req.model).await?,
@@ -957,6 +934,146 @@ async fn run_task(
         return Err(failure(a, "input"));
     }
     Ok((task_headers(&m, &answers), Json(body)).into_response())
+}
+
+// ------------------------------------------------------------------ pipelines
+
+/// Most steps one pipeline may have.
+pub const MAX_PIPELINE_STEPS: usize = 8;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineRequest {
+    steps: Vec<TaskRequest>,
+}
+
+/// A step's output as text for the next steps: a kind's `text`, else its JSON.
+fn step_text(output: &Value) -> String {
+    match output.get("text").and_then(Value::as_str) {
+        Some(t) => t.to_string(),
+        None => output.to_string(),
+    }
+}
+
+/// Replaces `{{previous}}` and `{{steps.N}}` in every string of `v` with earlier steps' text.
+fn substitute(v: &mut Value, texts: &[String]) {
+    match v {
+        Value::String(s) => {
+            if let Some(prev) = texts.last() {
+                *s = s.replace("{{previous}}", prev);
+            }
+            for (i, t) in texts.iter().enumerate() {
+                *s = s.replace(&format!("{{{{steps.{i}}}}}"), t);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| substitute(x, texts)),
+        Value::Object(o) => o.values_mut().for_each(|x| substitute(x, texts)),
+        _ => {}
+    }
+}
+
+/// The bytes a task request submits (text as UTF-8, a JSON object as JSON, or base64 bytes).
+fn task_input(
+    input: Option<Value>,
+    input_base64: Option<String>,
+    param: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let bytes = match (input, input_base64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                param,
+                "give input or input_base64, not both",
+            ))
+        }
+        (Some(Value::String(text)), None) => text.into_bytes(),
+        (Some(v @ (Value::Object(_) | Value::Array(_))), None) => {
+            serde_json::to_vec(&v).expect("JSON")
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                param,
+                "a string (text) or a JSON object (e.g. a chat request)",
+            ))
+        }
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|e| ApiError::invalid(param, format!("input_base64 is not base64: {e}")))?,
+        (None, None) => return Err(ApiError::invalid(param, "missing input")),
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(param, "the input is empty"));
+    }
+    Ok(bytes)
+}
+
+/// Runs the steps in order, each a paid task whose input may quote earlier steps' text
+/// (`{{previous}}`, `{{steps.N}}`); the first failure stops the pipeline, naming its step, and
+/// the later steps are never submitted (never paid).
+async fn pipeline(
+    State(s): State<Arc<AppState>>,
+    key: Key,
+    body: Result<Json<PipelineRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(from_json_rejection)?;
+    if req.steps.is_empty() || req.steps.len() > MAX_PIPELINE_STEPS {
+        return Err(ApiError::invalid(
+            "steps",
+            format!("1 to {MAX_PIPELINE_STEPS} steps"),
+        ));
+    }
+    let total = req.steps.len();
+    let mut texts: Vec<String> = Vec::new();
+    let mut done: Vec<Value> = Vec::new();
+    for (i, step) in req.steps.into_iter().enumerate() {
+        let paid = done.len();
+        let model = step.model.clone();
+        let fail = |e: ApiError| ApiError {
+            message: format!(
+                "step {i} ({model}) failed: {}; {} later step(s) not run and not paid{}",
+                e.message,
+                total - i - 1,
+                if paid == 0 {
+                    String::new()
+                } else {
+                    format!("; steps 0 to {} ran and were paid", paid - 1)
+                }
+            ),
+            ..e
+        };
+        let mut input = step.input;
+        if let Some(v) = input.as_mut() {
+            substitute(v, &texts);
+        }
+        let bytes =
+            task_input(input, step.input_base64, &format!("steps[{i}].input")).map_err(fail)?;
+        let m = match crate::routing::alias_kind(&step.model) {
+            Some(kind) => route(&s, step.model.trim(), kind).await,
+            None => s.catalogue.resolve(&step.model).await,
+        }
+        .map_err(fail)?;
+        let answers = run(&s, &m, vec![bytes], &key).await.map_err(fail)?;
+        let a = &answers[0];
+        if a.code != 0 {
+            return Err(fail(failure(a, &format!("steps[{i}].input"))));
+        }
+        let out = output_value(a);
+        texts.push(step_text(&out));
+        done.push(json!({
+            "model": m.openai_id(),
+            "kind": m.kind.map(|k| k.as_str()),
+            "output": out,
+            "route": m.route,
+            "deepnode": deepnode_json(a),
+        }));
+    }
+    let output = done
+        .last()
+        .map(|d| d["output"].clone())
+        .unwrap_or(Value::Null);
+    Ok(
+        Json(json!({"object": "deepnode.pipeline", "steps": done, "output": output}))
+            .into_response(),
+    )
 }
 
 async fn get_task(
@@ -1000,4 +1117,46 @@ async fn get_task(
         }
     }
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_placeholders_take_earlier_steps_text() {
+        let texts = vec!["it is sunny".to_string(), "{\"top5\":[]}".to_string()];
+        let mut v = json!({"messages": [{"role": "user", "content": "Summarize: {{previous}} / first: {{steps.0}}"}], "max_tokens": 8});
+        substitute(&mut v, &texts);
+        assert_eq!(
+            v["messages"][0]["content"],
+            "Summarize: {\"top5\":[]} / first: it is sunny"
+        );
+        assert_eq!(v["max_tokens"], 8);
+        assert_eq!(
+            step_text(&json!({"text": "hello", "token_ids": [1]})),
+            "hello"
+        );
+        assert_eq!(step_text(&json!({"dims": 2})), "{\"dims\":2}");
+    }
+
+    #[test]
+    fn task_inputs_name_what_is_wrong() {
+        assert_eq!(task_input(Some(json!("hi")), None, "input").unwrap(), b"hi");
+        assert_eq!(
+            task_input(None, Some("aGk=".into()), "input").unwrap(),
+            b"hi"
+        );
+        for (input, b64) in [
+            (Some(json!("x")), Some("eA==".to_string())),
+            (Some(json!(3)), None),
+            (None, Some("%%".into())),
+            (None, None),
+            (Some(json!("")), None),
+        ] {
+            let e = task_input(input, b64, "steps[2].input").unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(e.param.as_deref(), Some("steps[2].input"));
+        }
+    }
 }
