@@ -305,22 +305,48 @@ async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<
     }
     let all: Vec<usize> = (0..net.validators.len()).collect();
     net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
-    let ids = net.submit_inputs(net.model_id, &inputs(16), 8).await?;
-    let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
-        Ok(s) => s,
-        Err(e) => panic!("{e}\n{}", logs_of(&net, "verifier")),
-    };
-    assert!(
-        statuses.iter().all(|s| *s == 4),
-        "every honest result is paid: {statuses:?}"
-    );
     let liar = net.validators[0].address();
+    let admin = net.provider(&net.deployer);
+    let am = IAuditManager::new(net.deployment.audit_manager, &admin);
+    // The auditor of each task is a stake-weighted draw (the liar holds 1/4): keep submitting
+    // rounds until the liar has been drawn at least once, so that the test cannot pass vacuously
+    // nor fail on an unlucky draw; every draw of the liar must then become a dispute.
+    let mut liar_draws = 0usize;
+    let mut audited = 0usize;
+    for round in 0..4 {
+        let ids = net.submit_inputs(net.model_id, &inputs(8), 8).await?;
+        let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
+            Ok(s) => s,
+            Err(e) => panic!("round {round}: {e}\n{}", logs_of(&net, "verifier")),
+        };
+        assert!(
+            statuses.iter().all(|s| *s == 4),
+            "every honest result is paid: {statuses:?}"
+        );
+        for c in events::<ITaskManager::ResultsCommitted>(&net, net.deployment.task_manager).await?
+        {
+            for id in c.taskIds.iter().filter(|id| ids.contains(id)) {
+                let d = am.auditOf(c.batchId, *id).call().await?;
+                audited += usize::from(d.audited);
+                liar_draws += usize::from(d.audited && d.validator == liar);
+            }
+        }
+        if liar_draws > 0 {
+            break;
+        }
+    }
+    assert!(
+        audited >= 8,
+        "audit rate 1: every task is audited ({audited})"
+    );
+    assert!(liar_draws > 0, "the liar was drawn in 32 audits");
     let slashed = slashes(&net).await?;
     let disputes =
         events::<IAuditManager::DisputeOpened>(&net, net.deployment.audit_manager).await?;
-    assert!(
-        !disputes.is_empty(),
-        "the liar was drawn for some audits and accused"
+    assert_eq!(
+        disputes.len(),
+        liar_draws,
+        "every audit drawn to the liar became its accusation"
     );
     assert!(disputes.iter().all(|d| d.accuser == liar));
     let false_acc: Vec<_> = slashed.iter().filter(|s| s.0 == liar && s.2 == 2).collect();
