@@ -12,7 +12,7 @@ use alloy::providers::Provider;
 use anyhow::{Context, Result};
 use devnet::catalogue;
 use devnet::{Devnet, DevnetConfig};
-use protocol::bindings::ITaskManager;
+use protocol::bindings::{IAuditManager, ITaskManager};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -225,6 +225,36 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert_eq!(r["stream"]["finish_reason"], r["chat"]["finish_reason"]);
     assert_eq!(r["stream"]["usage"], r["chat"]["usage"]);
     assert_ne!(r["stream"]["task_id"], r["chat"]["task_id"]);
+    // ...streamed by the worker while it generated: the first token came before the commit, in
+    // several chunks, and the committed answer is what was streamed
+    assert_eq!(r["stream"]["status_at_first_token"], "assigned", "{r}");
+    assert!(r["stream"]["chunks"].as_u64().unwrap() > 1, "{r}");
+    let info = &r["stream"]["deepnode"];
+    assert_eq!(info["verified"], true, "{r}");
+    assert_eq!(
+        info["streamed_tokens"], r["stream"]["usage"]["completion_tokens"],
+        "every token streamed: {r}"
+    );
+    assert_eq!(info["task_id"], r["stream"]["task_id"]);
+    eprintln!(
+        "gateway streaming on the devnet: first token {:.0} ms, total {:.0} ms",
+        r["stream"]["first_token_ms"].as_f64().unwrap_or(f64::NAN),
+        r["stream"]["total_ms"].as_f64().unwrap_or(f64::NAN)
+    );
+    // a caller that left after the first token leaves no open stream behind
+    let start = Instant::now();
+    loop {
+        let open: Value = serde_json::from_str(&reqwest_get(&format!("{url}/streams")).await?)?;
+        if open["open"] == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "streams still open: {open}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let abandoned: U256 = r["abandoned_task_id"].as_str().unwrap().parse()?;
 
     // embeddings: two related sentences, base64 (the client's default) and float agree
     assert_eq!(r["embeddings"]["n"], 2);
@@ -255,14 +285,15 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert_eq!(e["empty_input"]["status"], 422, "{e}");
     assert_eq!(e["empty_input"]["body"]["param"], "input[1]");
 
-    // none of the refused calls cost anything: 2 chats + 3 embeddings + 2 transcriptions paid
+    // none of the refused calls cost anything: 3 chats (one abandoned) + 3 embeddings + 2
+    // transcriptions paid
     let head = p.get_block_number().await?;
     let submitted = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
         .await?
         .into_iter()
         .filter(|s| s.submitter == net.user.address())
         .count();
-    assert_eq!(submitted, 7, "tasks paid by the gateway (head {head})");
+    assert_eq!(submitted, 8, "tasks paid by the gateway (head {head})");
 
     // concurrent calls to one model are paid together: fewer submitTasks than calls
     let http = reqwest::Client::new();
@@ -459,6 +490,133 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         listed[0]["spent_wei"],
         net.config.model_price_wei.to_string()
     );
+    // the abandoned stream's task was still answered and paid
+    let settled = wait_settled(&net, &[abandoned], Duration::from_secs(180)).await?;
+    assert_eq!(
+        settled,
+        vec![4],
+        "abandoned stream's task finalized and paid"
+    );
+    drop(procs);
+    Ok(())
+}
+
+/// A worker that streams one answer and commits another: the caller is told that what it read is
+/// not the committed answer (with the committed text), and the gateway challenges the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_streaming_what_it_does_not_commit_is_flagged_and_challenged() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    // no sampled audits: the gateway's challenge is what brings the task before validators
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 1,
+        response_window: 300,
+        challenge_window: 120,
+        audit_p0_wad: Some(0),
+        audit_p_min_wad: Some(0),
+        ..Default::default()
+    })
+    .await?;
+    let chat = net
+        .register_bundle(
+            &catalogue::bundle_dir("smollm2"),
+            net.config.model_price_wei,
+        )
+        .await
+        .context("registering smollm2")?;
+    let mut procs = Procs(vec![executor(
+        &net,
+        0,
+        &["--threads".into(), "2".into(), "--test-cheat-stream".into()],
+    )]);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = net.work_dir.join("gateway");
+    std::fs::create_dir_all(&dir)?;
+    let mut args = chain_args(&net);
+    args.extend(
+        [
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cache-dir",
+            &dir.join("cache").display().to_string(),
+            "--task-timeout-secs",
+            "280",
+        ]
+        .map(String::from),
+    );
+    procs.0.push(spawn(
+        "gateway",
+        &args,
+        &net.user,
+        &[],
+        &dir.join("gateway.log"),
+    ));
+    wait_healthy(&url, &net).await?;
+
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": format!("deepnode/{chat}"),
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 12,
+            "stream": true,
+        }))
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let task_id: U256 = r.headers()["x-deepnode-task-id"].to_str()?.parse()?;
+    let body = r.text().await?;
+    let chunks: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let read: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    let last = chunks
+        .iter()
+        .find(|c| c.get("deepnode").is_some())
+        .unwrap_or_else(|| panic!("no deepnode object in the stream:\n{body}"));
+    let info = &last["deepnode"];
+    assert_eq!(info["verified"], false, "{body}");
+    assert!(
+        info["mismatch"].as_str().unwrap().contains("not the start"),
+        "{info}"
+    );
+    // the committed answer is the honest one, and not what the caller read
+    let committed = events::<ITaskManager::ResultsCommitted>(&net, net.deployment.task_manager)
+        .await?
+        .into_iter()
+        .find_map(|e| {
+            let i = e.taskIds.iter().position(|x| *x == task_id)?;
+            Some(e.outputs[i].clone())
+        })
+        .expect("the task was committed");
+    let output: Value = serde_json::from_slice(&committed)?;
+    assert_eq!(info["committed_text"], output["text"]);
+    assert!(output["text"].as_str().unwrap().contains("Paris"));
+    assert_eq!(read, output["text"].as_str().unwrap().to_uppercase());
+    // the gateway's wallet challenged the task
+    let start = Instant::now();
+    let dispute = loop {
+        let opened =
+            events::<IAuditManager::DisputeOpened>(&net, net.deployment.audit_manager).await?;
+        if let Some(d) = opened.into_iter().find(|d| d.taskId == task_id) {
+            break d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no challenge of task {task_id}:\n{}",
+            logs_of(&net, "gateway")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(dispute.accuser, net.user.address(), "the gateway's wallet");
     drop(procs);
     Ok(())
 }

@@ -93,6 +93,18 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub finalize_interval_secs: u64,
 
+    /// Do not stream text-generation tokens to the gateway named in a task's `stream_to` field
+    /// (the answer then reaches the caller when it is committed).
+    #[arg(long)]
+    pub no_stream_tokens: bool,
+
+    /// Stream tokens only to these origins (scheme://host[:port], repeatable), e.g.
+    /// https://gateway.example.org [default: any http(s) URL a task names]. A task's submitter
+    /// chooses `stream_to`, so an operator with private services on its network should list the
+    /// gateways it serves here.
+    #[arg(long = "stream-allow", value_name = "ORIGIN", num_args = 1.., value_parser = crate::stream::parse_origin)]
+    pub stream_allow: Vec<String>,
+
     /// Opt in to these models at start (ModelRegistry.optIn) unless already opted in.
     #[arg(long = "opt-in", value_name = "MODEL_ID", num_args = 1..)]
     pub opt_in: Vec<u32>,
@@ -121,6 +133,11 @@ pub struct Cli {
     /// running the model (a lazy worker, finding M-4) instead of a counterfeit output.
     #[arg(long, hide = true)]
     pub test_cheat_fail: bool,
+
+    /// TEST-ONLY, hidden from --help: stream upper-cased tokens to the gateway while committing
+    /// the honest answer (a worker whose stream is not its commitment).
+    #[arg(long, hide = true)]
+    pub test_cheat_stream: bool,
 
     /// TEST-ONLY, hidden from --help: append each cheated task id (decimal, one per line) to this
     /// file once its result is journaled [default: not written].

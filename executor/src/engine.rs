@@ -5,6 +5,7 @@
 use crate::cheat::{self, OutputDecl};
 use crate::metrics as m;
 use crate::outcome::{self, Outcome};
+use crate::stream::TokenSink;
 use alloy::primitives::{keccak256, B256, U256};
 use inference::{BundleCache, Device, Kind, LoadOptions, Model, ModelCache, Runner, Runtime};
 use protocol::codes::FailureCode;
@@ -34,6 +35,17 @@ enum Loaded {
 }
 
 impl Loaded {
+    fn run_streaming(
+        &mut self,
+        input: &[u8],
+        sink: &mut TokenSink,
+    ) -> Result<Vec<u8>, inference::InferenceError> {
+        match self {
+            Loaded::Tensor(m) => m.run(input),
+            Loaded::Kind(r) => r.run_streaming(input, &mut |id, text| sink(id, text)),
+        }
+    }
+
     fn run_batch(&mut self, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, inference::InferenceError>> {
         match self {
             Loaded::Tensor(m) => m.run_batch(inputs),
@@ -187,8 +199,14 @@ impl Engine {
     }
 
     /// Runs one batch of inputs of one model; one outcome per input, in order. Inputs over the
-    /// size limit are refused without decoding; the rest run as one batch of the model's kind.
-    pub async fn run(&mut self, info: &ModelInfo, inputs: Vec<Vec<u8>>) -> Vec<Outcome> {
+    /// size limit are refused without decoding; the rest run as one batch of the model's kind,
+    /// except that an input with a token sink runs on its own and streams its tokens to it.
+    pub async fn run_streaming(
+        &mut self,
+        info: &ModelInfo,
+        inputs: Vec<Vec<u8>>,
+        mut sinks: Vec<Option<TokenSink>>,
+    ) -> Vec<Outcome> {
         if let Err(failed) = self.ensure_loaded(info).await {
             return inputs.iter().map(|_| failed.clone()).collect();
         }
@@ -210,28 +228,45 @@ impl Engine {
         let runnable: Vec<usize> = (0..inputs.len()).filter(|i| out[*i].is_none()).collect();
         if !runnable.is_empty() {
             let model = slot.loaded.clone();
-            let batch: Vec<Vec<u8>> = runnable.iter().map(|i| inputs[*i].clone()).collect();
+            let batch: Vec<(Vec<u8>, Option<TokenSink>)> = runnable
+                .iter()
+                .map(|i| (inputs[*i].clone(), sinks.get_mut(*i).and_then(Option::take)))
+                .collect();
             let n = batch.len();
             let started = std::time::Instant::now();
             let results = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-                match model.lock() {
-                    Ok(mut m) => m
-                        .run_batch(&refs)
-                        .into_iter()
-                        .map(|r| match r {
-                            Ok(bytes) => Outcome::success(bytes),
-                            Err(e) => outcome::from_error(&e),
-                        })
-                        .collect::<Vec<_>>(),
-                    Err(_) => vec![
+                let Ok(mut m) = model.lock() else {
+                    return vec![
                         Outcome::failure(
                             FailureCode::Runtime,
                             "model session poisoned by an earlier panic"
                         );
                         n
-                    ],
-                }
+                    ];
+                };
+                let to_outcome = |r: Result<Vec<u8>, inference::InferenceError>| match r {
+                    Ok(bytes) => Outcome::success(bytes),
+                    Err(e) => outcome::from_error(&e),
+                };
+                // inputs without a sink run as one batch; each streamed one runs alone
+                let plain: Vec<&[u8]> = batch
+                    .iter()
+                    .filter(|(_, s)| s.is_none())
+                    .map(|(i, _)| i.as_slice())
+                    .collect();
+                let mut plain = m.run_batch(&plain).into_iter();
+                batch
+                    .into_iter()
+                    .map(|(input, sink)| match sink {
+                        Some(mut sink) => to_outcome(m.run_streaming(&input, &mut sink)),
+                        None => plain.next().map(to_outcome).unwrap_or_else(|| {
+                            Outcome::failure(
+                                FailureCode::Runtime,
+                                "no result returned for this input",
+                            )
+                        }),
+                    })
+                    .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_else(|e| {
@@ -480,7 +515,9 @@ mod tests {
             "model 2 (least recently used) unloaded"
         );
         // an unloaded model loads again on demand, from the verified cache
-        let out = e.run(&digits(2), vec![b"not a tensor".to_vec()]).await;
+        let out = e
+            .run_streaming(&digits(2), vec![b"not a tensor".to_vec()], vec![None])
+            .await;
         assert_eq!(out[0].code, FailureCode::InputDecode);
         assert_eq!(loaded_ids(&e).len(), 2);
         assert!(e.loaded.contains_key(&2));
@@ -492,7 +529,9 @@ mod tests {
         let mut e = Engine::new(None, dir.path().to_path_buf(), Device::Cpu, 1, 1 << 20).unwrap();
         let mut info = digits(1);
         info.sha256 = B256::repeat_byte(7);
-        let out = e.run(&info, vec![b"x".to_vec(), b"y".to_vec()]).await;
+        let out = e
+            .run_streaming(&info, vec![b"x".to_vec(), b"y".to_vec()], vec![None, None])
+            .await;
         for o in out {
             assert_eq!(o.code, FailureCode::ModelHashMismatch);
             assert!(String::from_utf8_lossy(&o.output).contains("sha256"));

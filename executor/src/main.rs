@@ -10,6 +10,7 @@ mod journal;
 mod metrics;
 mod outcome;
 mod payload;
+mod stream;
 mod worker;
 
 use anyhow::{Context, Result};
@@ -123,9 +124,26 @@ async fn run(cli: Cli) -> Result<()> {
         cli.max_input_bytes as u64,
         cli.inline_output_bytes,
     )?;
+    let streamer = if cli.no_stream_tokens {
+        None
+    } else {
+        if cli.test_cheat_stream {
+            tracing::warn!("TEST-ONLY: this executor streams tokens that differ from what it commits (--test-cheat-stream); never run this on a real network");
+        }
+        Some(
+            stream::Streamer::new(
+                cli.key.signer()?,
+                chain_id,
+                task_manager,
+                cli.stream_allow.clone(),
+            )?
+            .lying(cli.test_cheat_stream),
+        )
+    };
     let w = worker::Worker::new(chain, engine, journal, cfg, max_batch)
         .with_cheater(cheater)
-        .with_payloads(payloads);
+        .with_payloads(payloads)
+        .with_streamer(streamer);
     let (to_commit, pending, to_finalize) = w.backlog();
     tracing::info!(
         worker = %w.worker(),

@@ -10,6 +10,7 @@ use crate::journal::{Computed, Journal, JournalError, Record, TaskState};
 use crate::metrics as m;
 use crate::outcome::Outcome;
 use crate::payload::Payloads;
+use crate::stream::{Streamer, TokenSink};
 use alloy::primitives::U256;
 use alloy::rpc::types::TransactionReceipt;
 use protocol::bindings::TaskStatus;
@@ -73,6 +74,8 @@ pub struct Worker {
     cheater: Option<Cheater>,
     /// Off-chain inputs and outputs (`None`: blob references cannot be fetched).
     payloads: Option<Payloads>,
+    /// Streams text-generation tokens to the gateway a task names (`None`: never streams).
+    streamer: Option<Streamer>,
 }
 
 impl Worker {
@@ -104,6 +107,7 @@ impl Worker {
             last_finalize: None,
             cheater: None,
             payloads: None,
+            streamer: None,
         }
     }
 
@@ -117,6 +121,12 @@ impl Worker {
     /// Fetches referenced inputs and publishes large outputs through `payloads`.
     pub fn with_payloads(mut self, payloads: Payloads) -> Self {
         self.payloads = Some(payloads);
+        self
+    }
+
+    /// Streams tokens of tasks that ask for it (`stream_to`) through `streamer`.
+    pub fn with_streamer(mut self, streamer: Option<Streamer>) -> Self {
+        self.streamer = streamer;
         self
     }
 
@@ -468,22 +478,26 @@ impl Worker {
             .filter(|_| picks.contains(&true))
             .map(Cheater::salt)
         else {
-            let outcomes = self.engine.run(info, inputs).await;
+            let sinks = self.sinks(chunk.iter().map(|(t, _)| t.id).zip(&inputs));
+            let outcomes = self.engine.run_streaming(info, inputs, sinks).await;
             return outcomes.into_iter().map(|o| (o, false)).collect();
         };
         let mut honest = Vec::new();
+        let mut honest_ids = Vec::new();
         let mut cheat = Vec::new();
         for (((t, _), input), pick) in chunk.iter().zip(inputs).zip(&picks) {
             if *pick {
                 cheat.push((t.id, input));
             } else {
+                honest_ids.push(t.id);
                 honest.push(input);
             }
         }
         let mut honest = if honest.is_empty() {
             Vec::new()
         } else {
-            self.engine.run(info, honest).await
+            let sinks = self.sinks(honest_ids.into_iter().zip(&honest));
+            self.engine.run_streaming(info, honest, sinks).await
         }
         .into_iter();
         let lazy = self.cheater.as_ref().is_some_and(Cheater::fails);
@@ -512,6 +526,16 @@ impl Worker {
                     )
                 })
             })
+            .collect()
+    }
+
+    /// One token sink per input: a stream to the gateway its input names, if any.
+    fn sinks<'a>(
+        &self,
+        tasks: impl Iterator<Item = (U256, &'a Vec<u8>)>,
+    ) -> Vec<Option<TokenSink>> {
+        tasks
+            .map(|(id, input)| self.streamer.as_ref().and_then(|s| s.open(id, input)))
             .collect()
     }
 

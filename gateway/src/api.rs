@@ -44,6 +44,13 @@ pub struct AppState {
     pub indexer: Option<String>,
     /// Mean answer time per model here, ms (exponentially weighted).
     pub latency: std::sync::Mutex<std::collections::HashMap<u32, f64>>,
+    /// Open token streams from workers.
+    pub streams: Arc<crate::streams::Hub>,
+    /// Where workers reach this gateway to stream tokens (`None`: streaming calls get their
+    /// text when it is committed).
+    pub public_url: Option<String>,
+    /// Challenge a task whose committed answer is not what its worker streamed.
+    pub challenge_mismatch: bool,
 }
 
 impl AppState {
@@ -57,6 +64,9 @@ impl AppState {
             routing: crate::routing::Weights::default(),
             indexer: None,
             latency: Default::default(),
+            streams: Default::default(),
+            public_url: None,
+            challenge_mismatch: true,
         }
     }
 
@@ -113,6 +123,8 @@ async fn require_key(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/streams", get(crate::streams::open_streams))
+        .route("/streams/{nonce}", post(crate::streams::worker_stream))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
         .route("/v1/chat/completions", post(chat))
@@ -455,6 +467,7 @@ fn max_tokens(a: Option<u32>, b: Option<u32>) -> Result<u32, ApiError> {
 /// The text-generation output this gateway reads.
 struct Generated {
     text: String,
+    token_ids: Vec<u32>,
     finish_reason: String,
     prompt_tokens: u64,
     completion_tokens: u64,
@@ -464,6 +477,14 @@ fn generated(a: &Answer) -> Result<Generated, ApiError> {
     let v = output_json(a)?;
     Ok(Generated {
         text: v["text"].as_str().unwrap_or_default().to_string(),
+        token_ids: v["token_ids"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         finish_reason: v["finish_reason"].as_str().unwrap_or("stop").to_string(),
         prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: v["token_ids"].as_array().map_or(0, |t| t.len() as u64),
@@ -515,10 +536,10 @@ async fn chat(
         .as_ref()
         .and_then(|o| o["include_usage"].as_bool())
         .unwrap_or(false);
-    let bytes = serde_json::to_vec(&input).expect("JSON");
     if req.stream {
-        return stream_chat(s, m, bytes, include_usage, key).await;
+        return stream_chat(s, m, input, include_usage, key).await;
     }
+    let bytes = serde_json::to_vec(&input).expect("JSON");
     let answers = run(&s, &m, vec![bytes], &key).await?;
     let a = &answers[0];
     if a.code != 0 {
@@ -543,21 +564,35 @@ async fn chat(
 }
 
 /// A chat answer as Server-Sent Events in OpenAI's chunk format. The task is submitted before the
-/// response starts (its id is in the headers); the text arrives once the worker commits it (the
-/// worker does not stream tokens to the gateway yet), then `[DONE]`.
+/// response starts (its id is in the headers). The worker streams its tokens here while it
+/// generates (when this gateway has a public URL), and they are forwarded as they arrive; once the
+/// answer is committed on-chain it is checked against what was streamed: the rest of the
+/// committed text follows, and the last chunk's `deepnode` object says whether everything sent
+/// is the committed answer (`verified`). When it is not, the caller is told so, with the committed
+/// text, and the task is challenged.
 async fn stream_chat(
     s: Arc<AppState>,
     m: ModelInfo,
-    input: Vec<u8>,
+    mut input: Value,
     include_usage: bool,
     key: Key,
 ) -> Result<Response, ApiError> {
-    let (ids, block) = submit(&s, &m, vec![input], &key).await?;
+    let listener = s.public_url.as_ref().map(|base| {
+        let l = s.streams.listen();
+        input[protocol::stream::INPUT_FIELD] =
+            json!(format!("{}{}", base.trim_end_matches('/'), l.path()));
+        l
+    });
+    let bytes = serde_json::to_vec(&input).expect("JSON");
+    let (ids, block) = submit(&s, &m, vec![bytes], &key).await?;
     let task_id = ids[0];
+    if let Some(l) = &listener {
+        l.set_task(task_id);
+    }
     let id = format!("chatcmpl-{task_id}");
     let model = m.openai_id();
     let created = now_secs();
-    let chunk = move |delta: Value, finish: Value, usage: Value| -> Event {
+    let chunk = move |delta: Value, finish: Value, usage: Value| -> Value {
         let mut c = json!({
             "id": id,
             "object": "chat.completion.chunk",
@@ -569,14 +604,20 @@ async fn stream_chat(
             c["choices"] = json!([]);
             c["usage"] = usage;
         }
-        Event::default().data(c.to_string())
+        c
     };
     let deadline = Instant::now() + s.task_timeout;
     let state = s.clone();
+    let started = Instant::now();
+    let model_id = m.id;
     let events = async_stream(move |tx| async move {
-        let send = |e: Event| {
+        let send = |c: Value| {
             let tx = tx.clone();
-            async move { tx.send(Ok(e)).await.is_ok() }
+            async move {
+                tx.send(Ok(Event::default().data(c.to_string())))
+                    .await
+                    .is_ok()
+            }
         };
         if !send(chunk(
             json!({"role": "assistant", "content": ""}),
@@ -587,24 +628,103 @@ async fn stream_chat(
         {
             return;
         }
-        let answer = state.chain.wait(task_id, block, deadline).await;
+        // tokens as the worker streams them, until the answer is committed
+        let mut streamed = String::new();
+        let mut streamed_ids: Vec<u32> = Vec::new();
+        let wait = state.chain.wait(task_id, block, deadline);
+        tokio::pin!(wait);
+        let mut listener = listener;
+        let answer = loop {
+            let mut closed = false;
+            tokio::select! {
+                a = &mut wait => break a,
+                t = next_token(&mut listener) => match t {
+                    Some(t) => {
+                        streamed_ids.push(t.token_id);
+                        if !t.text.is_empty() {
+                            streamed.push_str(&t.text);
+                            if !send(chunk(json!({"content": t.text}), Value::Null, Value::Null)).await {
+                                // the caller left: the task still completes and is paid
+                                return;
+                            }
+                        }
+                    }
+                    None => closed = true,
+                },
+            }
+            if closed {
+                listener = None;
+            }
+        };
+        // the worker streams before it commits; give a late stream a moment to finish
+        if let Some(mut l) = listener.take() {
+            let until = tokio::time::Instant::now() + Duration::from_secs(2);
+            while let Ok(Some(t)) = tokio::time::timeout_at(until, l.rx.recv()).await {
+                streamed_ids.push(t.token_id);
+                if !t.text.is_empty() {
+                    streamed.push_str(&t.text);
+                    if !send(chunk(json!({"content": t.text}), Value::Null, Value::Null)).await {
+                        return;
+                    }
+                }
+            }
+        }
         let result = answer.and_then(|a| {
             if a.code != 0 {
                 return Err(failure(&a, "messages"));
             }
-            generated(&a)
+            let g = generated(&a)?;
+            Ok((a, g))
         });
-        match result {
-            Ok(g) => {
-                let _ = send(chunk(json!({"content": g.text}), Value::Null, Value::Null)).await
-                    && send(chunk(json!({}), json!(g.finish_reason), Value::Null)).await
-                    && (!include_usage || send(chunk(json!({}), Value::Null, usage(&g))).await)
-                    && send(Event::default().data("[DONE]")).await;
-            }
+        let (a, g) = match result {
+            Ok(x) => x,
             Err(e) => {
-                let _ = send(Event::default().data(e.body().to_string())).await;
+                let _ = tx
+                    .send(Ok(Event::default().data(e.body().to_string())))
+                    .await;
+                return;
+            }
+        };
+        state.record_latency(model_id, started.elapsed().as_secs_f64() * 1000.0);
+        let consistent = g.text.starts_with(&streamed) && g.token_ids.starts_with(&streamed_ids);
+        let mut info = deepnode_json(&a);
+        info["streamed_tokens"] = json!(streamed_ids.len());
+        if consistent {
+            let rest = &g.text[streamed.len()..];
+            if !rest.is_empty()
+                && !send(chunk(json!({"content": rest}), Value::Null, Value::Null)).await
+            {
+                return;
+            }
+        } else {
+            // what the caller read is not the committed answer
+            info["verified"] = json!(false);
+            info["mismatch"] = json!(format!(
+                "the worker streamed {} tokens that are not the start of its committed answer; the committed text is in `committed_text`",
+                streamed_ids.len()
+            ));
+            info["committed_text"] = json!(g.text);
+            tracing::warn!(task = %task_id, worker = %a.worker, "streamed tokens differ from the committed answer");
+            if state.challenge_mismatch {
+                let chain = state.clone();
+                let a = a.clone();
+                tokio::spawn(async move {
+                    match chain.chain.challenge(&a).await {
+                        Ok(tx) => {
+                            tracing::warn!(task = %a.task_id, %tx, "challenged: streamed tokens differ from the committed answer")
+                        }
+                        Err(e) => {
+                            tracing::warn!(task = %a.task_id, reason = %e, "stream mismatch not challenged")
+                        }
+                    }
+                });
             }
         }
+        let mut last = chunk(json!({}), json!(g.finish_reason), Value::Null);
+        last["deepnode"] = info;
+        let _ = send(last).await
+            && (!include_usage || send(chunk(json!({}), Value::Null, usage(&g))).await)
+            && tx.send(Ok(Event::default().data("[DONE]"))).await.is_ok();
     });
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -623,6 +743,16 @@ async fn stream_chat(
         Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))),
     )
         .into_response())
+}
+
+/// The next streamed token; never resolves without a listener.
+async fn next_token(
+    l: &mut Option<crate::streams::Listener>,
+) -> Option<protocol::stream::TokenLine> {
+    match l {
+        Some(l) => l.rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A stream fed by a task through a channel (the task ends when the client goes away: its next

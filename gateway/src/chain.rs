@@ -8,7 +8,7 @@ use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use protocol::bindings::{DNToken, ITaskManager};
+use protocol::bindings::{DNToken, IAuditManager, ITaskManager};
 use protocol::Deployment;
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,13 @@ pub struct Answer {
     pub verified: bool,
     /// The commit transaction.
     pub commit_tx: B256,
+    /// The commit batch, the committed output hash and the batch's Merkle leaves (what a
+    /// challenge proves).
+    pub batch_id: U256,
+    /// Committed output hash.
+    pub output_hash: B256,
+    leaves: Vec<B256>,
+    index: usize,
 }
 
 /// Inputs above this go to the blob store and are submitted by reference (the TaskManager caps
@@ -93,6 +100,7 @@ pub struct Chain {
     blobs: blobstore::Client,
     blob_store: Option<String>,
     poll: Duration,
+    chain_id: u64,
 }
 
 impl Chain {
@@ -123,7 +131,82 @@ impl Chain {
             blobs,
             blob_store: None,
             poll: Duration::from_millis(250),
+            chain_id: protocol::DEVNET_CHAIN_ID,
         }
+    }
+
+    /// The chain id (streams' signatures are bound to it) [default: the devnet's].
+    pub fn with_chain_id(mut self, chain_id: u64) -> Self {
+        self.chain_id = chain_id;
+        self
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The worker assigned to `task_id` (zero while none is).
+    pub async fn worker_of(&self, task_id: U256) -> Result<Address, ApiError> {
+        Ok(self
+            .tm()
+            .getTask(task_id)
+            .call()
+            .await
+            .map_err(|e| ApiError::internal(format!("getTask({task_id}): {e}")))?
+            .worker)
+    }
+
+    /// Challenges a committed answer (the gateway is its submitter): approves the bond, dry-runs
+    /// `AuditManager.challenge` with the answer's Merkle proof, then sends it. Returns the
+    /// transaction hash, or why it was not sent (e.g. an audit already judged the task).
+    pub async fn challenge(&self, a: &Answer) -> Result<B256, String> {
+        let audit = IAuditManager::new(self.deployment.audit_manager, &self.provider);
+        let proof = protocol::merkle::proof(&a.leaves, a.index);
+        let bond = audit
+            .params()
+            .call()
+            .await
+            .map_err(|e| format!("AuditManager.params: {e}"))?
+            .challengeBond;
+        let _turn = self.submit_lock.lock().await;
+        if bond > 0 {
+            let r = DNToken::new(self.deployment.token, &self.provider)
+                .approve(self.deployment.audit_manager, U256::from(bond))
+                .send()
+                .await
+                .map_err(|e| format!("approving the challenge bond: {e}"))?
+                .with_timeout(Some(Duration::from_secs(60)))
+                .get_receipt()
+                .await
+                .map_err(|e| format!("approving the challenge bond: {e}"))?;
+            if !r.status() {
+                return Err(format!(
+                    "approving the challenge bond reverted (tx {})",
+                    r.transaction_hash
+                ));
+            }
+        }
+        let call = audit.challenge(a.task_id, a.batch_id, a.output_hash, proof);
+        if let Err(e) = call.call().await {
+            use IAuditManager::IAuditManagerErrors as E;
+            return Err(match e.as_decoded_interface_error::<E>() {
+                Some(err) => format!("AuditManager refused the challenge: {err:?}"),
+                None => format!("AuditManager.challenge: {e}"),
+            });
+        }
+        let r = call
+            .send()
+            .await
+            .map_err(|e| format!("challenge: {e}"))?
+            .with_timeout(Some(Duration::from_secs(60)))
+            .get_receipt()
+            .await
+            .map_err(|e| format!("challenge receipt: {e}"))?;
+        if !r.status() {
+            return Err(format!("challenge reverted (tx {})", r.transaction_hash));
+        }
+        Ok(r.transaction_hash)
     }
 
     /// Large inputs go to the blob store at `url` (a `blobstore` service) by reference.
@@ -293,6 +376,13 @@ impl Chain {
                         ApiError::internal(format!("output of task {task_id}: {e}"))
                     })?,
                 };
+            let leaves = d
+                .taskIds
+                .iter()
+                .zip(&d.outputHashes)
+                .zip(&d.codes)
+                .map(|((t, h), c)| protocol::merkle::leaf_hash(*t, *h, *c))
+                .collect();
             return Ok(Answer {
                 task_id,
                 worker,
@@ -301,6 +391,10 @@ impl Chain {
                 verified: keccak256(&output) == hash,
                 output,
                 commit_tx: log.transaction_hash.unwrap_or_default(),
+                batch_id: d.batchId,
+                output_hash: hash,
+                leaves,
+                index: i,
             });
         }
         Err(ApiError::internal(format!(

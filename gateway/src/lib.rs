@@ -15,5 +15,6 @@ pub mod error;
 pub mod keys;
 pub mod models;
 pub mod routing;
+pub mod streams;
 
 pub use api::{router, AppState};

@@ -115,6 +115,18 @@ struct Serve {
     /// Routing: score multiplier of a model in Probation.
     #[arg(long, value_name = "F", default_value_t = 0.5)]
     route_probation: f64,
+    /// The URL workers reach this gateway at, to stream chat tokens while they generate
+    /// (`stream: true` calls name `<URL>/streams/<nonce>` in their task) [default: http://
+    /// and the --listen address, 127.0.0.1 for an unspecified one].
+    #[arg(long, value_name = "URL", env = "DN_GATEWAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Do not ask workers to stream tokens: a streaming call gets its text once it is committed.
+    #[arg(long)]
+    no_worker_streams: bool,
+    /// Do not challenge a task whose worker streamed tokens that are not its committed answer
+    /// (the caller is told either way; a challenge costs the bond when the commit is right).
+    #[arg(long)]
+    no_challenge_stream_mismatch: bool,
     /// Seconds allowed to fetch a worker's off-chain output from its blob store.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     blob_timeout_secs: u64,
@@ -233,7 +245,8 @@ async fn run(cli: Serve) -> Result<()> {
         blobs,
         Duration::from_millis(cli.batch_window_ms),
     )
-    .with_blob_store(cli.blob_store.clone());
+    .with_blob_store(cli.blob_store.clone())
+    .with_chain_id(chain_id);
     chain
         .ensure_allowance()
         .await
@@ -260,11 +273,27 @@ async fn run(cli: Serve) -> Result<()> {
         explore: cli.route_explore,
         probation: cli.route_probation,
     };
-    let state = Arc::new(state);
+    if let Some(u) = &cli.public_url {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            anyhow::bail!("--public-url {u:?}: must be an http:// or https:// URL");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("--listen {}", cli.listen))?;
     let addr = listener.local_addr()?;
+    if !cli.no_worker_streams {
+        state.public_url = Some(cli.public_url.clone().unwrap_or_else(|| {
+            let mut a = addr;
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{a}")
+        }));
+    }
+    state.challenge_mismatch = !cli.no_challenge_stream_mismatch;
+    let state = Arc::new(state);
     tracing::info!(wallet = %me, chain_id, "gateway serving");
     println!("gateway: http://{addr}");
     axum::serve(listener, gateway::router(state))

@@ -6,6 +6,8 @@ Prints one JSON object with what each call returned; the Rust test asserts on it
 """
 import json
 import sys
+import time
+import urllib.request
 
 import openai
 
@@ -29,7 +31,16 @@ out["chat"] = {
     "worker": raw.headers.get("x-deepnode-worker"),
 }
 
-parts, finish, usage = [], None, None
+
+
+def task_status(task_id):
+    with urllib.request.urlopen(f"{base}/v1/tasks/{task_id}", timeout=10) as r:
+        return json.load(r)["status"]
+
+
+parts, finish, usage, info = [], None, None, None
+status_at_first_token, first_token_ms = None, None
+started = time.monotonic()
 stream = client.chat.completions.with_raw_response.create(
     model=chat_model,
     messages=question,
@@ -42,12 +53,38 @@ for chunk in stream.parse():
     if chunk.choices:
         choice = chunk.choices[0]
         if choice.delta.content:
+            if not parts:
+                first_token_ms = (time.monotonic() - started) * 1000
+                # the worker streams while it generates: the task is not committed yet
+                status_at_first_token = task_status(stream_task)
             parts.append(choice.delta.content)
         if choice.finish_reason:
             finish = choice.finish_reason
+            info = (chunk.model_extra or {}).get("deepnode")
     if chunk.usage:
         usage = chunk.usage.model_dump()
-out["stream"] = {"text": "".join(parts), "finish_reason": finish, "usage": usage, "task_id": stream_task}
+out["stream"] = {
+    "text": "".join(parts),
+    "chunks": len(parts),
+    "finish_reason": finish,
+    "usage": usage,
+    "task_id": stream_task,
+    "deepnode": info,
+    "status_at_first_token": status_at_first_token,
+    "first_token_ms": first_token_ms,
+    "total_ms": (time.monotonic() - started) * 1000,
+}
+
+# a caller that walks away after the first token: the task still completes (the test checks it)
+left = client.chat.completions.with_raw_response.create(
+    model=chat_model, messages=question, max_tokens=12, stream=True
+)
+out["abandoned_task_id"] = left.headers.get("x-deepnode-task-id")
+abandoned = left.parse()
+for chunk in abandoned:
+    if chunk.choices and chunk.choices[0].delta.content:
+        break
+abandoned.close()
 
 emb = client.embeddings.create(model=embed_model, input=["A man is eating food.", "A man is eating a piece of bread."])
 vecs = [d.embedding for d in emb.data]

@@ -134,6 +134,47 @@ fn answers_the_capital_of_france_deterministically() {
 }
 
 #[test]
+fn streamed_tokens_are_the_committed_answer_and_stream_to_changes_nothing() {
+    let mut r = runners();
+    let plain = chat("What is the capital of France?", 24);
+    let mut v: Value = serde_json::from_slice(&plain).unwrap();
+    v["stream_to"] = "http://127.0.0.1:9/v1/streams/ab".into();
+    let with_target = serde_json::to_vec(&v).unwrap();
+    // stop strings: the streamed text must never run past the cut, even when the stop string
+    // starts in one token ("is") and ends in the next (" Paris")
+    v["stop"] = serde_json::json!(["is Par", "xyz"]);
+    v["max_tokens"] = 40.into();
+    let with_stop = serde_json::to_vec(&v).unwrap();
+    let expected = r.one.run(&plain).unwrap();
+    for (input, reference) in [(&with_target, Some(&expected)), (&with_stop, None)] {
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        let out = r
+            .one
+            .run_streaming(input, &mut |id, delta| {
+                ids.push(id);
+                text.push_str(delta);
+            })
+            .unwrap();
+        if let Some(reference) = reference {
+            assert_eq!(&out, reference, "stream_to does not change the output");
+        }
+        let o = parse(&out);
+        assert_eq!(ids, ids_of(&o), "one callback per generated token");
+        assert_eq!(
+            text,
+            o["text"].as_str().unwrap(),
+            "deltas concatenate to the text"
+        );
+        assert!(ids.len() > 1);
+    }
+    // the stop string cut the answer before "is Paris"
+    let stopped = parse(&r.one.run(&with_stop).unwrap());
+    let cut = stopped["text"].as_str().unwrap();
+    assert!(cut.ends_with("France "), "{stopped}");
+}
+
+#[test]
 fn verify_accepts_honest_answers_at_one_and_two_threads() {
     let mut r = runners();
     let mut inputs: Vec<Vec<u8>> = HONEST.iter().map(|q| chat(q, 20)).collect();
@@ -312,6 +353,11 @@ fn bad_inputs_fail_with_errors_naming_the_problem() {
             "not valid JSON",
         ),
         (vec![0xff, 0xfe, 0x41], "UTF-8"),
+        (
+            br#"{"prompt": "hi", "stream_to": "ftp://gw/x"}"#.to_vec(),
+            "stream_to",
+        ),
+        (br#"{"prompt": "hi", "stream_to": 7}"#.to_vec(), "stream_to"),
     ];
     for (input, needle) in cases {
         match r.one.run(&input) {

@@ -14,6 +14,7 @@ pub mod merkle;
 pub mod model_selection;
 pub mod powr;
 pub mod rpc;
+pub mod stream;
 pub mod telemetry;
 pub mod verdict;
 pub mod wallet;

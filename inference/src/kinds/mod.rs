@@ -35,6 +35,18 @@ pub trait Runner: Send {
     /// error naming what is wrong ([`InferenceError::InputInvalid`], ...), never a panic.
     fn run(&mut self, input: &[u8]) -> Result<Vec<u8>, InferenceError>;
 
+    /// Runs one task like [`Runner::run`], calling `on_token(token_id, text_delta)` as each
+    /// generated token is decided (text-generation streams its answer this way; the deltas
+    /// concatenate to the output's text). The default runs the task without calling it.
+    fn run_streaming(
+        &mut self,
+        input: &[u8],
+        on_token: &mut dyn FnMut(u32, &str),
+    ) -> Result<Vec<u8>, InferenceError> {
+        let _ = on_token;
+        self.run(input)
+    }
+
     /// Runs several tasks; one result per input, in order. The default runs them one by one
     /// (batching changes padding, and with it the bits of some outputs).
     fn run_batch(&mut self, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, InferenceError>> {

@@ -6,7 +6,8 @@
 //! non-JSON text (one user message). Output: `{"finish_reason":"stop"|"length","prompt_tokens":n,
 //! "text":"...","token_ids":[...]}`; `token_ids` keeps the stop token that ended the answer, `text`
 //! does not. A stop string ends the answer at the token that completes it, and `text` is cut
-//! before the stop string.
+//! before the stop string. An input object may also name `"stream_to"` (an http(s) URL where the
+//! worker streams tokens to the gateway, see `protocol::stream`): it does not change the output.
 //!
 //! Verification re-reads the claim instead of re-generating it: one forward pass over the prompt
 //! and the claimed tokens (no KV cache), and every claimed token must be within `verify.margin` of
@@ -28,6 +29,8 @@ use crate::{session_from_file, InferenceError, Provider, Runtime};
 /// Most stop strings a request may give, and the longest one, in bytes.
 const MAX_STOP_STRINGS: usize = 8;
 const MAX_STOP_BYTES: usize = 128;
+/// Longest `stream_to` URL (as `protocol::stream::MAX_URL_BYTES`).
+const MAX_STREAM_URL_BYTES: usize = 512;
 
 /// The canonical output of one generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,13 +240,28 @@ impl TextGeneration {
         let obj = value
             .as_object()
             .ok_or_else(|| bad("input is not a JSON object".into()))?;
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !matches!(k.as_str(), "messages" | "prompt" | "max_tokens" | "stop"))
-        {
+        if let Some(k) = obj.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "messages" | "prompt" | "max_tokens" | "stop" | "stream_to"
+            )
+        }) {
             return Err(bad(format!(
-                "unknown field {k:?} (expected messages or prompt, max_tokens, stop)"
+                "unknown field {k:?} (expected messages or prompt, max_tokens, stop, stream_to)"
             )));
+        }
+        if let Some(v) = obj.get("stream_to").filter(|v| !v.is_null()) {
+            let url = v
+                .as_str()
+                .ok_or_else(|| bad("field stream_to must be a string (an http(s) URL)".into()))?;
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://"))
+                || url.len() > MAX_STREAM_URL_BYTES
+            {
+                return Err(bad(format!(
+                    "field stream_to must be an http:// or https:// URL of at most {MAX_STREAM_URL_BYTES} bytes"
+                )));
+            }
         }
         let max_tokens = match obj.get("max_tokens") {
             None | Some(Value::Null) => None,
@@ -465,10 +483,17 @@ impl TextGeneration {
             .map(|at| text[..at].to_string()))
     }
 
-    fn generate(&mut self, req: &Request) -> Result<Output, InferenceError> {
+    /// Greedy decoding; `on_token` (when streaming) hears each token as it is decided, with the
+    /// text it adds.
+    fn generate(
+        &mut self,
+        req: &Request,
+        mut on_token: Option<&mut OnToken<'_>>,
+    ) -> Result<Output, InferenceError> {
         let mut pasts = self.empty_cache()?;
         let mut feed = req.prompt.clone();
         let mut ids = Vec::new();
+        let mut streamed = Streamed::default();
         let vocab = self.vocab;
         loop {
             let (next, presents) = self.forward(&feed, pasts, |logits| {
@@ -483,9 +508,16 @@ impl TextGeneration {
             } else if ids.len() == req.max_tokens {
                 (self.decode(&ids)?, "length")
             } else {
+                if let Some(f) = on_token.as_mut() {
+                    let text = self.decode(&ids)?;
+                    f(next, streamed.delta(&text, &req.stop, false));
+                }
                 feed = vec![next];
                 continue;
             };
+            if let Some(f) = on_token.as_mut() {
+                f(next, streamed.delta(&text, &req.stop, true));
+            }
             return Ok(Output {
                 finish_reason: finish.into(),
                 prompt_tokens: req.prompt.len(),
@@ -578,6 +610,50 @@ fn expect_fields(claim: &Output, finish: &str, text: &str) -> Result<(), String>
 }
 
 /// Index of the largest value, the lowest index on ties; NaN logits are an error.
+/// Hears each generated token (id, text delta).
+type OnToken<'a> = dyn FnMut(u32, &str) + 'a;
+
+/// The text already streamed; deltas hold back what might still change: an incomplete UTF-8
+/// sequence (decoded as U+FFFD) and a tail that could be the start of a stop string.
+#[derive(Default)]
+struct Streamed {
+    sent: usize,
+    diverged: bool,
+}
+
+impl Streamed {
+    /// The part of `text` (the answer so far, or the final answer when `last`) not sent yet.
+    fn delta<'t>(&mut self, text: &'t str, stop: &[String], last: bool) -> &'t str {
+        if self.diverged || text.len() < self.sent || !text.is_char_boundary(self.sent) {
+            // the decoded text no longer extends what was sent: send nothing more (the committed
+            // answer is what counts; the gateway sees the difference)
+            self.diverged = true;
+            return "";
+        }
+        let mut end = text.len();
+        if !last {
+            end = text.trim_end_matches('\u{FFFD}').len();
+            // hold back the longest tail that is a proper prefix of a stop string
+            let hold = stop
+                .iter()
+                .filter_map(|s| {
+                    (1..s.len())
+                        .rev()
+                        .find(|&k| s.is_char_boundary(k) && text[..end].ends_with(&s[..k]))
+                })
+                .max()
+                .unwrap_or(0);
+            end -= hold;
+        }
+        if end <= self.sent {
+            return "";
+        }
+        let d = &text[self.sent..end];
+        self.sent = end;
+        d
+    }
+}
+
 fn argmax(row: &[f32]) -> Result<u32, InferenceError> {
     let mut best = (0usize, f32::NEG_INFINITY);
     for (i, &v) in row.iter().enumerate() {
@@ -606,7 +682,16 @@ impl Runner for TextGeneration {
 
     fn run(&mut self, input: &[u8]) -> Result<Vec<u8>, InferenceError> {
         let req = self.request(input)?;
-        Ok(to_canonical(&self.generate(&req)?))
+        Ok(to_canonical(&self.generate(&req, None)?))
+    }
+
+    fn run_streaming(
+        &mut self,
+        input: &[u8],
+        on_token: &mut dyn FnMut(u32, &str),
+    ) -> Result<Vec<u8>, InferenceError> {
+        let req = self.request(input)?;
+        Ok(to_canonical(&self.generate(&req, Some(on_token))?))
     }
 
     fn verify(&mut self, input: &[u8], claimed: &[u8]) -> Result<Verdict, InferenceError> {
