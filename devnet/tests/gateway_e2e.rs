@@ -427,7 +427,7 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     let created = std::process::Command::new(bin("gateway"))
         .args(["keys", "create", "--db"])
         .arg(&keys_db)
-        .args(["--name", "app", "--budget", "1.5", "--json"])
+        .args(["--name", "app", "--budget", "2.5", "--json"])
         .output()?;
     assert!(created.status.success(), "{created:?}");
     let key = serde_json::from_slice::<Value>(&created.stdout)?["key"]
@@ -445,6 +445,8 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
             &dir.join("cache2").display().to_string(),
             "--keys-db",
             &keys_db.display().to_string(),
+            "--refund-poll-secs",
+            "1",
         ]
         .map(String::from),
     );
@@ -475,27 +477,59 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
     assert_eq!(bad_key.status(), 401);
     let paid = embed_call(Some(key.clone())).await?;
     assert_eq!(paid.status(), 200, "{:?}", paid.text().await);
+    // bytes that are no WAV: the worker commits an input fault (422), and the chain will refund
+    // 90% of the fee (the worker keeps its processing share)
+    let garbage = http
+        .post(format!("{url2}/v1/tasks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"model": format!("deepnode/{speech}"), "input_base64": base64_of(b"not a wav file at all")}))
+        .send()
+        .await?;
+    assert_eq!(garbage.status(), 422, "{:?}", garbage.text().await);
+    let refunded: U256 = garbage.headers()["x-deepnode-task-id"].to_str()?.parse()?;
     let over = embed_call(Some(key.clone())).await?;
     assert_eq!(over.status(), 402);
     assert_eq!(
         over.json::<Value>().await?["error"]["code"],
         "insufficient_funds"
     );
-    let listed = std::process::Command::new(bin("gateway"))
-        .args(["keys", "list", "--json", "--db"])
-        .arg(&keys_db)
-        .output()?;
-    let listed: Value = serde_json::from_slice(&listed.stdout)?;
-    assert_eq!(
-        listed[0]["spent_wei"],
-        net.config.model_price_wei.to_string()
-    );
+    let spent = || -> Result<U256> {
+        let listed = std::process::Command::new(bin("gateway"))
+            .args(["keys", "list", "--json", "--db"])
+            .arg(&keys_db)
+            .output()?;
+        let listed: Value = serde_json::from_slice(&listed.stdout)?;
+        Ok(listed[0]["spent_wei"].as_str().unwrap().parse()?)
+    };
+    let price = net.config.model_price_wei;
+    assert_eq!(spent()?, price * U256::from(2));
     // the abandoned stream's task was still answered and paid
-    let settled = wait_settled(&net, &[abandoned], Duration::from_secs(180)).await?;
+    let settled = wait_settled(&net, &[abandoned, refunded], Duration::from_secs(180)).await?;
     assert_eq!(
         settled,
-        vec![4],
-        "abandoned stream's task finalized and paid"
+        vec![4, 4],
+        "abandoned stream's task finalized and paid; the input fault finalized"
+    );
+    // the input fault's on-chain refund (the fee less the worker's processing share) is credited
+    // back to the key, which can call again
+    let share = tm.failureProcessingBps().call().await?;
+    let expected = price * U256::from(2) - price * U256::from(10_000 - share) / U256::from(10_000);
+    let start = Instant::now();
+    while spent()? != expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "spent {} != {expected}:\n{}",
+            spent()?,
+            logs_of(&net, "gateway")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let again = embed_call(Some(key.clone())).await?;
+    assert_eq!(
+        again.status(),
+        200,
+        "the refund made room: {:?}",
+        again.text().await
     );
     drop(procs);
     Ok(())

@@ -271,8 +271,11 @@ async fn submit(
         _ => None,
     };
     let r = s.chain.submit(m.id, submitted, m.price).await;
-    if let (Err(_), Some((keys, id))) = (&r, charged) {
-        keys.refund(id, cost).await;
+    match (&r, charged) {
+        (Err(_), Some((keys, id))) => keys.refund(id, cost).await,
+        // what the chain refunds later is credited back by the reconciler
+        (Ok((ids, block)), Some((keys, id))) => keys.record(id, ids, m.price, *block).await,
+        _ => {}
     }
     r
 }
@@ -302,11 +305,11 @@ fn failure(a: &Answer, param: &str) -> ApiError {
     let name = protocol::codes::FailureCode::from_u16(a.code)
         .map(|c| c.as_str())
         .unwrap_or("unknown");
-    if protocol::codes::is_input_fault_code(a.code) {
+    let e = if protocol::codes::is_input_fault_code(a.code) {
         ApiError::invalid(
             param,
             format!(
-                "the model refused the input ({name}): {msg} (task {})",
+                "the model refused the input ({name}): {msg} (task {}; the fee less the worker's processing share is refunded when it settles)",
                 a.task_id
             ),
         )
@@ -315,6 +318,10 @@ fn failure(a: &Answer, param: &str) -> ApiError {
             "the worker could not run task {} ({name}): {msg}; the fee is refunded",
             a.task_id
         ))
+    };
+    ApiError {
+        task_id: Some(a.task_id.to_string()),
+        ..e
     }
 }
 

@@ -146,6 +146,33 @@ impl Chain {
         self.chain_id
     }
 
+    /// What the chain refunded this wallet for `task_id` once it settled (`None` while it has
+    /// not): a refunded task's TaskRefunded amount, a finalized one's TaskFinalized refund.
+    pub async fn refund_of(&self, task_id: U256, from_block: u64) -> anyhow::Result<Option<U256>> {
+        let t = self.tm().getTask(task_id).call().await?;
+        let event = match t.status {
+            status::FINALIZED => ITaskManager::TaskFinalized::SIGNATURE_HASH,
+            status::REFUNDED => ITaskManager::TaskRefunded::SIGNATURE_HASH,
+            _ => return Ok(None),
+        };
+        let filter = Filter::new()
+            .address(self.deployment.task_manager)
+            .event_signature(event)
+            .topic1(B256::from(task_id))
+            .from_block(from_block);
+        for log in self.provider.get_logs(&filter).await? {
+            if let Ok(e) = log.log_decode::<ITaskManager::TaskFinalized>() {
+                return Ok(Some(e.inner.data.refund));
+            }
+            if let Ok(e) = log.log_decode::<ITaskManager::TaskRefunded>() {
+                return Ok(Some(e.inner.data.amount));
+            }
+        }
+        anyhow::bail!(
+            "task {task_id} is settled but its event is not found from block {from_block}"
+        )
+    }
+
     /// The worker assigned to `task_id` (zero while none is).
     pub async fn worker_of(&self, task_id: U256) -> Result<Address, ApiError> {
         Ok(self

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Machine-readable code (`model_not_found`, `invalid_value`, ...).
     pub code: &'static str,
+    /// The on-chain task the error is about (a committed failure), sent as `x-deepnode-task-id`
+    /// so the caller can follow its refund.
+    pub task_id: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             code,
+            task_id: None,
         }
     }
 
@@ -132,7 +136,15 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut r = (self.status, axum::Json(self.body())).into_response();
+        if let Some(v) = self
+            .task_id
+            .as_deref()
+            .and_then(|t| axum::http::HeaderValue::from_str(t).ok())
+        {
+            r.headers_mut().insert("x-deepnode-task-id", v);
+        }
+        r
     }
 }
 

@@ -1,7 +1,9 @@
 //! API keys with spending limits, kept in the gateway's own SQLite database. A key is shown once
 //! when created; the database keeps only its sha256. Each call is charged its fee before it is
 //! submitted (402 once the budget would be exceeded) and refunded when the submission fails;
-//! each key has a per-minute request limit (429).
+//! each key has a per-minute request limit (429). Every submitted task charged to a key is kept
+//! in a ledger until it settles on-chain; what the chain refunds (a worker-side failure, a missed
+//! deadline, a fraud, the 90% of an input fault) is credited back to the key ([`reconcile`]).
 
 use crate::error::ApiError;
 use alloy::primitives::U256;
@@ -73,6 +75,21 @@ impl Keys {
         )
         .execute(&pool)
         .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS charges (
+                task_id TEXT PRIMARY KEY,
+                key_id INTEGER NOT NULL,
+                fee_wei TEXT NOT NULL,
+                block INTEGER NOT NULL,
+                settled INTEGER NOT NULL DEFAULT 0,
+                refund_wei TEXT
+            )",
+        )
+        .execute(&pool)
+        .await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS charges_open ON charges (settled, task_id)")
+            .execute(&pool)
+            .await?;
         Ok(Self {
             pool,
             charge_lock: tokio::sync::Mutex::new(()),
@@ -136,6 +153,7 @@ impl Keys {
             message: msg.to_string(),
             param: None,
             code: "invalid_api_key",
+            task_id: None,
         };
         let key = header
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -185,6 +203,7 @@ impl Keys {
                 ),
                 param: None,
                 code: "rate_limit_exceeded",
+                task_id: None,
             });
         }
         entry.1 += 1;
@@ -234,6 +253,125 @@ impl Keys {
             .bind(id)
             .execute(&self.pool)
             .await;
+    }
+}
+
+/// A task charged to a key and not settled yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCharge {
+    /// The task.
+    pub task_id: U256,
+    /// The key it was charged to.
+    pub key_id: i64,
+    /// What was charged.
+    pub fee: U256,
+    /// Block it was submitted in (where its events start).
+    pub block: u64,
+}
+
+impl Keys {
+    /// Records that `tasks`, submitted in `block`, were charged `fee` each to key `key_id`.
+    pub async fn record(&self, key_id: i64, tasks: &[U256], fee: U256, block: u64) {
+        for t in tasks {
+            let r = sqlx::query(
+                "INSERT OR IGNORE INTO charges (task_id, key_id, fee_wei, block) VALUES (?, ?, ?, ?)",
+            )
+            .bind(t.to_string())
+            .bind(key_id)
+            .bind(fee.to_string())
+            .bind(i64::try_from(block).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(task = %t, error = %e, "keys database: charge not recorded (its refund, if any, will not be credited)");
+            }
+        }
+    }
+
+    /// Up to `limit` unsettled charges, oldest first.
+    pub async fn open_charges(&self, limit: u32) -> anyhow::Result<Vec<OpenCharge>> {
+        let rows = sqlx::query(
+            "SELECT task_id, key_id, fee_wei, block FROM charges WHERE settled = 0 ORDER BY rowid LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(OpenCharge {
+                    task_id: U256::from_str(&r.get::<String, _>("task_id")).ok()?,
+                    key_id: r.get("key_id"),
+                    fee: wei(&r.get::<String, _>("fee_wei")),
+                    block: u64::try_from(r.get::<i64, _>("block")).unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    /// Settles a charge: credits `refund` (at most the fee charged) back to its key, once.
+    /// Returns whether this call settled it.
+    pub async fn settle(&self, c: &OpenCharge, refund: U256) -> anyhow::Result<bool> {
+        let _turn = self.charge_lock.lock().await;
+        let refund = refund.min(c.fee);
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE charges SET settled = 1, refund_wei = ? WHERE task_id = ? AND settled = 0",
+        )
+        .bind(refund.to_string())
+        .bind(c.task_id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done && !refund.is_zero() {
+            let spent: String = sqlx::query("SELECT spent_wei FROM api_keys WHERE id = ?")
+                .bind(c.key_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("spent_wei");
+            sqlx::query("UPDATE api_keys SET spent_wei = ? WHERE id = ?")
+                .bind(wei(&spent).saturating_sub(refund).to_string())
+                .bind(c.key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// Credits on-chain refunds back to the keys that paid, every `every`, forever: each unsettled
+/// charge whose task is finalized or refunded is settled with the refund the chain paid the
+/// gateway for it.
+pub async fn reconcile(state: std::sync::Arc<crate::AppState>, every: Duration) {
+    let Some(keys) = state.keys.as_ref() else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let open = match keys.open_charges(256).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "keys database: reading open charges");
+                continue;
+            }
+        };
+        for c in open {
+            match state.chain.refund_of(c.task_id, c.block).await {
+                Ok(Some(refund)) => match keys.settle(&c, refund).await {
+                    Ok(true) if !refund.is_zero() => {
+                        tracing::info!(task = %c.task_id, key = c.key_id, refund = %refund, "on-chain refund credited back to the API key")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(task = %c.task_id, error = %e, "keys database: settling a charge")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => tracing::debug!(task = %c.task_id, error = %e, "refund not known yet"),
+            }
+        }
     }
 }
 
@@ -299,5 +437,35 @@ mod tests {
         assert!(e.message.contains("revoked"));
         let raw = std::fs::read(dir.path().join("keys.sqlite")).unwrap();
         assert!(!raw.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn on_chain_refunds_are_credited_back_once_and_never_above_the_charge() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::open(&dir.path().join("keys.sqlite")).await.unwrap();
+        keys.create("app", U256::from(100u64), 0).await.unwrap();
+        let id = keys.list().await.unwrap()[0].id;
+        keys.charge(id, U256::from(30u64)).await.unwrap();
+        let tasks = [U256::from(7u64), U256::from(8u64), U256::from(9u64)];
+        keys.record(id, &tasks, U256::from(10u64), 42).await;
+        keys.record(id, &tasks[..1], U256::from(10u64), 42).await; // idempotent
+        let open = keys.open_charges(10).await.unwrap();
+        assert_eq!(open.len(), 3);
+        assert_eq!(open[0].block, 42);
+        assert_eq!(open[0].fee, U256::from(10u64));
+        // a fully refunded task, an input fault (90%), a paid one
+        assert!(keys.settle(&open[0], U256::from(10u64)).await.unwrap());
+        assert!(keys.settle(&open[1], U256::from(9u64)).await.unwrap());
+        assert!(keys.settle(&open[2], U256::ZERO).await.unwrap());
+        assert_eq!(keys.list().await.unwrap()[0].spent_wei, "11");
+        // settled once: a second settlement credits nothing
+        assert!(!keys.settle(&open[0], U256::from(10u64)).await.unwrap());
+        assert!(keys.open_charges(10).await.unwrap().is_empty());
+        // a refund above the charge is capped at the charge
+        keys.record(id, &[U256::from(10u64)], U256::from(1u64), 43)
+            .await;
+        let open = keys.open_charges(10).await.unwrap();
+        keys.settle(&open[0], U256::from(1000u64)).await.unwrap();
+        assert_eq!(keys.list().await.unwrap()[0].spent_wei, "10");
     }
 }

@@ -127,6 +127,10 @@ struct Serve {
     /// (the caller is told either way; a challenge costs the bond when the commit is right).
     #[arg(long)]
     no_challenge_stream_mismatch: bool,
+    /// With --keys-db: how often to credit on-chain refunds (failed, missed or fraudulent tasks)
+    /// back to the keys that paid for them, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    refund_poll_secs: u64,
     /// Seconds allowed to fetch a worker's off-chain output from its blob store.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     blob_timeout_secs: u64,
@@ -294,6 +298,12 @@ async fn run(cli: Serve) -> Result<()> {
     }
     state.challenge_mismatch = !cli.no_challenge_stream_mismatch;
     let state = Arc::new(state);
+    if state.keys.is_some() {
+        tokio::spawn(gateway::keys::reconcile(
+            state.clone(),
+            Duration::from_secs(cli.refund_poll_secs),
+        ));
+    }
     tracing::info!(wallet = %me, chain_id, "gateway serving");
     println!("gateway: http://{addr}");
     axum::serve(listener, gateway::router(state))
