@@ -105,7 +105,7 @@ contract Settlement is ISettlement, EIP712 {
         if (report.totalRewards > budget) revert OverBudget(epoch, report.totalRewards, budget);
 
         (address[] memory signers, uint256 signedStake, uint256 totalStake) =
-            _countSignatures(_digest(report), signatures);
+            _countSignatures(_digest(report), signatures, endsAt);
 
         rec.rewardsRoot = report.rewardsRoot;
         rec.trustRoot = report.trustRoot;
@@ -296,9 +296,28 @@ contract Settlement is ISettlement, EIP712 {
         );
     }
 
-    /// Recovers every signer (strictly ascending, so no duplicates), sums their validator stake and
-    /// checks the 2/3 quorum against the active validator stake.
-    function _countSignatures(bytes32 digest, bytes[] calldata signatures)
+    /// @inheritdoc ISettlement
+    function signingStake(address validator, uint64 epoch) public view returns (uint256) {
+        uint256 atEnd = staking.validatorStakeAt(validator, _at(epochEnd(epoch)));
+        uint256 current = staking.stakeOf(validator, VALIDATOR);
+        return atEnd < current ? atEnd : current;
+    }
+
+    /// @inheritdoc ISettlement
+    function signingTotal(uint64 epoch) public view returns (uint256) {
+        return staking.totalValidatorStakeAt(_at(epochEnd(epoch)));
+    }
+
+    /// A timestamp as a checkpoint key (saturating: no epoch ends past 2^48 s in practice).
+    function _at(uint256 t) private pure returns (uint48) {
+        return t > type(uint48).max ? type(uint48).max : uint48(t);
+    }
+
+    /// Recovers every signer (strictly ascending, so no duplicates), sums their signing stake (active
+    /// validator stake when the epoch ended, and still active now: finding M-3, a stake added after the
+    /// epoch ended signs nothing, nor does one withdrawn since) and checks the 2/3 quorum against the
+    /// validator stake active when the epoch ended.
+    function _countSignatures(bytes32 digest, bytes[] calldata signatures, uint256 endsAt)
         private
         view
         returns (address[] memory signers, uint256 signedStake, uint256 totalStake)
@@ -307,17 +326,20 @@ contract Settlement is ISettlement, EIP712 {
         if (n == 0) revert NoSignatures();
         signers = new address[](n);
         address previous = address(0);
+        uint48 at = _at(endsAt);
         for (uint256 i = 0; i < n; ++i) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (signer == previous) revert DuplicateSigner(signer);
             if (signer < previous) revert SignersNotAscending(previous, signer);
-            uint256 s = staking.stakeOf(signer, VALIDATOR);
+            uint256 s = staking.validatorStakeAt(signer, at);
+            uint256 current = staking.stakeOf(signer, VALIDATOR);
+            if (current < s) s = current;
             if (s == 0) revert NotValidator(signer);
             signedStake += s;
             signers[i] = signer;
             previous = signer;
         }
-        totalStake = staking.totalStakedByRole(VALIDATOR);
+        totalStake = staking.totalValidatorStakeAt(at);
         if (totalStake == 0 || signedStake * 3 < totalStake * 2) {
             revert InsufficientStakeSigned(signedStake, totalStake);
         }

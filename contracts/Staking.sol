@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IStaking, IStakeObserver} from "./interfaces/IStaking.sol";
 import {DNToken} from "./DNToken.sol";
@@ -20,6 +21,7 @@ import {DNToken} from "./DNToken.sol";
 contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for DNToken;
     using SafeCast for uint256;
+    using Checkpoints for Checkpoints.Trace208;
 
     /// @notice Role allowed to slash (TaskManager, settlement).
     bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
@@ -51,6 +53,10 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     mapping(address account => uint256[2]) private _stakes;
     mapping(address account => Unbonding[]) private _unbondings;
     mapping(address account => uint64) private _jailedUntil;
+    /// active validator stake per account and in total, by timestamp (epoch reports count the stake
+    /// in place when their epoch ended, finding M-3)
+    mapping(address account => Checkpoints.Trace208) private _validatorHistory;
+    Checkpoints.Trace208 private _validatorTotalHistory;
 
     /// @notice Emitted when the admin sets a role's minimum stake.
     event MinStakeSet(uint8 indexed role, uint256 minimum);
@@ -304,6 +310,16 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         return _activeByRole[role];
     }
 
+    /// @inheritdoc IStaking
+    function validatorStakeAt(address account, uint48 timestamp) external view returns (uint256) {
+        return _validatorHistory[account].upperLookupRecent(timestamp);
+    }
+
+    /// @inheritdoc IStaking
+    function totalValidatorStakeAt(uint48 timestamp) external view returns (uint256) {
+        return _validatorTotalHistory.upperLookupRecent(timestamp);
+    }
+
     /// @notice Stake waiting in unbonding queues, both roles.
     function totalUnbonding() external view returns (uint256) {
         return _unbondingTotal;
@@ -324,7 +340,14 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
         _notify(msg.sender, role);
     }
 
+    /// Called after every change of an account's active stake: records validator stake history, then
+    /// tells the role's observer.
     function _notify(address account, uint8 role) private {
+        if (role == uint8(Role.Validator)) {
+            uint48 now_ = uint48(block.timestamp);
+            _validatorHistory[account].push(now_, _stakes[account][role].toUint208());
+            _validatorTotalHistory.push(now_, _activeByRole[role].toUint208());
+        }
         IStakeObserver observer = role == uint8(Role.Worker) ? stakeObserver : validatorObserver;
         if (address(observer) != address(0)) observer.onStakeChanged(account);
     }

@@ -248,9 +248,32 @@ contract SettlementTest is SettlementBase {
             abi.encodeWithSelector(ISettlement.InsufficientStakeSigned.selector, 3000e18, 4500e18 + 1)
         );
         settlement.postReport(r, sigs);
-        // one wei less in total: 3000 of 4500 is exactly 2/3 and passes
+        // one wei less in total when epoch 1 ends: 3000 of 4500 is exactly 2/3 and passes
         vm.prank(validators[3]);
         staking.requestUnstake(VALIDATOR, 1);
+        ISettlement.EpochReport memory r1 = _rewardsReport(1);
+        vm.warp(settlement.epochEnd(1));
+        settlement.postReport(r1, _sigs(r1, 3));
+    }
+
+    /// Stake unstaked after the epoch ended no longer backs a signature (it is on its way out and
+    /// could be withdrawn before a false report is proven); the quorum's total stays the stake
+    /// active at the epoch's end.
+    function test_PostReport_StakeUnstakedAfterEpochEndNoLongerSigns() public {
+        ISettlement.EpochReport memory r = _rewardsReport(0);
+        vm.warp(settlement.epochEnd(0) + 1);
+        vm.prank(validators[0]);
+        staking.requestUnstake(VALIDATOR, MIN_VALIDATOR_STAKE);
+        assertEq(settlement.signingStake(validators[0], 0), 0);
+        assertEq(settlement.signingStake(validators[1], 0), MIN_VALIDATOR_STAKE);
+        bytes[] memory first3 = _sigs(r, 3);
+        vm.expectRevert(abi.encodeWithSelector(ISettlement.NotValidator.selector, validators[0]));
+        settlement.postReport(r, first3);
+        // validators 1-3 hold 3000 of the 4000 active when the epoch ended
+        bytes[] memory sigs = new bytes[](3);
+        for (uint256 i = 1; i < 4; ++i) {
+            sigs[i - 1] = _sign(validatorKeys[i], r);
+        }
         settlement.postReport(r, sigs);
     }
 

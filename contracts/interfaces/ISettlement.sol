@@ -112,11 +112,21 @@ interface ISettlement {
     /// @notice A constructor parameter is out of range.
     error InvalidSchedule(string reason);
 
-    /// @notice Accepts the report of a closed epoch signed by validators holding >= 2/3 of the active
-    ///         validator stake, and mints its `totalRewards` (<= `epochBudget(epoch)`) into this contract.
+    /// @notice Accepts the report of a closed epoch signed by validators holding >= 2/3 of the validator
+    ///         stake active when the epoch ended (`signingTotal`), each counted by `signingStake`, and
+    ///         mints its `totalRewards` (<= `epochBudget(epoch)`) into this contract.
     /// @param signatures 65-byte ECDSA signatures over `reportDigest(report)`, ordered by ascending
     ///        signer address, one per validator. Anyone may post.
     function postReport(EpochReport calldata report, bytes[] calldata signatures) external;
+
+    /// @notice What `validator`'s signature weighs on `epoch`'s report: its active validator stake when
+    ///         the epoch ended, or its current active stake if lower (finding M-3: stake added after the
+    ///         epoch ended counts for nothing, stake unstaked since no longer backs a signature).
+    function signingStake(address validator, uint64 epoch) external view returns (uint256);
+
+    /// @notice The validator stake a report of `epoch` needs 2/3 of: the total active validator stake
+    ///         when the epoch ended.
+    function signingTotal(uint64 epoch) external view returns (uint256);
 
     /// @notice Pays `amount` DN of `epoch` to `account` (anyone may relay), once per account and epoch.
     /// @param proof sibling hashes from the rewards leaf (account, amount) up to the epoch's rewardsRoot

@@ -72,6 +72,11 @@ interface IStaking {
     function unbondingPeriod() external view returns (uint64);
     function totalStaked() external view returns (uint256);
     function totalStakedByRole(uint8 role) external view returns (uint256);
+    /// @notice `account`'s active validator stake as it stood at `timestamp` (after that second's
+    ///         last change).
+    function validatorStakeAt(address account, uint48 timestamp) external view returns (uint256);
+    /// @notice The total active validator stake as it stood at `timestamp`.
+    function totalValidatorStakeAt(uint48 timestamp) external view returns (uint256);
 }
 
 /// @notice Told by Staking whenever an account's active stake changes: worker stake to the ModelRegistry

@@ -120,6 +120,16 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
             && line.ends_with(" ms, all verified on-chain"),
         "{line}"
     );
+    // the worker streamed the tokens: first token and whole answer both measured
+    let latency = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo: streamed chat latency: first token p50 "))
+        .unwrap_or_else(|| panic!("streamed latency line:\n{stdout}"));
+    let ms: Vec<u64> = latency
+        .split(" ms")
+        .filter_map(|p| p.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(ms.len() == 2 && ms[0] <= ms[1], "{latency}");
     assert!(
         std::net::TcpStream::connect(format!("127.0.0.1:{gateway}")).is_err(),
         "gateway still listening after DN_DEMO_ONCE"

@@ -14,7 +14,7 @@ use alloy::signers::SignerSync;
 use anyhow::anyhow;
 use indexer::db::Db;
 use indexer::epochs::{compute_epoch, EpochConfig, EpochError, EpochOutcome};
-use protocol::bindings::{IModelRegistry, ISettlement, IStaking, ROLE_VALIDATOR};
+use protocol::bindings::{IModelRegistry, ISettlement};
 use protocol::powr::{report_digest, EpochReport};
 use protocol::{format_dn, Deployment};
 use std::collections::BTreeMap;
@@ -543,23 +543,24 @@ impl Settler {
             }
             candidates.extend(found.valid);
         }
-        let staking = IStaking::new(self.deployment.staking, &self.provider);
-        let total = staking
-            .totalStakedByRole(ROLE_VALIDATOR)
+        // the stake Settlement counts: active when the epoch ended and still active (finding M-3)
+        let settlement = self.settlement();
+        let total = settlement
+            .signingTotal(e)
             .call()
             .await
-            .map_err(retry("Staking.totalStakedByRole"))?;
+            .map_err(retry("Settlement.signingTotal"))?;
         let mut signed_stake = U256::ZERO;
         let mut signatures = BTreeMap::new();
         for (signer, sig) in candidates {
-            let stake = staking
-                .stakeOf(signer, ROLE_VALIDATOR)
+            let stake = settlement
+                .signingStake(signer, e)
                 .call()
                 .await
-                .map_err(retry("Staking.stakeOf"))?;
+                .map_err(retry("Settlement.signingStake"))?;
             if stake.is_zero() {
                 if first_look {
-                    tracing::warn!(epoch = e, %signer, "ignoring co-signature of an address without validator stake");
+                    tracing::warn!(epoch = e, %signer, "ignoring co-signature of an address without validator stake when the epoch ended (or none left now)");
                 }
                 continue;
             }

@@ -1315,7 +1315,7 @@ async fn gateway_calls(
     total_ms.sort_unstable();
     let p50 = first_token_ms[first_token_ms.len() / 2];
     println!(
-        "demo: gateway chat latency: first token p50 {p50} ms, whole answer p50 {} ms (tokens streamed by the worker before its commit)",
+        "demo: streamed chat latency: first token p50 {p50} ms, whole answer p50 {} ms (tokens streamed by the worker before its commit)",
         total_ms[total_ms.len() / 2]
     );
     let n = answered.len();
