@@ -197,8 +197,18 @@ fn parse_u32(name: &str, raw: &str) -> Result<u32, ApiError> {
     })
 }
 
+/// A non-negative decimal integer of any size, saturated at `i64::MAX` (the database's ids and
+/// epochs are below it, so a larger one finds nothing, or everything for a cursor); `None` for
+/// anything else.
+fn saturating_nonneg(raw: &str) -> Option<i64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(raw.parse::<i64>().unwrap_or(i64::MAX))
+}
+
 fn parse_task_id(name: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+    saturating_nonneg(raw).ok_or_else(|| {
         ApiError::bad_param(
             name,
             format!("`{raw}` is not a task id (a non-negative integer)"),
@@ -336,19 +346,15 @@ async fn list_audits(
         f.limit = parse_limit(l)?;
     }
     if let Some(o) = q.get("offset") {
-        f.offset = o
-            .parse::<u64>()
-            .ok()
-            .filter(|o| *o <= i64::MAX as u64)
-            .ok_or_else(|| {
-                ApiError::bad_param("offset", format!("`{o}` is not a non-negative integer"))
-            })?;
+        f.offset = saturating_nonneg(o).map(|o| o as u64).ok_or_else(|| {
+            ApiError::bad_param("offset", format!("`{o}` is not a non-negative integer"))
+        })?;
     }
     Ok(Json(audit_query::audits(s.db.pool(), &f).await?))
 }
 
 fn parse_epoch(name: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+    saturating_nonneg(raw).ok_or_else(|| {
         ApiError::bad_param(
             name,
             format!("`{raw}` is not an epoch number (a non-negative integer)"),

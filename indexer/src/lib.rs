@@ -15,6 +15,7 @@ pub mod epoch_query;
 pub mod epochs;
 pub mod follow;
 pub mod ingest;
+pub mod limits;
 /// The model selection rules live in the protocol crate (every validator applies the same ones).
 pub use protocol::model_selection;
 pub mod openapi;
@@ -76,6 +77,13 @@ pub struct Args {
     /// Directory of static files served at / (e.g. the staking page).
     #[arg(long, value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Requests per second each client IP may make to the REST API, sustained (bursts up to
+    /// twice as many); 0 turns the limit off. Over it: 429 with retry-after.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub rate_limit_per_ip: u32,
+    /// Seconds one REST request may take before it is abandoned with 503.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
     /// Blob store of off-chain task payloads (its base URL): `GET /tasks/{id}` shows the content
     /// of the inputs and outputs kept there. Other URLs named by tasks are never fetched.
     #[arg(long, value_name = "URL", env = "DN_BLOB_STORE")]
@@ -193,14 +201,24 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
         web_dir: args.web_dir.clone(),
         deployment: Some(deployment.clone()),
     };
-    let app = api::router(state);
+    let app = limits::apply(
+        api::router(state),
+        limits::Limits {
+            per_ip_per_sec: args.rate_limit_per_ip,
+            timeout: Duration::from_secs(args.request_timeout_secs),
+            ..Default::default()
+        },
+    );
     let mut server_rx = rx;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_rx.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_rx.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     tracing::info!(
         url = %format!("http://{addr}"),

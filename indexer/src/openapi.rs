@@ -13,12 +13,18 @@ fn ok(description: &str, schema: Value) -> Value {
     })
 }
 
+/// Refusals every route may answer (the API's limits, `indexer::limits`).
+const LIMIT_CODES: [&str; 3] = ["414", "429", "503"];
+
 fn with_errors(mut responses: Value, codes: &[&str]) -> Value {
     if let Some(obj) = responses.as_object_mut() {
-        for code in codes {
+        for code in codes.iter().chain(LIMIT_CODES.iter()) {
             let description = match *code {
                 "400" => "a parameter is malformed (the detail names it)",
                 "404" => "no such object",
+                "414" => "the request URI is longer than 4096 bytes",
+                "429" => "this client IP is over its request rate (see retry-after)",
+                "503" => "the request took longer than the server's timeout",
                 _ => "error",
             };
             obj.insert(

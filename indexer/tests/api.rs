@@ -315,6 +315,128 @@ async fn bad_parameters_are_400_naming_the_parameter() {
     assert_eq!(v["error"], "bad_request");
 }
 
+/// Integers the OpenAPI document allows (any non-negative integer) are accepted whatever their
+/// size: an id or epoch past i64 finds nothing (404), a cursor past every id pages from the top,
+/// an offset past every row is an empty page.
+#[tokio::test]
+async fn huge_integers_are_accepted_not_refused() {
+    let api = api().await;
+    let (status, all) = api.get("/tasks").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, top) = api.get("/tasks?cursor=200000000000000000000").await;
+    assert_eq!(status, StatusCode::OK, "{top}");
+    assert_eq!(top["tasks"], all["tasks"]);
+    api.error(
+        "/tasks/99999999999999999999999",
+        StatusCode::NOT_FOUND,
+        "no task",
+    )
+    .await;
+    for uri in [
+        "/epochs/18446744073709551616",
+        "/epochs/9223372036854775808",
+    ] {
+        let (status, v) = api.get(uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {v}");
+    }
+    let (status, v) = api.get("/audits?offset=99999999999999999999").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["audits"].as_array().unwrap().len(), 0);
+    // still refused: signs, letters, empty
+    api.error("/tasks?cursor=-1", StatusCode::BAD_REQUEST, "`cursor`")
+        .await;
+    api.error("/epochs/1e3", StatusCode::BAD_REQUEST, "`n`")
+        .await;
+    api.error("/audits?offset=", StatusCode::BAD_REQUEST, "`offset`")
+        .await;
+}
+
+/// The limits answer in the API's JSON error shape: a slow handler hits the deadline (503), a
+/// long URI is refused (414), an announced large body is refused (413), and one client over its
+/// rate gets 429 with retry-after while a well-behaved pace is served.
+#[tokio::test]
+async fn limits_refuse_with_json_errors() {
+    use indexer::limits::{apply, Limits};
+    use std::time::Duration;
+    let slow = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route("/fast", axum::routing::get(|| async { "ok" }));
+    let limits = Limits {
+        per_ip_per_sec: 5,
+        timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let app = apply(slow, limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let http = reqwest::Client::new();
+    let json_error = |r: reqwest::Response| async move {
+        let status = r.status();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/json"), "{status}: {ct}");
+        (status, r.json::<Value>().await.unwrap())
+    };
+    let (status, v) = json_error(
+        http.get(format!("http://{addr}/slow"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE.as_u16());
+    assert_eq!(v["error"], "timeout");
+    let long = format!("http://{addr}/fast?q={}", "a".repeat(5000));
+    let (status, v) = json_error(http.get(long).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG.as_u16());
+    assert_eq!(v["error"], "uri_too_long");
+    assert!(v["detail"].as_str().unwrap().contains("4096"), "{v}");
+    let (status, v) = json_error(
+        http.get(format!("http://{addr}/fast"))
+            .body(vec![b'x'; 64 * 1024])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+    assert_eq!(v["error"], "too_large");
+    // a burst of 40 from one address: the first ones pass, then 429 with retry-after
+    let mut limited = None;
+    let mut served = 0;
+    for _ in 0..40 {
+        let r = http
+            .get(format!("http://{addr}/fast"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+            assert!(r.headers().get("retry-after").is_some());
+            limited = Some(json_error(r).await.1);
+            break;
+        }
+        served += 1;
+    }
+    let v = limited.expect("40 requests at once from one address are rate limited");
+    assert_eq!(v["error"], "rate_limited");
+    assert!(
+        served >= 5,
+        "the burst allowance is served first ({served})"
+    );
+}
+
 #[tokio::test]
 async fn openapi_documents_every_route_and_only_those() {
     let api = api().await;
