@@ -25,7 +25,9 @@ import {DNToken} from "./DNToken.sol";
 ///      decision was still computed without it. Weights and statuses are written with the registry's
 ///      report-driven setters (`setTrustWeightFromReport`, `setStatusFromReport`), which enforce the
 ///      same order.
-///      Signing stake is read when the report is posted (Staking has no checkpoints yet).
+///      Signing stake is the validator stake in place when the epoch ended (Staking checkpoints), capped
+///      by the signer's stake now. A validator that signs two different reports of one epoch is slashed
+///      on proof of the two signatures (`reportEquivocation`, needs Staking's SLASHER_ROLE).
 ///      Leaf formats are documented in ISettlement and match `protocol::powr`.
 contract Settlement is ISettlement, EIP712 {
     using SafeERC20 for DNToken;
@@ -37,6 +39,12 @@ contract Settlement is ISettlement, EIP712 {
     );
     uint256 private constant WAD = 1e18;
     uint8 private constant VALIDATOR = uint8(IStaking.Role.Validator);
+    /// @notice Share of an equivocating validator's slashable stake taken (50%).
+    uint16 public constant EQUIVOCATION_SLASH_BPS = 5_000;
+    /// @notice Share of what is slashed that pays whoever proved the equivocation (10%); the rest burns.
+    uint16 public constant EQUIVOCATION_REWARD_BPS = 1_000;
+    /// @notice Staking slash reason code of an equivocation (AuditManager uses 1-5).
+    uint8 public constant REASON_EQUIVOCATION = 6;
 
     /// @notice The DN token (minted into this contract, paid out by claims).
     DNToken public immutable token;
@@ -56,6 +64,8 @@ contract Settlement is ISettlement, EIP712 {
     mapping(uint64 epoch => EpochRecord) private _epochs;
     /// claimed flags: bit (epoch % 256) of word (epoch / 256), per account
     mapping(address account => mapping(uint256 word => uint256 bits)) private _claimedBits;
+    /// validators already slashed for equivocating on an epoch
+    mapping(uint64 epoch => mapping(address validator => bool)) private _equivocated;
     /// epoch + 1 of the node's last trust refresh; 0 = never
     mapping(address node => uint64) private _refreshedPlusOne;
     /// highest reported epoch + 1; 0 = no report yet
@@ -125,6 +135,30 @@ contract Settlement is ISettlement, EIP712 {
             totalStake
         );
         if (report.totalRewards > 0) token.mint(address(this), report.totalRewards);
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev Anyone may prove it, at any time while the validator has slashable stake (active or
+    ///      unbonding); once per validator and epoch.
+    function reportEquivocation(
+        EpochReport calldata a,
+        bytes calldata signatureA,
+        EpochReport calldata b,
+        bytes calldata signatureB
+    ) external returns (uint256 slashed) {
+        bytes32 da = _digest(a);
+        bytes32 db = _digest(b);
+        if (a.epoch != b.epoch || da == db) revert NotEquivocation();
+        address signer = ECDSA.recoverCalldata(da, signatureA);
+        if (signer != ECDSA.recoverCalldata(db, signatureB)) revert NotEquivocation();
+        if (_equivocated[a.epoch][signer]) revert EquivocationAlreadySlashed(a.epoch, signer);
+        uint256 amount = staking.slashableOf(signer, VALIDATOR) * EQUIVOCATION_SLASH_BPS / 10_000;
+        if (amount == 0) revert NotValidator(signer);
+        _equivocated[a.epoch][signer] = true;
+        slashed = staking.slash(
+            signer, VALIDATOR, amount, REASON_EQUIVOCATION, msg.sender, EQUIVOCATION_REWARD_BPS
+        );
+        emit EquivocationSlashed(a.epoch, signer, msg.sender, slashed);
     }
 
     // ------------------------------------------------------------------ claims

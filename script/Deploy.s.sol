@@ -28,7 +28,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// TimelockController: DN_ADMIN proposes, anyone executes once DN_ADMIN_DELAY has passed, so every
 /// parameter change, role grant (MINTER_ROLE included) and recipient change is public for the delay before
 /// it applies. The deployer keeps no role. Settlement holds MINTER_ROLE, TRUST_ROLE and STATUS_ROLE;
-/// AuditManager SLASHER_ROLE, AUDITOR_ROLE and TRUST_ROLE; TaskManager JAILER_ROLE.
+/// AuditManager SLASHER_ROLE, AUDITOR_ROLE and TRUST_ROLE; Settlement SLASHER_ROLE (equivocating report
+/// signers); TaskManager JAILER_ROLE.
 contract Deploy is Script {
     struct Deployment {
         uint256 startBlock;
@@ -103,6 +104,8 @@ contract Deploy is Script {
         d.auditManager = new AuditManager(d.deployer, d.token, d.staking, d.taskManager, d.registry);
         _auditParams(d.auditManager);
         d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.auditManager));
+        // equivocating report signers (two different reports of one epoch)
+        d.staking.grantRole(d.staking.SLASHER_ROLE(), address(d.settlement));
         d.staking.setValidatorObserver(IStakeObserver(address(d.auditManager)));
         d.taskManager.grantRole(d.taskManager.AUDITOR_ROLE(), address(d.auditManager));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.auditManager));

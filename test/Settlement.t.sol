@@ -30,6 +30,7 @@ abstract contract SettlementBase is Fixture {
         token.grantRole(token.MINTER_ROLE(), address(settlement));
         registry.grantRole(registry.TRUST_ROLE(), address(settlement));
         registry.grantRole(registry.STATUS_ROLE(), address(settlement));
+        staking.grantRole(staking.SLASHER_ROLE(), address(settlement));
         vm.stopPrank();
         vm.label(address(settlement), "Settlement");
     }

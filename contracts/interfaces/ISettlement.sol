@@ -56,6 +56,11 @@ interface ISettlement {
         uint256 signedStake,
         uint256 totalValidatorStake
     );
+    /// @notice `validator` signed two different reports of `epoch`; `slashed` DN of its stake were taken
+    ///         (part of it paid to `reporter`).
+    event EquivocationSlashed(
+        uint64 indexed epoch, address indexed validator, address reporter, uint256 slashed
+    );
     /// @notice `amount` DN of `epoch` paid to `account`.
     event RewardClaimed(uint64 indexed epoch, address indexed account, uint256 amount);
     /// @notice A node's trust weight set from its leaf of `epoch`'s trust tree.
@@ -109,6 +114,10 @@ interface ISettlement {
     ///         `epoch` (`epochEnd`): the epoch's leaf would undo that decision. The report of the epoch
     ///         holding the decision, or of a later one, is accepted.
     error ModelStatusProofBeforeOverride(uint64 epoch, uint32 modelId, uint64 epochEnd, uint64 overriddenAt);
+    /// @notice The two reports are not two different reports of one epoch signed by one key.
+    error NotEquivocation();
+    /// @notice This validator was already slashed for equivocating on this epoch.
+    error EquivocationAlreadySlashed(uint64 epoch, address validator);
     /// @notice A constructor parameter is out of range.
     error InvalidSchedule(string reason);
 
@@ -123,6 +132,16 @@ interface ISettlement {
     ///         the epoch ended, or its current active stake if lower (finding M-3: stake added after the
     ///         epoch ended counts for nothing, stake unstaked since no longer backs a signature).
     function signingStake(address validator, uint64 epoch) external view returns (uint256);
+
+    /// @notice Slashes a validator that signed two different reports of one epoch (EIP-712 signatures
+    ///         over `reportDigest` of each): `EQUIVOCATION_SLASH_BPS` of its slashable validator stake,
+    ///         of which `EQUIVOCATION_REWARD_BPS` goes to the caller. Returns what was slashed.
+    function reportEquivocation(
+        EpochReport calldata a,
+        bytes calldata signatureA,
+        EpochReport calldata b,
+        bytes calldata signatureB
+    ) external returns (uint256 slashed);
 
     /// @notice The validator stake a report of `epoch` needs 2/3 of: the total active validator stake
     ///         when the epoch ended.

@@ -145,6 +145,11 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
                    "signers": e.signers.iter().map(|a| a.to_checksum(None)).collect::<Vec<_>>(),
                    "signedStake": e.signedStake.to_string(), "totalValidatorStake": e.totalValidatorStake.to_string()}),
         ),
+        Event::Settlement(X::EquivocationSlashed(e)) => (
+            "EquivocationSlashed",
+            json!({"epoch": e.epoch, "validator": e.validator.to_checksum(None),
+                   "reporter": e.reporter.to_checksum(None), "slashed": e.slashed.to_string()}),
+        ),
         Event::Settlement(X::RewardClaimed(e)) => (
             "RewardClaimed",
             json!({"epoch": e.epoch, "account": e.account.to_checksum(None), "amount": e.amount.to_string()}),
@@ -1102,6 +1107,8 @@ async fn apply_settlement(
             .execute(&mut *conn)
             .await?;
         }
+        // the slash itself is Staking's Slashed event (reason 6), stored with the other slashes
+        X::EquivocationSlashed(_) => {}
         X::RewardClaimed(e) => {
             sqlx::query(
                 "INSERT INTO reward_claims (epoch, account, amount, block_number, log_index, tx_hash)

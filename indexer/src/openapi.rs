@@ -120,7 +120,7 @@ fn audit_schemas(address: &Value, wei: &Value) -> Value {
             "properties": {
                 "role": {"type": "string", "enum": ["worker", "validator", "unknown"]},
                 "reason": {"type": "integer", "description": "1 fraud, 2 false accusation, 3 lazy validator, 4 missed audit"},
-                "reason_name": {"type": "string", "enum": ["fraud", "false_accusation", "lazy_validator", "missed_audit", "minority_vote", "unknown"]},
+                "reason_name": {"type": "string", "enum": ["fraud", "false_accusation", "lazy_validator", "missed_audit", "minority_vote", "report_equivocation", "unknown"]},
                 "amount": wei, "beneficiary": address, "rewarded": wei, "burned": wei,
                 "task_id": {"type": ["string", "null"], "description": "the disputed or forced-error task the slash settled"},
                 "block": {"type": "integer"}, "tx": {"type": "string"}, "time": {"type": "integer"}}},

@@ -59,6 +59,7 @@ pub fn slash_reason_name(reason: i64) -> &'static str {
         3 => "lazy_validator",
         4 => "missed_audit",
         5 => "minority_vote",
+        6 => "report_equivocation",
         _ => "unknown",
     }
 }

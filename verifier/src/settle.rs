@@ -431,12 +431,18 @@ impl Settler {
             .map_err(retry("reading stored signatures"))?
         {
             Some(s) if s.digest == digest && s.signer == self.me() => s,
-            Some(s) => {
-                tracing::warn!(epoch = e, signed_digest = %s.digest, digest = %digest,
-                    "this verifier signed another report of this epoch before (a reorg deeper than \
-                     --confirmations, or another key); signing the report of the current chain");
-                self.sign(&report, digest).await?
+            Some(s) if s.signer == self.me() => {
+                // signing two different reports of one epoch is slashable by anyone holding both
+                // signatures (Settlement.reportEquivocation): never do it
+                metrics::counter!(m::REPORTS_DISAGREED).increment(1);
+                tracing::error!(epoch = e, signed_digest = %s.digest, digest = %digest,
+                    "this verifier already signed a different report of this epoch (a reorg deeper than \
+                     --confirmations?); refusing to sign a second one, which would be slashed as an \
+                     equivocation. The epoch is left to the other validators");
+                return Ok(Handled::Done);
             }
+            // a signature stored under another key: this key has signed nothing for the epoch
+            Some(_) => self.sign(&report, digest).await?,
             None => self.sign(&report, digest).await?,
         };
         if let Some(dir) = &self.opts.signatures_dir {
