@@ -66,6 +66,35 @@ async fn reqwest_get(url: &str) -> Result<String> {
     Ok(r.text().await?)
 }
 
+/// Starts a gateway paying from `key`'s wallet, named `name` (its log and cache under the
+/// devnet's `gateway/` directory), with `extra` flags; returns it and its URL once healthy.
+async fn start_gateway(
+    net: &Devnet,
+    name: &str,
+    key: &alloy::signers::local::PrivateKeySigner,
+    extra: &[&str],
+) -> Result<(std::process::Child, String)> {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = net.work_dir.join("gateway");
+    std::fs::create_dir_all(&dir)?;
+    let mut args = chain_args(net);
+    args.extend([
+        "--listen".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--cache-dir".to_string(),
+        dir.join(format!("cache-{name}")).display().to_string(),
+    ]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let mut child = spawn("gateway", &args, key, &[], &dir.join(format!("{name}.log")));
+    if let Err(e) = wait_healthy(&url, net).await {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok((child, url))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()> {
     let _turn = SERIAL.lock().await;
@@ -115,32 +144,15 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
             ],
         ),
     ]);
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let dir = net.work_dir.join("gateway");
-    std::fs::create_dir_all(&dir)?;
-    let mut args = chain_args(&net);
-    args.extend(
-        [
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cache-dir",
-            &dir.join("cache").display().to_string(),
-            "--task-timeout-secs",
-            "280",
-            "--blob-store",
-            &store_url,
-        ]
-        .map(String::from),
-    );
-    procs.0.push(spawn(
+    let (gateway, url) = start_gateway(
+        &net,
         "gateway",
-        &args,
         &net.user,
-        &[],
-        &dir.join("gateway.log"),
-    ));
-    wait_healthy(&url, &net).await?;
+        &["--task-timeout-secs", "280", "--blob-store", &store_url],
+    )
+    .await?;
+    procs.0.push(gateway);
+    let dir = net.work_dir.join("gateway");
 
     // a spoken sentence (about 97 KB: the gateway puts it in the blob store)
     let wav = repo().join("models/whisper-tiny-en/samples/weather.wav");
@@ -434,30 +446,15 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         .as_str()
         .unwrap()
         .to_string();
-    let port2 = free_port();
-    let url2 = format!("http://127.0.0.1:{port2}");
-    let mut args2 = chain_args(&net);
-    args2.extend(
-        [
-            "--listen",
-            &format!("127.0.0.1:{port2}"),
-            "--cache-dir",
-            &dir.join("cache2").display().to_string(),
-            "--keys-db",
-            &keys_db.display().to_string(),
-            "--refund-poll-secs",
-            "1",
-        ]
-        .map(String::from),
-    );
-    procs.0.push(spawn(
-        "gateway",
-        &args2,
+    let keys_path = keys_db.display().to_string();
+    let (gateway2, url2) = start_gateway(
+        &net,
+        "gateway2",
         &net.developer,
-        &[],
-        &dir.join("gateway2.log"),
-    ));
-    wait_healthy(&url2, &net).await?;
+        &["--keys-db", &keys_path, "--refund-poll-secs", "1"],
+    )
+    .await?;
+    procs.0.push(gateway2);
     let embed_call = |auth: Option<String>| {
         let mut r = http.post(format!("{url2}/v1/embeddings")).json(
             &serde_json::json!({"model": format!("deepnode/{embed}"), "input": "a keyed call"}),
@@ -563,30 +560,9 @@ async fn a_worker_streaming_what_it_does_not_commit_is_flagged_and_challenged() 
         0,
         &["--threads".into(), "2".into(), "--test-cheat-stream".into()],
     )]);
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let dir = net.work_dir.join("gateway");
-    std::fs::create_dir_all(&dir)?;
-    let mut args = chain_args(&net);
-    args.extend(
-        [
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cache-dir",
-            &dir.join("cache").display().to_string(),
-            "--task-timeout-secs",
-            "280",
-        ]
-        .map(String::from),
-    );
-    procs.0.push(spawn(
-        "gateway",
-        &args,
-        &net.user,
-        &[],
-        &dir.join("gateway.log"),
-    ));
-    wait_healthy(&url, &net).await?;
+    let (gateway, url) =
+        start_gateway(&net, "gateway", &net.user, &["--task-timeout-secs", "280"]).await?;
+    procs.0.push(gateway);
 
     let r = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))

@@ -636,8 +636,7 @@ async fn stream_chat(
             return;
         }
         // tokens as the worker streams them, until the answer is committed
-        let mut streamed = String::new();
-        let mut streamed_ids: Vec<u32> = Vec::new();
+        let mut preview = Preview::default();
         let wait = state.chain.wait(task_id, block, deadline);
         tokio::pin!(wait);
         let mut listener = listener;
@@ -647,10 +646,8 @@ async fn stream_chat(
                 a = &mut wait => break a,
                 t = next_token(&mut listener) => match t {
                     Some(t) => {
-                        streamed_ids.push(t.token_id);
-                        if !t.text.is_empty() {
-                            streamed.push_str(&t.text);
-                            if !send(chunk(json!({"content": t.text}), Value::Null, Value::Null)).await {
+                        if let Some(d) = preview.push(t) {
+                            if !send(chunk(json!({"content": d}), Value::Null, Value::Null)).await {
                                 // the caller left: the task still completes and is paid
                                 return;
                             }
@@ -667,10 +664,8 @@ async fn stream_chat(
         if let Some(mut l) = listener.take() {
             let until = tokio::time::Instant::now() + Duration::from_secs(2);
             while let Ok(Some(t)) = tokio::time::timeout_at(until, l.rx.recv()).await {
-                streamed_ids.push(t.token_id);
-                if !t.text.is_empty() {
-                    streamed.push_str(&t.text);
-                    if !send(chunk(json!({"content": t.text}), Value::Null, Value::Null)).await {
+                if let Some(d) = preview.push(t) {
+                    if !send(chunk(json!({"content": d}), Value::Null, Value::Null)).await {
                         return;
                     }
                 }
@@ -693,11 +688,11 @@ async fn stream_chat(
             }
         };
         state.record_latency(model_id, started.elapsed().as_secs_f64() * 1000.0);
-        let consistent = g.text.starts_with(&streamed) && g.token_ids.starts_with(&streamed_ids);
+        let consistent = g.text.starts_with(&preview.text) && g.token_ids.starts_with(&preview.ids);
         let mut info = deepnode_json(&a);
-        info["streamed_tokens"] = json!(streamed_ids.len());
+        info["streamed_tokens"] = json!(preview.ids.len());
         if consistent {
-            let rest = &g.text[streamed.len()..];
+            let rest = &g.text[preview.text.len()..];
             if !rest.is_empty()
                 && !send(chunk(json!({"content": rest}), Value::Null, Value::Null)).await
             {
@@ -708,7 +703,7 @@ async fn stream_chat(
             info["verified"] = json!(false);
             info["mismatch"] = json!(format!(
                 "the worker streamed {} tokens that are not the start of its committed answer; the committed text is in `committed_text`",
-                streamed_ids.len()
+                preview.ids.len()
             ));
             info["committed_text"] = json!(g.text);
             tracing::warn!(task = %task_id, worker = %a.worker, "streamed tokens differ from the committed answer");
@@ -750,6 +745,25 @@ async fn stream_chat(
         Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))),
     )
         .into_response())
+}
+
+/// What a worker streamed so far.
+#[derive(Default)]
+struct Preview {
+    text: String,
+    ids: Vec<u32>,
+}
+
+impl Preview {
+    /// Records a streamed token; returns its text when it adds any (what the caller is sent).
+    fn push(&mut self, t: protocol::stream::TokenLine) -> Option<String> {
+        self.ids.push(t.token_id);
+        if t.text.is_empty() {
+            return None;
+        }
+        self.text.push_str(&t.text);
+        Some(t.text)
+    }
 }
 
 /// The next streamed token; never resolves without a listener.
