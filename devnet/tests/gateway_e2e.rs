@@ -378,6 +378,73 @@ async fn openai_client_chats_streams_embeds_and_gets_clear_errors() -> Result<()
         embed.to_string()
     );
 
+    // routing measured over 100 real calls: a second embeddings model at 10x the price; a gateway
+    // with seeded exploration draws (reproducible) sends every best-score call to the cheaper
+    // model and about 10% of calls to a uniformly drawn one, so the dearer model gets traffic too
+    let dear = net
+        .register_bundle(
+            &catalogue::bundle_dir("minilm"),
+            net.config.model_price_wei * U256::from(10),
+        )
+        .await
+        .context("registering minilm again")?;
+    let (router_gw, url3) = start_gateway(
+        &net,
+        "gateway3",
+        &net.user,
+        &["--route-seed", "7", "--task-timeout-secs", "280"],
+    )
+    .await?;
+    procs.0.push(router_gw);
+    let mut picks: Vec<(u32, String)> = Vec::new();
+    for wave in 0..5 {
+        let calls: Vec<_> = (0..20)
+            .map(|i| {
+                let http = http.clone();
+                let url = url3.clone();
+                tokio::spawn(async move {
+                    let r = http
+                        .post(format!("{url}/v1/embeddings"))
+                        .json(&serde_json::json!({"model": "deepnode/auto-embed", "input": format!("call {wave}-{i}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let id: u32 = r.headers()["x-deepnode-model-id"].to_str().unwrap().parse().unwrap();
+                    (id, r.headers()["x-deepnode-route"].to_str().unwrap().to_string())
+                })
+            })
+            .collect();
+        for c in calls {
+            picks.push(c.await?);
+        }
+    }
+    let explored: Vec<_> = picks
+        .iter()
+        .filter(|(_, why)| why.contains("exploration"))
+        .collect();
+    let best: Vec<_> = picks
+        .iter()
+        .filter(|(_, why)| why.contains("best score"))
+        .collect();
+    assert_eq!(explored.len() + best.len(), 100);
+    assert!(
+        best.iter().all(|(id, _)| *id == embed),
+        "every best-score call goes to the cheaper model: {best:?}"
+    );
+    assert!(
+        (3..=20).contains(&explored.len()),
+        "about 10% explore: {}",
+        explored.len()
+    );
+    let to_dear = picks.iter().filter(|(id, _)| *id == dear).count();
+    assert!(to_dear >= 1, "exploration reaches the dearer model");
+    eprintln!(
+        "routing over 100 calls: {} to the cheaper model, {to_dear} to the 10x dearer one ({} explored)",
+        100 - to_dear,
+        explored.len()
+    );
+
     // a pipeline: speech -> text -> the language model, each step a paid task
     let before = events::<ITaskManager::TaskSubmitted>(&net, net.deployment.task_manager)
         .await?

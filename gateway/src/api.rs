@@ -51,6 +51,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Challenge a task whose committed answer is not what its worker streamed.
     pub challenge_mismatch: bool,
+    /// Seeded exploration draws (`--route-seed`: reproducible routing); `None`: the OS's.
+    pub route_rng: Option<std::sync::Mutex<rand::rngs::StdRng>>,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             streams: Default::default(),
             public_url: None,
             challenge_mismatch: true,
+            route_rng: None,
         }
     }
 
@@ -212,10 +215,16 @@ async fn route(s: &AppState, alias: &str, kind: Kind) -> Result<ModelInfo, ApiEr
             latency_ms,
         });
     }
-    let choice = crate::routing::choose(alias, &cands, &s.routing, &mut rand::thread_rng())
-        .ok_or_else(|| {
-            ApiError::no_worker(format!("no {kind} model has a worker now ({alias})"))
-        })?;
+    let choice = match &s.route_rng {
+        Some(rng) => {
+            let mut rng = rng
+                .lock()
+                .map_err(|_| ApiError::internal("routing draws poisoned"))?;
+            crate::routing::choose(alias, &cands, &s.routing, &mut *rng)
+        }
+        None => crate::routing::choose(alias, &cands, &s.routing, &mut rand::thread_rng()),
+    }
+    .ok_or_else(|| ApiError::no_worker(format!("no {kind} model has a worker now ({alias})")))?;
     let mut m = choice.model;
     m.route = Some(choice.reason);
     Ok(m)

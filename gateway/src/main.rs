@@ -112,6 +112,10 @@ struct Serve {
     /// Routing: share of calls sent to a uniformly drawn model (exploration).
     #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
     route_explore: f64,
+    /// Routing: seed the exploration draws, so that a sequence of routed calls is reproducible
+    /// (experiments, tests) [default: fresh randomness].
+    #[arg(long, value_name = "N")]
+    route_seed: Option<u64>,
     /// Routing: score multiplier of a model in Probation.
     #[arg(long, value_name = "F", default_value_t = 0.5)]
     route_probation: f64,
@@ -297,6 +301,9 @@ async fn run(cli: Serve) -> Result<()> {
         }));
     }
     state.challenge_mismatch = !cli.no_challenge_stream_mismatch;
+    state.route_rng = cli
+        .route_seed
+        .map(|seed| std::sync::Mutex::new(rand::SeedableRng::seed_from_u64(seed)));
     let state = Arc::new(state);
     if state.keys.is_some() {
         tokio::spawn(gateway::keys::reconcile(
