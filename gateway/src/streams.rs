@@ -139,6 +139,18 @@ pub async fn worker_stream(
             format!("header {SIGNATURE_HEADER} (the worker's signature) is missing"),
         )
     })?;
+    // who signed, and is it the task's worker? (checked before anything waits, so a caller
+    // without the worker's key is refused at once)
+    let d = s.chain.deployment();
+    let signer = protocol::stream::recover(signature, s.chain.chain_id(), d.task_manager, task)
+        .map_err(|e| refused(StatusCode::UNAUTHORIZED, e))?;
+    let worker = s.chain.worker_of(task).await?;
+    if worker != signer {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            format!("{signer} is not task {task}'s assigned worker"),
+        ));
+    }
     // the gateway learns its task id from submitTasks' receipt, which may still be on its way
     let mut known = entry.task.subscribe();
     let ours = tokio::time::timeout(TASK_WAIT, known.wait_for(Option::is_some))
@@ -149,16 +161,6 @@ pub async fn worker_stream(
         return Err(refused(
             StatusCode::FORBIDDEN,
             format!("this stream does not belong to task {task}"),
-        ));
-    }
-    let d = s.chain.deployment();
-    let signer = protocol::stream::recover(signature, s.chain.chain_id(), d.task_manager, task)
-        .map_err(|e| refused(StatusCode::UNAUTHORIZED, e))?;
-    let worker = s.chain.worker_of(task).await?;
-    if worker != signer {
-        return Err(refused(
-            StatusCode::FORBIDDEN,
-            format!("{signer} is not task {task}'s assigned worker"),
         ));
     }
     let tx = entry
@@ -214,4 +216,102 @@ pub async fn worker_stream(
         }
     }
     Ok(Json(json!({"delivered": delivered, "caller": "listening"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::providers::Provider;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// A gateway state whose chain is never reached (an RPC URL nobody listens on): the refusals
+    /// below all happen before the chain is asked anything.
+    fn state(dir: &std::path::Path) -> Arc<crate::AppState> {
+        let provider: alloy::providers::DynProvider = alloy::providers::ProviderBuilder::new()
+            .connect_http("http://127.0.0.1:9".parse().unwrap())
+            .erased();
+        let deployment: protocol::Deployment = serde_json::from_value(json!({
+            "chainId": 31337, "startBlock": 0,
+            "token": Address::ZERO, "staking": Address::ZERO, "modelRegistry": Address::ZERO,
+            "taskManager": Address::ZERO, "treasury": Address::ZERO, "validatorPool": Address::ZERO,
+            "settlement": Address::ZERO, "auditManager": Address::ZERO,
+        }))
+        .unwrap();
+        let blobs = blobstore::Client::new(Duration::from_secs(1), 1 << 20).unwrap();
+        let chain = crate::chain::Chain::new(
+            provider.clone(),
+            deployment,
+            Address::ZERO,
+            blobs,
+            Duration::from_millis(1),
+        );
+        let cache = inference::ModelCache::new(dir).unwrap();
+        let catalogue = crate::models::Catalogue::new(provider, Address::ZERO, cache);
+        Arc::new(crate::AppState::new(
+            chain,
+            catalogue,
+            Duration::from_secs(1),
+        ))
+    }
+
+    async fn post(
+        s: &Arc<crate::AppState>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = crate::router(s.clone())
+            .oneshot(req.body(Body::from("{}\n")).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    use alloy::primitives::Address;
+
+    #[tokio::test]
+    async fn worker_streams_are_refused_without_a_listener_a_task_or_a_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let (status, v) = post(&s, "/streams/nope", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no caller"));
+
+        let listener = s.streams.listen();
+        assert_eq!(s.streams.open(), 1);
+        let path = listener.path();
+        let (status, v) = post(&s, &path, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(TASK_HEADER));
+        let (status, v) = post(&s, &path, &[(TASK_HEADER, "5")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("missing"));
+        let (status, v) = post(
+            &s,
+            &path,
+            &[(TASK_HEADER, "5"), (SIGNATURE_HEADER, "0x1234")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("not 65"));
+        // the caller's end closes the slot
+        drop(listener);
+        assert_eq!(s.streams.open(), 0);
+        let (status, _) = post(&s, &path, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }
