@@ -1283,6 +1283,57 @@ async fn get_task(
 mod tests {
     use super::*;
 
+    /// Bodies refused before anything is paid or the chain is asked (the state's chain is an
+    /// RPC URL nobody listens on): malformed JSON, an unknown field, no JSON content type, a body
+    /// over the limit. Each is OpenAI's error object naming the part at fault.
+    #[tokio::test]
+    async fn bad_bodies_are_refused_before_paying() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::streams::tests::state(dir.path());
+        let call = |body: Vec<u8>, json: bool| {
+            let mut req = axum::http::Request::post("/v1/chat/completions");
+            if json {
+                req = req.header("content-type", "application/json");
+            }
+            let app = router(s.clone());
+            async move {
+                let res = app
+                    .oneshot(req.body(axum::body::Body::from(body)).unwrap())
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let b = axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, serde_json::from_slice::<Value>(&b).unwrap())
+            }
+        };
+        let (status, v) = call(
+            b"{\"model\": \"deepnode/1\", \"messages\": [".to_vec(),
+            true,
+        )
+        .await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["param"], "body");
+        let (status, v) = call(
+            br#"{"model": "deepnode/1", "messages": [], "tmperature": 0}"#.to_vec(),
+            true,
+        )
+        .await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["param"], "tmperature");
+        let (status, v) = call(
+            br#"{"model": "deepnode/1", "messages": []}"#.to_vec(),
+            false,
+        )
+        .await;
+        assert_eq!(status, 415, "{v}");
+        let (status, v) = call(vec![b' '; MAX_BODY_BYTES + 1], true).await;
+        assert_eq!(status, 413, "{v}");
+        assert_eq!(v["error"]["param"], "body");
+    }
+
     #[test]
     fn pipeline_placeholders_take_earlier_steps_text() {
         let texts = vec!["it is sunny".to_string(), "{\"top5\":[]}".to_string()];

@@ -219,7 +219,7 @@ pub async fn worker_stream(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloy::providers::Provider;
     use axum::http::Request;
@@ -227,7 +227,7 @@ mod tests {
 
     /// A gateway state whose chain is never reached (an RPC URL nobody listens on): the refusals
     /// below all happen before the chain is asked anything.
-    fn state(dir: &std::path::Path) -> Arc<crate::AppState> {
+    pub(crate) fn state(dir: &std::path::Path) -> Arc<crate::AppState> {
         let provider: alloy::providers::DynProvider = alloy::providers::ProviderBuilder::new()
             .connect_http("http://127.0.0.1:9".parse().unwrap())
             .erased();
