@@ -44,7 +44,7 @@ impl Client {
             .build()
             .map_err(|e| BlobError::Unreachable {
                 location: "(HTTP client)".into(),
-                detail: chain(&e),
+                detail: error_chain(&e),
             })?;
         Ok(Self {
             http,
@@ -197,7 +197,7 @@ impl Client {
         } else {
             BlobError::Unreachable {
                 location: url.to_string(),
-                detail: chain(&e),
+                detail: error_chain(&e),
             }
         }
     }
@@ -212,8 +212,9 @@ pub fn blob_url(base_url: &str, sha256: &[u8; 32]) -> String {
     )
 }
 
-/// An error and its causes on one line (reqwest's own message omits the cause).
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line (reqwest's own message omits the cause); other HTTP
+/// clients of the workspace (the `dn` CLI) format their errors with it too.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

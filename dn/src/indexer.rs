@@ -27,12 +27,12 @@ impl Indexer {
     /// GET `path` (`/epochs`): the JSON body, `None` on 404, an error naming the URL otherwise.
     pub async fn get(&self, path: &str) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| anyhow!("indexer {url}: {}", crate::chain::one_line(&chain(&e))))?;
+        let resp = self.http.get(&url).send().await.map_err(|e| {
+            anyhow!(
+                "indexer {url}: {}",
+                crate::chain::one_line(&blobstore::client::error_chain(&e))
+            )
+        })?;
         let status = resp.status();
         let body = resp
             .bytes()
@@ -54,16 +54,4 @@ impl Indexer {
             .map_err(|e| anyhow!("indexer {url}: the answer is not JSON: {e}"))?;
         Ok(Some(v))
     }
-}
-
-/// An error and its causes on one line (reqwest's message omits the cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
