@@ -156,6 +156,38 @@ contract StakingTest is Fixture {
         );
     }
 
+    /// Gas of alice's validator stake right after bob's, `gap` seconds later, from cold storage
+    /// (a transaction of its own).
+    function _validatorStakeGasAfter(uint256 gap) private returns (uint256 used) {
+        address bob = makeAddr("bob");
+        _fund(bob, 10_000e18);
+        vm.startPrank(bob);
+        token.approve(address(staking), type(uint256).max);
+        staking.stake(VALIDATOR, 1000e18);
+        vm.stopPrank();
+        vm.warp(block.timestamp + gap);
+        vm.cool(address(staking));
+        vm.cool(address(token));
+        vm.prank(alice);
+        uint256 before = gasleft();
+        staking.stake(VALIDATOR, 1000e18);
+        used = before - gasleft();
+    }
+
+    /// The validator stake history is keyed by timestamp, so a stake costs more in a new second
+    /// (a new total checkpoint) than in the second of the last one (an update). A sender whose
+    /// estimate was simulated in the old second sends too little gas: it happened on the devnet
+    /// (CI: "staking for 0x9965... reverted", out of gas). Every sender estimates with headroom
+    /// (`protocol::rpc::gas_with_headroom`: +20% + 50,000 gas); this pins the extra cost under it.
+    function test_Stake_ValidatorCheckpointInANewSecondCostsLessThanSendersHeadroom() public {
+        uint256 snap = vm.snapshotState();
+        uint256 sameSecond = _validatorStakeGasAfter(0);
+        vm.revertToState(snap);
+        uint256 nextSecond = _validatorStakeGasAfter(1);
+        assertGt(nextSecond, sameSecond + 15_000, "a new checkpoint costs a fresh storage slot");
+        assertLt(nextSecond, sameSecond + sameSecond / 5 + 50_000, "inside the senders' headroom");
+    }
+
     // ------------------------------------------------------------ unstake / withdraw
 
     function test_RequestUnstake_QueuesAndWithdrawAfterPeriod() public {

@@ -487,7 +487,12 @@ impl Devnet {
                     .get_receipt()
                     .await?;
                 if !r.status() {
-                    bail!("staking for {} reverted", s.address());
+                    bail!(
+                        "staking for {} reverted (tx {}, gas used {})",
+                        s.address(),
+                        r.transaction_hash,
+                        r.gas_used
+                    );
                 }
             }
         }

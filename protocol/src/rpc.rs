@@ -2,14 +2,18 @@
 //! backoff, so a flaky endpoint is retried a bounded number of times and then reported.
 
 use crate::{Deployment, ProtocolError};
+use alloy::network::Ethereum;
 use alloy::network::EthereumWallet;
 use alloy::providers::fillers::{
-    ChainIdFiller, GasFiller, JoinFill, NonceFiller, SimpleNonceManager,
+    ChainIdFiller, FillerControlFlow, GasFillable, GasFiller, JoinFill, NonceFiller,
+    SimpleNonceManager, TxFiller,
 };
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder, SendableTx};
 use alloy::rpc::client::ClientBuilder;
+use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::layers::RetryBackoffLayer;
+use alloy::transports::TransportResult;
 use alloy::transports::{RpcError, TransportErrorKind};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -133,14 +137,80 @@ impl RpcArgs {
     }
 }
 
-/// Fillers of [`wallet_builder`]: gas estimate, pending-count nonce, chain id.
+/// Fillers of [`wallet_builder`]: gas estimate with headroom, pending-count nonce, chain id.
 pub type WalletFillers = JoinFill<
-    JoinFill<JoinFill<alloy::providers::Identity, GasFiller>, NonceFiller<SimpleNonceManager>>,
+    JoinFill<
+        JoinFill<alloy::providers::Identity, HeadroomGasFiller>,
+        NonceFiller<SimpleNonceManager>,
+    >,
     ChainIdFiller,
 >;
 
-/// The filler stack of every provider that sends transactions: gas estimation, the chain id, and
-/// the nonce read from the node's pending count for each transaction.
+/// Gas limit sent for an estimate: 20% more plus 50,000.
+///
+/// An estimate is exact for the state and block it was simulated in, and a transaction is mined
+/// in a later block. Staking's validator stake history is keyed by block timestamp: a stake
+/// estimated while the pending block still has the last checkpoint's timestamp updates that
+/// checkpoint in the simulation, but pushes a new one when mined a second later (two fresh
+/// storage slots, about 44,000 gas more), and the exact estimate runs out of gas. The unused part
+/// of a limit is not charged.
+pub fn gas_with_headroom(estimate: u64) -> u64 {
+    estimate.saturating_add(estimate / 5).saturating_add(50_000)
+}
+
+/// alloy's [`GasFiller`] (fees and the estimate) with [`gas_with_headroom`] applied to the gas
+/// limit when it was estimated; a limit the caller set is sent as it is.
+#[derive(Clone, Debug, Default)]
+pub struct HeadroomGasFiller(GasFiller);
+
+impl TxFiller<Ethereum> for HeadroomGasFiller {
+    /// The inner filler's values, and whether the gas limit was estimated.
+    type Fillable = (GasFillable, bool);
+
+    fn status(&self, tx: &TransactionRequest) -> FillerControlFlow {
+        TxFiller::<Ethereum>::status(&self.0, tx)
+    }
+
+    fn fill_sync(&self, _tx: &mut SendableTx<Ethereum>) {}
+
+    async fn prepare<P: Provider<Ethereum>>(
+        &self,
+        provider: &P,
+        tx: &TransactionRequest,
+    ) -> TransportResult<Self::Fillable> {
+        let estimated = tx.gas.is_none();
+        Ok((self.0.prepare(provider, tx).await?, estimated))
+    }
+
+    async fn fill(
+        &self,
+        (fillable, estimated): Self::Fillable,
+        tx: SendableTx<Ethereum>,
+    ) -> TransportResult<SendableTx<Ethereum>> {
+        let fillable = match fillable {
+            GasFillable::Legacy {
+                gas_limit,
+                gas_price,
+            } if estimated => GasFillable::Legacy {
+                gas_limit: gas_with_headroom(gas_limit),
+                gas_price,
+            },
+            GasFillable::Eip1559 {
+                gas_limit,
+                estimate,
+            } if estimated => GasFillable::Eip1559 {
+                gas_limit: gas_with_headroom(gas_limit),
+                estimate,
+            },
+            other => other,
+        };
+        self.0.fill(fillable, tx).await
+    }
+}
+
+/// The filler stack of every provider that sends transactions: gas estimation with headroom
+/// ([`gas_with_headroom`]), the chain id, and the nonce read from the node's pending count for
+/// each transaction.
 ///
 /// alloy's default (cached) nonce manager prepares the nonce concurrently with the gas estimate
 /// and keeps it even when the estimate fails (a call that would revert), so the next transaction
@@ -150,7 +220,7 @@ pub type WalletFillers = JoinFill<
 pub fn wallet_builder() -> ProviderBuilder<alloy::providers::Identity, WalletFillers> {
     ProviderBuilder::new()
         .disable_recommended_fillers()
-        .with_gas_estimation()
+        .filler(HeadroomGasFiller::default())
         .with_simple_nonce_management()
         .fetch_chain_id()
 }
@@ -167,6 +237,40 @@ mod tests {
         assert!(a.client().unwrap_err().to_string().contains("only http"));
         a.rpc_url = None;
         assert!(a.client().unwrap_err().to_string().contains("ETH_RPC_URL"));
+    }
+
+    async fn filled_gas(fillable: GasFillable, estimated: bool) -> u64 {
+        let tx = HeadroomGasFiller::default()
+            .fill(
+                (fillable, estimated),
+                SendableTx::Builder(TransactionRequest::default()),
+            )
+            .await
+            .unwrap();
+        tx.as_builder().unwrap().gas.unwrap()
+    }
+
+    #[tokio::test]
+    async fn estimated_gas_gets_headroom_and_a_set_limit_is_kept() {
+        let fees = alloy::providers::utils::Eip1559Estimation {
+            max_fee_per_gas: 2,
+            max_priority_fee_per_gas: 1,
+        };
+        let eip1559 = |gas_limit| GasFillable::Eip1559 {
+            gas_limit,
+            estimate: fees,
+        };
+        // 136,712 is the devnet's stake estimate simulated in the old second: the mined stake
+        // needed ~159,000 and reverted out of gas
+        assert_eq!(filled_gas(eip1559(136_712), true).await, 214_054);
+        assert!(gas_with_headroom(136_712) > 159_000 + 20_000);
+        assert_eq!(filled_gas(eip1559(136_712), false).await, 136_712);
+        let legacy = GasFillable::Legacy {
+            gas_limit: 1_000_000,
+            gas_price: 1,
+        };
+        assert_eq!(filled_gas(legacy, true).await, 1_250_000);
+        assert_eq!(gas_with_headroom(u64::MAX), u64::MAX);
     }
 
     #[test]
