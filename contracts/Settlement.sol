@@ -25,9 +25,12 @@ import {DNToken} from "./DNToken.sol";
 ///      decision was still computed without it. Weights and statuses are written with the registry's
 ///      report-driven setters (`setTrustWeightFromReport`, `setStatusFromReport`), which enforce the
 ///      same order.
-///      Signing stake is the validator stake in place when the epoch ended (Staking checkpoints), capped
-///      by the signer's stake now. A validator that signs two different reports of one epoch is slashed
-///      on proof of the two signatures (`reportEquivocation`, needs Staking's SLASHER_ROLE).
+///      Signing stake is the validator stake in place `activationDelay` seconds before the epoch ended
+///      (Staking checkpoints; the deploy default is a whole epoch, i.e. its start), capped by the signer's
+///      stake now. A posted report waits `vetoWindow` seconds before claims, trust and model status proofs
+///      open; validators holding >= 1/3 of the signing stake can veto it meanwhile, which discards it and
+///      burns what it minted. A validator that signs two different reports of one epoch is slashed on proof
+///      of the two signatures (`reportEquivocation`, needs Staking's SLASHER_ROLE).
 ///      Leaf formats are documented in ISettlement and match `protocol::powr`.
 contract Settlement is ISettlement, EIP712 {
     using SafeERC20 for DNToken;
@@ -60,6 +63,12 @@ contract Settlement is ISettlement, EIP712 {
     uint256 public immutable initialEmission;
     /// @notice Budget multiplier per epoch in 1e18 units (0.99e18 = -1% per epoch).
     uint256 public immutable decayWad;
+    /// @notice Seconds before an epoch's end at which its signing stake is read (<= epochLength): stake
+    ///         added later neither signs nor vetoes that epoch's report.
+    uint64 public immutable activationDelay;
+    /// @notice Seconds after a report is posted during which it can be vetoed; claims, trust and model
+    ///         status proofs of it wait for the window to close.
+    uint64 public immutable vetoWindow;
 
     mapping(uint64 epoch => EpochRecord) private _epochs;
     /// claimed flags: bit (epoch % 256) of word (epoch / 256), per account
@@ -68,8 +77,14 @@ contract Settlement is ISettlement, EIP712 {
     mapping(uint64 epoch => mapping(address validator => bool)) private _equivocated;
     /// epoch + 1 of the node's last trust refresh; 0 = never
     mapping(address node => uint64) private _refreshedPlusOne;
-    /// highest reported epoch + 1; 0 = no report yet
+    /// highest reported epoch + 1; 0 = no report yet (a discarded report does not lower it)
     uint64 private _latestPlusOne;
+    /// reports of the epoch discarded so far: vetoes count per posting
+    mapping(uint64 epoch => uint32) private _discards;
+    /// signing stake that vetoed the epoch's current posting
+    mapping(uint64 epoch => uint256) private _vetoedStake;
+    /// _discards + 1 at the validator's last veto of the epoch; equal to _discards + 1 = already vetoed
+    mapping(uint64 epoch => mapping(address validator => uint32)) private _vetoedAt;
 
     /// @param token_ DN token (this contract needs MINTER_ROLE)
     /// @param staking_ Staking (validator stake)
@@ -78,6 +93,8 @@ contract Settlement is ISettlement, EIP712 {
     /// @param epochLength_ seconds per epoch (> 0)
     /// @param initialEmission_ budget of epoch 0 in wei
     /// @param decayWad_ per-epoch budget multiplier, <= 1e18
+    /// @param activationDelay_ seconds before an epoch's end its signing stake is read, <= epochLength
+    /// @param vetoWindow_ seconds a posted report can be vetoed before it pays
     constructor(
         DNToken token_,
         IStaking staking_,
@@ -85,9 +102,12 @@ contract Settlement is ISettlement, EIP712 {
         uint64 genesis_,
         uint64 epochLength_,
         uint256 initialEmission_,
-        uint256 decayWad_
+        uint256 decayWad_,
+        uint64 activationDelay_,
+        uint64 vetoWindow_
     ) EIP712("DeepNode Settlement", "1") {
         if (epochLength_ == 0) revert InvalidSchedule("epochLength is 0");
+        if (activationDelay_ > epochLength_) revert InvalidSchedule("activationDelay above epochLength");
         if (decayWad_ > WAD) revert InvalidSchedule("decayWad above 1e18");
         if (initialEmission_ > token_.cap()) revert InvalidSchedule("initialEmission above the token cap");
         token = token_;
@@ -97,6 +117,8 @@ contract Settlement is ISettlement, EIP712 {
         epochLength = epochLength_;
         initialEmission = initialEmission_;
         decayWad = decayWad_;
+        activationDelay = activationDelay_;
+        vetoWindow = vetoWindow_;
     }
 
     // ------------------------------------------------------------------ reports
@@ -115,7 +137,7 @@ contract Settlement is ISettlement, EIP712 {
         if (report.totalRewards > budget) revert OverBudget(epoch, report.totalRewards, budget);
 
         (address[] memory signers, uint256 signedStake, uint256 totalStake) =
-            _countSignatures(_digest(report), signatures, endsAt);
+            _countSignatures(_digest(report), signatures, endsAt - activationDelay);
 
         rec.rewardsRoot = report.rewardsRoot;
         rec.trustRoot = report.trustRoot;
@@ -161,12 +183,47 @@ contract Settlement is ISettlement, EIP712 {
         emit EquivocationSlashed(a.epoch, signer, msg.sender, slashed);
     }
 
+    /// @inheritdoc ISettlement
+    /// @dev The veto names the report (a veto sent against a false report must not land on the honest one
+    ///      posted after it was discarded). A validator may veto a report it signed (it changed its mind before anything was paid); the
+    ///      discard burns the minted rewards from this contract's balance, so the epoch's budget is free for
+    ///      the next posting. The latest reported epoch is not lowered: proofs of older epochs stay stale.
+    function vetoReport(EpochReport calldata report) external {
+        uint64 epoch = report.epoch;
+        EpochRecord storage rec = _epochs[epoch];
+        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        if (
+            rec.rewardsRoot != report.rewardsRoot || rec.trustRoot != report.trustRoot
+                || rec.modelStatusHash != report.modelStatusHash || rec.totalRewards != report.totalRewards
+        ) revert NotThePostedReport(epoch);
+        uint256 closesAt = uint256(rec.postedAt) + vetoWindow;
+        if (block.timestamp >= closesAt) revert VetoWindowClosed(epoch, closesAt);
+        uint32 posting = _discards[epoch] + 1;
+        if (_vetoedAt[epoch][msg.sender] == posting) revert AlreadyVetoed(epoch, msg.sender);
+        uint256 stake = signingStake(msg.sender, epoch);
+        if (stake == 0) revert NotValidator(msg.sender);
+        _vetoedAt[epoch][msg.sender] = posting;
+        uint256 vetoed = _vetoedStake[epoch] + stake;
+        uint256 total = signingTotal(epoch);
+        emit ReportVetoed(epoch, msg.sender, stake, vetoed, total);
+        if (vetoed * 3 < total) {
+            _vetoedStake[epoch] = vetoed;
+            return;
+        }
+        uint256 minted = rec.totalRewards;
+        bytes32 root = rec.rewardsRoot;
+        delete _epochs[epoch];
+        delete _vetoedStake[epoch];
+        _discards[epoch] = posting;
+        emit ReportDiscarded(epoch, root, minted);
+        if (minted > 0) token.burn(minted);
+    }
+
     // ------------------------------------------------------------------ claims
 
     /// @inheritdoc ISettlement
     function claim(uint64 epoch, address account, uint256 amount, bytes32[] calldata proof) external {
-        EpochRecord storage rec = _epochs[epoch];
-        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        EpochRecord storage rec = _settled(epoch);
         uint256 word = epoch >> 8;
         uint256 bit = uint256(1) << (epoch & 0xff);
         uint256 bits = _claimedBits[account][word];
@@ -194,8 +251,7 @@ contract Settlement is ISettlement, EIP712 {
     ///      (finding M-2). A zero leaf is refused too, for one simple rule; the leaf of the epoch holding
     ///      the fraud (pinned to 0) or of any later one is accepted. ModelRegistry rejects trustWad > 1e18.
     function refreshTrust(uint64 epoch, address node, uint256 trustWad, bytes32[] calldata proof) external {
-        EpochRecord storage rec = _epochs[epoch];
-        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        EpochRecord storage rec = _settled(epoch);
         uint64 latest = _latestPlusOne - 1; // >= epoch, which is reported
         if (epoch < latest) revert StaleTrustProof(epoch, latest);
         if (!MerkleProof.verifyCalldata(proof, rec.trustRoot, _leaf(node, trustWad))) {
@@ -244,8 +300,7 @@ contract Settlement is ISettlement, EIP712 {
     ///      later one is accepted. Applying a leaf again is otherwise harmless (same status).
     ///      ModelRegistry rejects unknown models and statuses.
     function applyModelStatus(uint64 epoch, uint32 modelId, uint8 status, bytes32[] calldata proof) external {
-        EpochRecord storage rec = _epochs[epoch];
-        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        EpochRecord storage rec = _settled(epoch);
         uint64 latest = _latestPlusOne - 1; // >= epoch, which is reported
         if (epoch < latest) revert StaleModelStatusProof(epoch, latest);
         if (!MerkleProof.verifyCalldata(proof, rec.modelStatusHash, _modelStatusLeaf(modelId, status))) {
@@ -308,7 +363,21 @@ contract Settlement is ISettlement, EIP712 {
         return p == 0 ? (false, 0) : (true, p - 1);
     }
 
+    /// @inheritdoc ISettlement
+    function claimsOpenAt(uint64 epoch) external view returns (uint256) {
+        uint64 postedAt = _epochs[epoch].postedAt;
+        return postedAt == 0 ? 0 : uint256(postedAt) + vetoWindow;
+    }
+
     // ------------------------------------------------------------------ internals
+
+    /// The epoch's report, once posted and past its veto window.
+    function _settled(uint64 epoch) private view returns (EpochRecord storage rec) {
+        rec = _epochs[epoch];
+        if (rec.postedAt == 0) revert EpochNotReported(epoch);
+        uint256 opensAt = uint256(rec.postedAt) + vetoWindow;
+        if (block.timestamp < opensAt) revert ReportInVetoWindow(epoch, opensAt);
+    }
 
     /// End of a reported epoch: at most the report's postedAt, so it fits a uint64.
     function _reportedEpochEnd(uint64 epoch) private view returns (uint64) {
@@ -332,14 +401,19 @@ contract Settlement is ISettlement, EIP712 {
 
     /// @inheritdoc ISettlement
     function signingStake(address validator, uint64 epoch) public view returns (uint256) {
-        uint256 atEnd = staking.validatorStakeAt(validator, _at(epochEnd(epoch)));
+        uint256 atSnapshot = staking.validatorStakeAt(validator, _at(signingSnapshot(epoch)));
         uint256 current = staking.stakeOf(validator, VALIDATOR);
-        return atEnd < current ? atEnd : current;
+        return atSnapshot < current ? atSnapshot : current;
     }
 
     /// @inheritdoc ISettlement
     function signingTotal(uint64 epoch) public view returns (uint256) {
-        return staking.totalValidatorStakeAt(_at(epochEnd(epoch)));
+        return staking.totalValidatorStakeAt(_at(signingSnapshot(epoch)));
+    }
+
+    /// @inheritdoc ISettlement
+    function signingSnapshot(uint64 epoch) public view returns (uint256) {
+        return epochEnd(epoch) - activationDelay;
     }
 
     /// A timestamp as a checkpoint key (saturating: no epoch ends past 2^48 s in practice).
@@ -348,10 +422,10 @@ contract Settlement is ISettlement, EIP712 {
     }
 
     /// Recovers every signer (strictly ascending, so no duplicates), sums their signing stake (active
-    /// validator stake when the epoch ended, and still active now: finding M-3, a stake added after the
-    /// epoch ended signs nothing, nor does one withdrawn since) and checks the 2/3 quorum against the
-    /// validator stake active when the epoch ended.
-    function _countSignatures(bytes32 digest, bytes[] calldata signatures, uint256 endsAt)
+    /// validator stake at the signing snapshot, and still active now: finding M-3, a stake added later
+    /// signs nothing, nor does one withdrawn since) and checks the 2/3 quorum against the validator stake
+    /// active at the snapshot.
+    function _countSignatures(bytes32 digest, bytes[] calldata signatures, uint256 snapshot)
         private
         view
         returns (address[] memory signers, uint256 signedStake, uint256 totalStake)
@@ -360,7 +434,7 @@ contract Settlement is ISettlement, EIP712 {
         if (n == 0) revert NoSignatures();
         signers = new address[](n);
         address previous = address(0);
-        uint48 at = _at(endsAt);
+        uint48 at = _at(snapshot);
         for (uint256 i = 0; i < n; ++i) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (signer == previous) revert DuplicateSigner(signer);

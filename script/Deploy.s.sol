@@ -21,6 +21,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// DN_LISTING_BOND (10e18), DN_RESPONSE_WINDOW (120), DN_CHALLENGE_WINDOW (600), DN_JAIL_DURATION (600),
 /// DN_TREASURY (deployer), DN_VALIDATOR_POOL (the timelock), DN_EPOCH_LENGTH (86400 s),
 /// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch),
+/// DN_ACTIVATION_DELAY (the epoch length: report signing stake is the stake in place when the epoch began),
+/// DN_VETO_WINDOW (a quarter of the epoch length: how long a posted report can be vetoed before it pays),
 /// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3),
 /// DN_ADMIN (deployer: proposes and cancels admin operations), DN_ADMIN_DELAY (2 days; at least 1 day
 /// outside a devnet, chain 31337).
@@ -89,14 +91,17 @@ contract Deploy is Script {
         );
         d.staking.grantRole(d.staking.JAILER_ROLE(), address(d.taskManager));
         d.staking.setStakeObserver(IStakeObserver(address(d.registry)));
+        uint256 epochLength = vm.envOr("DN_EPOCH_LENGTH", uint256(1 days));
         d.settlement = new Settlement(
             d.token,
             d.staking,
             d.registry,
             uint64(block.timestamp),
-            uint64(vm.envOr("DN_EPOCH_LENGTH", uint256(1 days))),
+            uint64(epochLength),
             vm.envOr("DN_INITIAL_EMISSION", uint256(1_000_000e18)),
-            vm.envOr("DN_EMISSION_DECAY", uint256(0.99e18))
+            vm.envOr("DN_EMISSION_DECAY", uint256(0.99e18)),
+            uint64(vm.envOr("DN_ACTIVATION_DELAY", epochLength)),
+            uint64(vm.envOr("DN_VETO_WINDOW", epochLength / 4))
         );
         d.token.grantRole(d.token.MINTER_ROLE(), address(d.settlement));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.settlement));

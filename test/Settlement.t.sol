@@ -17,7 +17,14 @@ abstract contract SettlementBase is Fixture {
     uint64 internal constant EPOCH = 1 hours;
     uint256 internal constant E0 = 1_000_000e18;
     uint256 internal constant DECAY = 0.99e18;
+    /// The deploy default: report signing stake is the stake in place when the epoch began.
+    uint64 internal constant ACTIVATION = EPOCH;
     uint64 internal genesis;
+
+    /// Seconds a posted report can be vetoed; 0 here so claims open at once (SettlementVetoTest overrides).
+    function _vetoWindow() internal pure virtual returns (uint64) {
+        return 0;
+    }
 
     address[] internal validators;
     uint256[] internal validatorKeys;
@@ -25,7 +32,8 @@ abstract contract SettlementBase is Fixture {
     function _deploySettlement() internal {
         _deploy();
         genesis = uint64(block.timestamp);
-        settlement = new Settlement(token, staking, registry, genesis, EPOCH, E0, DECAY);
+        settlement =
+            new Settlement(token, staking, registry, genesis, EPOCH, E0, DECAY, ACTIVATION, _vetoWindow());
         vm.startPrank(admin);
         token.grantRole(token.MINTER_ROLE(), address(settlement));
         registry.grantRole(registry.TRUST_ROLE(), address(settlement));
@@ -388,23 +396,28 @@ contract SettlementTest is SettlementBase {
 
     function test_EpochBudget_CappedByTokenCap() public {
         uint256 cap = token.cap();
-        Settlement s = new Settlement(token, staking, registry, genesis, EPOCH, cap, 1e18);
+        Settlement s =
+            new Settlement(token, staking, registry, genesis, EPOCH, cap, 1e18, ACTIVATION, _vetoWindow());
         assertEq(s.epochBudget(0), cap - token.totalSupply());
         assertEq(s.epochBudget(500), cap - token.totalSupply());
     }
 
     function test_Constructor_RevertsOnBadSchedule() public {
         vm.expectRevert(abi.encodeWithSelector(ISettlement.InvalidSchedule.selector, "epochLength is 0"));
-        new Settlement(token, staking, registry, genesis, 0, E0, DECAY);
+        new Settlement(token, staking, registry, genesis, 0, E0, DECAY, 0, _vetoWindow());
         vm.expectRevert(abi.encodeWithSelector(ISettlement.InvalidSchedule.selector, "decayWad above 1e18"));
-        new Settlement(token, staking, registry, genesis, EPOCH, E0, 1e18 + 1);
+        new Settlement(token, staking, registry, genesis, EPOCH, E0, 1e18 + 1, ACTIVATION, _vetoWindow());
         uint256 tooMuch = token.cap() + 1;
         vm.expectRevert(
             abi.encodeWithSelector(
                 ISettlement.InvalidSchedule.selector, "initialEmission above the token cap"
             )
         );
-        new Settlement(token, staking, registry, genesis, EPOCH, tooMuch, DECAY);
+        new Settlement(token, staking, registry, genesis, EPOCH, tooMuch, DECAY, ACTIVATION, _vetoWindow());
+        vm.expectRevert(
+            abi.encodeWithSelector(ISettlement.InvalidSchedule.selector, "activationDelay above epochLength")
+        );
+        new Settlement(token, staking, registry, genesis, EPOCH, E0, DECAY, EPOCH + 1, _vetoWindow());
     }
 
     function test_Epochs_AreCountedFromGenesis() public {

@@ -67,6 +67,14 @@ interface ISettlement {
     event TrustRefreshed(uint64 indexed epoch, address indexed node, uint256 trustWad);
     /// @notice A node's trust weight zeroed because it was not refreshed for two reports.
     event TrustExpired(address indexed node, uint64 latestEpoch);
+    /// @notice `validator` vetoed the report of `epoch` posted now, with `stake` of signing stake; `vetoed`
+    ///         of `total` has vetoed it so far.
+    event ReportVetoed(
+        uint64 indexed epoch, address indexed validator, uint256 stake, uint256 vetoed, uint256 total
+    );
+    /// @notice Validators holding >= 1/3 of `epoch`'s signing stake vetoed its report inside the veto window:
+    ///         the report is gone (its minted rewards burned) and the epoch may be reported again.
+    event ReportDiscarded(uint64 indexed epoch, bytes32 rewardsRoot, uint256 burned);
     /// @notice A model's status set in the ModelRegistry from its leaf of `epoch`'s model status tree.
     event ModelStatusApplied(uint64 indexed epoch, uint32 indexed modelId, uint8 status);
 
@@ -120,17 +128,27 @@ interface ISettlement {
     error EquivocationAlreadySlashed(uint64 epoch, address validator);
     /// @notice A constructor parameter is out of range.
     error InvalidSchedule(string reason);
+    /// @notice The report's veto window is still open (claims, trust and model status proofs wait for it).
+    error ReportInVetoWindow(uint64 epoch, uint256 opensAt);
+    /// @notice The report's veto window has closed.
+    error VetoWindowClosed(uint64 epoch, uint256 closedAt);
+    /// @notice The vetoed report is not the one posted for its epoch now (discarded and replaced, or never posted).
+    error NotThePostedReport(uint64 epoch);
+    /// @notice This validator already vetoed the report of this epoch now posted.
+    error AlreadyVetoed(uint64 epoch, address validator);
 
     /// @notice Accepts the report of a closed epoch signed by validators holding >= 2/3 of the validator
-    ///         stake active when the epoch ended (`signingTotal`), each counted by `signingStake`, and
-    ///         mints its `totalRewards` (<= `epochBudget(epoch)`) into this contract.
+    ///         stake active `activationDelay` seconds before the epoch ended (`signingTotal`), each counted
+    ///         by `signingStake`, and mints its `totalRewards` (<= `epochBudget(epoch)`) into this
+    ///         contract. Claims, trust and model status proofs of it open `vetoWindow` seconds later.
     /// @param signatures 65-byte ECDSA signatures over `reportDigest(report)`, ordered by ascending
     ///        signer address, one per validator. Anyone may post.
     function postReport(EpochReport calldata report, bytes[] calldata signatures) external;
 
-    /// @notice What `validator`'s signature weighs on `epoch`'s report: its active validator stake when
-    ///         the epoch ended, or its current active stake if lower (finding M-3: stake added after the
-    ///         epoch ended counts for nothing, stake unstaked since no longer backs a signature).
+    /// @notice What `validator`'s signature (or veto) weighs on `epoch`'s report: its active validator stake
+    ///         `activationDelay` seconds before the epoch ended (`signingSnapshot`), or its current active
+    ///         stake if lower (finding M-3: stake added later counts for nothing, so a stake bought once the
+    ///         outcome is known cannot sign; stake unstaked since no longer backs a signature).
     function signingStake(address validator, uint64 epoch) external view returns (uint256);
 
     /// @notice Slashes a validator that signed two different reports of one epoch (EIP-712 signatures
@@ -143,9 +161,24 @@ interface ISettlement {
         bytes calldata signatureB
     ) external returns (uint256 slashed);
 
-    /// @notice The validator stake a report of `epoch` needs 2/3 of: the total active validator stake
-    ///         when the epoch ended.
+    /// @notice The validator stake a report of `epoch` needs 2/3 of (and a veto 1/3 of): the total active
+    ///         validator stake at `signingSnapshot(epoch)`.
     function signingTotal(uint64 epoch) external view returns (uint256);
+
+    /// @notice When `epoch`'s signing stake is read: `activationDelay` seconds before its end.
+    function signingSnapshot(uint64 epoch) external view returns (uint256);
+
+    /// @notice Vetoes the posted report of its epoch with the caller's `signingStake`, inside its veto window
+    ///         (`vetoWindow` seconds from posting); once per validator and posting. When the vetoes reach
+    ///         1/3 of `signingTotal(epoch)` the report is discarded: its minted rewards are burned and the
+    ///         epoch may be reported again. An honest third of the validators can thus stop a false report
+    ///         signed by a colluding two-thirds (or by keys bought for one epoch) before anything is paid.
+    /// @param report the posted report vetoed (NotThePostedReport when the epoch's posted report differs)
+    function vetoReport(EpochReport calldata report) external;
+
+    /// @notice When claims, trust and model status proofs of `epoch`'s posted report open (its postedAt +
+    ///         `vetoWindow`); 0 when the epoch has no report.
+    function claimsOpenAt(uint64 epoch) external view returns (uint256);
 
     /// @notice Pays `amount` DN of `epoch` to `account` (anyone may relay), once per account and epoch.
     /// @param proof sibling hashes from the rewards leaf (account, amount) up to the epoch's rewardsRoot

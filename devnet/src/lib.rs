@@ -64,6 +64,13 @@ pub struct DevnetConfig {
     pub dispute_window: Option<u64>,
     /// Dispute quorum size (DN_QUORUM; None: 3).
     pub quorum: Option<u8>,
+    /// Seconds before an epoch's end its report signing stake is read (DN_ACTIVATION_DELAY).
+    /// The deploy script's default is the whole epoch (stake in place when it began); the devnet's
+    /// is 0 (the epoch's end), because its validators stake after genesis, during epoch 0.
+    pub activation_delay: u64,
+    /// Seconds a posted epoch report can be vetoed before claims open (DN_VETO_WINDOW; the
+    /// devnet's default 0 opens claims at once).
+    pub veto_window: u64,
 }
 
 impl Default for DevnetConfig {
@@ -86,6 +93,8 @@ impl Default for DevnetConfig {
             audit_p_min_wad: None,
             dispute_window: None,
             quorum: None,
+            activation_delay: 0,
+            veto_window: 0,
         }
     }
 }
@@ -361,6 +370,11 @@ impl Devnet {
                 self.config.challenge_window.to_string(),
             )
             .env("DN_UNBONDING_PERIOD", "3600")
+            .env(
+                "DN_ACTIVATION_DELAY",
+                self.config.activation_delay.to_string(),
+            )
+            .env("DN_VETO_WINDOW", self.config.veto_window.to_string())
             // the admin timelock without a delay, so tests and the demo can change parameters at once
             // (through schedule + execute all the same); a real chain's deploy refuses under a day
             .env("DN_ADMIN_DELAY", "0")

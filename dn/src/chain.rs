@@ -255,6 +255,17 @@ pub async fn ensure_allowance(
     Ok(Some(r.transaction_hash))
 }
 
+/// The chain's time: the latest block's timestamp.
+pub async fn now(provider: &DynProvider) -> Result<u64> {
+    Ok(provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .context("reading the latest block")?
+        .ok_or_else(|| anyhow!("the node has no latest block"))?
+        .header
+        .timestamp)
+}
+
 /// A progress line on stderr (stdout carries only the result).
 pub fn progress(msg: &str) {
     eprintln!("{msg}");

@@ -1,7 +1,8 @@
 //! `dn rewards claim`: every reported epoch's reward of the wallet, with the indexer's Merkle
 //! proofs (`GET /epochs`, `GET /epochs/{n}/rewards/{address}`), through `Settlement.claim`. The
 //! chain decides what is claimable: an epoch counts once its report is posted
-//! (`epochRecord(n).postedAt != 0`) and until `isClaimed(n, account)`.
+//! (`epochRecord(n).postedAt != 0`) and its veto window has closed (`claimsOpenAt(n)`), until
+//! `isClaimed(n, account)`.
 
 use alloy::primitives::{Address, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
@@ -105,6 +106,20 @@ pub async fn claim(a: ClaimArgs) -> Result<Report> {
             .with_context(|| format!("reading Settlement.epochRecord({epoch})"))?;
         if record.postedAt == 0 {
             skipped.push(skip("its report is not posted on-chain yet".into())?);
+            continue;
+        }
+        let opens_at: u64 = settlement
+            .claimsOpenAt(epoch)
+            .call()
+            .await
+            .with_context(|| format!("reading Settlement.claimsOpenAt({epoch})"))?
+            .saturating_to();
+        let now = chain::now(&w.provider).await?;
+        if now < opens_at {
+            skipped.push(skip(format!(
+                "its report can still be vetoed for {} s (claims open at unix time {opens_at})",
+                opens_at - now
+            ))?);
             continue;
         }
         if settlement

@@ -162,6 +162,15 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             "TrustExpired",
             json!({"node": e.node.to_checksum(None), "latestEpoch": e.latestEpoch}),
         ),
+        Event::Settlement(X::ReportVetoed(e)) => (
+            "ReportVetoed",
+            json!({"epoch": e.epoch, "validator": e.validator.to_checksum(None), "stake": e.stake.to_string(),
+                   "vetoed": e.vetoed.to_string(), "total": e.total.to_string()}),
+        ),
+        Event::Settlement(X::ReportDiscarded(e)) => (
+            "ReportDiscarded",
+            json!({"epoch": e.epoch, "rewardsRoot": e.rewardsRoot.to_string(), "burned": e.burned.to_string()}),
+        ),
         Event::Settlement(X::ModelStatusApplied(e)) => (
             "ModelStatusApplied",
             json!({"epoch": e.epoch, "modelId": e.modelId, "status": e.status}),
@@ -1152,6 +1161,16 @@ async fn apply_settlement(
         }
         // The registry's ModelStatusChanged (same transaction) updates `models`.
         X::ModelStatusApplied(_) => {}
+        // the events table keeps each veto; the report stands until it is discarded
+        X::ReportVetoed(_) => {}
+        // vetoed by 1/3 of the signing stake: the epoch has no report until it is posted again (a
+        // reorg replays every event, so a discard in an orphaned block is undone with it)
+        X::ReportDiscarded(e) => {
+            sqlx::query("DELETE FROM epoch_reports WHERE epoch = ?")
+                .bind(i64_of(e.epoch))
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ pub const REPORTS_SIGNED: &str = "verifier_reports_signed_total";
 pub const REPORTS_POSTED: &str = "verifier_reports_posted_total";
 /// Epochs whose on-chain report differs from the one this verifier computed.
 pub const REPORTS_DISAGREED: &str = "verifier_reports_disagreed_total";
+/// Epoch reports this verifier vetoed (roots it did not compute, inside the veto window).
+pub const REPORTS_VETOED: &str = "verifier_reports_vetoed_total";
 /// refreshTrust transactions sent.
 pub const TRUST_REFRESHED: &str = "verifier_trust_refreshed_total";
 /// applyModelStatus transactions sent.
@@ -31,6 +33,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         REPORTS_DISAGREED,
         "Epochs reported on-chain with roots this verifier did not compute"
+    );
+    metrics::describe_counter!(
+        REPORTS_VETOED,
+        "Epoch reports vetoed by this verifier (roots it did not compute)"
     );
     metrics::describe_counter!(TRUST_REFRESHED, "refreshTrust transactions sent");
     metrics::describe_counter!(MODEL_STATUS_APPLIED, "applyModelStatus transactions sent");

@@ -9,6 +9,7 @@ use crate::metrics as m;
 use crate::store::Store;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::DynProvider;
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use anyhow::anyhow;
@@ -185,6 +186,10 @@ pub struct Settler {
     digest_checked: bool,
     next_epoch: u64,
     waiting_logged: Option<u64>,
+    /// An epoch whose line is already printed, handled again until its report's veto window closes.
+    printed: Option<u64>,
+    /// (epoch, postedAt) of the last report this verifier vetoed: once per posting.
+    vetoed: Option<(u64, u64)>,
 }
 
 impl Settler {
@@ -228,6 +233,8 @@ impl Settler {
             digest_checked: false,
             next_epoch,
             waiting_logged: None,
+            printed: None,
+            vetoed: None,
         })
     }
 
@@ -389,6 +396,18 @@ impl Settler {
                 && record.trustRoot == report.trustRoot
                 && record.modelStatusHash == report.modelStatusHash
                 && U256::from(record.totalRewards) == report.totalRewards;
+            let in_veto_window = self.in_veto_window(e).await?;
+            if in_veto_window && !agrees && !self.opts.no_post {
+                // a report this verifier did not compute: veto it while it cannot pay yet; once
+                // validators holding 1/3 of the signing stake did, it is discarded and the next
+                // pass posts this verifier's report
+                self.veto(e, &record, &report).await?;
+                return Ok(Handled::Waiting);
+            }
+            if in_veto_window && agrees {
+                // claims, trust and model status proofs open when the window closes
+                return Ok(Handled::Waiting);
+            }
             if agrees {
                 tracing::info!(
                     epoch = e,
@@ -410,6 +429,9 @@ impl Settler {
                     trust_root = %report.trustRoot,
                     "epoch was reported on-chain with roots this verifier did not compute"
                 );
+            }
+            if self.printed == Some(e) {
+                return Ok(Handled::Done);
             }
             self.print(&EpochLine {
                 epoch: e,
@@ -512,11 +534,84 @@ impl Settler {
                 Vec::new()
             },
         });
+        if self.in_veto_window(e).await? {
+            // the next passes wait for the window, then apply statuses and trust
+            self.printed = Some(e);
+            return Ok(Handled::Waiting);
+        }
         self.apply_model_statuses(e, &outcome).await?;
         if refresh {
             self.refresh_trust(e, &outcome).await?;
         }
         Ok(Handled::Done)
+    }
+
+    /// Whether `e`'s posted report is still inside its veto window (chain time).
+    async fn in_veto_window(&self, e: u64) -> Result<bool, StepError> {
+        let opens_at: u64 = self
+            .settlement()
+            .claimsOpenAt(e)
+            .call()
+            .await
+            .map_err(retry(format!("Settlement.claimsOpenAt({e})")))?
+            .saturating_to();
+        if opens_at == 0 {
+            return Ok(false);
+        }
+        let now = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(retry("reading the latest block"))?
+            .ok_or_else(|| StepError::Retry(anyhow!("the node has no latest block")))?
+            .header
+            .timestamp;
+        Ok(now < opens_at)
+    }
+
+    /// Vetoes `e`'s posted report (`record`), which differs from `report`, once.
+    async fn veto(
+        &mut self,
+        e: u64,
+        record: &ISettlement::EpochRecord,
+        report: &EpochReport,
+    ) -> Result<(), StepError> {
+        if self.vetoed == Some((e, record.postedAt)) {
+            return Ok(());
+        }
+        self.vetoed = Some((e, record.postedAt));
+        metrics::counter!(m::REPORTS_DISAGREED).increment(1);
+        // the veto names the posted report, so a late one cannot land on a report posted since
+        let posted = ISettlement::EpochReport {
+            epoch: e,
+            rewardsRoot: record.rewardsRoot,
+            trustRoot: record.trustRoot,
+            totalRewards: U256::from(record.totalRewards),
+            modelStatusHash: record.modelStatusHash,
+        };
+        let sent = self.settlement().vetoReport(posted).send().await;
+        let what = format!("vetoReport of epoch {e}");
+        let outcome = finish_proof_tx(sent, &what, |err| {
+            matches!(
+                err,
+                ISettlement::ISettlementErrors::AlreadyVetoed(_)
+                    | ISettlement::ISettlementErrors::NotThePostedReport(_)
+                    | ISettlement::ISettlementErrors::VetoWindowClosed(_)
+                    | ISettlement::ISettlementErrors::EpochNotReported(_)
+            )
+        })
+        .await?;
+        if let ProofTx::Mined(tx) = outcome {
+            metrics::counter!(m::REPORTS_VETOED).increment(1);
+            tracing::warn!(
+                epoch = e,
+                on_chain_rewards_root = %record.rewardsRoot,
+                rewards_root = %report.rewardsRoot,
+                tx = %tx,
+                "vetoed an epoch report with roots this verifier did not compute"
+            );
+        }
+        Ok(())
     }
 
     fn print(&self, line: &EpochLine) {

@@ -4,7 +4,7 @@
 //! and co-signing one post; a single validator posting, refreshing trust and a worker claiming
 //! its reward with the indexer-computed proof (once); bad settings failing in one line.
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use devnet::{Devnet, DevnetConfig};
 use protocol::bindings::{DNToken, IModelRegistry, ISettlement, ITaskManager};
@@ -20,6 +20,10 @@ const EPOCH_LENGTH: u64 = 20;
 const RESPONSE_WINDOW: u64 = 5;
 
 async fn start_devnet(validators: usize) -> Devnet {
+    start_devnet_with_veto(validators, 0).await
+}
+
+async fn start_devnet_with_veto(validators: usize, veto_window: u64) -> Devnet {
     // forge's deploy script reads the epoch length from the environment; every test of this
     // binary uses the same value.
     std::env::set_var("DN_EPOCH_LENGTH", EPOCH_LENGTH.to_string());
@@ -28,6 +32,7 @@ async fn start_devnet(validators: usize) -> Devnet {
         validators,
         challenge_window: 2,
         response_window: RESPONSE_WINDOW,
+        veto_window,
         ..DevnetConfig::default()
     })
     .await
@@ -337,6 +342,174 @@ async fn one_validator_posts_the_report_refreshes_trust_and_a_worker_claims_once
     assert!(line_of(&out2, epoch)["postedTx"].is_null(), "{out2}");
     assert!(err2.contains("already reported on-chain"), "{err2}");
     assert!(err2.contains("refreshed=0"), "{err2}");
+}
+
+/// Runs the three validators' verifiers (one signatures directory) through `last`, moving chain
+/// time past each posted report's veto window once a report of epoch `first..=last` other than
+/// `forged` is on-chain, so each can finish its epoch.
+async fn settle_with_three(
+    devnet: &Devnet,
+    dbs: &[std::path::PathBuf],
+    sigs_dir: &Path,
+    first: u64,
+    last: u64,
+    forged: B256,
+    veto_window: u64,
+) -> [(bool, String, String); 3] {
+    let stop = last.to_string();
+    let args = [
+        "--signatures-dir",
+        sigs_dir.to_str().unwrap(),
+        "--stop-after-epoch",
+        &stop,
+    ];
+    let p = devnet.provider(&devnet.deployer);
+    let settlement = ISettlement::new(devnet.deployment.settlement, &p);
+    let watcher = async {
+        for k in first..=last {
+            let started = std::time::Instant::now();
+            loop {
+                let rec = settlement.epochRecord(k).call().await.unwrap();
+                if rec.postedAt != 0 && rec.rewardsRoot != forged {
+                    devnet.advance_time(veto_window + 1).await.unwrap();
+                    break;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(100),
+                    "the computed report of epoch {k} was not posted"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let v = &devnet.validators;
+    let ((a, b, c), ()) = tokio::join!(
+        async {
+            tokio::join!(
+                verifier(devnet, Some(&v[0]), &dbs[0], &args),
+                verifier(devnet, Some(&v[1]), &dbs[1], &args),
+                verifier(devnet, Some(&v[2]), &dbs[2], &args)
+            )
+        },
+        watcher
+    );
+    [a, b, c]
+}
+
+/// Finding M-3, the veto window, live: two of three validator keys (2/3 of the stake, bought or
+/// stolen) sign a report paying the whole epoch budget to an attacker and post it. The three
+/// verifiers, sharing a signatures directory, find roots they did not compute inside the veto
+/// window and veto it (one third discards it, burning what it minted), then sign and post the
+/// report they computed; the attacker never gets paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_report_of_two_thirds_is_vetoed_and_replaced_by_the_computed_one() {
+    const VETO_WINDOW: u64 = 600;
+    let devnet = start_devnet_with_veto(3, VETO_WINDOW).await;
+    let epoch = run_tasks(&devnet, 4).await;
+    devnet
+        .advance_time(EPOCH_LENGTH + RESPONSE_WINDOW)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sigs_dir = dir.path().join("signatures");
+    let dbs: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("v{i}.sqlite")))
+        .collect();
+    if epoch > 0 {
+        // the epochs before settle honestly first (each waits for its own veto window)
+        for (ok, _, err) in settle_with_three(
+            &devnet,
+            &dbs,
+            &sigs_dir,
+            0,
+            epoch - 1,
+            B256::ZERO,
+            VETO_WINDOW,
+        )
+        .await
+        {
+            assert!(ok, "verifier failed:\n{err}");
+        }
+    }
+    let p = devnet.provider(&devnet.deployer);
+    let settlement = ISettlement::new(devnet.deployment.settlement, &p);
+    let token = DNToken::new(devnet.deployment.token, &p);
+    let attacker = Address::repeat_byte(0xa7);
+    let budget = settlement.epochBudget(epoch).call().await.unwrap();
+    let leaf = protocol::powr::account_leaf(attacker, budget);
+    let forged = ISettlement::EpochReport {
+        epoch,
+        rewardsRoot: leaf,
+        trustRoot: B256::ZERO,
+        totalRewards: budget,
+        modelStatusHash: B256::ZERO,
+    };
+    let digest = settlement
+        .reportDigest(forged.clone())
+        .call()
+        .await
+        .unwrap();
+    let mut colluders: Vec<&PrivateKeySigner> = devnet.validators.iter().take(2).collect();
+    colluders.sort_by_key(|k| k.address());
+    let sigs: Vec<Bytes> = colluders
+        .iter()
+        .map(|k| {
+            use alloy::signers::SignerSync;
+            Bytes::from(k.sign_hash_sync(&digest).unwrap().as_bytes().to_vec())
+        })
+        .collect();
+    let supply_before = token.totalSupply().call().await.unwrap();
+    let r = settlement
+        .postReport(forged, sigs)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "the forged report is posted (2/3 signed it)");
+    let refused = settlement
+        .claim(epoch, attacker, budget, Vec::new())
+        .call()
+        .await
+        .expect_err("no claim inside the veto window");
+    assert!(
+        matches!(
+            refused.as_decoded_interface_error::<ISettlement::ISettlementErrors>(),
+            Some(ISettlement::ISettlementErrors::ReportInVetoWindow(_))
+        ),
+        "{refused}"
+    );
+
+    let [a, b, c] =
+        settle_with_three(&devnet, &dbs, &sigs_dir, epoch, epoch, leaf, VETO_WINDOW).await;
+    for (ok, _, err) in [&a, &b, &c] {
+        assert!(ok, "verifier failed:\n{err}");
+    }
+    let logs = format!("{}{}{}", a.2, b.2, c.2);
+    assert!(logs.contains("vetoed an epoch report"), "{logs}");
+    let line = line_of(&a.1, epoch);
+    assert_record_matches(&devnet, epoch, &line).await;
+    let rec = settlement.epochRecord(epoch).call().await.unwrap();
+    assert_eq!(
+        token.totalSupply().call().await.unwrap(),
+        supply_before + U256::from(rec.totalRewards),
+        "the forged report's mint was burned"
+    );
+    let refused = settlement
+        .claim(epoch, attacker, budget, Vec::new())
+        .call()
+        .await
+        .expect_err("the attacker has no leaf in the computed report");
+    assert!(
+        matches!(
+            refused.as_decoded_interface_error::<ISettlement::ISettlementErrors>(),
+            Some(ISettlement::ISettlementErrors::InvalidRewardProof(_))
+        ),
+        "{refused}"
+    );
+    let out = outcome(&devnet, &dbs[2], epoch).await;
+    assert_claim_once(&devnet, epoch, &out).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
