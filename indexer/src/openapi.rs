@@ -211,7 +211,7 @@ pub fn document() -> Value {
                 vec![
                     param("status", "query", "only tasks in this state", json!({"type": "string", "enum": statuses})),
                     param("worker", "query", "only tasks assigned to this worker", address.clone()),
-                    param("model", "query", "only tasks of this model id", json!({"type": "integer", "minimum": 0})),
+                    param("model", "query", "only tasks of this model id", json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64})),
                     param("limit", "query", "page size (default 50)", json!({"type": "integer", "minimum": 1, "maximum": crate::api::MAX_LIMIT})),
                     param("cursor", "query", "`next_cursor` of the previous page: tasks with a smaller id", json!({"type": "string", "pattern": "^[0-9]+$"})),
                 ],
@@ -269,11 +269,12 @@ pub fn document() -> Value {
                     "role": {"type": "string"}, "entries": {"type": "array", "items": obj.clone()}}})), &["400"])),
             "/openapi.json": get_op("This document", vec![], ok("OpenAPI 3.1 document", obj.clone())),
             "/deployment.json": get_op("The deployment being indexed: chain id, start block and contract addresses (as written by script/Deploy.s.sol)", vec![],
-                ok("deployment", json!({"type": "object", "properties": {
+                with_errors(ok("deployment", json!({"type": "object", "properties": {
                     "chainId": {"type": "integer"}, "startBlock": {"type": "integer"},
                     "token": {"type": "string"}, "staking": {"type": "string"}, "modelRegistry": {"type": "string"},
                     "taskManager": {"type": "string"}, "treasury": {"type": "string"}, "validatorPool": {"type": "string"}, "settlement": {"type": "string"},
-                    "auditManager": {"type": "string"}, "adminTimelock": {"type": "string"}}}))),
+                    "auditManager": {"type": "string"}, "adminTimelock": {"type": "string"}}})),
+                &["404"])),
             "/metrics": {"get": {"summary": "Prometheus metrics: indexed block, head block, blocks behind, events indexed by name, RPC errors",
                 "parameters": [],
                 "responses": {"200": {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
