@@ -1,5 +1,8 @@
-//! PoWR epochs: gathers one epoch's facts from the confirmed events in the database, runs the
-//! `protocol::powr` formulas over them and keeps the history (store, reorg invalidation).
+//! PoWR epochs: gathers one epoch's facts from the confirmed events in the database
+//! ([`gather_facts`] -> `protocol::epoch::EpochFacts`), runs the pure `protocol::epoch::compute`
+//! over them and keeps the history (store, reorg invalidation). The rules below are implemented
+//! in `protocol::epoch` (the policy) and `protocol::powr` (the formulas); this module only reads
+//! the facts.
 //!
 //! [`compute_epoch`] is the function every validator runs: its result is a pure function of
 //! (the events of confirmed blocks in the database, the [`EpochConfig`], the epoch number), so
@@ -93,29 +96,21 @@
 //! model has a leaf.
 
 use crate::db::Db;
-use crate::model_selection::{
-    feedback_wad, model_quality_wad, next_model_status, CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
-};
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
-use protocol::powr::{
-    self, build_report, epoch_quality, evaluate_node, next_trust, powr_score, AccountTree,
-    EpochReport, FinalizedTask, ModelStatusTree, NodeEpochFacts, PowrError, PowrParams, Rates,
-    TrustState, MODEL_ACTIVE,
+pub use protocol::epoch::{
+    canary_accuracy_wad, Carried, EpochFacts, EpochOutcome, ModelQualityRow, ModelRow,
+    ValidatorAudits, ValidatorRow, WorkerRow, MODEL_SHARE_BPS, VALIDATOR_SHARE_BPS,
+    WORKER_SHARE_BPS,
 };
+use protocol::epoch::{ModelFacts, ModelUsage, WorkerFacts};
+use protocol::powr::{self, PowrError, PowrParams, TrustState, MODEL_ACTIVE};
 use protocol::Deployment;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-/// Workers' share of the epoch budget, in basis points.
-pub const WORKER_SHARE_BPS: u64 = 7_000;
-/// Validators' share of the epoch budget, in basis points.
-pub const VALIDATOR_SHARE_BPS: u64 = 2_000;
-/// Model developers' share of the epoch budget, in basis points (they also get the rounding
-/// dust of the other two pools).
-pub const MODEL_SHARE_BPS: u64 = 1_000;
 /// Default length `W` of the uptime window, in epochs.
 pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
 /// Most epochs [`settle_ready`] computes per call (keeps the follow loop responsive).
@@ -308,72 +303,10 @@ impl EpochConfig {
     }
 }
 
-/// One worker's row of an epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerRow {
-    /// Worker address.
-    pub address: Address,
-    /// The facts gathered for it.
-    pub facts: NodeEpochFacts,
-    /// False when it was idle (no assignment, no slash or proven fraud): trust carried
-    /// unchanged.
-    pub evaluated: bool,
-    /// A dispute over one of its results was resolved `Fraud` in the epoch.
-    pub fraud: bool,
-    /// The four rates.
-    pub rates: Rates,
-    /// Epoch quality `q` (WAD).
-    pub quality_wad: u64,
-    /// Trust it entered the epoch with (WAD; `T_0` for a new address).
-    pub prev_trust_wad: u64,
-    /// Trust after the epoch (its trust-tree leaf).
-    pub trust: TrustState,
-    /// Tasks finalized for it in the epoch (results and failure codes).
-    pub tasks_finalized: u64,
-    /// Compute units of its finalized results (code 0).
-    pub compute_units: u64,
-    /// PoWR score.
-    pub score: u128,
-    /// Worker-pool reward in wei.
-    pub reward: U256,
-}
-
-/// One validator's row of an epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidatorRow {
-    /// Validator address.
-    pub address: Address,
-    /// Active validator stake at the epoch's end.
-    pub stake: U256,
-    /// Verdicts it signed plus dispute votes it cast in the epoch.
-    pub audits_done: u64,
-    /// Verdict and dispute-vote deadlines it let pass in the epoch (`DeadlineMissed`).
-    pub audits_missed: u64,
-    /// Reliability `(done + 1) / (done + missed + 2)` (WAD).
-    pub reliability_wad: u64,
-    /// Slashed as a validator (false accusation or lazy approval) in the epoch.
-    pub slashed: bool,
-    /// Share weight in the validators' pool: `stake · reliability`, 0 when slashed.
-    pub weight: u128,
-    /// Validator-pool reward in wei.
-    pub reward: U256,
-}
-
 /// `Staking.Slashed.reason` of a validator whose dispute the quorum cleared.
 pub const SLASH_FALSE_ACCUSATION: i64 = 2;
 /// `Staking.Slashed.reason` of a validator that approved a planted wrong result.
 pub const SLASH_LAZY_VALIDATOR: i64 = 3;
-
-/// A validator's audit record in one epoch (the facts behind its reliability).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ValidatorAudits {
-    /// `VerdictAccepted` events it signed plus `DisputeVoted` events it cast.
-    pub done: u64,
-    /// `DeadlineMissed` events of it (audit verdicts and dispute votes).
-    pub missed: u64,
-    /// A `Slashed` event of it as validator (role 1) for a false accusation or a lazy approval.
-    pub slashed: bool,
-}
 
 /// Every validator's audit record over the block times `[start, end)`, by address: the events
 /// count in the epoch their block falls in, as the workers' judgements do.
@@ -426,134 +359,6 @@ pub async fn validator_audits(
     Ok(out)
 }
 
-/// Usage of one model in an epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelRow {
-    /// Model id.
-    pub model_id: u32,
-    /// Its developer (paid from the model pool).
-    pub developer: Address,
-    /// Tasks of the model finalized in the epoch.
-    pub tasks_finalized: u64,
-    /// Compute units of its results (code 0) finalized in the epoch.
-    pub compute_units: u64,
-}
-
-/// Measured quality and status of one registered model in an epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelQualityRow {
-    /// Model id.
-    pub model_id: u32,
-    /// `TaskRated` events of the model in the epoch.
-    pub ratings: u64,
-    /// Sum of their scores (0..=100 each).
-    pub score_sum: u64,
-    /// Average score / 100 (WAD; 1.0 without ratings).
-    pub feedback_wad: u64,
-    /// Canary reports of the model in the epoch (first report per task).
-    pub canaries: u64,
-    /// Of those, the ones whose result matched the known answer.
-    pub canary_matches: u64,
-    /// Validators' canary accuracy: `canary_matches / canaries` (WAD; 1.0 without canaries).
-    pub canary_accuracy_wad: u64,
-    /// Measured quality: feedback x canary accuracy (WAD).
-    pub quality_wad: u64,
-    /// Status the model entered the epoch with.
-    pub prev_status: u8,
-    /// `ModelRegistry` status at the epoch's end (from its events).
-    pub chain_status: u8,
-    /// Status after the epoch.
-    pub status: u8,
-}
-
-impl ModelQualityRow {
-    /// Whether the epoch report carries a leaf for this model (its status differs from the
-    /// registry's).
-    pub fn in_report(&self) -> bool {
-        self.status != self.chain_status
-    }
-}
-
-/// Everything computed for an epoch: the report validators sign, both Merkle trees and the
-/// per-account rows behind them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EpochOutcome {
-    /// The epoch.
-    pub epoch: u64,
-    /// First block time of the epoch.
-    pub start_time: u64,
-    /// First block time after the epoch.
-    pub end_time: u64,
-    /// Last block time whose events feed the epoch.
-    pub facts_until: u64,
-    /// Emission budget `B`.
-    pub budget: U256,
-    /// Workers' pool (70 % of `B`).
-    pub worker_pool: U256,
-    /// Validators' pool (20 % of `B`).
-    pub validator_pool: U256,
-    /// Model developers' pool (the rest of `B`).
-    pub model_pool: U256,
-    /// The report (`totalRewards` = sum of the rewards tree <= `budget`).
-    pub report: EpochReport,
-    /// Rewards tree (accounts with a non-zero reward).
-    pub rewards: AccountTree,
-    /// Trust tree (every known worker).
-    pub trust: AccountTree,
-    /// Workers, ascending by address.
-    pub workers: Vec<WorkerRow>,
-    /// Validators with stake, ascending by address.
-    pub validators: Vec<ValidatorRow>,
-    /// Models used in the epoch, ascending by id.
-    pub models: Vec<ModelRow>,
-    /// Model-pool rewards per developer, ascending by address.
-    pub developer_rewards: Vec<(Address, U256)>,
-    /// Measured quality and status of every registered model, ascending by id.
-    pub model_quality: Vec<ModelQualityRow>,
-    /// Model status tree (the report's `modelStatusHash`): models whose status after the epoch
-    /// differs from the registry's.
-    pub model_status: ModelStatusTree,
-    /// Assignments in the epoch.
-    pub tasks_assigned: u64,
-    /// Tasks finalized in the epoch.
-    pub tasks_finalized: u64,
-}
-
-impl EpochOutcome {
-    /// Trust of every worker after this epoch (the input of the next one).
-    pub fn trust_states(&self) -> BTreeMap<Address, TrustState> {
-        self.workers.iter().map(|w| (w.address, w.trust)).collect()
-    }
-
-    /// Status of every registered model after this epoch (the input of the next one).
-    pub fn model_statuses(&self) -> BTreeMap<u32, u8> {
-        self.model_quality
-            .iter()
-            .map(|m| (m.model_id, m.status))
-            .collect()
-    }
-
-    /// An account's reward split into (worker, validator, developer) parts.
-    pub fn reward_parts(&self, account: Address) -> (U256, U256, U256) {
-        let w = self
-            .workers
-            .binary_search_by_key(&account, |r| r.address)
-            .map(|i| self.workers[i].reward)
-            .unwrap_or_default();
-        let v = self
-            .validators
-            .binary_search_by_key(&account, |r| r.address)
-            .map(|i| self.validators[i].reward)
-            .unwrap_or_default();
-        let d = self
-            .developer_rewards
-            .binary_search_by_key(&account, |r| r.0)
-            .map(|i| self.developer_rewards[i].1)
-            .unwrap_or_default();
-        (w, v, d)
-    }
-}
-
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -568,13 +373,6 @@ fn parse_addr(s: &str) -> Result<Address, EpochError> {
 
 fn parse_u256(s: &str) -> Result<U256, EpochError> {
     U256::from_str_radix(s, 10).map_err(|e| EpochError::Corrupt(format!("amount `{s}`: {e}")))
-}
-
-/// What an epoch carries into the next: every worker's trust and every model's status.
-#[derive(Default)]
-struct Carried {
-    trust: BTreeMap<Address, TrustState>,
-    models: BTreeMap<u32, u8>,
 }
 
 /// The trust every worker had and the status every model had after the latest stored epoch
@@ -650,64 +448,28 @@ pub async fn compute_epoch(
     }
 }
 
-/// Per-worker accumulators while reading the facts.
-#[derive(Default)]
-struct Acc {
-    assigned: u64,
-    on_time: u64,
-    latencies: Vec<u32>,
-    active_epochs: BTreeSet<u64>,
-    commit_epochs: BTreeSet<u64>,
-    /// Finalized tasks: compute units, the quality of their judgement (None: unaudited) and
-    /// the `TaskFinalized.quality` (ppm).
-    finalized: Vec<(u32, Option<u32>, u32)>,
-    tasks_finalized: u64,
-    compute_units: u64,
-    audited: u64,
-    passed: u64,
-    quality_sum_ppm: u64,
-    fraud: bool,
-}
-
-impl Acc {
-    /// One judgement of the worker's results: `Some(quality)` passed, `None` failed.
-    fn judged(&mut self, passed_quality_ppm: Option<u32>) {
-        self.audited += 1;
-        if let Some(q) = passed_quality_ppm {
-            self.passed += 1;
-            self.quality_sum_ppm += u64::from(q).min(powr::PPM);
-        }
-    }
-
-    /// The PoWR work items: audited results at their judgement's quality, unaudited ones at
-    /// the accuracy estimate (scaled by an on-chain quality below 1.0).
-    fn work(&self, accuracy_wad: u64) -> Vec<FinalizedTask> {
-        let estimate = accuracy_wad.min(powr::WAD) / (powr::WAD / powr::PPM);
-        self.finalized
-            .iter()
-            .map(|&(units, judged, chain_quality)| FinalizedTask {
-                compute_units: units,
-                verdict_quality_ppm: match judged {
-                    Some(q) => Some(q),
-                    None if u64::from(chain_quality) >= powr::PPM => None,
-                    None => Some(
-                        u32::try_from(estimate * u64::from(chain_quality) / powr::PPM).unwrap_or(0),
-                    ),
-                },
-            })
-            .collect()
-    }
-}
-
 async fn compute_one(
     db: &Db,
     cfg: &EpochConfig,
     epoch: u64,
     carried: &Carried,
 ) -> Result<EpochOutcome, EpochError> {
-    let prev = &carried.trust;
+    let facts = gather_facts(db, cfg, epoch).await?;
+    protocol::epoch::compute(&facts, carried).map_err(|e| match e {
+        protocol::epoch::EpochComputeError::Powr(source) => EpochError::Powr { epoch, source },
+        other => EpochError::Corrupt(format!("epoch {epoch}: {other}")),
+    })
+}
+
+/// Gathers epoch `epoch`'s facts from the confirmed events in `db` (see the module docs for what
+/// each counts) with the parameters of `cfg`. Fails with [`EpochError::NotReady`] while the
+/// database is not indexed past the epoch's last fact.
+pub async fn gather_facts(
+    db: &Db,
+    cfg: &EpochConfig,
+    epoch: u64,
+) -> Result<EpochFacts, EpochError> {
     let (start, end) = cfg.bounds(epoch)?;
-    let powr_err = |source: PowrError| EpochError::Powr { epoch, source };
     let cursor_time = db
         .cursor(cfg.chain_id)
         .await
@@ -740,7 +502,7 @@ async fn compute_one(
     .bind(i64_of(end))
     .fetch_all(pool)
     .await?;
-    let mut acc: BTreeMap<Address, Acc> = BTreeMap::new();
+    let mut acc: BTreeMap<Address, WorkerFacts> = BTreeMap::new();
     let mut facts_until = end - 1;
     let mut tasks_assigned = 0u64;
     for r in &rows {
@@ -852,7 +614,7 @@ async fn compute_one(
     .bind(i64_of(end))
     .fetch_all(pool)
     .await?;
-    let mut model_usage: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut usage: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     let mut tasks_finalized = 0u64;
     for r in &rows {
         let worker: String = r.try_get("worker")?;
@@ -873,7 +635,7 @@ async fn compute_one(
             .push((units, if ok { judged } else { Some(0) }, quality));
         a.tasks_finalized += 1;
         tasks_finalized += 1;
-        let m = model_usage.entry(model_id).or_default();
+        let m = usage.entry(model_id).or_default();
         m.0 += 1;
         if ok {
             a.compute_units += u64::from(units);
@@ -932,77 +694,9 @@ async fn compute_one(
         }
     }
 
-    // Evaluate every known worker.
-    let mut addresses: BTreeSet<Address> = prev.keys().copied().collect();
-    addresses.extend(staked_workers);
-    addresses.extend(
-        acc.iter()
-            .filter(|(_, a)| a.assigned > 0 || a.tasks_finalized > 0 || a.audited > 0 || a.fraud)
-            .map(|(k, _)| *k),
-    );
-    addresses.extend(
-        slashed
-            .iter()
-            .filter(|a| prev.contains_key(*a) || acc.contains_key(*a)),
-    );
-    let empty = Acc::default();
-    let mut workers = Vec::with_capacity(addresses.len());
-    for address in addresses {
-        let a = acc.get(&address).unwrap_or(&empty);
-        let is_slashed = slashed.contains(&address) || a.fraud;
-        let window = u32::try_from(a.active_epochs.len()).unwrap_or(u32::MAX);
-        let up = u32::try_from(a.commit_epochs.len()).unwrap_or(u32::MAX);
-        let facts = NodeEpochFacts {
-            assigned: a.assigned,
-            on_time: a.on_time,
-            audited: a.audited,
-            passed: a.passed,
-            quality_sum_ppm: a.quality_sum_ppm,
-            heartbeat_epochs_in_window: up,
-            window: window.max(1),
-            latencies_secs: a.latencies.clone(),
-            response_window_secs: cfg.response_window_secs,
-            slashed: is_slashed,
-        };
-        let prev_state = prev.get(&address).copied();
-        // Judgements alone do not make an idle worker evaluated: its completion and speed would
-        // fall back to their priors and pull a good trust down.
-        let evaluated = a.assigned > 0 || is_slashed;
-        let (rates, quality_wad, trust) = if evaluated {
-            let ne = evaluate_node(prev_state, &facts, &cfg.params).map_err(powr_err)?;
-            (ne.rates, ne.quality_wad, ne.trust)
-        } else {
-            let rates = facts.rates().map_err(powr_err)?;
-            let q = epoch_quality(&rates, &cfg.params);
-            let carried = prev_state.unwrap_or_else(|| TrustState::new_node(&cfg.params));
-            let trust = if carried.zero_epochs_left > 0 {
-                next_trust(Some(carried), q, false, &cfg.params)
-            } else {
-                carried
-            };
-            (rates, q, trust)
-        };
-        let score = powr_score(&a.work(rates.accuracy), rates.accuracy, trust.trust_wad);
-        workers.push(WorkerRow {
-            address,
-            facts,
-            evaluated,
-            fraud: a.fraud,
-            rates,
-            quality_wad,
-            prev_trust_wad: prev_state.map_or(cfg.params.initial_trust_wad, |p| p.trust_wad),
-            trust,
-            tasks_finalized: a.tasks_finalized,
-            compute_units: a.compute_units,
-            score,
-            reward: U256::ZERO,
-        });
-    }
-
     // Models and their developers.
-    let mut models = Vec::with_capacity(model_usage.len());
-    let mut developer_units: BTreeMap<Address, u128> = BTreeMap::new();
-    for (model_id, (count, units)) in model_usage {
+    let mut model_usage = BTreeMap::new();
+    for (model_id, (count, units)) in usage {
         let developer: Option<String> =
             sqlx::query_scalar("SELECT developer FROM models WHERE model_id = ?")
                 .bind(i64::from(model_id))
@@ -1016,92 +710,32 @@ async fn compute_one(
             );
             continue;
         };
-        let developer = parse_addr(&developer)?;
-        *developer_units.entry(developer).or_default() += u128::from(units);
-        models.push(ModelRow {
+        model_usage.insert(
             model_id,
-            developer,
-            tasks_finalized: count,
-            compute_units: units,
-        });
+            ModelUsage {
+                developer: parse_addr(&developer)?,
+                tasks_finalized: count,
+                compute_units: units,
+            },
+        );
     }
-
-    // Pools and rewards.
-    let budget = cfg.budget(epoch);
-    let bps = U256::from(10_000u64);
-    let worker_pool = budget * U256::from(WORKER_SHARE_BPS) / bps;
-    let validator_pool = budget * U256::from(VALIDATOR_SHARE_BPS) / bps;
-    let model_pool = budget - worker_pool - validator_pool;
-    let scores: Vec<(Address, u128)> = workers.iter().map(|w| (w.address, w.score)).collect();
-    let worker_rewards = powr::split_budget(worker_pool, &scores).map_err(powr_err)?;
-    for (w, (_, r)) in workers.iter_mut().zip(&worker_rewards) {
-        w.reward = *r;
-    }
-    // Validators: stake x reliability of their audit work in the epoch (0 when slashed).
-    let audits = validator_audits(pool, start, end).await?;
-    let mut validators: Vec<ValidatorRow> = validator_stake
-        .iter()
-        .filter(|(_, s)| !s.is_zero())
-        .map(|(a, s)| {
-            let rec = audits.get(a).copied().unwrap_or_default();
-            let reliability_wad = powr::validator_reliability_wad(rec.done, rec.missed);
-            ValidatorRow {
-                address: *a,
-                stake: *s,
-                audits_done: rec.done,
-                audits_missed: rec.missed,
-                reliability_wad,
-                slashed: rec.slashed,
-                weight: powr::validator_weight(*s, reliability_wad, rec.slashed),
-                reward: U256::ZERO,
-            }
-        })
-        .collect();
-    let weights: Vec<(Address, u128)> = validators.iter().map(|v| (v.address, v.weight)).collect();
-    let validator_rewards = powr::split_budget(validator_pool, &weights).map_err(powr_err)?;
-    for (v, (_, r)) in validators.iter_mut().zip(&validator_rewards) {
-        v.reward = *r;
-    }
-    let units: Vec<(Address, u128)> = developer_units.into_iter().collect();
-    let developer_rewards = powr::split_budget(model_pool, &units).map_err(powr_err)?;
-    let merged = powr::merge_rewards([
-        worker_rewards.as_slice(),
-        validator_rewards.as_slice(),
-        developer_rewards.as_slice(),
-    ]);
-    let rewards = AccountTree::rewards(&merged).map_err(powr_err)?;
-    let trust_entries: Vec<(Address, u64)> = workers
-        .iter()
-        .map(|w| (w.address, w.trust.trust_wad))
-        .collect();
-    let trust = AccountTree::trust(&trust_entries).map_err(powr_err)?;
-    let (model_quality, model_status) =
-        measure_models(db, start, end, &carried.models, powr_err).await?;
-    let report = build_report(epoch, &rewards, &trust, model_status.root());
-    if report.totalRewards > budget {
-        return Err(EpochError::Corrupt(format!(
-            "epoch {epoch}: rewards {} exceed the budget {budget}",
-            report.totalRewards
-        )));
-    }
-    Ok(EpochOutcome {
+    let validator_audits = validator_audits(pool, start, end).await?;
+    let models = model_facts(db, start, end).await?;
+    Ok(EpochFacts {
         epoch,
         start_time: start,
         end_time: end,
         facts_until,
-        budget,
-        worker_pool,
-        validator_pool,
-        model_pool,
-        report,
-        rewards,
-        trust,
-        workers,
-        validators,
+        budget: cfg.budget(epoch),
+        response_window_secs: cfg.response_window_secs,
+        params: cfg.params,
+        workers: acc,
+        staked_workers,
+        slashed,
+        validator_stake,
+        validator_audits,
+        model_usage,
         models,
-        developer_rewards,
-        model_quality,
-        model_status,
         tasks_assigned,
         tasks_finalized,
     })
@@ -1150,15 +784,13 @@ async fn registry_statuses(
     Ok((statuses, changed))
 }
 
-/// Measured quality and status of every model registered before `end` (see the module docs),
-/// and the model status tree of the report.
-async fn measure_models(
+/// The evidence about every model registered before `end` (see the module docs): registry
+/// status, whether it changed in `[start, end)`, ratings and canary reports.
+async fn model_facts(
     db: &Db,
     start: u64,
     end: u64,
-    prev: &BTreeMap<u32, u8>,
-    powr_err: impl Fn(PowrError) -> EpochError,
-) -> Result<(Vec<ModelQualityRow>, ModelStatusTree), EpochError> {
+) -> Result<BTreeMap<u32, ModelFacts>, EpochError> {
     let (chain, changed) = registry_statuses(db, start, end).await?;
     // The model id is in the rating's detail (older databases: the task's model).
     let rows = sqlx::query(
@@ -1206,49 +838,22 @@ async fn measure_models(
             "ratings of a model the database does not know; ignored"
         );
     }
-    let mut out = Vec::with_capacity(chain.len());
-    for (&model_id, &chain_status) in &chain {
-        let (n, sum) = ratings.get(&model_id).copied().unwrap_or_default();
-        let prev_status = match prev.get(&model_id) {
-            Some(p) if !changed.contains(&model_id) => *p,
-            _ => chain_status,
-        };
-        let feedback = feedback_wad(n, sum);
-        let (reports, matches) = canaries.get(&model_id).copied().unwrap_or_default();
-        let canary = canary_accuracy_wad(reports, matches);
-        let quality = model_quality_wad(feedback, canary);
-        out.push(ModelQualityRow {
-            model_id,
-            ratings: n,
-            score_sum: sum,
-            feedback_wad: feedback,
-            canaries: reports,
-            canary_matches: matches,
-            canary_accuracy_wad: canary,
-            quality_wad: quality,
-            prev_status,
-            chain_status,
-            // Canary reports are evidence about the model as much as ratings are.
-            status: next_model_status(prev_status, quality, n.saturating_add(reports)),
-        });
-    }
-    let leaves: Vec<(u32, u8)> = out
+    Ok(chain
         .iter()
-        .filter(|m| m.in_report())
-        .map(|m| (m.model_id, m.status))
-        .collect();
-    let tree = ModelStatusTree::new(&leaves).map_err(powr_err)?;
-    Ok((out, tree))
-}
-
-/// Validators' canary accuracy of a model: `matches / reports` (WAD, floored), 1.0 without
-/// reports ([`CANARY_ACCURACY_WITHOUT_CANARIES_WAD`]).
-pub fn canary_accuracy_wad(reports: u64, matches: u64) -> u64 {
-    if reports == 0 {
-        return CANARY_ACCURACY_WITHOUT_CANARIES_WAD;
-    }
-    let v = u128::from(matches.min(reports)) * u128::from(powr::WAD) / u128::from(reports);
-    u64::try_from(v).unwrap_or(powr::WAD)
+        .map(|(&model_id, &chain_status)| {
+            let (n, sum) = ratings.get(&model_id).copied().unwrap_or_default();
+            let (reports, matches) = canaries.get(&model_id).copied().unwrap_or_default();
+            let facts = ModelFacts {
+                chain_status,
+                changed_in_epoch: changed.contains(&model_id),
+                ratings: n,
+                score_sum: sum,
+                canaries: reports,
+                canary_matches: matches,
+            };
+            (model_id, facts)
+        })
+        .collect())
 }
 
 /// Tables computed per epoch (deleted together on a recompute or a reorg).

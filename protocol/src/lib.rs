@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod codes;
 pub mod deployment;
+pub mod epoch;
 pub mod error;
 pub mod logs;
 pub mod merkle;

@@ -78,7 +78,7 @@ pub enum PowrError {
 // ------------------------------------------------------------------ parameters
 
 /// Protocol parameters of the trust and reward formulas (defaults from DESIGN.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PowrParams {
     /// Exponents of `c, a, u, s` in the epoch quality, per mille; they sum to 1000.
     pub quality_exponents_permille: [u32; 4],
@@ -351,7 +351,7 @@ pub fn epoch_quality(rates: &Rates, params: &PowrParams) -> u64 {
 // ------------------------------------------------------------------ trust
 
 /// A node's trust after an epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrustState {
     /// Trust weight in WAD, `[0, 1e18]` (the value of its `trustRoot` leaf).
     pub trust_wad: u64,
