@@ -100,8 +100,8 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 pub use protocol::epoch::{
     canary_accuracy_wad, Carried, EpochFacts, EpochOutcome, ModelQualityRow, ModelRow,
-    ValidatorAudits, ValidatorRow, WorkerRow, MODEL_SHARE_BPS, VALIDATOR_SHARE_BPS,
-    WORKER_SHARE_BPS,
+    ValidatorAudits, ValidatorRow, WorkerRow, DEFAULT_UPTIME_WINDOW, MODEL_SHARE_BPS,
+    VALIDATOR_SHARE_BPS, WORKER_SHARE_BPS,
 };
 use protocol::epoch::{ModelFacts, ModelUsage, WorkerFacts};
 use protocol::powr::{self, PowrError, PowrParams, TrustState, MODEL_ACTIVE};
@@ -111,8 +111,6 @@ use sqlx::{Row, SqliteConnection};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-/// Default length `W` of the uptime window, in epochs.
-pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
 /// Most epochs [`settle_ready`] computes per call (keeps the follow loop responsive).
 pub const MAX_EPOCHS_PER_CALL: usize = 32;
 

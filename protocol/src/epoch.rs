@@ -27,6 +27,9 @@ pub const VALIDATOR_SHARE_BPS: u64 = 2_000;
 /// dust of the other two pools).
 pub const MODEL_SHARE_BPS: u64 = 1_000;
 
+/// Default length `W` of the uptime window, in epochs.
+pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
+
 /// Why an epoch could not be computed from its facts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EpochComputeError {
