@@ -173,6 +173,10 @@ pub struct Adversary {
     /// Self-dealing: tasks it pays per epoch to its own model (price 0, `units` compute units,
     /// served only by its own worker; it is the developer).
     pub wash: Option<(u64, u32)>,
+    /// A rival model world: the adversary is also the developer of a second model sharing the
+    /// traffic with the honest one; `Some(k)`: it pays `k` tasks of the rival model per epoch
+    /// and rates each 0 (`Some(0)`: it only competes).
+    pub rival: Option<u64>,
 }
 
 impl Adversary {
@@ -184,12 +188,14 @@ impl Adversary {
             latency: e.latency,
             quality_ppm: 1_000_000,
             wash: None,
+            rival: None,
         }
     }
 }
 
 const HONEST_MODEL: u32 = 1;
 const WASH_MODEL: u32 = 2;
+const RIVAL_MODEL: u32 = 3;
 const ADVERSARY: Address = Address::repeat_byte(0xad);
 
 fn addr(tag: u8, i: usize) -> Address {
@@ -231,6 +237,10 @@ pub struct Figures {
     pub emission: f64,
     /// Tasks its worker was drawn for per epoch.
     pub tasks: f64,
+    /// Emission of the first honest validator, DN per epoch.
+    pub validator_emission: f64,
+    /// Audits it performed per epoch.
+    pub validator_audits: f64,
 }
 
 /// Runs one world and returns what the adversary got per measured epoch.
@@ -412,15 +422,67 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
             facts.staked_workers.insert(w.address);
             facts.workers.insert(w.address, f);
         }
-        facts.model_usage.insert(
-            HONEST_MODEL,
-            ModelUsage {
-                developer,
-                tasks_finalized: facts.tasks_finalized,
-                compute_units: honest_units,
-            },
-        );
-        facts.models.insert(HONEST_MODEL, ModelFacts::default());
+        if let Some(attack) = adv.rival {
+            // two models share the traffic while the honest one is listed; honest users rate
+            // each a little (2 ratings of 90 per epoch)
+            let listed =
+                carried.models.get(&HONEST_MODEL).copied().unwrap_or(0) < powr::MODEL_DELISTED;
+            let share = if listed { 0.5 } else { 0.0 };
+            let rival_tasks = (facts.tasks_finalized as f64 * share) as u64;
+            let rival_units = (honest_units as f64 * share) as u64;
+            let zeros = if epoch >= e.warmup && listed {
+                attack
+            } else {
+                0
+            };
+            for (model, dev, tasks, units, extra) in [
+                (HONEST_MODEL, developer, rival_tasks, rival_units, zeros),
+                (
+                    RIVAL_MODEL,
+                    ADVERSARY,
+                    facts.tasks_finalized - rival_tasks,
+                    honest_units - rival_units,
+                    0,
+                ),
+            ] {
+                if tasks > 0 {
+                    facts.model_usage.insert(
+                        model,
+                        ModelUsage {
+                            developer: dev,
+                            tasks_finalized: tasks,
+                            compute_units: units,
+                        },
+                    );
+                }
+                facts.models.insert(
+                    model,
+                    ModelFacts {
+                        chain_status: carried.models.get(&model).copied().unwrap_or(0),
+                        changed_in_epoch: false,
+                        ratings: 2 + extra,
+                        score_sum: 180,
+                        canaries: 0,
+                        canary_matches: 0,
+                    },
+                );
+                if dev == ADVERSARY {
+                    ledger.fees += tasks as f64 * e.price * e.developer_fee_share;
+                }
+            }
+            // the attack's tasks: paid, rated 0 (their fees go to the rival)
+            ledger.paid += zeros as f64 * e.price;
+        } else {
+            facts.model_usage.insert(
+                HONEST_MODEL,
+                ModelUsage {
+                    developer,
+                    tasks_finalized: facts.tasks_finalized,
+                    compute_units: honest_units,
+                },
+            );
+            facts.models.insert(HONEST_MODEL, ModelFacts::default());
+        }
         // Self-dealing: the adversary's own model, price 0, served by its own worker only.
         if let Some((tasks, units)) = adv.wash.filter(|_| epoch >= e.warmup) {
             let f = facts.workers.entry(ADVERSARY).or_default();
@@ -474,6 +536,8 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
             total.profit += ledger.profit();
             total.emission += ledger.emission;
             total.tasks += my_tasks as f64;
+            total.validator_emission += dn(out.reward_parts(validators[0]).1);
+            total.validator_audits += (audits / e.validators as u64) as f64;
         }
     }
     let n = (e.epochs - e.warmup) as f64;
@@ -481,6 +545,8 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
         profit: total.profit / n,
         emission: total.emission / n,
         tasks: total.tasks / n,
+        validator_emission: total.validator_emission / n,
+        validator_audits: total.validator_audits / n,
     }
 }
 
@@ -492,12 +558,16 @@ pub fn average(e: &Economy, adv: &Adversary) -> Figures {
         t.profit += r.profit;
         t.emission += r.emission;
         t.tasks += r.tasks;
+        t.validator_emission += r.validator_emission;
+        t.validator_audits += r.validator_audits;
     }
     let n = e.runs as f64;
     Figures {
         profit: t.profit / n,
         emission: t.emission / n,
         tasks: t.tasks / n,
+        validator_emission: t.validator_emission / n,
+        validator_audits: t.validator_audits / n,
     }
 }
 
@@ -601,6 +671,42 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
         honest: base,
         note: "its own model at price 0 with u32::MAX compute units, 10 self-paid tasks per epoch, on top of honest work".into(),
     });
+    // Rating attack: a competing developer pays 5 tasks of the rival model per epoch and rates
+    // each 0, against the same developer only competing.
+    let compete = average(
+        e,
+        &Adversary {
+            rival: Some(0),
+            ..honest
+        },
+    )
+    .profit;
+    let attack = average(
+        e,
+        &Adversary {
+            rival: Some(5),
+            ..honest
+        },
+    )
+    .profit;
+    out.push(Outcome {
+        strategy: "rating-attack".into(),
+        profit: attack,
+        honest: compete,
+        note: "a competing developer pays 5 tasks of the rival model per epoch and rates them 0 (honest users: 2 ratings of 90); delisting moves the rival's traffic and developer share to it".into(),
+    });
+    // Lazy validator: approves without re-executing (saves the re-execution, as much as the
+    // worker's compute); caught only by planted forced errors, and no planter runs today.
+    let v = average(e, &honest);
+    let planted = 0.0;
+    let lazy_validator =
+        v.validator_emission - v.validator_audits * planted * e.validator_stake * e.fraud_slash;
+    out.push(Outcome {
+        strategy: "lazy-validator".into(),
+        profit: lazy_validator,
+        honest: v.validator_emission - v.validator_audits * e.compute_cost,
+        note: "approves every result without re-executing it; reliability counts verdicts posted, and forced errors are planted at rate 0 outside tests".into(),
+    });
     // Report takeover: a flash stake of twice the validator set, added during the epoch, signs
     // nothing (signing stake is read when the epoch began, Settlement.activationDelay) and a
     // false report of a 2/3 majority is vetoed by an honest third: the attacker gets nothing;
@@ -623,6 +729,7 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
             latency,
             quality_ppm: q,
             wash: None,
+            rival: None,
         };
         let r = average(e, &a);
         r.emission / r.tasks.max(1e-9) * 100.0
@@ -706,6 +813,32 @@ mod tests {
             "self-dealing earned {} of {}",
             wash.emission,
             e.emission
+        );
+    }
+
+    #[test]
+    fn five_zero_ratings_an_epoch_delist_a_rival_and_pay_its_competitor() {
+        // issue 14's rating attack, reproduced before the mechanism changes
+        let e = small();
+        let compete = average(
+            &e,
+            &Adversary {
+                rival: Some(0),
+                ..Adversary::honest(&e)
+            },
+        );
+        let attack = average(
+            &e,
+            &Adversary {
+                rival: Some(5),
+                ..Adversary::honest(&e)
+            },
+        );
+        assert!(
+            attack.profit > compete.profit,
+            "attack {} vs compete {}",
+            attack.profit,
+            compete.profit
         );
     }
 }
