@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build sim test test-forge slither test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build sim bench test test-forge slither test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -65,6 +65,10 @@ test-web: web
 	@DN_WEB_STRICT_DEPLOYMENT=1 node web/test/staking.e2e.mjs
 
 test: test-forge slither test-cargo test-web
+
+# Every performance figure against its baseline in the same run (README, "Performance").
+bench:
+	@bench/run.sh
 
 # The economics simulation: every attack strategy through protocol::epoch::compute (see README,
 # "Economics"). SIM_ARGS="--json", "--strict" (exit 1 when one pays), "--runs 20"...

@@ -175,6 +175,26 @@ contract GasTest is Fixture {
         assertGt(fl.assign.exec / n, 10_000, "assignTasks draws each task: it is not free");
     }
 
+    /// The same flow in batches of 256 (the TaskManager's batch limit raised to 256 by the admin):
+    /// `make bench` reads its per-task figure (`gas-per-task-256`).
+    /// forge-config: default.isolate = true
+    function test_Gas_Batch256() public {
+        vm.prank(admin);
+        tm.setLimits(65_536, 256);
+        _warmUp();
+        uint256 n = 256;
+        Flow memory fl = _flow(n);
+        _log("batch256 submitTasks", fl.submit, n);
+        _log("batch256 assignTasks", fl.assign, n);
+        _log("batch256 commitBatch", fl.commit, n);
+        _log("batch256 finalizeBatch", fl.fin, n);
+        (uint256 exec, uint256 withTx) = _sum(fl);
+        console.log("batch256 end-to-end per task exec:", exec / n);
+        console.log("batch256 end-to-end per task with tx cost:", withTx / n);
+        // larger batches share each transaction's fixed costs over more tasks
+        assertLe(exec / n, MEASURED_CEILING_PER_TASK, "batch of 256 costs no more per task than 32");
+    }
+
     /// Each worker commits its own tasks among `all` in one commitBatch; returns the summed gas.
     function _commitPerWorker(uint256[] memory all) internal returns (Phase memory sum, uint256 batches) {
         uint256 n = all.length;

@@ -40,6 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(refs.len())
     })?;
     println!("single   : {:>10.0} tasks/s", single);
+    // the machine-readable figure bench/run.sh compares with ONNX Runtime called directly
+    println!("bench-raw: digits-single {single:.1} tasks/s");
     for batch in [8usize, 32, 128, refs.len()] {
         let rate = measure(|| {
             for chunk in refs.chunks(batch) {
@@ -53,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "batch {batch:>3}: {rate:>10.0} tasks/s  ({:.1}x single)",
             rate / single
         );
+        println!("bench-raw: digits-batch-{batch} {rate:.1} tasks/s");
     }
     Ok(())
 }

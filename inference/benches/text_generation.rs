@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out: Value = serde_json::from_slice(&one.run(&prefill)?)?;
     let p = out["prompt_tokens"].as_f64().unwrap_or(0.0);
     println!(
-        "bench: llm-prefill {:.0} tokens/s ({p} tokens, 1 thread)",
+        "bench: llm-prefill {:.0} tokens/s (target report; {p} tokens, 1 thread)",
         p / t.elapsed().as_secs_f64()
     );
     let mut times = Vec::new();
@@ -53,15 +53,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !v.matches {
             return Err(format!("honest {k}-token answer rejected: {}", v.reason).into());
         }
+        // the figure is the 128-token answer; the 64-token one shows the trend
+        let (name, target) = if n == 128 {
+            ("verify-vs-generate".to_string(), "<= 0.10")
+        } else {
+            (format!("verify-vs-generate-{k}"), "report")
+        };
         println!(
-            "bench: verify-vs-generate-{k} {:.3} ratio (generate {gen_s:.2} s, verify {ver_s:.2} s; target <= 0.10 at 128)",
+            "bench: {name} {:.3} ratio (target {target}; {k} tokens, generate {gen_s:.2} s, verify {ver_s:.2} s)",
             ver_s / gen_s
         );
         times.push((k, gen_s));
     }
     if let [(k1, t1), (k2, t2)] = times[..] {
         println!(
-            "bench: llm-decode {:.1} tokens/s (1 thread)",
+            "bench: llm-decode {:.1} tokens/s (target report; 1 thread)",
             (k2 - k1) as f64 / (t2 - t1)
         );
     }
@@ -84,6 +90,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rejected += usize::from(!r.verify(&input, &a)?.matches);
         }
     }
-    println!("bench: teacher-forced-false-positives {rejected} of {judged} (honest answers, 1 and 2 threads)");
+    println!("bench: teacher-forced-false-positives {rejected} answers (target = 0; of {judged} honest answers judged at 1 and 2 threads)");
     Ok(())
 }

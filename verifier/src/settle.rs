@@ -190,6 +190,8 @@ pub struct Settler {
     printed: Option<u64>,
     /// (epoch, postedAt) of the last report this verifier vetoed: once per posting.
     vetoed: Option<(u64, u64)>,
+    /// The last epoch computed, kept while it is handled again.
+    computed: Option<(u64, EpochOutcome)>,
 }
 
 impl Settler {
@@ -235,6 +237,7 @@ impl Settler {
             waiting_logged: None,
             printed: None,
             vetoed: None,
+            computed: None,
         })
     }
 
@@ -370,8 +373,18 @@ impl Settler {
     }
 
     async fn handle(&mut self, e: u64, next_ready: bool) -> Result<Handled, StepError> {
-        let outcome = match compute_epoch(&self.db, &self.cfg, e).await {
-            Ok(out) => out,
+        // an epoch waiting for its report's veto window is handled again at every poll: compute
+        // it once (its facts are confirmed, so the outcome cannot change)
+        let cached = self.computed.take().filter(|(ce, _)| *ce == e);
+        let computed = match cached {
+            Some((_, out)) => Ok(out),
+            None => compute_epoch(&self.db, &self.cfg, e).await,
+        };
+        let outcome = match computed {
+            Ok(out) => {
+                self.computed = Some((e, out.clone()));
+                out
+            }
             // Deadlines of the epoch's assignments may run past its end: wait for them.
             Err(EpochError::NotReady { .. }) => {
                 tracing::debug!(epoch = e, "epoch facts not yet confirmed");
