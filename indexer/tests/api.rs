@@ -6,10 +6,9 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use indexer::api::{router, AppState, SyncStatus};
+use indexer::api::{router, AppState};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 struct Api {
@@ -19,16 +18,7 @@ struct Api {
 
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let db = filled(dir.path()).await;
-    let state = AppState {
-        db,
-        chain_id: CHAIN,
-        confirmations: 2,
-        sync: Arc::new(SyncStatus::default()),
-        metrics: indexer::metrics_handle(),
-        web_dir: None,
-        deployment: None,
-    };
+    let state = api_state(filled(dir.path()).await);
     Api { state, _dir: dir }
 }
 

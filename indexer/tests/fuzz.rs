@@ -8,10 +8,9 @@
 mod common;
 
 use common::*;
-use indexer::api::{router, AppState, SyncStatus};
+use indexer::api::router;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn repo() -> PathBuf {
@@ -27,16 +26,7 @@ async fn every_route_conforms_to_its_openapi_document_under_schemathesis() {
         st.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let db = filled(dir.path()).await;
-    let state = AppState {
-        db,
-        chain_id: CHAIN,
-        confirmations: 2,
-        sync: Arc::new(SyncStatus::default()),
-        metrics: indexer::metrics_handle(),
-        web_dir: None,
-        deployment: None,
-    };
+    let state = api_state(filled(dir.path()).await);
     // the production stack, with the per-IP limit off: the fuzzer is one client sending
     // thousands of requests, and a 429 would hide what it is looking for
     let app = indexer::limits::apply(

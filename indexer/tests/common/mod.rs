@@ -405,3 +405,16 @@ pub async fn filled(dir: &std::path::Path) -> Db {
     index(&db, &history(), 1, 7).await;
     db
 }
+
+/// The API's state over `db` (chain 31337, 2 confirmations, no web dir, no deployment).
+pub fn api_state(db: Db) -> indexer::api::AppState {
+    indexer::api::AppState {
+        db,
+        chain_id: CHAIN,
+        confirmations: 2,
+        sync: std::sync::Arc::new(indexer::api::SyncStatus::default()),
+        metrics: indexer::metrics_handle(),
+        web_dir: None,
+        deployment: None,
+    }
+}
