@@ -114,7 +114,8 @@ async fn cheater_is_caught_slashed_and_users_refunded_while_honest_nodes_keep_th
     }
     assert!(
         !cheated.is_empty(),
-        "the cheater cheated on some of its tasks"
+        "the cheater cheated on some of its tasks\n{}",
+        logs_of(&net, "executor")
     );
     for id in &refunded {
         assert!(
