@@ -299,6 +299,10 @@ async function main() {
           DN_RESPONSE_WINDOW: String(RESPONSE_WINDOW),
           DN_CHALLENGE_WINDOW: String(CHALLENGE_WINDOW),
           DN_INITIAL_EMISSION: String(INITIAL_EMISSION),
+          // as the Rust devnet: the validator stakes after genesis, during epoch 0, so its report
+          // counts the stake at the epoch's end, and claims open at once (no veto window)
+          DN_ACTIVATION_DELAY: '0',
+          DN_VETO_WINDOW: '0',
         },
       },
     );
