@@ -344,6 +344,21 @@ async fn one_validator_posts_the_report_refreshes_trust_and_a_worker_claims_once
     assert!(err2.contains("refreshed=0"), "{err2}");
 }
 
+/// The Settlement error of `account`'s claim of `amount` with an empty proof (the call must fail).
+async fn claim_refusal<P: alloy::providers::Provider>(
+    settlement: &ISettlement::ISettlementInstance<P>,
+    epoch: u64,
+    account: Address,
+    amount: U256,
+) -> Option<ISettlement::ISettlementErrors> {
+    let e = settlement
+        .claim(epoch, account, amount, Vec::new())
+        .call()
+        .await
+        .expect_err("the claim must be refused");
+    e.as_decoded_interface_error::<ISettlement::ISettlementErrors>()
+}
+
 /// Runs the three validators' verifiers (one signatures directory) through `last`, moving chain
 /// time past each posted report's veto window once a report of epoch `first..=last` other than
 /// `forged` is on-chain, so each can finish its epoch.
@@ -468,17 +483,13 @@ async fn a_false_report_of_two_thirds_is_vetoed_and_replaced_by_the_computed_one
         .await
         .unwrap();
     assert!(r.status(), "the forged report is posted (2/3 signed it)");
-    let refused = settlement
-        .claim(epoch, attacker, budget, Vec::new())
-        .call()
-        .await
-        .expect_err("no claim inside the veto window");
+    let refused = claim_refusal(&settlement, epoch, attacker, budget).await;
     assert!(
         matches!(
-            refused.as_decoded_interface_error::<ISettlement::ISettlementErrors>(),
+            refused,
             Some(ISettlement::ISettlementErrors::ReportInVetoWindow(_))
         ),
-        "{refused}"
+        "no claim inside the veto window: {refused:?}"
     );
 
     let [a, b, c] =
@@ -496,17 +507,13 @@ async fn a_false_report_of_two_thirds_is_vetoed_and_replaced_by_the_computed_one
         supply_before + U256::from(rec.totalRewards),
         "the forged report's mint was burned"
     );
-    let refused = settlement
-        .claim(epoch, attacker, budget, Vec::new())
-        .call()
-        .await
-        .expect_err("the attacker has no leaf in the computed report");
+    let refused = claim_refusal(&settlement, epoch, attacker, budget).await;
     assert!(
         matches!(
-            refused.as_decoded_interface_error::<ISettlement::ISettlementErrors>(),
+            refused,
             Some(ISettlement::ISettlementErrors::InvalidRewardProof(_))
         ),
-        "{refused}"
+        "the attacker has no leaf in the computed report: {refused:?}"
     );
     let out = outcome(&devnet, &dbs[2], epoch).await;
     assert_claim_once(&devnet, epoch, &out).await;
