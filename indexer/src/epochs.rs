@@ -84,8 +84,9 @@
 //! `feedback x canary accuracy` from the `TaskRated` and `CanaryReported` (first report per task)
 //! events with a block time in `[start, end)` (rules and constants in
 //! [`crate::model_selection`]; canary accuracy = matching reports / reports, 1.0 without any)
-//! and the status the epoch gives it. Ratings and canary reports together are the evidence the
-//! status rule counts. The status a model enters epoch
+//! and the status the epoch gives it. A rating counts only when its task ended successfully: a
+//! `committed` result with code 0 and no `refunded` event before the epoch's end. Ratings alone
+//! move a model to Probation at most; delisting needs canary evidence. The status a model enters epoch
 //! `e` with is the one epoch `e - 1` gave it, unless the registry changed it since `e - 1` ended
 //! (a `ModelStatusChanged` event in `[start, end)`: an applied report leaf or the admin), in
 //! which case the registry's status at the end of `e` is taken; a model registered in `e` enters
@@ -790,16 +791,25 @@ async fn model_facts(
     end: u64,
 ) -> Result<BTreeMap<u32, ModelFacts>, EpochError> {
     let (chain, changed) = registry_statuses(db, start, end).await?;
-    // The model id is in the rating's detail (older databases: the task's model).
+    // The model id is in the rating's detail (older databases: the task's model). Only ratings
+    // of tasks that ended successfully count: a result (code 0) committed and not refunded
+    // before the epoch's end, so a rating costs a full fee (an input fault's failure code
+    // refunds most of it) and a task proven fraudulent is the dispute's evidence, not a rating.
     let rows = sqlx::query(
         "SELECT CAST(COALESCE(json_extract(te.detail, '$.modelId'), t.model_id) AS INTEGER) AS model_id,
                 COUNT(*) AS ratings,
                 SUM(CAST(json_extract(te.detail, '$.score') AS INTEGER)) AS score_sum
          FROM task_events te LEFT JOIN tasks t ON t.task_id = te.task_id
          WHERE te.kind = 'rated' AND te.block_time >= ? AND te.block_time < ?
+           AND EXISTS (SELECT 1 FROM task_events c WHERE c.task_id = te.task_id AND c.kind = 'committed'
+                         AND CAST(json_extract(c.detail, '$.code') AS INTEGER) = 0 AND c.block_time < ?)
+           AND NOT EXISTS (SELECT 1 FROM task_events r WHERE r.task_id = te.task_id AND r.kind = 'refunded'
+                             AND r.block_time < ?)
          GROUP BY 1",
     )
     .bind(i64_of(start))
+    .bind(i64_of(end))
+    .bind(i64_of(end))
     .bind(i64_of(end))
     .fetch_all(db.pool())
     .await?;

@@ -12,8 +12,10 @@ use common::*;
 use indexer::api::{router, AppState, SyncStatus};
 use indexer::db::Db;
 use indexer::epochs::{self, compute_epoch, EpochConfig, EpochOutcome, ModelQualityRow};
-use indexer::model_selection::MIN_RATINGS;
-use protocol::bindings::{IModelRegistry as M, ISettlement as X, IStaking as S, ITaskManager as T};
+use indexer::model_selection::{MIN_CANARIES, MIN_RATINGS};
+use protocol::bindings::{
+    IAuditManager as A, IModelRegistry as M, ISettlement as X, IStaking as S, ITaskManager as T,
+};
 use protocol::merkle;
 use protocol::powr::{
     model_status_leaf, PowrParams, MODEL_ACTIVE, MODEL_DELISTED, MODEL_PROBATION, WAD,
@@ -48,9 +50,41 @@ fn cfg() -> EpochConfig {
     }
 }
 
+/// How a rated task ended.
+#[derive(Clone, Copy, PartialEq)]
+enum End {
+    /// A result (code 0), finalized.
+    Result,
+    /// A failure code (an input fault), finalized.
+    Failure,
+    /// A result, held and refunded as a fraud.
+    Refunded,
+}
+
 /// Submits, assigns, commits and finalizes `n` tasks of `model` (ids from `*next`) in blocks
-/// `b`, `b + 1`, `b + 2`, and rates them `score` in block `b + 3`.
-fn rated_tasks(blocks: &mut [BlockLogs], b: usize, next: &mut u64, model: u32, n: u64, score: u8) {
+/// `b`, `b + 1`, `b + 2`, and rates them `score` in block `b + 3`; returns their ids.
+fn rated_tasks(
+    blocks: &mut [BlockLogs],
+    b: usize,
+    next: &mut u64,
+    model: u32,
+    n: u64,
+    score: u8,
+) -> Vec<u64> {
+    ended_tasks(blocks, b, next, model, n, score, End::Result)
+}
+
+/// [`rated_tasks`] ending as `end`.
+fn ended_tasks(
+    blocks: &mut [BlockLogs],
+    b: usize,
+    next: &mut u64,
+    model: u32,
+    n: u64,
+    score: u8,
+    end: End,
+) -> Vec<u64> {
+    let code = if end == End::Failure { 3u16 } else { 0 };
     let ids: Vec<u64> = (*next..*next + n).collect();
     *next += n;
     for id in &ids {
@@ -82,28 +116,53 @@ fn rated_tasks(blocks: &mut [BlockLogs], b: usize, next: &mut u64, model: u32, n
             root: B256::repeat_byte(0x11),
             taskIds: ids.iter().map(|t| U256::from(*t)).collect(),
             outputHashes: ids.iter().map(|_| B256::repeat_byte(7)).collect(),
-            codes: ids.iter().map(|_| 0u16).collect(),
+            codes: ids.iter().map(|_| code).collect(),
             outputs: ids.iter().map(|_| vec![9u8].into()).collect(),
         },
     );
     for id in &ids {
-        blocks[b + 2].push(
-            TM,
-            T::TaskFinalized {
-                taskId: U256::from(*id),
-                worker: W1,
-                modelId: model,
-                code: 0,
-                computeUnits: 10,
-                quality: 1_000_000,
-                latency: 12,
-                developerFee: U256::ZERO,
-                workerFee: dn(1),
-                validatorFee: U256::ZERO,
-                protocolFee: U256::ZERO,
-                refund: U256::ZERO,
-            },
-        );
+        if end == End::Refunded {
+            blocks[b + 2]
+                .push(
+                    TM,
+                    T::TaskHeld {
+                        taskId: U256::from(*id),
+                    },
+                )
+                .push(
+                    TM,
+                    T::TaskReleased {
+                        taskId: U256::from(*id),
+                        fraud: true,
+                    },
+                )
+                .push(
+                    TM,
+                    T::TaskRefunded {
+                        taskId: U256::from(*id),
+                        submitter: USER,
+                        amount: dn(1),
+                    },
+                );
+        } else {
+            blocks[b + 2].push(
+                TM,
+                T::TaskFinalized {
+                    taskId: U256::from(*id),
+                    worker: W1,
+                    modelId: model,
+                    code,
+                    computeUnits: 10,
+                    quality: 1_000_000,
+                    latency: 12,
+                    developerFee: U256::ZERO,
+                    workerFee: dn(1),
+                    validatorFee: U256::ZERO,
+                    protocolFee: U256::ZERO,
+                    refund: U256::ZERO,
+                },
+            );
+        }
         blocks[b + 3].push(
             TM,
             T::TaskRated {
@@ -114,14 +173,40 @@ fn rated_tasks(blocks: &mut [BlockLogs], b: usize, next: &mut u64, model: u32, n
             },
         );
     }
+    ids
+}
+
+/// `MIN_CANARIES` failed canary reports of `model`'s tasks `ids` in block `b` (each the first
+/// report of its task).
+fn failed_canaries(blocks: &mut [BlockLogs], b: usize, model: u32, ids: &[u64]) {
+    for id in &ids[..MIN_CANARIES as usize] {
+        blocks[b].push(
+            AM,
+            A::CanaryReported {
+                taskId: U256::from(*id),
+                worker: W1,
+                modelId: model,
+                validator: VAL,
+                expectedOutputHash: B256::repeat_byte(9),
+                matches: false,
+                qualityPpm: 0,
+            },
+        );
+    }
 }
 
 /// Block 1: a worker and a validator stake, models 1, 2 and 3 are registered. In epochs 0 and 1
-/// the user rates 6 tasks of GOOD 90 and 6 of BAD 10, and 4 of FEW 0 (below MIN_RATINGS); epoch
-/// 2 has no ratings. With `applied`, the chain applies each report's leaf in the next epoch, as
+/// the user rates 6 tasks of GOOD 90 and 6 of BAD 10, and 4 of FEW 0 (below MIN_RATINGS); in
+/// epoch 1 validators' canaries also fail on 5 of BAD's tasks (ratings alone never delist);
+/// epoch 2 has no ratings. With `applied`, the chain applies each report's leaf in the next epoch, as
 /// the verifier does (Settlement.ModelStatusApplied + ModelRegistry.ModelStatusChanged in block
 /// 11 for epoch 0 and block 21 for epoch 1).
 fn history(applied: bool) -> Vec<BlockLogs> {
+    history_with(applied, true)
+}
+
+/// [`history`], with or without the failed canaries of epoch 1.
+fn history_with(applied: bool, canaries: bool) -> Vec<BlockLogs> {
     let mut blocks: Vec<BlockLogs> = (0..=LAST).map(BlockLogs::new).collect();
     blocks[1]
         .push(
@@ -161,8 +246,11 @@ fn history(applied: bool) -> Vec<BlockLogs> {
     let mut next = 1;
     for b in [2usize, 12] {
         rated_tasks(&mut blocks, b, &mut next, GOOD, 6, 90);
-        rated_tasks(&mut blocks, b, &mut next, BAD, 6, 10);
+        let bad = rated_tasks(&mut blocks, b, &mut next, BAD, 6, 10);
         rated_tasks(&mut blocks, b, &mut next, FEW, MIN_RATINGS - 1, 0);
+        if b == 12 && canaries {
+            failed_canaries(&mut blocks, b + 3, BAD, &bad);
+        }
     }
     if applied {
         for (b, epoch, status) in [(11usize, 0u64, MODEL_PROBATION), (21, 1, MODEL_DELISTED)] {
@@ -229,7 +317,8 @@ fn assert_leaf(out: &EpochOutcome, model: u32, status: u8) {
 }
 
 #[tokio::test]
-async fn low_ratings_move_a_model_to_probation_then_delisted_and_a_good_model_stays_active() {
+async fn low_ratings_move_a_model_to_probation_failed_canaries_delist_it_and_a_good_model_stays_active(
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = db_with(dir.path(), "db.sqlite", &history(true), true).await;
     let cfg = cfg();
@@ -256,9 +345,12 @@ async fn low_ratings_move_a_model_to_probation_then_delisted_and_a_good_model_st
     assert_eq!(e0.report.modelStatusHash, e0.model_status.root());
     assert_leaf(&e0, BAD, MODEL_PROBATION);
 
-    // Epoch 1: the chain applied epoch 0's leaf (Probation); low ratings again: Delisted.
+    // Epoch 1: the chain applied epoch 0's leaf (Probation); low ratings again and failed
+    // canaries: Delisted.
     let e1 = compute_epoch(&db, &cfg, 1).await.unwrap();
     let bad = row(&e1, BAD);
+    assert_eq!((bad.canaries, bad.canary_matches), (MIN_CANARIES, 0));
+    assert_eq!(bad.canary_accuracy_wad, 0);
     assert_eq!(
         (bad.prev_status, bad.chain_status, bad.status),
         (MODEL_PROBATION, MODEL_PROBATION, MODEL_DELISTED)
@@ -275,6 +367,88 @@ async fn low_ratings_move_a_model_to_probation_then_delisted_and_a_good_model_st
     assert_eq!(row(&e2, GOOD).quality_wad, WAD, "1.0 without ratings");
     assert!(e2.model_status.entries().is_empty());
     assert_eq!(e2.report.modelStatusHash, B256::ZERO);
+}
+
+#[tokio::test]
+async fn ratings_alone_never_delist_a_model() {
+    // issue 14's rating attack: the same low ratings two epochs running, no canary evidence.
+    let mut h = history_with(false, false);
+    // the chain applies epoch 0's leaf (Probation) in block 11, as the verifier does
+    h[11]
+        .push(
+            SETTLEMENT,
+            X::ModelStatusApplied {
+                epoch: 0,
+                modelId: BAD,
+                status: MODEL_PROBATION,
+            },
+        )
+        .push(
+            REG,
+            M::ModelStatusChanged {
+                modelId: BAD,
+                status: MODEL_PROBATION,
+            },
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", &h, true).await;
+    let cfg = cfg();
+    assert_eq!(
+        row(&compute_epoch(&db, &cfg, 0).await.unwrap(), BAD).status,
+        MODEL_PROBATION
+    );
+    let e1 = compute_epoch(&db, &cfg, 1).await.unwrap();
+    let bad = row(&e1, BAD);
+    assert_eq!((bad.ratings, bad.feedback_wad), (6, WAD / 10));
+    assert_eq!(
+        (bad.prev_status, bad.chain_status, bad.status),
+        (MODEL_PROBATION, MODEL_PROBATION, MODEL_PROBATION),
+        "ratings alone keep it on probation"
+    );
+    assert!(e1.model_status.entries().is_empty());
+    assert_eq!(e1.report.modelStatusHash, B256::ZERO);
+}
+
+#[tokio::test]
+async fn ratings_of_failed_or_refunded_tasks_do_not_count() {
+    // A rival pays for tasks it makes fail (an input fault's failure code) or that end
+    // refunded, and rates them 0: none of it is evidence about the model.
+    let mut blocks: Vec<BlockLogs> = (0..=LAST).map(BlockLogs::new).collect();
+    blocks[1].push(
+        REG,
+        M::ModelRegistered {
+            modelId: BAD,
+            developer: DEV,
+            sha256Hash: B256::repeat_byte(2),
+            uri: "file:///m2.onnx".into(),
+            pricePerCall: alloy::primitives::Uint::from(dn(1)),
+            computeUnits: 10,
+            rule: 2,
+            tolerance: 0,
+            parent: 0,
+        },
+    );
+    let mut next = 1;
+    ended_tasks(&mut blocks, 2, &mut next, BAD, 6, 0, End::Failure);
+    ended_tasks(&mut blocks, 2, &mut next, BAD, 6, 0, End::Refunded);
+    rated_tasks(&mut blocks, 2, &mut next, BAD, MIN_RATINGS - 1, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with(dir.path(), "db.sqlite", &blocks, true).await;
+    let e0 = compute_epoch(&db, &cfg(), 0).await.unwrap();
+    let bad = row(&e0, BAD);
+    assert_eq!(
+        (bad.ratings, bad.score_sum),
+        (MIN_RATINGS - 1, 0),
+        "only the results' ratings count"
+    );
+    assert_eq!(bad.status, MODEL_ACTIVE, "too few ratings to move it");
+    // One more rated result makes the evidence enough.
+    let mut next = 100;
+    rated_tasks(&mut blocks, 4, &mut next, BAD, 1, 0);
+    let db = db_with(dir.path(), "db2.sqlite", &blocks, true).await;
+    let bad = row(&compute_epoch(&db, &cfg(), 0).await.unwrap(), BAD).clone();
+    assert_eq!(bad.ratings, MIN_RATINGS);
+    assert_eq!(bad.status, MODEL_PROBATION);
 }
 
 #[tokio::test]
@@ -488,8 +662,9 @@ async fn epoch_model_and_leaderboard_routes_show_quality_and_status() {
     assert_eq!(by_id(GOOD)["quality"], 0.9);
     assert_eq!(by_id(GOOD)["status"], "active");
     assert_eq!(by_id(GOOD)["compute_units"], 60);
-    assert_eq!(by_id(BAD)["quality"], 0.1);
-    assert_eq!(by_id(BAD)["quality_wad"], (WAD / 10).to_string());
+    // ratings 0.1 x canary accuracy 0 (its 5 canaries failed)
+    assert_eq!(by_id(BAD)["quality"], 0.0);
+    assert_eq!(by_id(BAD)["quality_wad"], "0");
     assert_eq!(by_id(BAD)["status"], "delisted");
     assert_eq!(by_id(BAD)["prev_status"], "probation");
     assert_eq!(by_id(BAD)["in_report"], true);
@@ -524,7 +699,7 @@ async fn epoch_model_and_leaderboard_routes_show_quality_and_status() {
     );
     assert_eq!(entries[0]["compute_units"], entries[1]["compute_units"]);
     assert_eq!(entries[0]["quality_units"], "108", "60 x 0.9 x 2 epochs");
-    assert_eq!(entries[1]["quality_units"], "12");
+    assert_eq!(entries[1]["quality_units"], "6", "60 x 0.1, then 60 x 0");
     assert_eq!(entries[1]["status"], "delisted");
     assert_eq!(entries[2]["quality_units"], "0");
 }

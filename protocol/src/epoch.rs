@@ -8,7 +8,7 @@
 //! their facts (both serialize to JSON).
 
 use crate::model_selection::{
-    feedback_wad, model_quality_wad, next_model_status, CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
+    feedback_wad, next_model_status, Evidence, CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
 };
 use crate::powr::{
     self, build_report, epoch_quality, evaluate_node, next_trust, powr_score, AccountTree,
@@ -94,7 +94,8 @@ pub struct ModelFacts {
     pub chain_status: u8,
     /// The registry changed its status during the epoch (an applied leaf or the admin).
     pub changed_in_epoch: bool,
-    /// `TaskRated` events of the model in the epoch.
+    /// `TaskRated` events of the model in the epoch, of tasks that ended successfully (a
+    /// result with code 0, not refunded before the epoch's end).
     pub ratings: u64,
     /// Sum of their scores.
     pub score_sum: u64,
@@ -559,9 +560,17 @@ fn measure_models(
             Some(p) if !m.changed_in_epoch => *p,
             _ => m.chain_status,
         };
-        let feedback = feedback_wad(m.ratings, m.score_sum);
-        let canary = canary_accuracy_wad(m.canaries, m.canary_matches);
-        let quality = model_quality_wad(feedback, canary);
+        let evidence = Evidence {
+            ratings: m.ratings,
+            feedback_wad: feedback_wad(m.ratings, m.score_sum),
+            canaries: m.canaries,
+            canary_accuracy_wad: canary_accuracy_wad(m.canaries, m.canary_matches),
+        };
+        let (feedback, canary, quality) = (
+            evidence.feedback_wad,
+            evidence.canary_accuracy_wad,
+            evidence.quality_wad(),
+        );
         out.push(ModelQualityRow {
             model_id,
             ratings: m.ratings,
@@ -573,8 +582,7 @@ fn measure_models(
             quality_wad: quality,
             prev_status,
             chain_status: m.chain_status,
-            // Canary reports are evidence about the model as much as ratings are.
-            status: next_model_status(prev_status, quality, m.ratings.saturating_add(m.canaries)),
+            status: next_model_status(prev_status, &evidence),
         });
     }
     let leaves: Vec<(u32, u8)> = out

@@ -15,12 +15,21 @@
 //! The product is floored: `feedback · canary / 1e18`.
 //!
 //! # Status transitions (decided once per epoch, per registered model)
+//! Ratings are bought: any wallet can pay for a task of a rival model and rate it 0 (issue 14's
+//! rating attack). So ratings alone can only put a model on **Probation** (a public warning:
+//! the model still takes tasks, `TaskManager` refuses only Delisted ones); **delisting needs
+//! validator evidence**, canary reports (a failed canary is accepted on-chain only for a task a
+//! dispute quorum judged Fraud). Only ratings of tasks that ended successfully count (result
+//! code 0, not refunded by a dispute before the epoch's end; see `indexer::epochs`), so each
+//! costs a full fee.
 //! - a **Delisted** model stays Delisted (only the registry's admin can list it again);
-//! - with fewer than [`MIN_RATINGS`] ratings in the epoch there is not enough evidence either
-//!   way: the status is kept (an unrated epoch neither clears a probation nor starts one);
-//! - otherwise `quality >= QUALITY_FLOOR_WAD` (0.5) makes the model Active (a model on probation
-//!   recovers), and `quality < QUALITY_FLOOR_WAD` moves Active -> Probation and
-//!   Probation -> Delisted.
+//! - canary evidence against it (at least [`MIN_CANARIES`] reports, accuracy below
+//!   [`QUALITY_FLOOR_WAD`]) moves Active -> Probation and Probation -> Delisted;
+//! - otherwise rating evidence against it (at least [`MIN_RATINGS`] ratings, feedback below the
+//!   floor) moves Active -> Probation and keeps a model on Probation (never further);
+//! - otherwise, with either kind of evidence and `quality >= QUALITY_FLOOR_WAD`, the model is
+//!   Active (a model on probation recovers);
+//! - with neither (fewer ratings and canaries than the minimums) the status is kept.
 //!
 //! These constants would sit better in `protocol::powr` next to `ModelStatusTree`; they live here
 //! until that crate takes them (the indexer and the verifier are the only users today).
@@ -29,6 +38,8 @@ use crate::powr::{MODEL_ACTIVE, MODEL_DELISTED, MODEL_PROBATION, WAD};
 
 /// Fewest ratings of a model in one epoch for its status to move.
 pub const MIN_RATINGS: u64 = 5;
+/// Fewest canary reports of a model in one epoch for them to move its status.
+pub const MIN_CANARIES: u64 = 5;
 /// Quality below which a rated model is demoted (0.5, WAD).
 pub const QUALITY_FLOOR_WAD: u64 = WAD / 2;
 /// Highest user score `TaskManager` accepts (`MAX_SCORE`).
@@ -54,20 +65,49 @@ pub fn model_quality_wad(feedback_wad: u64, canary_accuracy_wad: u64) -> u64 {
     u64::try_from(v).unwrap_or(WAD)
 }
 
-/// The status after an epoch, from the status the model entered it with, its measured quality
-/// and its number of ratings (the evidence). An unknown status (> Delisted) is kept as is.
-pub fn next_model_status(prev: u8, quality_wad: u64, ratings: u64) -> u8 {
+/// One model's evidence in an epoch, as [`next_model_status`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    /// Ratings counted (of successfully finished tasks).
+    pub ratings: u64,
+    /// Their average score / 100 ([`feedback_wad`]).
+    pub feedback_wad: u64,
+    /// Canary reports.
+    pub canaries: u64,
+    /// Matching share of them (1.0 without any).
+    pub canary_accuracy_wad: u64,
+}
+
+impl Evidence {
+    /// Measured quality `feedback × canary_accuracy` ([`model_quality_wad`]).
+    pub fn quality_wad(&self) -> u64 {
+        model_quality_wad(self.feedback_wad, self.canary_accuracy_wad)
+    }
+}
+
+/// The status after an epoch, from the status the model entered it with and its evidence (see
+/// the module docs): ratings alone reach Probation at most, delisting needs canary evidence. An
+/// unknown status (> Delisted) is kept as is.
+pub fn next_model_status(prev: u8, e: &Evidence) -> u8 {
     // Delisted (or a status this code does not know) is final here.
-    if prev >= MODEL_DELISTED || ratings < MIN_RATINGS {
+    if prev >= MODEL_DELISTED {
         return prev;
     }
-    if quality_wad >= QUALITY_FLOOR_WAD {
+    let canary_evidence = e.canaries >= MIN_CANARIES;
+    let rating_evidence = e.ratings >= MIN_RATINGS;
+    if canary_evidence && e.canary_accuracy_wad < QUALITY_FLOOR_WAD {
+        return match prev {
+            MODEL_ACTIVE => MODEL_PROBATION,
+            _ => MODEL_DELISTED,
+        };
+    }
+    if rating_evidence && e.feedback_wad < QUALITY_FLOOR_WAD {
+        return MODEL_PROBATION;
+    }
+    if (canary_evidence || rating_evidence) && e.quality_wad() >= QUALITY_FLOOR_WAD {
         return MODEL_ACTIVE;
     }
-    match prev {
-        MODEL_ACTIVE => MODEL_PROBATION,
-        _ => MODEL_DELISTED,
-    }
+    prev
 }
 
 #[cfg(test)]
@@ -97,37 +137,116 @@ mod tests {
         assert_eq!(model_quality_wad(u64::MAX, u64::MAX), WAD);
     }
 
+    fn rated(ratings: u64, feedback_wad: u64) -> Evidence {
+        Evidence {
+            ratings,
+            feedback_wad,
+            canaries: 0,
+            canary_accuracy_wad: CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
+        }
+    }
+
+    fn canaried(canaries: u64, canary_accuracy_wad: u64) -> Evidence {
+        Evidence {
+            ratings: 0,
+            feedback_wad: WAD,
+            canaries,
+            canary_accuracy_wad,
+        }
+    }
+
     #[test]
-    fn transitions_follow_quality_with_enough_ratings() {
+    fn ratings_alone_reach_probation_and_never_delist() {
         let low = QUALITY_FLOOR_WAD - 1;
         let ok = QUALITY_FLOOR_WAD;
         assert_eq!(
-            next_model_status(MODEL_ACTIVE, low, MIN_RATINGS),
+            next_model_status(MODEL_ACTIVE, &rated(MIN_RATINGS, low)),
+            MODEL_PROBATION
+        );
+        // issue 14's rating attack: zero ratings epoch after epoch keep it on probation only
+        assert_eq!(
+            next_model_status(MODEL_PROBATION, &rated(MIN_RATINGS, 0)),
             MODEL_PROBATION
         );
         assert_eq!(
-            next_model_status(MODEL_PROBATION, low, MIN_RATINGS),
-            MODEL_DELISTED
+            next_model_status(MODEL_PROBATION, &rated(1_000_000, 0)),
+            MODEL_PROBATION
         );
         assert_eq!(
-            next_model_status(MODEL_DELISTED, low, MIN_RATINGS),
-            MODEL_DELISTED
-        );
-        assert_eq!(next_model_status(MODEL_DELISTED, WAD, 100), MODEL_DELISTED);
-        assert_eq!(
-            next_model_status(MODEL_ACTIVE, ok, MIN_RATINGS),
+            next_model_status(MODEL_ACTIVE, &rated(MIN_RATINGS, ok)),
             MODEL_ACTIVE
         );
         assert_eq!(
-            next_model_status(MODEL_PROBATION, ok, MIN_RATINGS),
+            next_model_status(MODEL_PROBATION, &rated(MIN_RATINGS, ok)),
             MODEL_ACTIVE
         );
         // Not enough evidence: kept.
         assert_eq!(
-            next_model_status(MODEL_ACTIVE, 0, MIN_RATINGS - 1),
+            next_model_status(MODEL_ACTIVE, &rated(MIN_RATINGS - 1, 0)),
             MODEL_ACTIVE
         );
-        assert_eq!(next_model_status(MODEL_PROBATION, WAD, 0), MODEL_PROBATION);
-        assert_eq!(next_model_status(7, 0, 100), 7);
+        assert_eq!(
+            next_model_status(MODEL_PROBATION, &rated(0, WAD)),
+            MODEL_PROBATION
+        );
+    }
+
+    #[test]
+    fn canary_evidence_delists_a_model_on_probation() {
+        let low = QUALITY_FLOOR_WAD - 1;
+        assert_eq!(
+            next_model_status(MODEL_ACTIVE, &canaried(MIN_CANARIES, low)),
+            MODEL_PROBATION
+        );
+        assert_eq!(
+            next_model_status(MODEL_PROBATION, &canaried(MIN_CANARIES, 0)),
+            MODEL_DELISTED
+        );
+        assert_eq!(
+            next_model_status(MODEL_PROBATION, &canaried(MIN_CANARIES - 1, 0)),
+            MODEL_PROBATION,
+            "too few canaries"
+        );
+        // Good ratings do not outweigh failed canaries, nor good canaries bad ratings.
+        let mixed = Evidence {
+            ratings: MIN_RATINGS,
+            feedback_wad: WAD,
+            canaries: MIN_CANARIES,
+            canary_accuracy_wad: 0,
+        };
+        assert_eq!(next_model_status(MODEL_PROBATION, &mixed), MODEL_DELISTED);
+        let mixed = Evidence {
+            ratings: MIN_RATINGS,
+            feedback_wad: 0,
+            canaries: MIN_CANARIES,
+            canary_accuracy_wad: WAD,
+        };
+        assert_eq!(next_model_status(MODEL_PROBATION, &mixed), MODEL_PROBATION);
+        // Recovery needs the product over the floor: 0.7 x 0.7 keeps the status.
+        let seven = WAD / 10 * 7;
+        let mixed = Evidence {
+            ratings: MIN_RATINGS,
+            feedback_wad: seven,
+            canaries: MIN_CANARIES,
+            canary_accuracy_wad: seven,
+        };
+        assert_eq!(next_model_status(MODEL_PROBATION, &mixed), MODEL_PROBATION);
+        assert_eq!(
+            next_model_status(MODEL_PROBATION, &canaried(MIN_CANARIES, WAD)),
+            MODEL_ACTIVE
+        );
+    }
+
+    #[test]
+    fn delisted_and_unknown_statuses_are_final() {
+        assert_eq!(
+            next_model_status(MODEL_DELISTED, &rated(100, WAD)),
+            MODEL_DELISTED
+        );
+        assert_eq!(
+            next_model_status(MODEL_DELISTED, &canaried(100, WAD)),
+            MODEL_DELISTED
+        );
+        assert_eq!(next_model_status(7, &canaried(100, 0)), 7);
     }
 }

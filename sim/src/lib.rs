@@ -693,7 +693,7 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
         strategy: "rating-attack".into(),
         profit: attack,
         honest: compete,
-        note: "a competing developer pays 5 tasks of the rival model per epoch and rates them 0 (honest users: 2 ratings of 90); delisting moves the rival's traffic and developer share to it".into(),
+        note: "a competing developer pays 5 tasks of the rival model per epoch and rates them 0 (honest users: 2 ratings of 90); ratings alone reach Probation only (traffic unchanged), delisting needs failed canaries".into(),
     });
     // Lazy validator: approves without re-executing (saves the re-execution, as much as the
     // worker's compute); caught only by planted forced errors, and no planter runs today.
@@ -817,8 +817,9 @@ mod tests {
     }
 
     #[test]
-    fn five_zero_ratings_an_epoch_delist_a_rival_and_pay_its_competitor() {
-        // issue 14's rating attack, reproduced before the mechanism changes
+    fn five_zero_ratings_an_epoch_keep_a_rival_on_probation_and_do_not_pay() {
+        // issue 14's rating attack: it paid (101,783 vs 57,596 DN/epoch) while ratings alone
+        // could delist; now they reach Probation only
         let e = small();
         let compete = average(
             &e,
@@ -835,7 +836,7 @@ mod tests {
             },
         );
         assert!(
-            attack.profit > compete.profit,
+            attack.profit < compete.profit,
             "attack {} vs compete {}",
             attack.profit,
             compete.profit
