@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Default page size of `GET /tasks` and `GET /audits`.
@@ -22,16 +22,8 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest `limit` accepted by `GET /tasks` and `GET /audits`.
 pub const MAX_LIMIT: u32 = 500;
 
-/// What the follow loop shares with the API (lock-free).
-#[derive(Debug, Default)]
-pub struct SyncStatus {
-    /// Latest chain head seen (0 until the first poll).
-    pub head: AtomicU64,
-    /// RPC errors since start.
-    pub rpc_errors: AtomicU64,
-    /// Unix time of the last successful poll (0 = never).
-    pub last_poll: AtomicU64,
-}
+/// What the follow loop shares with the API (defined with the follow loop).
+pub use chainstore::follow::SyncStatus;
 
 /// Shared state of the handlers.
 #[derive(Clone)]

@@ -1,23 +1,18 @@
-//! DeepNode indexer: follows the TaskManager, ModelRegistry, Staking, Settlement and AuditManager
-//! events of a deployment into SQLite (backfill, then poll; confirmation depth; reorg rollback), computes each
-//! epoch's trust and PoWR rewards ([`epochs`]) and serves them over a REST API with an OpenAPI
-//! document and Prometheus metrics.
+//! DeepNode indexer: runs the chain store (the `chainstore` crate: follows the TaskManager,
+//! ModelRegistry, Staking, Settlement and AuditManager events of a deployment into SQLite,
+//! backfill then poll, confirmation depth, reorg rollback, and computes each epoch's trust and
+//! PoWR rewards) and serves it over a REST API with an OpenAPI document and Prometheus metrics.
+//! Its own modules are the REST side; the store's are re-exported under their old paths.
 #![warn(missing_docs)]
 // the OpenAPI document is one `json!` literal deeper than serde_json's default macro recursion allows
 #![recursion_limit = "256"]
 
 pub mod api;
-pub mod audit;
 pub mod audit_query;
 pub mod blobs;
-pub mod db;
+pub use chainstore::{audit, db, epochs, follow, ingest, model_selection};
 pub mod epoch_query;
-pub mod epochs;
-pub mod follow;
-pub mod ingest;
 pub mod limits;
-/// The model selection rules live in the protocol crate (every validator applies the same ones).
-pub use protocol::model_selection;
 pub mod openapi;
 pub mod query;
 pub mod tensor;

@@ -22,12 +22,7 @@ pub const TASK_STATUSES: [&str; 7] = [
 
 /// Name of an on-chain model status.
 pub fn model_status_name(status: i64) -> &'static str {
-    match status {
-        0 => "active",
-        1 => "probation",
-        2 => "delisted",
-        _ => "unknown",
-    }
+    u8::try_from(status).map_or("unknown", protocol::model_selection::status_name)
 }
 
 /// Name of an on-chain comparison rule.

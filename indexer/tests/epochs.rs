@@ -446,6 +446,58 @@ async fn a_reorg_into_an_epoch_deletes_it_and_it_is_recomputed() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM epochs").await, 0);
 }
 
+#[tokio::test]
+async fn epochs_computed_by_other_rules_are_recomputed_unless_reported_on_chain() {
+    let h = standard();
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path(), "db.sqlite").await;
+    index(&db, &h, 0, last_block(&h)).await;
+    let cfg = cfg();
+    assert_eq!(
+        epochs::settle_ready(&db, &cfg, 10).await.unwrap(),
+        [0, 1, 2]
+    );
+    let version = i64::from(protocol::epoch::FORMULA_VERSION);
+    assert_eq!(
+        count(&db, "SELECT MIN(formula_version) FROM epochs").await,
+        version
+    );
+    let before = indexer::epoch_query::epochs(db.pool()).await.unwrap();
+    // An older build computed epochs 1 and 2: they are forgotten and computed again.
+    sqlx::query("UPDATE epochs SET formula_version = 1 WHERE epoch >= 1")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(epochs::settle_ready(&db, &cfg, 10).await.unwrap(), [1, 2]);
+    assert_eq!(
+        count(&db, "SELECT MIN(formula_version) FROM epochs").await,
+        version
+    );
+    assert_eq!(
+        indexer::epoch_query::epochs(db.pool()).await.unwrap(),
+        before
+    );
+    assert!(epochs::settle_ready(&db, &cfg, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // An epoch whose report is on-chain keeps its stored outcome (its roots are the chain's).
+    let other = dir.path().join("settled");
+    std::fs::create_dir(&other).unwrap();
+    let (db, _) = settled(&other).await;
+    sqlx::query("UPDATE epochs SET formula_version = 1")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(epochs::forget_outdated(&db).await.unwrap(), Some(1));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM epochs").await, 1);
+    assert_eq!(
+        count(&db, "SELECT formula_version FROM epochs WHERE epoch = 0").await,
+        1
+    );
+    assert_eq!(epochs::forget_outdated(&db).await.unwrap(), None);
+}
+
 /// A database with epochs 0..2 stored and Settlement events for epoch 0 (report posted, one
 /// claim, one trust refresh, one expiry).
 async fn settled(dir: &std::path::Path) -> (Db, epochs::EpochOutcome) {

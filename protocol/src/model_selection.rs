@@ -20,7 +20,7 @@
 //! the model still takes tasks, `TaskManager` refuses only Delisted ones); **delisting needs
 //! validator evidence**, canary reports (a failed canary is accepted on-chain only for a task a
 //! dispute quorum judged Fraud). Only ratings of tasks that ended successfully count (result
-//! code 0, not refunded by a dispute before the epoch's end; see `indexer::epochs`), so each
+//! code 0, not refunded by a dispute before the epoch's end; see `chainstore::epochs`), so each
 //! costs a full fee.
 //! - a **Delisted** model stays Delisted (only the registry's admin can list it again);
 //! - canary evidence against it (at least [`MIN_CANARIES`] reports, accuracy below
@@ -46,6 +46,17 @@ pub const QUALITY_FLOOR_WAD: u64 = WAD / 2;
 pub const MAX_SCORE: u64 = 100;
 /// Canary accuracy used while validators run no canary tasks (1.0, WAD).
 pub const CANARY_ACCURACY_WITHOUT_CANARIES_WAD: u64 = WAD;
+
+/// Name of a registry model status (`active`, `probation`, `delisted`; `unknown` otherwise), as
+/// the REST API and the logs spell it.
+pub fn status_name(status: u8) -> &'static str {
+    match status {
+        MODEL_ACTIVE => "active",
+        MODEL_PROBATION => "probation",
+        MODEL_DELISTED => "delisted",
+        _ => "unknown",
+    }
+}
 
 /// Average user feedback as a WAD fraction of [`MAX_SCORE`]: `score_sum · 1e18 / (100 · ratings)`,
 /// floored and capped at 1.0; 1.0 when there is no rating.

@@ -1,7 +1,8 @@
-//! DeepNode verifier (validator node), epoch settlement: an independent indexer of the
-//! contracts (the indexer crate's `Db` + `Follower`, without its REST server) that computes each
-//! epoch's PoWR report with the protocol's formulas, signs its EIP-712 digest, posts it with
-//! co-signatures holding >= 2/3 of the validator stake and refreshes the nodes' trust weights.
+//! DeepNode verifier (validator node), epoch settlement: an independent follower of the
+//! contracts (the `chainstore` crate's `Db` + `Follower`, shared with the indexer; no REST
+//! server) that computes each epoch's PoWR report with the protocol's formulas, signs its
+//! EIP-712 digest, posts it with co-signatures holding >= 2/3 of the validator stake and
+//! refreshes the nodes' trust weights.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -16,10 +17,10 @@ pub use cli::Args;
 use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 use anyhow::Context;
-use indexer::api::SyncStatus;
-use indexer::db::Db;
-use indexer::epochs::EpochConfig;
-use indexer::follow::{FollowConfig, Follower};
+use chainstore::db::Db;
+use chainstore::epochs::EpochConfig;
+use chainstore::follow::SyncStatus;
+use chainstore::follow::{FollowConfig, Follower};
 use protocol::bindings::{IStaking, ROLE_VALIDATOR};
 use protocol::{format_dn, Deployment};
 use std::future::Future;

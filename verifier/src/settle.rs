@@ -13,8 +13,8 @@ use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use anyhow::anyhow;
-use indexer::db::Db;
-use indexer::epochs::{compute_epoch, EpochConfig, EpochError, EpochOutcome};
+use chainstore::db::Db;
+use chainstore::epochs::{compute_epoch, EpochConfig, EpochError, EpochOutcome};
 use protocol::bindings::{IModelRegistry, ISettlement};
 use protocol::powr::{report_digest, EpochReport};
 use protocol::{format_dn, Deployment};
@@ -98,7 +98,7 @@ pub fn to_sol(r: &EpochReport) -> ISettlement::EpochReport {
 }
 
 fn protocol_status_name(status: u8) -> &'static str {
-    indexer::query::model_status_name(i64::from(status))
+    protocol::model_selection::status_name(status)
 }
 
 fn decoded_settlement_error(e: &alloy::contract::Error) -> Option<ISettlement::ISettlementErrors> {

@@ -109,13 +109,15 @@ async fn run_tasks(devnet: &Devnet, n: usize) -> u64 {
 }
 
 /// The rewards and trust trees of `epoch` computed by the indexer code over a verifier's DB.
-async fn outcome(devnet: &Devnet, db: &Path, epoch: u64) -> indexer::epochs::EpochOutcome {
-    let db = indexer::db::Db::open(db.to_str().unwrap()).await.unwrap();
-    let provider = devnet.provider(&devnet.deployer);
-    let cfg = indexer::epochs::EpochConfig::load(&provider, &devnet.deployment)
+async fn outcome(devnet: &Devnet, db: &Path, epoch: u64) -> chainstore::epochs::EpochOutcome {
+    let db = chainstore::db::Db::open(db.to_str().unwrap())
         .await
         .unwrap();
-    indexer::epochs::compute_epoch(&db, &cfg, epoch)
+    let provider = devnet.provider(&devnet.deployer);
+    let cfg = chainstore::epochs::EpochConfig::load(&provider, &devnet.deployment)
+        .await
+        .unwrap();
+    chainstore::epochs::compute_epoch(&db, &cfg, epoch)
         .await
         .unwrap()
 }
@@ -146,7 +148,11 @@ async fn assert_record_matches(devnet: &Devnet, epoch: u64, line: &Value) {
 }
 
 /// Every node of the trust tree has its weight set from its leaf, refreshed for `epoch`.
-async fn assert_trust_refreshed(devnet: &Devnet, epoch: u64, out: &indexer::epochs::EpochOutcome) {
+async fn assert_trust_refreshed(
+    devnet: &Devnet,
+    epoch: u64,
+    out: &chainstore::epochs::EpochOutcome,
+) {
     let p = devnet.provider(&devnet.deployer);
     let registry = IModelRegistry::new(devnet.deployment.model_registry, &p);
     let settlement = ISettlement::new(devnet.deployment.settlement, &p);
@@ -177,7 +183,7 @@ async fn assert_trust_refreshed(devnet: &Devnet, epoch: u64, out: &indexer::epoc
 
 /// A worker claims its reward with the indexer-computed proof; a second claim reverts
 /// AlreadyClaimed.
-async fn assert_claim_once(devnet: &Devnet, epoch: u64, out: &indexer::epochs::EpochOutcome) {
+async fn assert_claim_once(devnet: &Devnet, epoch: u64, out: &chainstore::epochs::EpochOutcome) {
     let (worker, amount, proof) = devnet
         .workers
         .iter()

@@ -32,7 +32,7 @@ use std::path::Path;
 const EPOCH_LENGTH: u64 = 20;
 const RESPONSE_WINDOW: u64 = 5;
 /// Ratings per model and epoch (at least MIN_RATINGS, so the status can move).
-const TASKS: usize = indexer::model_selection::MIN_RATINGS as usize + 1;
+const TASKS: usize = chainstore::model_selection::MIN_RATINGS as usize + 1;
 
 /// Submits `TASKS` digit tasks to each of `models`, commits them from their assigned workers,
 /// finalizes them, then rates them all in one transaction (each model its score); returns the
@@ -115,7 +115,7 @@ async fn rated_round(devnet: &Devnet, models: &[(u32, u8)]) -> u64 {
         .await
         .unwrap()
         .unwrap();
-    let cfg = indexer::epochs::EpochConfig::load(&user, &devnet.deployment)
+    let cfg = chainstore::epochs::EpochConfig::load(&user, &devnet.deployment)
         .await
         .unwrap();
     assert_eq!(cfg.epoch_length, EPOCH_LENGTH);
@@ -125,7 +125,7 @@ async fn rated_round(devnet: &Devnet, models: &[(u32, u8)]) -> u64 {
 /// Moves the chain past `epoch`'s end and its deadlines, so a verifier can settle it.
 async fn let_epoch_end(devnet: &Devnet, epoch: u64) {
     let p = devnet.provider(&devnet.deployer);
-    let cfg = indexer::epochs::EpochConfig::load(&p, &devnet.deployment)
+    let cfg = chainstore::epochs::EpochConfig::load(&p, &devnet.deployment)
         .await
         .unwrap();
     let (_, end) = cfg.bounds(epoch).unwrap();

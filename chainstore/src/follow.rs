@@ -4,17 +4,27 @@
 //! newest still-canonical stored block is the fork point and everything after it is rolled back.
 //! RPC and database errors are logged (rate limited), counted and retried with backoff.
 
-use crate::api::SyncStatus;
 use crate::db::{BlockRef, Db, DbError};
 use crate::ingest::{Contracts, RawLog};
 use alloy::eips::BlockNumberOrTag;
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// What the follow loop shares with the REST API or a status page (lock-free).
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    /// Latest chain head seen (0 until the first poll).
+    pub head: AtomicU64,
+    /// RPC errors since start.
+    pub rpc_errors: AtomicU64,
+    /// Unix time of the last successful poll (0 = never).
+    pub last_poll: AtomicU64,
+}
 
 /// How many stored block hashes are compared to find a fork point before re-indexing from the
 /// start block.

@@ -893,8 +893,8 @@ pub async fn store_epoch(
     sqlx::query(
         "INSERT INTO epochs (epoch, start_time, end_time, facts_until, rewards_root, trust_root, total_rewards,
              model_status_hash, budget, worker_pool, validator_pool, model_pool, tasks_assigned, tasks_finalized,
-             computed_block)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             computed_block, formula_version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(e)
     .bind(i64_of(out.start_time))
@@ -911,6 +911,7 @@ pub async fn store_epoch(
     .bind(i64_of(out.tasks_assigned))
     .bind(i64_of(out.tasks_finalized))
     .bind(i64_of(computed_block))
+    .bind(i64::from(protocol::epoch::FORMULA_VERSION))
     .execute(&mut *tx)
     .await?;
     for w in &out.workers {
@@ -1038,10 +1039,38 @@ pub async fn next_epoch(db: &Db) -> Result<u64, EpochError> {
     Ok(last.map_or(0, |e| u64_of(e) + 1))
 }
 
+/// Deletes the stored epochs that another version of the rules computed (`formula_version` other
+/// than [`protocol::epoch::FORMULA_VERSION`], say after an upgrade), from the first such epoch
+/// on (trust chains forward), so they are computed again by these rules. Epochs up to the latest
+/// one reported on-chain are kept: their stored outcome is what the chain's roots and the
+/// claims' proofs match. Returns the first epoch deleted.
+pub async fn forget_outdated(db: &Db) -> Result<Option<u64>, EpochError> {
+    let first: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(epoch) FROM epochs WHERE formula_version <> ?
+           AND epoch > COALESCE((SELECT MAX(epoch) FROM epoch_reports), -1)",
+    )
+    .bind(i64::from(protocol::epoch::FORMULA_VERSION))
+    .fetch_one(db.pool())
+    .await?;
+    let Some(first) = first.map(u64_of) else {
+        return Ok(None);
+    };
+    let mut tx = db.pool().begin().await?;
+    delete_from(&mut tx, first).await?;
+    tx.commit().await?;
+    tracing::warn!(
+        from_epoch = first,
+        formula_version = protocol::epoch::FORMULA_VERSION,
+        "stored epochs computed by another version of the rules were deleted; recomputing them"
+    );
+    Ok(Some(first))
+}
+
 /// Computes and stores, in order, every epoch that is ready (at most `max`), continuing after
 /// the latest stored one. Returns the epochs stored. Idempotent: a stored epoch is never
-/// recomputed unless a reorg deleted it.
+/// recomputed unless a reorg deleted it or other rules computed it ([`forget_outdated`]).
 pub async fn settle_ready(db: &Db, cfg: &EpochConfig, max: usize) -> Result<Vec<u64>, EpochError> {
+    forget_outdated(db).await?;
     let mut done = Vec::new();
     let Some(cursor) = db
         .cursor(cfg.chain_id)
