@@ -429,22 +429,28 @@ pub async fn compute_epoch(
     cfg: &EpochConfig,
     epoch: u64,
 ) -> Result<EpochOutcome, EpochError> {
+    let carried = carried_into(db, cfg, epoch).await?;
+    compute_one(db, cfg, epoch, &carried).await
+}
+
+/// The state `epoch` starts from: the trust and model statuses after the epoch before it, from
+/// the latest epoch stored before it and the ones in between recomputed in memory (as
+/// [`compute_epoch`] does).
+pub async fn carried_into(db: &Db, cfg: &EpochConfig, epoch: u64) -> Result<Carried, EpochError> {
     cfg.validate()?;
     let (mut next, mut carried) = match stored_state_before(db, epoch).await? {
         Some((e, c)) => (e + 1, c),
         None => (0, Carried::default()),
     };
-    loop {
+    while next < epoch {
         let out = compute_one(db, cfg, next, &carried).await?;
-        if next >= epoch {
-            return Ok(out);
-        }
         carried = Carried {
             trust: out.trust_states(),
             models: out.model_statuses(),
         };
         next += 1;
     }
+    Ok(carried)
 }
 
 async fn compute_one(

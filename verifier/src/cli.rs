@@ -111,6 +111,13 @@ pub struct Args {
     /// posted) otherwise. For scripts and tests; by default the verifier runs until SIGINT/SIGTERM.
     #[arg(long, value_name = "EPOCH")]
     pub stop_after_epoch: Option<u64>,
+    /// Print what this verifier's database says about EPOCH and exit, without following the
+    /// chain: one JSON object with the rules' version, the epoch's facts
+    /// (`protocol::epoch::EpochFacts`), the state carried in from the epoch before (trust and
+    /// model statuses) and the report they give. Two validators whose roots differ diff these
+    /// to find the fact they disagree on. The database must already be indexed past the epoch.
+    #[arg(long, value_name = "EPOCH", conflicts_with = "stop_after_epoch")]
+    pub print_facts: Option<u64>,
     /// More logs (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,

@@ -67,6 +67,28 @@ pub async fn check_validator(
     Ok(())
 }
 
+/// What `--print-facts` prints: the rules' version, the facts of `epoch`, the state carried into
+/// it and the report they give (each validator's own, from its database).
+pub async fn facts_json(
+    db: &Db,
+    cfg: &EpochConfig,
+    epoch: u64,
+) -> Result<serde_json::Value, chainstore::epochs::EpochError> {
+    let facts = chainstore::epochs::gather_facts(db, cfg, epoch).await?;
+    let carried = chainstore::epochs::carried_into(db, cfg, epoch).await?;
+    // the report from exactly what is printed, so the dump is all a diff needs
+    let report = protocol::epoch::compute(&facts, &carried)
+        .map_err(|e| chainstore::epochs::EpochError::Corrupt(format!("epoch {epoch}: {e}")))?
+        .report;
+    Ok(serde_json::json!({
+        "epoch": epoch,
+        "formula_version": protocol::epoch::FORMULA_VERSION,
+        "report": cosign::ReportJson::from(&report),
+        "facts": facts,
+        "carried": carried,
+    }))
+}
+
 /// Checks every setting (key, signatures directory, RPC, deployment, validator stake, database),
 /// each failure one line naming it; then follows the chain and settles epochs until `shutdown`
 /// resolves, `--stop-after-epoch` is reached, or a fatal error.
@@ -97,6 +119,13 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     let cfg = EpochConfig::load(&provider, &deployment)
         .await
         .context("reading the epoch parameters from the contracts")?;
+    if let Some(epoch) = args.print_facts {
+        let v = facts_json(&db, &cfg, epoch)
+            .await
+            .with_context(|| format!("--print-facts {epoch} (--db {db_spec})"))?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
 
     if let Some(addr) = args.metrics_listen {
         let handle = metrics::install()?;

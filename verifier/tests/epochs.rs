@@ -270,6 +270,45 @@ async fn two_independent_verifiers_sign_byte_identical_reports_and_cosign_one_po
             assert_eq!(serde_json::to_value(&s.report).unwrap(), a["report"]);
         }
     }
+    // Each prints its facts, the state carried in and the report they give: the same for both,
+    // and enough to recompute the signed report.
+    let print = ["--print-facts", &stop];
+    let ((ok_a, dump_a, err_a), (ok_b, dump_b, err_b)) = tokio::join!(
+        verifier(&devnet, Some(va), &db_a, &print),
+        verifier(&devnet, Some(vb), &db_b, &print)
+    );
+    assert!(ok_a && ok_b, "--print-facts failed:\n{err_a}\n{err_b}");
+    let (dump_a, dump_b): (Value, Value) = (
+        serde_json::from_str(&dump_a).unwrap(),
+        serde_json::from_str(&dump_b).unwrap(),
+    );
+    assert_eq!(dump_a, dump_b, "the two databases hold different facts");
+    assert_eq!(dump_a["report"], line_of(&out_a, epoch)["report"]);
+    assert_eq!(
+        dump_a["formula_version"],
+        protocol::epoch::FORMULA_VERSION,
+        "{dump_a}"
+    );
+    let facts: protocol::epoch::EpochFacts =
+        serde_json::from_value(dump_a["facts"].clone()).unwrap();
+    let carried: protocol::epoch::Carried =
+        serde_json::from_value(dump_a["carried"].clone()).unwrap();
+    assert_eq!(facts.epoch, epoch);
+    assert!(facts.tasks_finalized > 0, "{dump_a}");
+    let again = protocol::epoch::compute(&facts, &carried).unwrap();
+    assert_eq!(
+        serde_json::to_value(verifier::cosign::ReportJson::from(&again.report)).unwrap(),
+        line_of(&out_a, epoch)["report"]
+    );
+    // An epoch the database has not indexed yet: one line naming the flag.
+    let future = (epoch + 50).to_string();
+    let (ok, _, err) = verifier(&devnet, Some(va), &db_a, &["--print-facts", &future]).await;
+    assert!(!ok, "--print-facts of an unindexed epoch succeeded");
+    assert!(
+        err.contains(&format!("--print-facts {future}")) && err.contains("not ready"),
+        "{err}"
+    );
+
     let report = line_of(&out_a, epoch)["report"].clone();
     assert_ne!(
         report["trustRoot"],
