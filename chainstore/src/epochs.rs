@@ -100,7 +100,7 @@ use crate::db::Db;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 pub use protocol::epoch::{
-    canary_accuracy_wad, Carried, EpochFacts, EpochOutcome, ModelQualityRow, ModelRow,
+    canary_accuracy_wad, AuditRecord, Carried, EpochFacts, EpochOutcome, ModelQualityRow, ModelRow,
     ValidatorAudits, ValidatorRow, WorkerRow, DEFAULT_UPTIME_WINDOW, MODEL_SHARE_BPS,
     VALIDATOR_SHARE_BPS, WORKER_SHARE_BPS,
 };
@@ -382,23 +382,33 @@ async fn stored_state_before(db: &Db, epoch: u64) -> Result<Option<(u64, Carried
         .fetch_one(db.pool())
         .await?;
     let Some(prev) = prev else { return Ok(None) };
-    let rows =
-        sqlx::query("SELECT address, trust_wad, zero_epochs_left FROM epoch_nodes WHERE epoch = ?")
-            .bind(prev)
-            .fetch_all(db.pool())
-            .await?;
+    let rows = sqlx::query(
+        "SELECT address, trust_wad, zero_epochs_left, record_audited_ppm, record_quality_ppm
+         FROM epoch_nodes WHERE epoch = ?",
+    )
+    .bind(prev)
+    .fetch_all(db.pool())
+    .await?;
     let mut out = BTreeMap::new();
+    let mut accuracy = BTreeMap::new();
     for r in rows {
-        let a: String = r.try_get("address")?;
+        let a = parse_addr(&r.try_get::<String, _>("address")?)?;
         let t: i64 = r.try_get("trust_wad")?;
         let z: i64 = r.try_get("zero_epochs_left")?;
         out.insert(
-            parse_addr(&a)?,
+            a,
             TrustState {
                 trust_wad: u64_of(t),
                 zero_epochs_left: u32::try_from(z).unwrap_or(0),
             },
         );
+        let record = AuditRecord {
+            audited_ppm: u64_of(r.try_get("record_audited_ppm")?),
+            quality_ppm: u64_of(r.try_get("record_quality_ppm")?),
+        };
+        if record != AuditRecord::default() {
+            accuracy.insert(a, record);
+        }
     }
     let mut models = BTreeMap::new();
     let rows: Vec<(i64, i64)> =
@@ -411,7 +421,14 @@ async fn stored_state_before(db: &Db, epoch: u64) -> Result<Option<(u64, Carried
         let st = u8::try_from(st).map_err(|_| EpochError::Corrupt(format!("model status {st}")))?;
         models.insert(m, st);
     }
-    Ok(Some((u64_of(prev), Carried { trust: out, models })))
+    Ok(Some((
+        u64_of(prev),
+        Carried {
+            trust: out,
+            models,
+            accuracy,
+        },
+    )))
 }
 
 /// Computes epoch `epoch` from the confirmed facts in `db`.
@@ -443,11 +460,7 @@ pub async fn carried_into(db: &Db, cfg: &EpochConfig, epoch: u64) -> Result<Carr
         None => (0, Carried::default()),
     };
     while next < epoch {
-        let out = compute_one(db, cfg, next, &carried).await?;
-        carried = Carried {
-            trust: out.trust_states(),
-            models: out.model_statuses(),
-        };
+        carried = compute_one(db, cfg, next, &carried).await?.carried();
         next += 1;
     }
     Ok(carried)
@@ -930,8 +943,8 @@ pub async fn store_epoch(
             "INSERT INTO epoch_nodes (epoch, address, tasks_assigned, tasks_on_time, tasks_finalized, compute_units,
                  active_epochs, commit_epochs, p50_latency, slashed, evaluated, completion_wad, accuracy_wad,
                  uptime_wad, speed_wad, quality_wad, prev_trust_wad, trust_wad, zero_epochs_left, score, reward,
-                 audited, passed, quality_sum_ppm, fraud)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 audited, passed, quality_sum_ppm, fraud, record_audited_ppm, record_quality_ppm)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e)
         .bind(w.address.to_checksum(None))
@@ -958,6 +971,8 @@ pub async fn store_epoch(
         .bind(i64_of(w.facts.passed))
         .bind(i64_of(w.facts.quality_sum_ppm))
         .bind(w.fraud)
+        .bind(i64_of(w.audit_record.audited_ppm))
+        .bind(i64_of(w.audit_record.quality_ppm))
         .execute(&mut *tx)
         .await?;
     }

@@ -307,44 +307,47 @@ async fn judgements_set_accuracy_trust_and_rewards() {
         assert_eq!(w.rates.speed, a.rates.speed);
         assert_eq!(w.rates.uptime, a.rates.uptime);
     }
-    // a = (Σquality + 1) / (audited + 2).
+    // a = (Σquality + 1) / (audited + 1) over the audit record (none before epoch 0).
     assert_eq!(
         (a.facts.audited, a.facts.passed, a.facts.quality_sum_ppm),
         (3, 3, 3_000_000)
     );
-    assert_eq!(a.rates.accuracy, WAD / 10 * 8, "(3 + 1) / (3 + 2)");
+    assert_eq!(a.rates.accuracy, WAD, "(3 + 1) / (3 + 1)");
     assert_eq!(
         (b.facts.audited, b.facts.passed, b.facts.quality_sum_ppm),
         (6, 1, 1_000_000)
     );
-    assert_eq!(b.rates.accuracy, WAD / 4, "(1 + 1) / (6 + 2)");
+    assert_eq!(b.rates.accuracy, 2 * WAD / 7, "(1 + 1) / (6 + 1)");
     assert_eq!(c.facts.audited, 0);
-    assert_eq!(c.rates.accuracy, WAD / 2, "the prior without audits");
+    assert_eq!(c.rates.accuracy, WAD, "1.0 without audits");
     assert_eq!((d.facts.audited, d.facts.passed), (1, 0));
     assert!(d.fraud && d.facts.slashed);
 
-    // Accuracy moves trust: A > C > B.
-    assert!(a.trust.trust_wad > c.trust.trust_wad);
+    // Failed judgements lower trust: A (all passed) = C (none) > B.
+    assert_eq!(a.trust.trust_wad, c.trust.trust_wad);
     assert!(c.trust.trust_wad > b.trust.trust_wad);
 
-    // PoWR: A's audited results count at their verdict (1.0), the rest at its accuracy (0.8).
-    let work_a: u128 = 3 * 10 * 1_000_000 + 3 * 10 * 800_000;
+    // PoWR: A's audited results count at their verdict (1.0), the rest at its accuracy (1.0).
+    let work_a: u128 = 3 * 10 * 1_000_000 + 3 * 10 * 1_000_000;
     assert_eq!(
         a.score,
         work_a * u128::from(a.trust.trust_wad) / u128::from(WAD)
     );
-    // B: one passed verdict, five failed canaries (0); C: six unaudited at the prior 0.5.
+    // B: one passed verdict, five failed canaries (0); C: six unaudited at its accuracy 1.0.
     assert_eq!(
         b.score,
         10 * 1_000_000 * u128::from(b.trust.trust_wad) / u128::from(WAD)
     );
     assert_eq!(
         c.score,
-        6 * 10 * 500_000 * u128::from(c.trust.trust_wad) / u128::from(WAD)
+        6 * 10 * 1_000_000 * u128::from(c.trust.trust_wad) / u128::from(WAD)
     );
-    // The worker with failed audits earns less than the honest ones with the same tasks.
+    // The worker with failed audits earns less than the honest ones with the same tasks (an
+    // unaudited record counts as clean as an audited clean one: equal scores, the leftover
+    // wei of the split to one of them).
+    assert_eq!(a.score, c.score);
     assert!(
-        b.reward < c.reward && c.reward < a.reward,
+        b.reward < c.reward && c.reward.abs_diff(a.reward) <= U256::from(1u8),
         "{} {} {}",
         b.reward,
         c.reward,
@@ -454,7 +457,9 @@ async fn audit_facts_are_stored_served_and_reproducible() {
     );
     assert_eq!(node(WD)["audits"]["fraud"], true);
     assert_eq!(node(WD)["slashed"], true);
-    assert_eq!(node(WA)["components"]["accuracy"], 0.8);
+    assert_eq!(node(WA)["components"]["accuracy"], 1.0);
+    let b_accuracy = node(WB)["components"]["accuracy"].as_f64().unwrap();
+    assert!((b_accuracy - 2.0 / 7.0).abs() < 1e-12, "{b_accuracy}");
     let m = &v["models"][0];
     assert_eq!(
         (m["canaries"].clone(), m["canary_matches"].clone()),
@@ -476,7 +481,7 @@ async fn a_reorg_that_removes_the_judgements_changes_the_recomputed_epoch() {
     let cfg = cfg();
     epochs::settle_ready(&db, &cfg, 10).await.unwrap();
     let before = compute_epoch(&db, &cfg, 0).await.unwrap();
-    assert_eq!(row(&before, WB).rates.accuracy, WAD / 4);
+    assert_eq!(row(&before, WB).rates.accuracy, 2 * WAD / 7);
 
     // The blocks with the judgements are replaced by a fork without them.
     db.rollback_to(CHAIN, &contracts(), Some(block(3)))
@@ -497,7 +502,7 @@ async fn a_reorg_that_removes_the_judgements_changes_the_recomputed_epoch() {
     index(&db, &chain(false), 4, LAST).await;
     epochs::settle_ready(&db, &cfg, 10).await.unwrap();
     let after = compute_epoch(&db, &cfg, 0).await.unwrap();
-    assert_eq!(row(&after, WB).rates.accuracy, WAD / 2);
+    assert_eq!(row(&after, WB).rates.accuracy, WAD);
     assert_eq!(row(&after, WB).facts.audited, 0);
     assert!(row(&after, WD).trust.trust_wad > 0);
     assert_ne!(after.report, before.report);

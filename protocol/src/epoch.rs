@@ -11,9 +11,8 @@ use crate::model_selection::{
     feedback_wad, next_model_status, Evidence, CANARY_ACCURACY_WITHOUT_CANARIES_WAD,
 };
 use crate::powr::{
-    self, build_report, epoch_quality, evaluate_node, next_trust, powr_score, AccountTree,
-    EpochReport, FinalizedTask, ModelStatusTree, NodeEpochFacts, PowrError, PowrParams, Rates,
-    TrustState,
+    self, build_report, epoch_quality, next_trust, powr_score, AccountTree, EpochReport,
+    FinalizedTask, ModelStatusTree, NodeEpochFacts, PowrError, PowrParams, Rates, TrustState,
 };
 use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
@@ -34,7 +33,9 @@ pub const MODEL_SHARE_BPS: u64 = 1_000;
 /// 1. up to 2026-12-02: ratings and canary reports together (at least 5) moved a model
 ///    Active -> Probation -> Delisted;
 /// 2. ratings alone never delist (failed canaries do) and only ratings of tasks that ended
-///    successfully count (issue 14, the rating attack).
+///    successfully count (issue 14, the rating attack); accuracy is `(quality + 1) /
+///    (audited + 1)` over each worker's decayed audit record ([`AuditRecord`]) instead of
+///    `(quality + 1) / (audited + 2)` over the epoch's judgements alone (big-stake-vs-quality).
 pub const FORMULA_VERSION: u32 = 2;
 
 /// Default length `W` of the uptime window, in epochs.
@@ -153,13 +154,60 @@ pub struct EpochFacts {
     pub tasks_finalized: u64,
 }
 
-/// What an epoch carries into the next: every worker's trust and every model's status.
+/// What an epoch carries into the next: every worker's trust, audit record and every model's
+/// status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carried {
     /// Trust of every known worker after the previous epoch.
     pub trust: BTreeMap<Address, TrustState>,
     /// Status of every registered model after the previous epoch.
     pub models: BTreeMap<u32, u8>,
+    /// Every worker's decayed audit record after the previous epoch (absent: none yet).
+    #[serde(default)]
+    pub accuracy: BTreeMap<Address, AuditRecord>,
+}
+
+/// A worker's audit record across epochs, each past epoch's judgements weighted by the trust
+/// keep factor per epoch since (0.8 at the defaults), in ppm of a judgement: `audited_ppm` sums
+/// 1e6 per judgement, `quality_ppm` the passed judgements' quality. The accuracy estimate is
+/// `(quality + 1) / (audited + 1)` over the record: a worker drawn for few audits is judged on
+/// its history, not reset to a prior each epoch, and the prior is a first pass (1.0 without
+/// audits) rather than 0.5, so a small worker's few audits do not rank it below a large worker
+/// of measured lower quality (issue 14, big-stake-vs-quality). A failed judgement weighs on it
+/// for about five epochs; frauds are punished by the slash and the pinned trust, not here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Judgements, decayed, in ppm.
+    pub audited_ppm: u64,
+    /// Quality of the passed ones, decayed, in ppm (at most `audited_ppm`).
+    pub quality_ppm: u64,
+}
+
+impl AuditRecord {
+    /// The record after an epoch with `audited` judgements whose passed ones sum
+    /// `quality_sum_ppm`: the previous one decayed by `keep_wad`, plus the epoch's.
+    pub fn next(&self, audited: u64, quality_sum_ppm: u64, keep_wad: u64) -> Self {
+        let decay = |v: u64| {
+            let d = u128::from(v) * u128::from(keep_wad.min(powr::WAD)) / u128::from(powr::WAD);
+            u64::try_from(d).unwrap_or(u64::MAX)
+        };
+        let audited_ppm = decay(self.audited_ppm).saturating_add(audited.saturating_mul(powr::PPM));
+        let quality_ppm = decay(self.quality_ppm)
+            .saturating_add(quality_sum_ppm)
+            .min(audited_ppm);
+        Self {
+            audited_ppm,
+            quality_ppm,
+        }
+    }
+
+    /// `(quality + 1) / (audited + 1)` in WAD (floored): 1.0 without judgements.
+    pub fn accuracy_wad(&self) -> u64 {
+        let ppm = u128::from(powr::PPM);
+        let num = u128::from(self.quality_ppm.min(self.audited_ppm)) + ppm;
+        let den = u128::from(self.audited_ppm) + ppm;
+        u64::try_from(num * u128::from(powr::WAD) / den).unwrap_or(powr::WAD)
+    }
 }
 
 /// One worker's row of an epoch.
@@ -182,6 +230,8 @@ pub struct WorkerRow {
     pub prev_trust_wad: u64,
     /// Trust after the epoch (its trust-tree leaf).
     pub trust: TrustState,
+    /// Audit record after the epoch (its accuracy is `rates.accuracy`).
+    pub audit_record: AuditRecord,
     /// Tasks finalized for it in the epoch (results and failure codes).
     pub tasks_finalized: u64,
     /// Compute units of its finalized results (code 0).
@@ -323,6 +373,20 @@ impl EpochOutcome {
         self.workers.iter().map(|w| (w.address, w.trust)).collect()
     }
 
+    /// What this epoch carries into the next.
+    pub fn carried(&self) -> Carried {
+        Carried {
+            trust: self.trust_states(),
+            models: self.model_statuses(),
+            accuracy: self
+                .workers
+                .iter()
+                .filter(|w| w.audit_record != AuditRecord::default())
+                .map(|w| (w.address, w.audit_record))
+                .collect(),
+        }
+    }
+
     /// Status of every registered model after this epoch (the input of the next one).
     pub fn model_statuses(&self) -> BTreeMap<u32, u8> {
         self.model_quality
@@ -434,11 +498,22 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
         // Judgements alone do not make an idle worker evaluated: its completion and speed would
         // fall back to their priors and pull a good trust down.
         let evaluated = a.assigned > 0 || is_slashed;
-        let (rates, quality_wad, trust) = if evaluated {
-            let ne = evaluate_node(prev_state, &node, params)?;
-            (ne.rates, ne.quality_wad, ne.trust)
+        let prev_record = carried.accuracy.get(&address).copied().unwrap_or_default();
+        // Accuracy is the posterior over the decayed record (an idle worker's record is kept
+        // as it was, like its trust).
+        let audit_record = if evaluated || a.audited > 0 {
+            prev_record.next(a.audited, a.quality_sum_ppm, params.trust_keep_wad)
         } else {
-            let rates = node.rates()?;
+            prev_record
+        };
+        let (rates, quality_wad, trust) = if evaluated {
+            let mut rates = node.rates()?;
+            rates.accuracy = audit_record.accuracy_wad();
+            let q = epoch_quality(&rates, params);
+            (rates, q, next_trust(prev_state, q, is_slashed, params))
+        } else {
+            let mut rates = node.rates()?;
+            rates.accuracy = audit_record.accuracy_wad();
             let q = epoch_quality(&rates, params);
             let carried = prev_state.unwrap_or_else(|| TrustState::new_node(params));
             let trust = if carried.zero_epochs_left > 0 {
@@ -458,6 +533,7 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
             quality_wad,
             prev_trust_wad: prev_state.map_or(params.initial_trust_wad, |p| p.trust_wad),
             trust,
+            audit_record,
             tasks_finalized: a.tasks_finalized,
             compute_units: a.compute_units,
             score,
@@ -682,6 +758,7 @@ mod tests {
             )]
             .into(),
             models: BTreeMap::new(),
+            accuracy: BTreeMap::new(),
         }
     }
 
@@ -715,14 +792,84 @@ mod tests {
         let idle = out.workers.iter().find(|w| w.address == IDLE).unwrap();
         assert!(!idle.evaluated);
         assert_eq!(idle.trust, carried().trust[&IDLE]);
-        // the honest worker's row is evaluate_node over its facts, from the new-node trust
+        // the honest worker's row is its epoch rates, with the accuracy of its audit record
+        // (none before: this epoch's judgements), from the new-node trust
         let w = out.workers.iter().find(|w| w.address == W).unwrap();
-        let direct = evaluate_node(None, &w.facts, &f.params).unwrap();
-        assert_eq!((w.rates, w.trust), (direct.rates, direct.trust));
+        let mut rates = w.facts.rates().unwrap();
+        let record = AuditRecord::default().next(
+            w.facts.audited,
+            w.facts.quality_sum_ppm,
+            f.params.trust_keep_wad,
+        );
+        assert_eq!(w.audit_record, record);
+        rates.accuracy = record.accuracy_wad();
+        let q = epoch_quality(&rates, &f.params);
+        assert_eq!(
+            (w.rates, w.quality_wad, w.trust),
+            (rates, q, next_trust(None, q, false, &f.params))
+        );
         assert_eq!(w.prev_trust_wad, f.params.initial_trust_wad);
+        // what it carries into the next epoch
+        assert_eq!(
+            out.carried().accuracy.get(&W).copied().unwrap_or_default(),
+            record
+        );
         // the trust tree holds every known worker, the rewards tree every paid account
         assert_eq!(out.trust.entries().len(), 3);
         assert_eq!(out.rewards.entries().len(), 3);
+    }
+
+    #[test]
+    fn the_audit_record_decays_and_its_accuracy_starts_at_one() {
+        let keep = powr::WAD / 10 * 8;
+        let none = AuditRecord::default();
+        assert_eq!(none.accuracy_wad(), powr::WAD, "no judgement: a first pass");
+        // 3 passed at 1.0, 1 failed: (3 + 1) / (4 + 1)
+        let r = none.next(4, 3 * powr::PPM, keep);
+        assert_eq!((r.audited_ppm, r.quality_ppm), (4_000_000, 3_000_000));
+        assert_eq!(r.accuracy_wad(), powr::WAD / 10 * 8);
+        // an epoch without judgements: decayed by 0.8, the ratio kept but pulled toward 1.0
+        let r2 = r.next(0, 0, keep);
+        assert_eq!((r2.audited_ppm, r2.quality_ppm), (3_200_000, 2_400_000));
+        assert_eq!(
+            u128::from(r2.accuracy_wad()),
+            3_400_000 * u128::from(powr::WAD) / 4_200_000
+        );
+        // one failed judgement: (0 + 1) / (1 + 1); three: 1 / 4
+        assert_eq!(none.next(1, 0, keep).accuracy_wad(), powr::WAD / 2);
+        assert_eq!(none.next(3, 0, keep).accuracy_wad(), powr::WAD / 4);
+        // quality can never exceed the judgements, even from corrupt inputs
+        let bad = AuditRecord {
+            audited_ppm: 1,
+            quality_ppm: 9_000_000,
+        };
+        assert_eq!(bad.accuracy_wad(), powr::WAD);
+        assert!(none.next(1, 5_000_000, keep).quality_ppm <= powr::PPM);
+        // saturates instead of overflowing
+        let big = none.next(u64::MAX, u64::MAX, keep);
+        assert!(big.accuracy_wad() <= powr::WAD);
+    }
+
+    #[test]
+    fn a_small_worker_is_judged_on_its_record_not_a_fresh_prior() {
+        // Two epochs: W passes its only audit in the first and has none in the second; its
+        // accuracy in the second comes from the carried record, not the 0.5 of old.
+        let mut f = facts();
+        let w = f.workers.get_mut(&W).unwrap();
+        (w.audited, w.passed, w.quality_sum_ppm) = (1, 1, 1_000_000);
+        let first = compute(&f, &carried()).unwrap();
+        let mut g = facts();
+        g.epoch = 4;
+        let w = g.workers.get_mut(&W).unwrap();
+        w.audited = 0;
+        w.passed = 0;
+        w.quality_sum_ppm = 0;
+        let second = compute(&g, &first.carried()).unwrap();
+        let row = second.workers.iter().find(|r| r.address == W).unwrap();
+        let expected = first.carried().accuracy[&W].next(0, 0, g.params.trust_keep_wad);
+        assert_eq!(row.audit_record, expected);
+        assert_eq!(row.rates.accuracy, expected.accuracy_wad());
+        assert!(row.rates.accuracy > powr::WAD / 2, "{}", row.rates.accuracy);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!
 //! Formulas (`../shared/DESIGN.md`, "Formulas"):
 //! - rates: completion `c = (on_time+1)/(assigned+2)`, accuracy `a = (Σ verdict quality + 1) /
-//!   (audited + 2)` (a pass of quality 1.0 counts 1, a failed audit 0), uptime `u = heartbeat
+//!   (audited + 2)` over the epoch (a pass of quality 1.0 counts 1, a failed audit 0; the epoch
+//!   computation, `crate::epoch`, replaces it with `(quality + 1) / (audited + 1)` over the
+//!   worker's decayed audit record, `crate::epoch::AuditRecord`), uptime `u = heartbeat
 //!   epochs / window`, speed `s = clamp(1 - p50 / responseWindow, 0, 1)`, `0.5` with no commits;
 //! - epoch quality `q = c^0.3 · a^0.4 · u^0.15 · s^0.15`;
 //! - trust `T_e = 0.8·T_{e-1} + 0.2·q`, `T_0 = 0.2`, a slash zeroes it for `K` epochs;

@@ -107,7 +107,7 @@ impl Default for Economy {
             params: PowrParams::default(),
             epochs: 24,
             warmup: 8,
-            runs: 6,
+            runs: 24,
         }
     }
 }
@@ -522,10 +522,7 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
         let out = compute(&facts, &carried).expect("simulated facts are consistent");
         let (w, v, d) = out.reward_parts(me.address);
         ledger.emission = dn(w + v + d);
-        carried = Carried {
-            trust: out.trust_states(),
-            models: out.model_statuses(),
-        };
+        carried = out.carried();
         if matches!(adv.play, Play::Whitewash) && facts.slashed.contains(&me.address) {
             // a fresh address with fresh stake: what was slashed is gone, the rest moves
             fresh_addresses += 1;
@@ -814,6 +811,28 @@ mod tests {
             wash.emission,
             e.emission
         );
+    }
+
+    #[test]
+    fn per_task_a_small_perfect_worker_earns_more_than_a_big_slow_one() {
+        // issue 14's big-stake-vs-quality: with a per-epoch 0.5 accuracy prior the small
+        // worker's few audits ranked it below a 1000x larger worker of quality 0.9
+        let e = small();
+        let per_task = |stake: f64, latency: u32, q: u32| {
+            let r = average(
+                &e,
+                &Adversary {
+                    stake,
+                    latency,
+                    quality_ppm: q,
+                    ..Adversary::honest(&e)
+                },
+            );
+            r.emission / r.tasks.max(1e-9)
+        };
+        let big = per_task(100_000.0, e.response_window * 9 / 10, 900_000);
+        let small = per_task(100.0, 1, 1_000_000);
+        assert!(big < small, "big {big} vs small {small} per task");
     }
 
     #[test]
