@@ -377,6 +377,92 @@ async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<
     Ok(())
 }
 
+/// Issue 14, section 3: a quorum member that votes with a losing minority loses
+/// `minoritySlashBps` (10%) of its validator stake. Two false accusers among five validators:
+/// each one's accusations seat the other in the quorum now and then (the accuser and the worker
+/// are never seated), where it votes Fraud against two honest members and is outvoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_member_voting_with_the_losing_minority_is_slashed() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let net = Devnet::start(DevnetConfig {
+        // a devnet holds at most 7 workers + validators
+        workers: 2,
+        validators: 5,
+        ..audit_all()
+    })
+    .await?;
+    let mut procs = Procs(Vec::new());
+    procs.0.push(verifier(&net, 0, "false-accuse"));
+    procs.0.push(verifier(&net, 1, "false-accuse"));
+    for i in 2..net.validators.len() {
+        procs.0.push(verifier(&net, i, "honest"));
+    }
+    for i in 0..net.workers.len() {
+        procs.0.push(executor(&net, i, &[]));
+    }
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
+    let liars = [net.validators[0].address(), net.validators[1].address()];
+    // Rounds until a liar has voted in the other's dispute (each dispute seats the other liar
+    // with probability about 3/4).
+    let mut minority_votes = Vec::new();
+    for round in 0..6 {
+        let ids = net.submit_inputs(net.model_id, &inputs(8), 8).await?;
+        let statuses = match wait_settled(&net, &ids, Duration::from_secs(240)).await {
+            Ok(s) => s,
+            Err(e) => panic!("round {round}: {e}\n{}", logs_of(&net, "verifier")),
+        };
+        assert!(
+            statuses.iter().all(|s| *s == 4),
+            "every honest result is paid: {statuses:?}"
+        );
+        let votes =
+            events::<IAuditManager::DisputeVoted>(&net, net.deployment.audit_manager).await?;
+        minority_votes = votes
+            .into_iter()
+            .filter(|v| liars.contains(&v.validator) && v.fraud)
+            .collect();
+        if !minority_votes.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        !minority_votes.is_empty(),
+        "no liar was seated in the other's quorum in 48 audited tasks"
+    );
+    let resolved =
+        events::<IAuditManager::DisputeResolved>(&net, net.deployment.audit_manager).await?;
+    let slashed = slashes(&net).await?;
+    for v in &minority_votes {
+        let r = resolved
+            .iter()
+            .find(|r| r.taskId == v.taskId)
+            .unwrap_or_else(|| panic!("dispute over task {} never resolved", v.taskId));
+        assert!(
+            r.honestVotes > r.fraudVotes,
+            "the honest majority wins: {} fraud vs {} honest",
+            r.fraudVotes,
+            r.honestVotes
+        );
+    }
+    // Reason 5 (minority vote), role 1 (validator), once per losing vote of a liar.
+    let minority: Vec<_> = slashed.iter().filter(|s| s.2 == 5).collect();
+    assert_eq!(
+        minority.len(),
+        minority_votes.len(),
+        "one minority slash per losing vote: {slashed:?}"
+    );
+    assert!(minority
+        .iter()
+        .all(|s| liars.contains(&s.0) && s.1 == 1 && s.3 > U256::ZERO));
+    assert!(
+        slashed.iter().all(|s| liars.contains(&s.0)),
+        "no honest validator or worker is slashed: {slashed:?}"
+    );
+    drop(procs);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Result<()> {
     let _turn = SERIAL.lock().await;
