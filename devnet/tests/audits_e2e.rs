@@ -305,20 +305,27 @@ async fn lazy_worker_failing_good_inputs_is_convicted_and_a_real_input_fault_pas
     Ok(())
 }
 
+/// Starts validators `0..liars` as TEST-ONLY false accusers, the others honest, and an honest
+/// executor per worker; returns once every validator has joined the audit draw.
+async fn false_accusers_and_honest_nodes(net: &Devnet, liars: usize) -> Result<Procs> {
+    let mut procs = Procs(Vec::new());
+    for i in 0..net.validators.len() {
+        let mode = if i < liars { "false-accuse" } else { "honest" };
+        procs.0.push(verifier(net, i, mode));
+    }
+    for i in 0..net.workers.len() {
+        procs.0.push(executor(net, i, &[]));
+    }
+    let all: Vec<usize> = (0..net.validators.len()).collect();
+    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
+    Ok(procs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<()> {
     let _turn = SERIAL.lock().await;
     let net = Devnet::start(audit_all()).await?;
-    let mut procs = Procs(Vec::new());
-    procs.0.push(verifier(&net, 0, "false-accuse"));
-    for i in 1..net.validators.len() {
-        procs.0.push(verifier(&net, i, "honest"));
-    }
-    for i in 0..net.workers.len() {
-        procs.0.push(executor(&net, i, &[]));
-    }
-    let all: Vec<usize> = (0..net.validators.len()).collect();
-    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
+    let procs = false_accusers_and_honest_nodes(&net, 1).await?;
     let liar = net.validators[0].address();
     let admin = net.provider(&net.deployer);
     let am = IAuditManager::new(net.deployment.audit_manager, &admin);
@@ -391,17 +398,7 @@ async fn a_quorum_member_voting_with_the_losing_minority_is_slashed() -> Result<
         ..audit_all()
     })
     .await?;
-    let mut procs = Procs(Vec::new());
-    procs.0.push(verifier(&net, 0, "false-accuse"));
-    procs.0.push(verifier(&net, 1, "false-accuse"));
-    for i in 2..net.validators.len() {
-        procs.0.push(verifier(&net, i, "honest"));
-    }
-    for i in 0..net.workers.len() {
-        procs.0.push(executor(&net, i, &[]));
-    }
-    let all: Vec<usize> = (0..net.validators.len()).collect();
-    net.wait_validators_joined(&all, JOIN_TIMEOUT).await?;
+    let procs = false_accusers_and_honest_nodes(&net, 2).await?;
     let liars = [net.validators[0].address(), net.validators[1].address()];
     // Rounds until a liar has voted in the other's dispute (each dispute seats the other liar
     // with probability about 3/4).

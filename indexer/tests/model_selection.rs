@@ -253,26 +253,31 @@ fn history_with(applied: bool, canaries: bool) -> Vec<BlockLogs> {
         }
     }
     if applied {
-        for (b, epoch, status) in [(11usize, 0u64, MODEL_PROBATION), (21, 1, MODEL_DELISTED)] {
-            blocks[b]
-                .push(
-                    SETTLEMENT,
-                    X::ModelStatusApplied {
-                        epoch,
-                        modelId: BAD,
-                        status,
-                    },
-                )
-                .push(
-                    REG,
-                    M::ModelStatusChanged {
-                        modelId: BAD,
-                        status,
-                    },
-                );
-        }
+        apply_leaf(&mut blocks[11], 0, BAD, MODEL_PROBATION);
+        apply_leaf(&mut blocks[21], 1, BAD, MODEL_DELISTED);
     }
     blocks
+}
+
+/// The chain applies `epoch`'s status leaf of `model` in `block`, as the verifier does
+/// (Settlement.ModelStatusApplied + ModelRegistry.ModelStatusChanged).
+fn apply_leaf(block: &mut BlockLogs, epoch: u64, model: u32, status: u8) {
+    block
+        .push(
+            SETTLEMENT,
+            X::ModelStatusApplied {
+                epoch,
+                modelId: model,
+                status,
+            },
+        )
+        .push(
+            REG,
+            M::ModelStatusChanged {
+                modelId: model,
+                status,
+            },
+        );
 }
 
 async fn db_with(dir: &std::path::Path, name: &str, h: &[BlockLogs], one_range: bool) -> Db {
@@ -373,23 +378,7 @@ async fn low_ratings_move_a_model_to_probation_failed_canaries_delist_it_and_a_g
 async fn ratings_alone_never_delist_a_model() {
     // issue 14's rating attack: the same low ratings two epochs running, no canary evidence.
     let mut h = history_with(false, false);
-    // the chain applies epoch 0's leaf (Probation) in block 11, as the verifier does
-    h[11]
-        .push(
-            SETTLEMENT,
-            X::ModelStatusApplied {
-                epoch: 0,
-                modelId: BAD,
-                status: MODEL_PROBATION,
-            },
-        )
-        .push(
-            REG,
-            M::ModelStatusChanged {
-                modelId: BAD,
-                status: MODEL_PROBATION,
-            },
-        );
+    apply_leaf(&mut h[11], 0, BAD, MODEL_PROBATION);
     let dir = tempfile::tempdir().unwrap();
     let db = db_with(dir.path(), "db.sqlite", &h, true).await;
     let cfg = cfg();
