@@ -451,18 +451,26 @@ impl NodeRow {
     }
 }
 
-const NODE_SELECT: &str = "SELECT n.*,
-        COALESCE(s.assigned, 0) AS assigned, COALESCE(s.committed, 0) AS committed,
-        COALESCE(s.failed, 0) AS failed, COALESCE(s.missed, 0) AS missed, COALESCE(s.finalized, 0) AS finalized
-     FROM nodes n LEFT JOIN (
-        SELECT worker,
-            SUM(kind = 'assigned') AS assigned,
-            SUM(kind = 'committed') AS committed,
-            SUM(kind = 'committed' AND json_extract(detail, '$.code') != 0) AS failed,
-            SUM(kind = 'missed') AS missed,
-            SUM(kind = 'finalized') AS finalized
-        FROM task_events WHERE worker IS NOT NULL GROUP BY worker
-     ) s ON s.worker = n.address";
+/// Every node with its task counts. `{filter}` narrows the per-worker sums before they are
+/// grouped: `worker IS NOT NULL` for the listing, `worker = ?1` for one node, whose sums then
+/// read only its own events through `task_events_by_worker` instead of grouping every event of
+/// every worker (0.4 s per request with 100,000 tasks indexed, `make bench`).
+fn node_select(filter: &str) -> String {
+    format!(
+        "SELECT n.*,
+            COALESCE(s.assigned, 0) AS assigned, COALESCE(s.committed, 0) AS committed,
+            COALESCE(s.failed, 0) AS failed, COALESCE(s.missed, 0) AS missed, COALESCE(s.finalized, 0) AS finalized
+         FROM nodes n LEFT JOIN (
+            SELECT worker,
+                SUM(kind = 'assigned') AS assigned,
+                SUM(kind = 'committed') AS committed,
+                SUM(kind = 'committed' AND json_extract(detail, '$.code') != 0) AS failed,
+                SUM(kind = 'missed') AS missed,
+                SUM(kind = 'finalized') AS finalized
+            FROM task_events WHERE {filter} GROUP BY worker
+         ) s ON s.worker = n.address"
+    )
+}
 
 /// Time of the newest indexed block (to tell whether a jail is still running).
 async fn indexed_time(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
@@ -475,9 +483,8 @@ async fn indexed_time(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
 /// Every node (worker or validator).
 pub async fn nodes(pool: &SqlitePool) -> Result<Value, sqlx::Error> {
     let now = indexed_time(pool).await?;
-    let rows: Vec<NodeRow> = sqlx::query_as(&format!("{NODE_SELECT} ORDER BY n.address"))
-        .fetch_all(pool)
-        .await?;
+    let sql = format!("{} ORDER BY n.address", node_select("worker IS NOT NULL"));
+    let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
     Ok(json!({"nodes": rows.iter().map(|r| r.json(now)).collect::<Vec<_>>()}))
 }
 
@@ -485,7 +492,8 @@ pub async fn nodes(pool: &SqlitePool) -> Result<Value, sqlx::Error> {
 pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Value>, sqlx::Error> {
     let key = address.to_checksum(None);
     let now = indexed_time(pool).await?;
-    let Some(row) = sqlx::query_as::<_, NodeRow>(&format!("{NODE_SELECT} WHERE n.address = ?"))
+    let sql = format!("{} WHERE n.address = ?1", node_select("worker = ?1"));
+    let Some(row) = sqlx::query_as::<_, NodeRow>(&sql)
         .bind(&key)
         .fetch_optional(pool)
         .await?
