@@ -24,7 +24,8 @@
 //! - **uptime**: over the last `uptime_window` epochs (this one included), the epochs in which the
 //!   worker had work (an assignment or a commit) form the window, and those with a commit count
 //!   as up (there is no heartbeat event yet);
-//! - **audited / passed / quality_sum** (the accuracy `a = (quality_sum + 1)/(audited + 2)`): the
+//! - **audited / passed / quality_sum** (added to the worker's decayed audit record, whose
+//!   `(quality + 1)/(audited + 1)` is the accuracy, `protocol::epoch::AuditRecord`): the
 //!   judgements of the worker's results that became known in the epoch (block time in
 //!   `[start, end)`), each counted once, in the epoch it was made:
 //!   - a matching `VerdictAccepted`: audited, passed, its `qualityPpm`;
