@@ -506,22 +506,18 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
         } else {
             prev_record
         };
-        let (rates, quality_wad, trust) = if evaluated {
-            let mut rates = node.rates()?;
-            rates.accuracy = audit_record.accuracy_wad();
-            let q = epoch_quality(&rates, params);
-            (rates, q, next_trust(prev_state, q, is_slashed, params))
+        let mut rates = node.rates()?;
+        rates.accuracy = audit_record.accuracy_wad();
+        let quality_wad = epoch_quality(&rates, params);
+        let trust = if evaluated {
+            next_trust(prev_state, quality_wad, is_slashed, params)
         } else {
-            let mut rates = node.rates()?;
-            rates.accuracy = audit_record.accuracy_wad();
-            let q = epoch_quality(&rates, params);
             let carried = prev_state.unwrap_or_else(|| TrustState::new_node(params));
-            let trust = if carried.zero_epochs_left > 0 {
-                next_trust(Some(carried), q, false, params)
+            if carried.zero_epochs_left > 0 {
+                next_trust(Some(carried), quality_wad, false, params)
             } else {
                 carried
-            };
-            (rates, q, trust)
+            }
         };
         let score = powr_score(&a.work(rates.accuracy), rates.accuracy, trust.trust_wad);
         workers.push(WorkerRow {
