@@ -404,17 +404,23 @@ async fn count(db: &Db, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
 }
 
-#[tokio::test]
-async fn a_reorg_into_an_epoch_deletes_it_and_it_is_recomputed() {
+/// A database with the standard fixture indexed and its epochs 0, 1 and 2 stored.
+async fn standard_settled(dir: &std::path::Path) -> (Db, Vec<BlockLogs>) {
     let h = standard();
-    let dir = tempfile::tempdir().unwrap();
-    let db = db_in(dir.path(), "db.sqlite").await;
+    let db = db_in(dir, "db.sqlite").await;
     index(&db, &h, 0, last_block(&h)).await;
-    let cfg = cfg();
     assert_eq!(
-        epochs::settle_ready(&db, &cfg, 10).await.unwrap(),
+        epochs::settle_ready(&db, &cfg(), 10).await.unwrap(),
         [0, 1, 2]
     );
+    (db, h)
+}
+
+#[tokio::test]
+async fn a_reorg_into_an_epoch_deletes_it_and_it_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, h) = standard_settled(dir.path()).await;
+    let cfg = cfg();
     let before = indexer::epoch_query::epochs(db.pool()).await.unwrap();
     // Roll back to block 15: epoch 0's facts end at block 14's time, epoch 1 runs to block 19.
     db.rollback_to(CHAIN, &contracts(), Some(block(15)))
@@ -448,15 +454,9 @@ async fn a_reorg_into_an_epoch_deletes_it_and_it_is_recomputed() {
 
 #[tokio::test]
 async fn epochs_computed_by_other_rules_are_recomputed_unless_reported_on_chain() {
-    let h = standard();
     let dir = tempfile::tempdir().unwrap();
-    let db = db_in(dir.path(), "db.sqlite").await;
-    index(&db, &h, 0, last_block(&h)).await;
+    let (db, _) = standard_settled(dir.path()).await;
     let cfg = cfg();
-    assert_eq!(
-        epochs::settle_ready(&db, &cfg, 10).await.unwrap(),
-        [0, 1, 2]
-    );
     let version = i64::from(protocol::epoch::FORMULA_VERSION);
     assert_eq!(
         count(&db, "SELECT MIN(formula_version) FROM epochs").await,
