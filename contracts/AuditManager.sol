@@ -46,6 +46,8 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     uint32 public constant QUALITY_PERFECT = 1_000_000;
     /// @notice EIP-712 type a canary's submitter signs to let `validator` report it.
     bytes32 public constant CANARY_TYPEHASH = keccak256("Canary(uint256 taskId,address validator)");
+    /// @notice EIP-712 type a forced error's submitter and worker both sign to let `planter` reveal it.
+    bytes32 public constant FORCED_ERROR_TYPEHASH = keccak256("ForcedError(uint256 taskId,address planter)");
     uint8 private constant ROLE_VALIDATOR = uint8(IStaking.Role.Validator);
     uint8 private constant ROLE_WORKER = uint8(IStaking.Role.Worker);
     uint8 private constant STATUS_COMMITTED = uint8(ITaskManager.TaskStatus.Committed);
@@ -69,9 +71,6 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     mapping(uint256 taskId => mapping(address validator => uint8)) private _votes;
     /// commitment => planter (bits 64-223) and the block it was planted in (bits 0-63); 0 = unknown
     mapping(bytes32 commitment => uint256) private _planted;
-    /// sentinel worker => the planter that runs it (only its own tasks served by its own sentinels
-    /// can be forced errors)
-    mapping(address worker => address planter) private _sentinelPlanter;
     /// canary reports already made (one per task)
     mapping(uint256 taskId => bool) private _canaryReported;
 
@@ -480,15 +479,13 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
     }
 
     /// @inheritdoc IAuditManager
-    function setSentinel(address worker, bool on) external onlyRole(PLANTER_ROLE) {
-        address current = _sentinelPlanter[worker];
-        if (current != address(0) && current != msg.sender) revert SentinelOfAnotherPlanter(worker, current);
-        _sentinelPlanter[worker] = on ? msg.sender : address(0);
-        emit SentinelSet(worker, on ? msg.sender : address(0));
-    }
-
-    /// @inheritdoc IAuditManager
-    function revealForcedError(uint256 taskId, bytes32 trueOutputHash, bytes32 salt) external nonReentrant {
+    function revealForcedError(
+        uint256 taskId,
+        bytes32 trueOutputHash,
+        bytes32 salt,
+        bytes calldata submitterSignature,
+        bytes calldata workerSignature
+    ) external nonReentrant {
         bytes32 commitment = keccak256(abi.encode(taskId, trueOutputHash, salt));
         uint256 plant = _planted[commitment];
         if (plant == 0) revert UnknownCommitment(commitment);
@@ -499,10 +496,11 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         if (state != uint8(AuditState.Passed) && state != uint8(AuditState.Disputed)) {
             revert NotForcedError(taskId);
         }
-        // only the planter's own task, served by one of its registered sentinels, can be a forced error:
-        // a user's task (or an honest worker's result) never is
-        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
-        if (t.submitter != planter || _sentinelPlanter[t.worker] != planter) revert NotForcedError(taskId);
+        // only a task whose submitter and worker both consented to this planter's forced error qualifies:
+        // a user's task (its submitter never signs) or an honest worker's result (its worker never signs)
+        // never is. Neither is linked to the planter on-chain before the reveal, so a validator cannot tell
+        // a sentinel's task from a user's.
+        if (!_consented(taskId, planter, submitterSignature, workerSignature)) revert NotForcedError(taskId);
         (, uint64 commitBlock) = taskManager.batchInfo(rec.batchId);
         if (plantedBlock >= commitBlock) revert CommitmentTooLate(commitment, plantedBlock, commitBlock);
         if (rec.workerOutputHash == trueOutputHash) revert NotForcedError(taskId);
@@ -519,14 +517,20 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         } else {
             // caught as it should be: close the dispute without slashing the sentinel worker
             rec.state = uint8(AuditState.ForcedError);
-            Dispute storage d = _disputes[taskId];
             emit ForcedErrorRevealed(taskId, validator, false);
-            emit DisputeResolved(taskId, uint8(AuditState.ForcedError), d.fraudVotes, d.honestVotes);
-            taskManager.releaseTask(taskId, true);
-            uint96 bond = d.bond;
-            d.bond = 0;
-            if (bond > 0) token.safeTransfer(d.accuser, bond);
+            _closeCaughtForcedError(taskId);
         }
+    }
+
+    /// @dev Closes the dispute over a forced error its validator rejected: nobody slashed, the submitter
+    ///      refunded, a challenge bond returned.
+    function _closeCaughtForcedError(uint256 taskId) private {
+        Dispute storage d = _disputes[taskId];
+        emit DisputeResolved(taskId, uint8(AuditState.ForcedError), d.fraudVotes, d.honestVotes);
+        taskManager.releaseTask(taskId, true);
+        uint96 bond = d.bond;
+        d.bond = 0;
+        if (bond > 0) token.safeTransfer(d.accuser, bond);
     }
 
     // ------------------------------------------------------------------ misses and canaries
@@ -566,10 +570,7 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
             // a canary is submitted from an address with no stake (workers cannot tell it from a
             // user's task); that address authorizes the validator to report it
             bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANARY_TYPEHASH, taskId, msg.sender)));
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, submitterSignature);
-            if (err != ECDSA.RecoverError.NoError || signer != t.submitter) {
-                revert NotSubmitter(taskId, msg.sender);
-            }
+            if (!_signedBy(digest, submitterSignature, t.submitter)) revert NotSubmitter(taskId, msg.sender);
         }
         if (staking.stakeOf(msg.sender, ROLE_VALIDATOR) == 0) revert NotValidator(msg.sender);
         if (!matches) {
@@ -585,6 +586,25 @@ contract AuditManager is IAuditManager, IStakeObserver, AccessControl, EIP712, R
         if (_canaryReported[taskId]) revert AlreadyReported(taskId);
         _canaryReported[taskId] = true;
         emit CanaryReported(taskId, t.worker, t.modelId, msg.sender, expectedOutputHash, matches, qualityPpm);
+    }
+
+    /// @dev Whether the task's submitter and its worker both signed `ForcedError(taskId, planter)`.
+    function _consented(
+        uint256 taskId,
+        address planter,
+        bytes calldata submitterSignature,
+        bytes calldata workerSignature
+    ) private view returns (bool) {
+        ITaskManager.TaskView memory t = taskManager.getTask(taskId);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(FORCED_ERROR_TYPEHASH, taskId, planter)));
+        return
+            _signedBy(digest, submitterSignature, t.submitter) && _signedBy(digest, workerSignature, t.worker);
+    }
+
+    /// @dev Whether `signature` is `signer`'s valid ECDSA signature of `digest`.
+    function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        return err == ECDSA.RecoverError.NoError && recovered == signer;
     }
 
     // ------------------------------------------------------------------ views

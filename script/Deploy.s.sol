@@ -25,7 +25,9 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// DN_VETO_WINDOW (a quarter of the epoch length: how long a posted report can be vetoed before it pays),
 /// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3),
 /// DN_ADMIN (deployer: proposes and cancels admin operations), DN_ADMIN_DELAY (2 days; at least 1 day
-/// outside a devnet, chain 31337).
+/// outside a devnet, chain 31337), DN_SENTINEL_PLANTER (none: the sentinel's planter wallet, granted
+/// AuditManager's PLANTER_ROLE so that `executor --sentinel-key` can plant forced errors from the start;
+/// later planters are granted through the timelock).
 /// Admin: every contract's DEFAULT_ADMIN_ROLE (and the registry's STATUS_ROLE) ends with an OpenZeppelin
 /// TimelockController: DN_ADMIN proposes, anyone executes once DN_ADMIN_DELAY has passed, so every
 /// parameter change, role grant (MINTER_ROLE included) and recipient change is public for the delay before
@@ -114,6 +116,9 @@ contract Deploy is Script {
         d.staking.setValidatorObserver(IStakeObserver(address(d.auditManager)));
         d.taskManager.grantRole(d.taskManager.AUDITOR_ROLE(), address(d.auditManager));
         d.registry.grantRole(d.registry.TRUST_ROLE(), address(d.auditManager));
+        // the sentinel (lazy validators lose stake to its planted forced errors, issue 14)
+        address planter = vm.envOr("DN_SENTINEL_PLANTER", address(0));
+        if (planter != address(0)) d.auditManager.grantRole(d.auditManager.PLANTER_ROLE(), planter);
         _handOver(d);
         vm.stopBroadcast();
     }

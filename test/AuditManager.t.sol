@@ -950,15 +950,23 @@ contract AuditManagerTest is AuditFixture {
         return keccak256(abi.encode(taskId, trueHash, salt));
     }
 
-    /// A task of the planter's own, drawn to w1, which the planter registered as its sentinel.
+    /// The sentinel's submitter: a wallet with no stake and no on-chain link to the planter.
+    uint256 internal constant SUBMITTER_KEY = 0x5E17;
+
+    /// A task of the sentinel's submitter, drawn to w1 (the sentinel worker).
     function _planterTask() internal returns (uint256 taskId) {
-        _fund(planter, PRICE);
-        vm.startPrank(planter);
+        address submitter = vm.addr(SUBMITTER_KEY);
+        _fund(submitter, PRICE);
+        vm.startPrank(submitter);
         token.approve(address(tm), type(uint256).max);
-        audit.setSentinel(w1, true);
         taskId = tm.submitTask(modelId, _input(0), PRICE);
         vm.stopPrank();
         _assign(taskId, 1);
+    }
+
+    /// The submitter's and the sentinel worker's consents to `planter` revealing `taskId`.
+    function _consents(uint256 taskId, address by) internal view returns (bytes memory, bytes memory) {
+        return (_consent(SUBMITTER_KEY, taskId, by), _consent(keyOf[w1], taskId, by));
     }
 
     /// The sentinel worker (w1) commits `wrong` for a task whose true output `_out(taskId)` was committed to by
@@ -998,6 +1006,7 @@ contract AuditManagerTest is AuditFixture {
 
     function test_Exploit_M6_CopiedRevealEarnsNothing() public {
         (uint256 taskId, address validator, bytes32 salt,) = _forcedError(true);
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
         assertEq(_state(taskId), A_PASSED, "the rubber stamp was accepted");
         address revealer = makeAddr("revealer");
         uint256 supply = token.totalSupply();
@@ -1006,7 +1015,7 @@ contract AuditManagerTest is AuditFixture {
         vm.expectEmit(address(staking));
         emit IStaking.Slashed(validator, VALIDATOR, 3, 500e18, planter, 250e18, 250e18);
         vm.prank(revealer);
-        audit.revealForcedError(taskId, _out(taskId), salt);
+        audit.revealForcedError(taskId, _out(taskId), salt, sSig, wSig);
         assertEq(_state(taskId), A_FORCED);
         assertEq(staking.stakeOf(validator, VALIDATOR), 500e18);
         assertEq(token.balanceOf(planter), 250e18, "the bounty goes to the planter");
@@ -1014,28 +1023,30 @@ contract AuditManagerTest is AuditFixture {
         assertEq(token.totalSupply(), supply - 250e18);
         assertEq(staking.stakeOf(w1, WORKER), WORKER_STAKE, "the sentinel worker is not slashed");
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
-        audit.revealForcedError(taskId, _out(taskId), salt);
+        audit.revealForcedError(taskId, _out(taskId), salt, sSig, wSig);
     }
 
     function test_ForcedError_CaughtClosesDisputeWithoutSlash() public {
         (uint256 taskId, address validator, bytes32 salt,) = _forcedError(false);
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
+        address submitter = vm.addr(SUBMITTER_KEY);
         assertEq(_state(taskId), A_DISPUTED);
         assertEq(_status(taskId), ST_DISPUTED);
         address[] memory m = _drawQuorum(taskId);
         vm.prank(m[0]);
         audit.vote(taskId, true, _out(taskId));
         uint256 supply = token.totalSupply();
-        uint256 payout = tm.payoutOf(planter);
+        uint256 payout = tm.payoutOf(submitter);
         vm.expectEmit(address(audit));
         emit IAuditManager.ForcedErrorRevealed(taskId, validator, false);
         vm.expectEmit(address(audit));
         emit IAuditManager.DisputeResolved(taskId, A_FORCED, 1, 0);
         vm.expectEmit(address(tm));
-        emit ITaskManager.TaskRefunded(taskId, planter, PRICE);
-        audit.revealForcedError(taskId, _out(taskId), salt);
+        emit ITaskManager.TaskRefunded(taskId, submitter, PRICE);
+        audit.revealForcedError(taskId, _out(taskId), salt, sSig, wSig);
         assertEq(_state(taskId), A_FORCED);
         assertEq(_status(taskId), ST_REFUNDED);
-        assertEq(tm.payoutOf(planter), payout + PRICE);
+        assertEq(tm.payoutOf(submitter), payout + PRICE);
         assertEq(tm.escrowed(), 0);
         assertEq(token.totalSupply(), supply, "nobody slashed");
         assertEq(staking.stakeOf(validator, VALIDATOR), VALIDATOR_STAKE);
@@ -1046,9 +1057,30 @@ contract AuditManagerTest is AuditFixture {
         audit.vote(taskId, true, bytes32(0));
     }
 
+    /// Both consents are needed, and each names its planter: a signature given to one planter does not let
+    /// another reveal, and the submitter's alone (or the worker's alone) is not enough.
+    function test_ForcedError_NeedsBothConsentsForThisPlanter() public {
+        (uint256 taskId, address validator, bytes32 salt,) = _forcedError(true);
+        address other = makeAddr("other planter");
+        (bytes memory sOther, bytes memory wOther) = _consents(taskId, other);
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
+        bytes memory stranger = _consent(0xBAD, taskId, planter);
+        bytes[2][4] memory bad = [[sOther, wOther], [sSig, stranger], [stranger, wSig], [wSig, sSig]];
+        for (uint256 i = 0; i < bad.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
+            audit.revealForcedError(taskId, _out(taskId), salt, bad[i][0], bad[i][1]);
+        }
+        vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
+        audit.revealForcedError(taskId, _out(taskId), salt, hex"1234", wSig);
+        assertEq(staking.stakeOf(validator, VALIDATOR), VALIDATOR_STAKE, "nothing slashed without consent");
+        audit.revealForcedError(taskId, _out(taskId), salt, sSig, wSig);
+        assertEq(_state(taskId), A_FORCED);
+    }
+
     function test_ForcedError_CommitmentTooLate() public {
         _setRate(1e18, 1e18);
         uint256 taskId = _planterTask();
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
         bytes32 wrong = keccak256("wrong");
         bytes32 inBlock = _commitment(taskId, _out(taskId), "in");
         bytes32 after_ = _commitment(taskId, _out(taskId), "after");
@@ -1069,36 +1101,38 @@ contract AuditManagerTest is AuditFixture {
                 IAuditManager.CommitmentTooLate.selector, inBlock, commitBlock, commitBlock
             )
         );
-        audit.revealForcedError(taskId, _out(taskId), "in");
+        audit.revealForcedError(taskId, _out(taskId), "in", sSig, wSig);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IAuditManager.CommitmentTooLate.selector, after_, commitBlock + 1, commitBlock
             )
         );
-        audit.revealForcedError(taskId, _out(taskId), "after");
+        audit.revealForcedError(taskId, _out(taskId), "after", sSig, wSig);
     }
 
     function test_ForcedError_UnknownCommitment() public {
         (uint256 taskId,,,) = _forcedError(true);
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
         bytes32 c = _commitment(taskId, _out(taskId), "other salt");
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.UnknownCommitment.selector, c));
-        audit.revealForcedError(taskId, _out(taskId), "other salt");
+        audit.revealForcedError(taskId, _out(taskId), "other salt", sSig, wSig);
     }
 
     function test_ForcedError_NotForcedErrorWhenHashTrueOrNoVerdict() public {
         _setRate(1e18, 1e18);
         uint256 taskId = _planterTask();
+        (bytes memory sSig, bytes memory wSig) = _consents(taskId, planter);
         vm.prank(planter);
         audit.plantForcedError(_commitment(taskId, _out(taskId), "s"));
         vm.roll(block.number + 1);
         uint256 batchId = _commitHash(taskId, _out(taskId)); // the worker committed the true result
         // no verdict yet
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
-        audit.revealForcedError(taskId, _out(taskId), "s");
+        audit.revealForcedError(taskId, _out(taskId), "s", sSig, wSig);
         _seal(batchId);
         _judge(taskId, batchId, true);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotForcedError.selector, taskId));
-        audit.revealForcedError(taskId, _out(taskId), "s");
+        audit.revealForcedError(taskId, _out(taskId), "s", sSig, wSig);
     }
 
     // ================================================================ 10. missed audits

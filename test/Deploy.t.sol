@@ -118,4 +118,17 @@ contract DeployTest is Test {
         vm.chainId(31337);
         assertEq(script.newTimelock(deployer, 0).getMinDelay(), 0, "a devnet may use no delay");
     }
+
+    /// The sentinel's planter wallet gets PLANTER_ROLE from the deploy itself (DN_SENTINEL_PLANTER); without
+    /// the variable nobody can plant.
+    function test_Deploy_GrantsPlanterRoleToTheSentinel() public {
+        bytes32 role = d.auditManager.PLANTER_ROLE();
+        assertFalse(d.auditManager.hasRole(role, deployer), "no planter unless configured");
+        address planter = makeAddr("planter");
+        vm.setEnv("DN_SENTINEL_PLANTER", vm.toString(planter));
+        Deploy.Deployment memory e = new Deploy().deploy();
+        assertTrue(e.auditManager.hasRole(role, planter), "the sentinel's planter may plant");
+        assertFalse(e.auditManager.hasRole(role, e.deployer));
+        vm.setEnv("DN_SENTINEL_PLANTER", vm.toString(address(0)));
+    }
 }

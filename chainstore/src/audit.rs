@@ -108,10 +108,6 @@ pub fn describe(event: &IAuditManagerEvents) -> (&'static str, Value) {
             "VerdictSkipped",
             json!({"taskId": e.taskId.to_string(), "state": e.state}),
         ),
-        A::SentinelSet(e) => (
-            "SentinelSet",
-            json!({"worker": addr(e.worker), "planter": addr(e.planter)}),
-        ),
         A::DisputeVoted(e) => (
             "DisputeVoted",
             json!({"taskId": e.taskId.to_string(), "validator": addr(e.validator), "fraud": e.fraud,
@@ -324,7 +320,7 @@ pub async fn apply(
                 .execute(&mut *conn)
                 .await?;
         }
-        A::VerdictSkipped(_) | A::SentinelSet(_) => {}
+        A::VerdictSkipped(_) => {}
         A::DisputeVoted(e) => {
             let Some(id) = task_key(e.taskId) else {
                 return Ok(());

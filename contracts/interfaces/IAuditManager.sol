@@ -127,8 +127,6 @@ interface IAuditManager {
     event DeadlineMissed(uint256 indexed taskId, address indexed validator, uint8 kind);
     event ForcedErrorPlanted(bytes32 indexed commitment, address indexed planter);
     event ForcedErrorRevealed(uint256 indexed taskId, address indexed validator, bool caughtLazy);
-    /// @notice A planter registered (`planter`) or removed (address(0)) `worker` as one of its sentinels.
-    event SentinelSet(address indexed worker, address indexed planter);
     /// @notice A validator's known-answer task came back: `matches` by the model's rule.
     event CanaryReported(
         uint256 indexed taskId,
@@ -174,7 +172,6 @@ interface IAuditManager {
     error QuorumNotReady(uint256 taskId, uint256 fromBlock);
     error QuorumNotDrawn(uint256 taskId);
     error NothingAccepted();
-    error SentinelOfAnotherPlanter(address worker, address planter);
     error CanaryNotProven(uint256 taskId);
 
     /// @notice A validator with eligible validator stake joins the audit draw with weight = its stake.
@@ -213,14 +210,18 @@ interface IAuditManager {
     /// @notice PLANTER_ROLE: commits keccak256(abi.encode(taskId, trueOutputHash, salt)) before the
     ///         sentinel worker commits its planted wrong result.
     function plantForcedError(bytes32 commitment) external;
-    /// @notice PLANTER_ROLE: registers (`on`) or removes one of its sentinel workers (a worker registered by
-    ///         another planter cannot be taken over).
-    function setSentinel(address worker, bool on) external;
-    /// @notice Anyone: reveals a forced error after its verdict. Only a task submitted by the commitment's
-    ///         planter and committed by one of that planter's sentinels qualifies. An approving validator is
-    ///         slashed as lazy (the reward share goes to the planter); an open dispute over it closes without
-    ///         slashing anyone (the submitter is refunded).
-    function revealForcedError(uint256 taskId, bytes32 trueOutputHash, bytes32 salt) external;
+    /// @notice Anyone: reveals a forced error after its verdict. The task's submitter and its worker must both
+    ///         have signed the EIP-712 `ForcedError(taskId, planter)` for the commitment's planter (so a user's
+    ///         task or an honest worker's result never qualifies, and neither wallet is linked to the planter
+    ///         before the reveal). An approving validator is slashed as lazy (the reward share goes to the
+    ///         planter); an open dispute over it closes without slashing anyone (the submitter is refunded).
+    function revealForcedError(
+        uint256 taskId,
+        bytes32 trueOutputHash,
+        bytes32 salt,
+        bytes calldata submitterSignature,
+        bytes calldata workerSignature
+    ) external;
 
     /// @notice Anyone, once an audited task's challenge window closed without a verdict: records the
     ///         drawn validator's miss (DeadlineMissed kind 0).

@@ -71,6 +71,9 @@ pub struct DevnetConfig {
     /// Seconds a posted epoch report can be vetoed before claims open (DN_VETO_WINDOW; the
     /// devnet's default 0 opens claims at once).
     pub veto_window: u64,
+    /// The sentinel's planter wallet, granted AuditManager's PLANTER_ROLE by the deploy script
+    /// (DN_SENTINEL_PLANTER; None: no planter).
+    pub sentinel_planter: Option<Address>,
 }
 
 impl Default for DevnetConfig {
@@ -95,6 +98,7 @@ impl Default for DevnetConfig {
             quorum: None,
             activation_delay: 0,
             veto_window: 0,
+            sentinel_planter: None,
         }
     }
 }
@@ -341,6 +345,10 @@ impl Devnet {
                 self.config.dispute_window.map(|v| v.to_string()),
             ),
             ("DN_QUORUM", self.config.quorum.map(|v| v.to_string())),
+            (
+                "DN_SENTINEL_PLANTER",
+                self.config.sentinel_planter.map(|a| a.to_string()),
+            ),
         ] {
             if let Some(v) = value {
                 forge.env(var, v);

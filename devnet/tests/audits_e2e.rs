@@ -6,6 +6,8 @@
 //!   fault is reproduced by the verifier and pays the worker its processing share;
 //! - a validator that signs false mismatches is outvoted by the quorum and slashed;
 //! - a rubber-stamping validator approves a planted forced error and is slashed as lazy;
+//! - the sentinel service (`executor --sentinel-key`) plants forced errors on its own tasks by
+//!   itself: the lazy validator is slashed, the honest one rejects them and costs it nothing;
 //! - replayed, forged, wrong-signer and late verdicts are refused by the contract.
 
 use alloy::primitives::{keccak256, Bytes, B256, U256};
@@ -498,13 +500,6 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
         "PLANTER_ROLE granted through the timelock"
     );
     let sa = IAuditManager::new(net.deployment.audit_manager, &planter);
-    let r = sa
-        .setSentinel(sentinel.address(), true)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    assert!(r.status(), "setSentinel");
 
     let procs = Procs(vec![verifier(&net, 0, "rubber-stamp")]);
     net.wait_validators_joined(&[0], JOIN_TIMEOUT).await?;
@@ -570,8 +565,25 @@ async fn rubber_stamp_validator_approves_a_forced_error_and_is_slashed() -> Resu
         .stakeOf(lazy, 1)
         .call()
         .await?;
+    // the task's submitter (the planter itself here) and its worker consent to the reveal
+    let consent = |signer: &PrivateKeySigner| -> Result<Bytes> {
+        let sig = protocol::verdict::forced_error_consent(
+            signer,
+            net.chain_id,
+            net.deployment.audit_manager,
+            ids[0],
+            net.user.address(),
+        )?;
+        Ok(Bytes::from(sig.to_vec()))
+    };
     let r = sa
-        .revealForcedError(ids[0], true_hash, salt)
+        .revealForcedError(
+            ids[0],
+            true_hash,
+            salt,
+            consent(&net.user)?,
+            consent(sentinel)?,
+        )
         .send()
         .await?
         .get_receipt()
@@ -741,6 +753,103 @@ alloy::sol! {
     }
 }
 
+/// Issue 14, lazy validators: the sentinel service (`executor --sentinel-key`), with nothing
+/// driven by the test, plants forced errors on its submitter's tasks. Its planter got
+/// PLANTER_ROLE from the deploy script. A rubber-stamping validator approves one and is slashed as lazy
+/// (reason 3); an honest validator rejects them, and the reveal closes the dispute without
+/// slashing the sentinel worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinel_service_catches_a_lazy_validator_and_an_honest_one_costs_it_nothing(
+) -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    // three unlinked wallets: the planter (PLANTER_ROLE from the deploy script), the submitter
+    // (DN for fees) and the staked sentinel worker
+    let planter = PrivateKeySigner::random();
+    let submitter = PrivateKeySigner::random();
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        validators: 2,
+        challenge_window: 60,
+        audit_p0_wad: Some(WAD),
+        audit_p_min_wad: Some(WAD),
+        sentinel_planter: Some(planter.address()),
+        ..Default::default()
+    })
+    .await?;
+    fund_wallet(&net, planter.address(), 0).await?;
+    fund_wallet(&net, submitter.address(), 100).await?;
+    let dir = net.work_dir.join("sentinel-inputs");
+    std::fs::create_dir_all(&dir)?;
+    for (i, input) in inputs(3).iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.safetensors")), input)?;
+    }
+    let mut procs = Procs(vec![
+        verifier(&net, 0, "rubber-stamp"),
+        verifier(&net, 1, "honest"),
+    ]);
+    net.wait_validators_joined(&[0, 1], JOIN_TIMEOUT).await?;
+    procs.0.push(executor_with(
+        &net,
+        0,
+        &[
+            "--sentinel-model".into(),
+            net.model_id.to_string(),
+            "--sentinel-inputs".into(),
+            dir.display().to_string(),
+            "--sentinel-interval-secs".into(),
+            "2".into(),
+            "--sentinel-rate".into(),
+            "1".into(),
+        ],
+        &[
+            ("DN_SENTINEL_PRIVATE_KEY", key_hex(&planter)),
+            ("DN_SENTINEL_SUBMITTER_KEY", key_hex(&submitter)),
+        ],
+    ));
+    let (lazy, honest) = (net.validators[0].address(), net.validators[1].address());
+    let start = Instant::now();
+    let revealed = loop {
+        let revealed =
+            events::<IAuditManager::ForcedErrorRevealed>(&net, net.deployment.audit_manager)
+                .await?;
+        let caught = revealed.iter().any(|r| r.caughtLazy && r.validator == lazy);
+        let rejected = revealed
+            .iter()
+            .any(|r| !r.caughtLazy && r.validator == honest);
+        if caught && rejected {
+            break revealed;
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            panic!(
+                "the sentinel did not see both verdicts: {revealed:?}\n{}",
+                logs_of(&net, "executor")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // every revealed forced error is the submitter's task, served by the sentinel
+    let tm = ITaskManager::new(net.deployment.task_manager, net.provider(&net.user));
+    for r in &revealed {
+        let t = tm.getTask(r.taskId).call().await?;
+        assert_eq!(t.submitter, submitter.address());
+        assert_eq!(t.worker, net.workers[0].address());
+        assert_eq!(r.caughtLazy, r.validator == lazy, "{r:?}");
+    }
+    let slashed = slashes(&net).await?;
+    let lazy_slashes = slashed.iter().filter(|s| s.0 == lazy).count();
+    assert_eq!(
+        lazy_slashes,
+        revealed.iter().filter(|r| r.caughtLazy).count(),
+        "one lazy slash per approved forced error: {slashed:?}"
+    );
+    assert!(
+        slashed.iter().all(|s| s.0 == lazy && s.1 == 1 && s.2 == 3),
+        "only the lazy validator is slashed, as lazy (role 1, reason 3): {slashed:?}"
+    );
+    drop(procs);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() -> Result<()> {
     let _turn = SERIAL.lock().await;
@@ -759,20 +868,7 @@ async fn canary_from_an_unlinked_wallet_catches_a_cheater_through_a_challenge() 
     // The canary wallet: DN for fees and the bond, no stake, no link to the validator.
     let canary = PrivateKeySigner::random();
     let admin = net.provider(&net.deployer);
-    protocol::bindings::DNToken::new(net.deployment.token, &admin)
-        .transfer(
-            canary.address(),
-            U256::from(100u64) * U256::from(protocol::DN),
-        )
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    // and ETH for gas
-    let eth = alloy::rpc::types::TransactionRequest::default()
-        .to(canary.address())
-        .value(U256::from(10u64).pow(U256::from(18u64)));
-    admin.send_transaction(eth).await?.get_receipt().await?;
+    fund_wallet(&net, canary.address(), 100).await?;
     let dir = net.work_dir.join("canary-inputs");
     std::fs::create_dir_all(&dir)?;
     for (i, input) in inputs(2).iter().enumerate() {

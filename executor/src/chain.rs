@@ -39,6 +39,8 @@ pub struct TaskInfo {
     pub model_id: u32,
     /// Assigned worker.
     pub worker: Address,
+    /// Who submitted (and paid for) it.
+    pub submitter: Address,
     /// Status (None if the contract returned an unknown value).
     pub status: Option<TaskStatus>,
     /// Response deadline while assigned, end of the challenge window after commit.
@@ -64,6 +66,7 @@ pub struct SignedTx {
 }
 
 /// The worker's view of the deployment.
+#[derive(Clone)]
 pub struct Chain {
     provider: DynProvider,
     wallet: EthereumWallet,
@@ -91,6 +94,11 @@ impl Chain {
             chain_id,
             deployment,
         }
+    }
+
+    /// The read provider.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
     }
 
     fn tm(&self) -> ITaskManager::ITaskManagerInstance<&DynProvider> {
@@ -211,6 +219,7 @@ impl Chain {
             id,
             model_id: t.modelId,
             worker: t.worker,
+            submitter: t.submitter,
             status: TaskStatus::from_u8(t.status),
             deadline: t.deadline,
         })
@@ -359,7 +368,8 @@ impl Chain {
         )
     }
 
-    fn call_tx(&self, to: Address, data: Vec<u8>) -> TransactionRequest {
+    /// A transaction from this wallet calling `to` with `data`.
+    pub fn call_tx(&self, to: Address, data: Vec<u8>) -> TransactionRequest {
         TransactionRequest::default()
             .with_from(self.me)
             .with_to(to)

@@ -109,6 +109,47 @@ pub struct Cli {
     #[arg(long = "opt-in", value_name = "MODEL_ID", num_args = 1..)]
     pub opt_in: Vec<u32>,
 
+    /// Sentinel mode: the planter wallet's key (hex; better via the env var). The planter holds
+    /// AuditManager's PLANTER_ROLE (Deploy.s.sol grants it to DN_SENTINEL_PLANTER) and ETH for
+    /// gas. With --sentinel-submitter-key's wallet submitting a task of --sentinel-model every
+    /// --sentinel-interval-secs, this executor commits a wrong result on --sentinel-rate of those
+    /// drawn to itself, after the planter planted the true answer's commitment, and reveals it
+    /// once the verdict is on-chain: a validator that approved it without re-executing is slashed
+    /// as lazy.
+    #[arg(long, value_name = "HEX", env = "DN_SENTINEL_PRIVATE_KEY", hide_env_values = true,
+          requires_all = ["sentinel_submitter_key", "sentinel_model", "sentinel_inputs"])]
+    pub sentinel_key: Option<String>,
+
+    /// Sentinel mode: the key of the wallet that submits the sentinel's tasks (hex; better via the
+    /// env var): DN for their fees, ETH for gas, no stake, and no visible link to the planter or
+    /// to this worker, so validators cannot tell its tasks from users'.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "DN_SENTINEL_SUBMITTER_KEY",
+        hide_env_values = true,
+        requires = "sentinel_key"
+    )]
+    pub sentinel_submitter_key: Option<String>,
+
+    /// Model of the sentinel's tasks (this worker must serve it, e.g. with --opt-in).
+    #[arg(long, value_name = "ID", requires = "sentinel_key")]
+    pub sentinel_model: Option<u32>,
+
+    /// Directory of inputs for the sentinel's tasks (*.safetensors for tensor models; *.json,
+    /// *.txt, *.png, *.jpg, *.wav for the other kinds), used in name order.
+    #[arg(long, value_name = "DIR", requires = "sentinel_key")]
+    pub sentinel_inputs: Option<PathBuf>,
+
+    /// Seconds between the sentinel's tasks.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sentinel_interval_secs: u64,
+
+    /// Share of the sentinel's tasks drawn to this worker that become forced errors (0 to 1).
+    #[arg(long, value_name = "FRACTION", default_value_t = crate::sentinel::DEFAULT_SENTINEL_RATE,
+          value_parser = crate::sentinel::parse_rate)]
+    pub sentinel_rate: f64,
+
     /// TEST-ONLY, hidden from --help: commit wrong results on about this fraction of tasks (0 to
     /// 1; 0 = honest), to show that validators catch cheaters. A task is cheated iff
     /// `uint256(keccak256(abi.encode(uint256 taskId, bytes32 salt))) % 1e18 < rate * 1e18`

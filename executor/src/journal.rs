@@ -9,6 +9,9 @@
 //! committed (deadline passed, reassigned); `{"requeued":{"task_ids"}}` the chain expects them
 //! from us again (commit reverted, dropped or reorged out); `{"finalized":{"task_ids"}}` paid out;
 //! `{"cursor":block}` every assignment up to this block has been computed or skipped.
+//! Sentinel mode (`--sentinel-key`) adds `{"planted":{"task_id","true_hash","salt"}}` (written
+//! before the `plantForcedError` transaction: the salt must survive a crash so the forced error
+//! can still be revealed) and `{"revealed":{"task_ids"}}` (nothing left to reveal).
 //! The last record about a task wins, except that a committed or finalized task never goes back.
 
 use alloy::primitives::{Bytes, B256, U256};
@@ -74,6 +77,26 @@ pub enum Record {
     },
     /// Every TaskAssigned log up to this block is handled.
     Cursor(u64),
+    /// Sentinel: this task of the sentinel's own planter becomes a forced error; its commitment
+    /// `keccak256(abi.encode(task_id, true_hash, salt))` is planted before the wrong result is
+    /// committed.
+    Planted(Planted),
+    /// Sentinel: these forced errors were revealed, or need no reveal (never audited).
+    Revealed {
+        /// Tasks.
+        task_ids: Vec<U256>,
+    },
+}
+
+/// A forced error the sentinel planted (or is about to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planted {
+    /// The task (submitted by the sentinel's planter, served by this worker).
+    pub task_id: U256,
+    /// Commitment hash of the true result (what an honest worker would have committed).
+    pub true_hash: B256,
+    /// The commitment's salt.
+    pub salt: B256,
 }
 
 /// Where a task stands according to the journal.
@@ -107,6 +130,8 @@ pub struct JournalState {
     pub cursor: Option<u64>,
     /// Every task the journal knows.
     pub tasks: BTreeMap<U256, TaskEntry>,
+    /// Sentinel: forced errors planted and not yet revealed.
+    pub planted: BTreeMap<U256, Planted>,
 }
 
 impl JournalState {
@@ -183,6 +208,14 @@ impl JournalState {
                 }
             }
             Record::Cursor(b) => self.cursor = Some(*b),
+            Record::Planted(p) => {
+                self.planted.insert(p.task_id, *p);
+            }
+            Record::Revealed { task_ids } => {
+                for id in task_ids {
+                    self.planted.remove(id);
+                }
+            }
         }
     }
 
@@ -249,6 +282,7 @@ impl JournalState {
                 TaskState::Finalized => {}
             }
         }
+        out.extend(self.planted.values().map(|p| Record::Planted(*p)));
         if let Some(c) = self.cursor {
             out.push(Record::Cursor(c));
         }
@@ -752,5 +786,43 @@ mod tests {
         assert_eq!(j.state().cursor, Some(9));
         assert_eq!(j.state().awaiting_finalize(), ids(&[3]));
         assert_eq!(j.state().to_commit(), vec![computed(4, 0)]);
+    }
+
+    #[test]
+    fn planted_forced_errors_survive_replay_and_compaction_until_revealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let planted = |id: u64| Planted {
+            task_id: U256::from(id),
+            true_hash: B256::repeat_byte(id as u8),
+            salt: B256::repeat_byte(0x5a),
+        };
+        {
+            let (mut j, _) = Journal::open(&path).unwrap();
+            j.append(Record::Planted(planted(1))).unwrap();
+            j.append(Record::Planted(planted(2))).unwrap();
+            j.append(Record::Computed(computed(1, 0))).unwrap();
+            j.append(Record::Revealed {
+                task_ids: ids(&[2]),
+            })
+            .unwrap();
+            let line = serde_json::to_value(Record::Planted(planted(3))).unwrap();
+            assert_eq!(line["planted"]["task_id"], "0x3");
+        }
+        let (mut j, _) = Journal::open(&path).unwrap();
+        assert_eq!(
+            j.state().planted.values().copied().collect::<Vec<_>>(),
+            vec![planted(1)],
+            "the salt of an unrevealed forced error survives a restart"
+        );
+        j.compact().unwrap();
+        drop(j);
+        let (mut j, _) = Journal::open(&path).unwrap();
+        assert_eq!(j.state().planted.len(), 1, "compaction keeps it");
+        j.append(Record::Revealed {
+            task_ids: ids(&[1]),
+        })
+        .unwrap();
+        assert!(j.state().planted.is_empty());
     }
 }

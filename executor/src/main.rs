@@ -10,6 +10,7 @@ mod journal;
 mod metrics;
 mod outcome;
 mod payload;
+mod sentinel;
 mod stream;
 mod worker;
 
@@ -64,9 +65,33 @@ async fn run(cli: Cli) -> Result<()> {
         );
     }
 
+    let sentinel_inputs = match &cli.sentinel_inputs {
+        Some(dir) => {
+            protocol::task_inputs::read_dir(dir, "--sentinel-inputs").map_err(anyhow::Error::msg)?
+        }
+        None => Vec::new(),
+    };
+
     let (provider, chain_id) = cli.rpc.connect().await?;
     protocol::wallet::refuse_dev_key_off_devnet(&signer, chain_id)?;
     let deployment = cli.rpc.load_deployment(chain_id)?;
+    let sentinel = match (&cli.sentinel_key, &cli.sentinel_submitter_key) {
+        (Some(planter_key), Some(submitter_key)) => Some(sentinel::Sentinel::new(
+            sentinel::SentinelConfig {
+                planter_key: planter_key.clone(),
+                submitter_key: submitter_key.clone(),
+                model_id: cli.sentinel_model.unwrap_or_default(),
+                inputs: sentinel_inputs,
+                interval: Duration::from_secs(cli.sentinel_interval_secs),
+                rate: cli.sentinel_rate,
+            },
+            signer.clone(),
+            provider.clone(),
+            chain_id,
+            deployment.clone(),
+        )?),
+        _ => None,
+    };
     let chain = chain::Chain::new(provider, signer, chain_id, deployment);
 
     let journal_path = cli.journal_path(&models_dir, chain_id, me);
@@ -102,6 +127,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             tracing::info!(model_id, "opted in");
         }
+    }
+
+    if let Some(s) = &sentinel {
+        s.check_role().await?;
     }
 
     if let Some(addr) = cli.metrics_listen {
@@ -143,7 +172,8 @@ async fn run(cli: Cli) -> Result<()> {
     let w = worker::Worker::new(chain, engine, journal, cfg, max_batch)
         .with_cheater(cheater)
         .with_payloads(payloads)
-        .with_streamer(streamer);
+        .with_streamer(streamer)
+        .with_sentinel(sentinel);
     let (to_commit, pending, to_finalize) = w.backlog();
     tracing::info!(
         worker = %w.worker(),

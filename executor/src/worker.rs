@@ -6,10 +6,11 @@ use crate::chain::{is_transport_error, Assignment, Chain, SignError, TaskInfo};
 use crate::cheat::Cheater;
 use crate::crash;
 use crate::engine::{Engine, ModelInfo};
-use crate::journal::{Computed, Journal, JournalError, Record, TaskState};
+use crate::journal::{Computed, Journal, JournalError, Planted, Record, TaskState};
 use crate::metrics as m;
 use crate::outcome::Outcome;
 use crate::payload::Payloads;
+use crate::sentinel::{self, RevealOutcome, Sentinel};
 use crate::stream::{Streamer, TokenSink};
 use alloy::primitives::U256;
 use alloy::rpc::types::TransactionReceipt;
@@ -76,6 +77,8 @@ pub struct Worker {
     payloads: Option<Payloads>,
     /// Streams text-generation tokens to the gateway a task names (`None`: never streams).
     streamer: Option<Streamer>,
+    /// Plants forced errors on its planter's tasks (`--sentinel-key`; `None`: never).
+    sentinel: Option<Sentinel>,
 }
 
 impl Worker {
@@ -108,7 +111,15 @@ impl Worker {
             cheater: None,
             payloads: None,
             streamer: None,
+            sentinel: None,
         }
+    }
+
+    /// Sentinel mode: plant forced errors on `sentinel`'s tasks drawn to this worker and reveal
+    /// them after their verdicts (see `crate::sentinel`).
+    pub fn with_sentinel(mut self, sentinel: Option<Sentinel>) -> Self {
+        self.sentinel = sentinel;
+        self
     }
 
     /// TEST-ONLY: cheat on the tasks `cheater` selects (their results still go through the
@@ -177,6 +188,7 @@ impl Worker {
     /// One pass: settle pending commits, commit journaled results, run new assignments,
     /// finalize when due.
     pub async fn step(&mut self) -> Result<(), StepError> {
+        self.sentinel_step().await?;
         self.resolve_pending().await?;
         self.commit_ready().await?;
         self.assign_ready().await?;
@@ -189,6 +201,39 @@ impl Worker {
             self.finalize_due().await?;
             self.restore_weight().await?;
             self.last_finalize = Some(Instant::now());
+        }
+        self.sentinel_step().await
+    }
+
+    /// Sentinel mode: start the submitter's next task when due, and reveal every planted forced
+    /// error that has a verdict (quickly: a rejected one must be revealed before its dispute's
+    /// quorum votes, or the quorum judges this worker's wrong result a fraud).
+    async fn sentinel_step(&mut self) -> Result<(), StepError> {
+        let Some(s) = self.sentinel.as_mut() else {
+            return Ok(());
+        };
+        s.submit_due().await;
+        let planted: Vec<Planted> = self.journal.state().planted.values().copied().collect();
+        for p in planted {
+            let Some(s) = self.sentinel.as_ref() else {
+                break;
+            };
+            let why = match s.reveal(&self.chain, &p).await? {
+                RevealOutcome::Waiting => continue,
+                RevealOutcome::CaughtLazy(validator) => {
+                    tracing::warn!(task = %p.task_id, %validator, "forced error revealed: the validator approved a wrong result without re-executing it and is slashed as lazy");
+                    "caught a lazy validator"
+                }
+                RevealOutcome::Rejected(validator) => {
+                    tracing::info!(task = %p.task_id, %validator, "forced error revealed: the validator rejected it (re-executed); dispute closed");
+                    "rejected as it should be"
+                }
+                RevealOutcome::Done(why) => why,
+            };
+            tracing::debug!(task = %p.task_id, why, "forced error settled");
+            self.journal.append(Record::Revealed {
+                task_ids: vec![p.task_id],
+            })?;
         }
         Ok(())
     }
@@ -392,6 +437,18 @@ impl Worker {
                 Err(o) => fetched.push(Some(o)),
             }
         }
+        // Sentinel: the planter's tasks picked as forced errors (or planted before a restart).
+        let forced: Vec<Option<Vec<u8>>> = chunk
+            .iter()
+            .zip(&inputs)
+            .zip(&fetched)
+            .map(|(((t, _), input), f)| {
+                let picked = f.is_none()
+                    && (self.journal.state().planted.contains_key(&t.id)
+                        || self.sentinel.as_ref().is_some_and(|s| s.picks(t)));
+                picked.then(|| input.clone())
+            })
+            .collect();
         let started = Instant::now();
         let runnable: Vec<(TaskInfo, u64)> = chunk
             .iter()
@@ -423,6 +480,15 @@ impl Worker {
                 }),
             };
             outcomes.push(o);
+        }
+        for (((t, _), (o, cheated)), input) in chunk.iter().zip(outcomes.iter_mut()).zip(forced) {
+            if let Some(input) = input {
+                if o.code == FailureCode::Ok && !*cheated {
+                    if let Some(wrong) = self.force_error(&info, t.id, input, o).await? {
+                        *o = wrong;
+                    }
+                }
+            }
         }
         if let Some(p) = &self.payloads {
             for (o, _) in outcomes.iter_mut() {
@@ -458,6 +524,50 @@ impl Worker {
         }
         crash::point("computed");
         Ok(())
+    }
+
+    /// Sentinel: journals and plants the forced error of `task` whose true outcome is `honest`,
+    /// and returns the counterfeit to commit instead (`None`: commit the true one).
+    async fn force_error(
+        &mut self,
+        info: &ModelInfo,
+        task: U256,
+        input: Vec<u8>,
+        honest: &Outcome,
+    ) -> Result<Option<Outcome>, StepError> {
+        let p = match self.journal.state().planted.get(&task) {
+            Some(p) => *p,
+            None => Planted {
+                task_id: task,
+                true_hash: honest.output_hash(),
+                salt: sentinel::salt(),
+            },
+        };
+        // the salt is durable before the commitment exists on-chain
+        self.journal.append(Record::Planted(p))?;
+        let planted = match self.sentinel.as_ref() {
+            Some(s) => s.plant(&p).await?,
+            None => false,
+        };
+        let wrong = if planted {
+            self.engine
+                .run_cheated(info, vec![(task, input)], p.salt)
+                .await
+                .into_iter()
+                .next()
+                .map(|(o, _)| o)
+                .filter(|o| o.code == FailureCode::Ok && o.output_hash() != p.true_hash)
+        } else {
+            None
+        };
+        if wrong.is_none() {
+            self.journal.append(Record::Revealed {
+                task_ids: vec![task],
+            })?;
+        } else {
+            tracing::info!(%task, "sentinel: forced error planted; committing a wrong result");
+        }
+        Ok(wrong)
     }
 
     /// One outcome per input, in order, and whether it was cheated. Without a cheater (or when

@@ -16,6 +16,7 @@ pub mod model_selection;
 pub mod powr;
 pub mod rpc;
 pub mod stream;
+pub mod task_inputs;
 pub mod telemetry;
 pub mod verdict;
 pub mod wallet;

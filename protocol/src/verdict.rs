@@ -135,6 +135,32 @@ pub fn signature_bytes(sig: &Signature) -> [u8; 65] {
     sig.as_bytes()
 }
 
+alloy::sol! {
+    /// What a forced error's submitter and its worker each sign to let `planter` reveal it
+    /// (`AuditManager.FORCED_ERROR_TYPEHASH`, AuditManager's EIP-712 domain).
+    struct ForcedError {
+        uint256 taskId;
+        address planter;
+    }
+}
+
+/// `signer`'s consent to `planter` revealing `task_id` as a forced error: the 65-byte signature
+/// `AuditManager.revealForcedError` takes from the task's submitter and from its worker.
+pub fn forced_error_consent<S: SignerSync>(
+    signer: &S,
+    chain_id: u64,
+    audit_manager: Address,
+    task_id: U256,
+    planter: Address,
+) -> Result<[u8; 65], alloy::signers::Error> {
+    let digest = ForcedError {
+        taskId: task_id,
+        planter,
+    }
+    .eip712_signing_hash(&verdict_domain(chain_id, audit_manager));
+    Ok(signature_bytes(&signer.sign_hash_sync(&digest)?))
+}
+
 /// Address that signed `verdict` with `signature` (65 bytes `r || s || v`), under the same
 /// rules as `Verdicts.recover` (OpenZeppelin ECDSA): exactly 65 bytes, `v` in {27, 28}, `s` in
 /// the lower half of the curve order. A signature over another verdict, contract or chain

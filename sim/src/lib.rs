@@ -69,6 +69,14 @@ pub struct Economy {
     pub minority_slash: f64,
     /// Dispute quorum seats (`quorum` 3).
     pub quorum: u32,
+    /// Share of an approving validator's slashable stake taken when a forced error it approved
+    /// is revealed (`lazySlashBps` 5000).
+    pub lazy_slash: f64,
+    /// Forced errors the sentinels plant per epoch, network-wide (`executor --sentinel-key`:
+    /// a task every `--sentinel-interval-secs`, `--sentinel-rate` of those drawn to a sentinel
+    /// worker). Each is audited at the sentinel worker's audit rate, counted here at its floor
+    /// `p_min` (a trusted sentinel), by a validator drawn by stake.
+    pub sentinel_forced_errors: f64,
     /// Response window, seconds (`DN_RESPONSE_WINDOW` 120).
     pub response_window: u32,
     /// An honest worker's latency, seconds.
@@ -102,6 +110,8 @@ impl Default for Economy {
             slash_reward: 0.5,
             minority_slash: 0.1,
             quorum: 3,
+            lazy_slash: 0.5,
+            sentinel_forced_errors: 24.0,
             response_window: 120,
             latency: 10,
             params: PowrParams::default(),
@@ -599,6 +609,36 @@ impl Outcome {
     }
 }
 
+/// A lazy validator's expected profit per epoch against the same validator re-executing, and the
+/// forced errors per epoch at which laziness breaks even. With equal stakes it audits forced
+/// errors at `λ = sentinel_forced_errors · p_min / validators` per epoch; with `k ~ Poisson(λ)`
+/// caught, it keeps its epoch reward with probability `e^-λ` and loses
+/// `stake · (1 - E[(1 - lazy_slash)^k]) = stake · (1 - e^(-λ · lazy_slash))`.
+pub fn lazy_validator(e: &Economy) -> (f64, f64, f64) {
+    let v = average(e, &Adversary::honest(e));
+    let p_min = e.params.audit_min_wad as f64 / powr::WAD as f64;
+    let lazy = |forced: f64| {
+        let lambda = forced * p_min / e.validators as f64;
+        v.validator_emission * (-lambda).exp()
+            - e.validator_stake * (1.0 - (-lambda * e.lazy_slash).exp())
+    };
+    let honest = v.validator_emission - v.validator_audits * e.compute_cost;
+    // bisection: laziness pays below the break-even and loses above it
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while lazy(hi) > honest && hi < 1e9 {
+        hi *= 2.0;
+    }
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if lazy(mid) > honest {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lazy(e.sentinel_forced_errors), honest, hi)
+}
+
 /// Every strategy at `e`'s parameters.
 pub fn strategies(e: &Economy) -> Vec<Outcome> {
     let honest = Adversary::honest(e);
@@ -693,16 +733,19 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
         note: "a competing developer pays 5 tasks of the rival model per epoch and rates them 0 (honest users: 2 ratings of 90); ratings alone reach Probation only (traffic unchanged), delisting needs failed canaries".into(),
     });
     // Lazy validator: approves without re-executing (saves the re-execution, as much as the
-    // worker's compute); caught only by planted forced errors, and no planter runs today.
-    let v = average(e, &honest);
-    let planted = 0.0;
-    let lazy_validator =
-        v.validator_emission - v.validator_audits * planted * e.validator_stake * e.fraud_slash;
+    // worker's compute). A forced error it audits is revealed and slashes `lazy_slash` of its
+    // stake, and a slashed validator's weight in the epoch's pool is 0 (its emission is lost).
+    let (profit, honest, break_even) = lazy_validator(e);
     out.push(Outcome {
         strategy: "lazy-validator".into(),
-        profit: lazy_validator,
-        honest: v.validator_emission - v.validator_audits * e.compute_cost,
-        note: "approves every result without re-executing it; reliability counts verdicts posted, and forced errors are planted at rate 0 outside tests".into(),
+        profit,
+        honest,
+        note: format!(
+            "approves every result without re-executing it; the sentinels plant {} forced errors per epoch (audited at p_min, drawn by stake), each approved one slashes {}% of its stake and voids its epoch's reward; break-even at {:.2} forced errors per epoch",
+            e.sentinel_forced_errors,
+            e.lazy_slash * 100.0,
+            break_even
+        ),
     });
     // Report takeover: a flash stake of twice the validator set, added during the epoch, signs
     // nothing (signing stake is read when the epoch began, Settlement.activationDelay) and a
@@ -767,6 +810,26 @@ mod tests {
         let p0 = (1.0 - f).powi(3);
         let p1 = 3.0 * f * (1.0 - f).powi(2);
         assert!((colluders_outvoted(f, 3) - p1 / (p0 + p1)).abs() < 1e-12);
+    }
+
+    /// Issue 14, lazy validators: without forced errors approving blindly pays (it saves the
+    /// re-execution); the sentinels' default rate makes it lose, with margin over the break-even.
+    #[test]
+    fn forced_errors_make_a_lazy_validator_lose() {
+        let e = small();
+        let (lazy, honest, break_even) = lazy_validator(&Economy {
+            sentinel_forced_errors: 0.0,
+            ..e.clone()
+        });
+        assert!(lazy > honest, "no sentinel: lazy {lazy} vs honest {honest}");
+        let (lazy, honest, at) = lazy_validator(&e);
+        assert_eq!(at.to_bits(), break_even.to_bits());
+        assert!(lazy < honest, "sentinels: lazy {lazy} vs honest {honest}");
+        assert!(
+            e.sentinel_forced_errors > 2.0 * break_even,
+            "default {} vs break-even {break_even}",
+            e.sentinel_forced_errors
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ struct Args {
     /// Paid tasks per epoch.
     #[arg(long, default_value_t = 10_000)]
     tasks: u64,
+    /// Forced errors the sentinels plant per epoch, network-wide (0: no sentinel runs).
+    #[arg(long, default_value_t = Economy::default().sentinel_forced_errors)]
+    sentinel_forced_errors: f64,
     /// One JSON object per strategy instead of the lines.
     #[arg(long)]
     json: bool,
@@ -45,12 +48,19 @@ fn main() -> anyhow::Result<()> {
     if a.runs == 0 || a.workers == 0 || a.tasks == 0 {
         anyhow::bail!("--runs, --workers and --tasks must be positive");
     }
+    if !a.sentinel_forced_errors.is_finite() || a.sentinel_forced_errors < 0.0 {
+        anyhow::bail!(
+            "--sentinel-forced-errors must be a number >= 0, got {}",
+            a.sentinel_forced_errors
+        );
+    }
     let e = Economy {
         epochs: a.epochs,
         warmup: a.warmup,
         runs: a.runs,
         honest_workers: a.workers,
         tasks_per_epoch: a.tasks,
+        sentinel_forced_errors: a.sentinel_forced_errors,
         ..Economy::default()
     };
     eprintln!(

@@ -47,6 +47,20 @@ abstract contract AuditFixture is Fixture {
     }
 
     /// Stakes `amount` as validator for `name`, joins the audit draw and records its key.
+    /// `key`'s signature of the EIP-712 `ForcedError(taskId, planter)`: the consent a forced error's submitter
+    /// and worker each give its planter.
+    function _consent(uint256 key, uint256 taskId, address planter) internal view returns (bytes memory) {
+        bytes32 digest = keccak256(
+            abi.encodePacked(
+                "\x19\x01",
+                audit.domainSeparator(),
+                keccak256(abi.encode(audit.FORCED_ERROR_TYPEHASH(), taskId, planter))
+            )
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
     function _addValidator(string memory name, uint256 amount) internal returns (address v) {
         uint256 key;
         (v, key) = makeAddrAndKey(name);

@@ -155,38 +155,13 @@ impl Args {
         }
     }
 
-    /// The canary inputs: every `*.safetensors` file of --canary-inputs, in name order.
+    /// The canary inputs: every task input file of --canary-inputs, in name order
+    /// (`protocol::task_inputs`).
     pub fn canary_inputs(&self) -> anyhow::Result<Vec<Vec<u8>>> {
-        /// Files that hold a task input of some kind: tensors, chat or text, images, audio.
-        const CANARY_EXTENSIONS: [&str; 7] =
-            ["safetensors", "json", "txt", "png", "jpg", "jpeg", "wav"];
         let Some(dir) = &self.canary_inputs else {
             return Ok(Vec::new());
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| anyhow::anyhow!("--canary-inputs {}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| CANARY_EXTENSIONS.contains(&x))
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            anyhow::bail!(
-                "--canary-inputs {}: no task inputs (*.{})",
-                dir.display(),
-                CANARY_EXTENSIONS.join(", *.")
-            );
-        }
-        files
-            .iter()
-            .map(|f| {
-                std::fs::read(f)
-                    .map_err(|e| anyhow::anyhow!("--canary-inputs {}: {e}", f.display()))
-            })
-            .collect()
+        protocol::task_inputs::read_dir(dir, "--canary-inputs").map_err(anyhow::Error::msg)
     }
 
     /// `--db`, or `verifier-<address>.sqlite` in the working directory.

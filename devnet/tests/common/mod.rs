@@ -76,6 +76,11 @@ pub fn chain_args(net: &Devnet) -> Vec<String> {
 }
 
 pub fn executor(net: &Devnet, i: usize, extra: &[String]) -> Child {
+    executor_with(net, i, extra, &[])
+}
+
+/// `executor` with more environment variables.
+pub fn executor_with(net: &Devnet, i: usize, extra: &[String], env: &[(&str, String)]) -> Child {
     let dir = net.work_dir.join(format!("worker{i}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut a = chain_args(net);
@@ -99,7 +104,7 @@ pub fn executor(net: &Devnet, i: usize, extra: &[String]) -> Child {
         "executor",
         &a,
         &net.workers[i],
-        &[],
+        env,
         &dir.join("executor.log"),
     )
 }
@@ -200,6 +205,25 @@ pub async fn slashes(net: &Devnet) -> Result<Vec<(Address, u8, u8, U256)>> {
             (d.account, d.role, d.reason, d.amount)
         })
         .collect())
+}
+
+/// Sends `dn` DN and 1 ETH (for gas) from the deployer to `to`: a wallet with no stake, such as
+/// a canary's or a sentinel's planter.
+pub async fn fund_wallet(net: &Devnet, to: Address, dn: u64) -> Result<()> {
+    let admin = net.provider(&net.deployer);
+    if dn > 0 {
+        protocol::bindings::DNToken::new(net.deployment.token, &admin)
+            .transfer(to, U256::from(dn) * U256::from(protocol::DN))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+    }
+    let eth = alloy::rpc::types::TransactionRequest::default()
+        .to(to)
+        .value(U256::from(10u64).pow(U256::from(18u64)));
+    admin.send_transaction(eth).await?.get_receipt().await?;
+    Ok(())
 }
 
 pub async fn events<E: SolEvent>(net: &Devnet, address: Address) -> Result<Vec<E>> {
