@@ -3,7 +3,7 @@
 //! parameter at fault.
 
 use crate::db::Db;
-use crate::{audit_query, epoch_query, openapi, query};
+use crate::{audit_query, epoch_query, openapi, query, schema};
 use alloy::primitives::Address;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::{IntoParams, ToSchema};
 
 /// Default page size of `GET /tasks` and `GET /audits`.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -45,6 +47,36 @@ pub struct AppState {
     pub deployment: Option<protocol::Deployment>,
 }
 
+/// What went wrong, in the `error` field of every error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 400: a parameter is malformed or unknown (the detail names it).
+    BadRequest,
+    /// 404: no such object or route.
+    NotFound,
+    /// 500: the database failed.
+    Internal,
+    /// 429: this client IP is over its request rate.
+    RateLimited,
+    /// 414: the request URI is too long.
+    UriTooLong,
+    /// 413: the request body is too large.
+    TooLarge,
+    /// 503: the request took longer than the server's timeout.
+    Timeout,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorKind,
+    /// What was wrong, in words (naming the parameter at fault).
+    pub detail: String,
+}
+
 /// An API error: HTTP status plus `{"error": <kind>, "detail": <what was wrong>}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -69,11 +101,11 @@ impl ApiError {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorKind {
         match self.status {
-            StatusCode::BAD_REQUEST => "bad_request",
-            StatusCode::NOT_FOUND => "not_found",
-            _ => "internal",
+            StatusCode::BAD_REQUEST => ErrorKind::BadRequest,
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
         }
     }
 }
@@ -100,15 +132,15 @@ impl From<crate::db::DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.kind(), "detail": self.detail})),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: self.kind(),
+            detail: self.detail,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Every route of the API with its handler; [`router`] mounts them and the OpenAPI test checks
 /// that each one is documented.
@@ -151,12 +183,85 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::cors::CorsLayer::permissive())
 }
 
-async fn deployment_doc(
-    State(state): State<AppState>,
-) -> Result<Json<protocol::Deployment>, ApiError> {
-    state.deployment.clone().map(Json).ok_or_else(|| {
-        ApiError::not_found("this indexer was started without a deployment".to_string())
-    })
+/// The addresses of the deployment being indexed, as `script/Deploy.s.sol` writes them
+/// (`protocol::Deployment`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentDoc {
+    chain_id: u64,
+    /// Block the deployment started at (indexing starts here).
+    start_block: u64,
+    /// DN token.
+    #[schema(value_type = schema::Address)]
+    token: Address,
+    #[schema(value_type = schema::Address)]
+    staking: Address,
+    #[schema(value_type = schema::Address)]
+    model_registry: Address,
+    #[schema(value_type = schema::Address)]
+    task_manager: Address,
+    #[schema(value_type = schema::Address)]
+    treasury: Address,
+    #[schema(value_type = schema::Address)]
+    validator_pool: Address,
+    #[schema(value_type = schema::Address)]
+    settlement: Address,
+    #[schema(value_type = schema::Address)]
+    audit_manager: Address,
+    /// The TimelockController holding every admin role (zero in files written before the admin
+    /// moved behind a timelock).
+    #[schema(value_type = schema::Address)]
+    admin_timelock: Address,
+}
+
+impl From<&protocol::Deployment> for DeploymentDoc {
+    fn from(d: &protocol::Deployment) -> Self {
+        // every field, named: a field added to the deployment fails to compile here until it is
+        // served (and so documented) too
+        let protocol::Deployment {
+            chain_id,
+            start_block,
+            token,
+            staking,
+            model_registry,
+            task_manager,
+            treasury,
+            validator_pool,
+            settlement,
+            audit_manager,
+            admin_timelock,
+        } = *d;
+        Self {
+            chain_id,
+            start_block,
+            token,
+            staking,
+            model_registry,
+            task_manager,
+            treasury,
+            validator_pool,
+            settlement,
+            audit_manager,
+            admin_timelock,
+        }
+    }
+}
+
+/// The deployment being indexed.
+///
+/// Chain id, start block and contract addresses, as written by script/Deploy.s.sol.
+#[utoipa::path(get, path = "/deployment.json", tag = "meta", responses(
+    (status = 200, description = "deployment", body = DeploymentDoc),
+    (status = 404, description = "this indexer was started without a deployment", body = ErrorBody),
+))]
+async fn deployment_doc(State(state): State<AppState>) -> ApiResult<DeploymentDoc> {
+    state
+        .deployment
+        .as_ref()
+        .map(|d| Json(DeploymentDoc::from(d)))
+        .ok_or_else(|| {
+            ApiError::not_found("this indexer was started without a deployment".to_string())
+        })
 }
 
 async fn not_found_route(uri: axum::http::Uri) -> ApiError {
@@ -164,13 +269,30 @@ async fn not_found_route(uri: axum::http::Uri) -> ApiError {
 }
 
 /// Rejects parameters the route does not know, naming them (a typo is not silently ignored).
-fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+/// `P`: the route's documented query parameters.
+fn only_params<P: IntoParams>(q: &HashMap<String, String>) -> Result<(), ApiError> {
+    if q.is_empty() {
+        return Ok(());
+    }
+    let allowed: Vec<String> = P::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    match q.keys().find(|k| !allowed.contains(k)) {
         Some(k) => Err(ApiError::bad_param(
             k,
             format!("unknown parameter (allowed: {})", allowed.join(", ")),
         )),
         None => Ok(()),
+    }
+}
+
+/// The query parameters of routes without any.
+struct NoParams;
+
+impl IntoParams for NoParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
+        Vec::new()
     }
 }
 
@@ -208,7 +330,39 @@ fn parse_task_id(name: &str, raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-async fn health(State(s): State<AppState>) -> ApiResult {
+/// Whether the indexer keeps up with the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// No block indexed or no head seen yet.
+    Starting,
+    /// At most `confirmations + 2` blocks behind the head.
+    Ok,
+    /// Further behind.
+    Syncing,
+}
+
+/// Indexer progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Health {
+    status: HealthStatus,
+    chain_id: u64,
+    /// Newest indexed block (null before the first).
+    indexed_block: Option<u64>,
+    /// Newest chain head seen (null before the first poll).
+    head_block: Option<u64>,
+    blocks_behind: Option<u64>,
+    /// Blocks the indexer stays behind the head.
+    confirmations: u64,
+    /// RPC errors since start.
+    rpc_errors: u64,
+}
+
+/// Indexer progress: chain id, indexed block, head block, blocks behind.
+#[utoipa::path(get, path = "/health", tag = "meta", responses(
+    (status = 200, description = "progress", body = Health),
+))]
+async fn health(State(s): State<AppState>) -> ApiResult<Health> {
     let cursor = s.db.cursor(s.chain_id).await?;
     let indexed = cursor.map(|c| c.number);
     let head = s.sync.head.load(Ordering::Relaxed);
@@ -218,30 +372,43 @@ async fn health(State(s): State<AppState>) -> ApiResult {
         _ => None,
     };
     let status = match behind {
-        None => "starting",
-        Some(b) if b <= s.confirmations + 2 => "ok",
-        Some(_) => "syncing",
+        None => HealthStatus::Starting,
+        Some(b) if b <= s.confirmations + 2 => HealthStatus::Ok,
+        Some(_) => HealthStatus::Syncing,
     };
-    Ok(Json(json!({
-        "status": status,
-        "chain_id": s.chain_id,
-        "indexed_block": indexed,
-        "head_block": head_opt,
-        "blocks_behind": behind,
-        "confirmations": s.confirmations,
-        "rpc_errors": s.sync.rpc_errors.load(Ordering::Relaxed),
-    })))
+    Ok(Json(Health {
+        status,
+        chain_id: s.chain_id,
+        indexed_block: indexed,
+        head_block: head_opt,
+        blocks_behind: behind,
+        confirmations: s.confirmations,
+        rpc_errors: s.sync.rpc_errors.load(Ordering::Relaxed),
+    }))
 }
 
+/// Every registered model.
+#[utoipa::path(get, path = "/models", tag = "models", responses(
+    (status = 200, description = "models", body = query::ModelList),
+    (status = 400, description = "an unknown query parameter (the detail names it)", body = ErrorBody),
+))]
 async fn list_models(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &[])?;
+) -> ApiResult<query::ModelList> {
+    only_params::<NoParams>(&q)?;
     Ok(Json(query::models(s.db.pool()).await?))
 }
 
-async fn get_model(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+/// One model with its workers, price, usage counts and measured quality.
+#[utoipa::path(get, path = "/models/{id}", tag = "models",
+    params(("id" = i64, Path, description = "model id", minimum = 0, maximum = 4294967295_u64)),
+    responses(
+        (status = 200, description = "model", body = query::Model),
+        (status = 400, description = "the id is not a number in 0..=4294967295", body = ErrorBody),
+        (status = 404, description = "no such model", body = ErrorBody),
+    ))]
+async fn get_model(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<query::Model> {
     let id = parse_u32("id", &id)?;
     query::model(s.db.pool(), id)
         .await?
@@ -249,15 +416,31 @@ async fn get_model(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
         .ok_or_else(|| ApiError::not_found(format!("no model {id}")))
 }
 
+/// Every worker and validator seen on-chain.
+#[utoipa::path(get, path = "/nodes", tag = "nodes", responses(
+    (status = 200, description = "nodes", body = query::NodeList),
+    (status = 400, description = "an unknown query parameter (the detail names it)", body = ErrorBody),
+))]
 async fn list_nodes(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &[])?;
+) -> ApiResult<query::NodeList> {
+    only_params::<NoParams>(&q)?;
     Ok(Json(query::nodes(s.db.pool()).await?))
 }
 
-async fn get_node(State(s): State<AppState>, Path(address): Path<String>) -> ApiResult {
+/// One node: stakes, unbondings, jail, slashes, audit record, task stats and recent tasks.
+#[utoipa::path(get, path = "/nodes/{address}", tag = "nodes",
+    params(("address" = schema::Address, Path, description = "node address")),
+    responses(
+        (status = 200, description = "node", body = query::Node),
+        (status = 400, description = "the address is malformed", body = ErrorBody),
+        (status = 404, description = "no such node", body = ErrorBody),
+    ))]
+async fn get_node(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult<query::Node> {
     let a = parse_address("address", &address)?;
     query::node(s.db.pool(), a)
         .await?
@@ -265,40 +448,89 @@ async fn get_node(State(s): State<AppState>, Path(address): Path<String>) -> Api
         .ok_or_else(|| ApiError::not_found(format!("no node {a}")))
 }
 
+/// Query parameters of `GET /tasks`, parsed.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TaskQuery {
+    /// Only tasks in this state.
+    #[param(value_type = Option<query::TaskStatus>)]
+    status: Option<String>,
+    /// Only tasks assigned to this worker.
+    #[param(value_type = Option<schema::Address>)]
+    worker: Option<Address>,
+    /// Only tasks of this model id.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_u64)]
+    model: Option<u32>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page: tasks with a smaller id.
+    #[param(value_type = Option<schema::Decimal>)]
+    cursor: Option<i64>,
+}
+
+impl TaskQuery {
+    fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
+        only_params::<Self>(q)?;
+        let mut out = Self::default();
+        if let Some(st) = q.get("status") {
+            if !query::TASK_STATUSES.contains(&st.as_str()) {
+                return Err(ApiError::bad_param(
+                    "status",
+                    format!("`{st}` is not one of {}", query::TASK_STATUSES.join(", ")),
+                ));
+            }
+            out.status = Some(st.clone());
+        }
+        if let Some(w) = q.get("worker") {
+            out.worker = Some(parse_address("worker", w)?);
+        }
+        if let Some(m) = q.get("model") {
+            out.model = Some(parse_u32("model", m)?);
+        }
+        if let Some(l) = q.get("limit") {
+            out.limit = Some(parse_limit(l)?);
+        }
+        if let Some(c) = q.get("cursor") {
+            out.cursor = Some(parse_task_id("cursor", c)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Tasks, newest first, with keyset pagination by task id.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskQuery), responses(
+    (status = 200, description = "a page of tasks", body = query::TaskPage),
+    (status = 400, description = "a parameter is malformed or unknown (the detail names it)", body = ErrorBody),
+))]
 async fn list_tasks(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &["status", "worker", "model", "limit", "cursor"])?;
-    let mut f = query::TaskFilter {
-        limit: DEFAULT_LIMIT,
-        ..Default::default()
+) -> ApiResult<query::TaskPage> {
+    let q = TaskQuery::parse(&q)?;
+    let f = query::TaskFilter {
+        status: q.status,
+        worker: q.worker,
+        model: q.model,
+        limit: q.limit.unwrap_or(DEFAULT_LIMIT),
+        cursor: q.cursor,
     };
-    if let Some(st) = q.get("status") {
-        if !query::TASK_STATUSES.contains(&st.as_str()) {
-            return Err(ApiError::bad_param(
-                "status",
-                format!("`{st}` is not one of {}", query::TASK_STATUSES.join(", ")),
-            ));
-        }
-        f.status = Some(st.clone());
-    }
-    if let Some(w) = q.get("worker") {
-        f.worker = Some(parse_address("worker", w)?);
-    }
-    if let Some(m) = q.get("model") {
-        f.model = Some(parse_u32("model", m)?);
-    }
-    if let Some(l) = q.get("limit") {
-        f.limit = parse_limit(l)?;
-    }
-    if let Some(c) = q.get("cursor") {
-        f.cursor = Some(parse_task_id("cursor", c)?);
-    }
     Ok(Json(query::tasks(s.db.pool(), &f).await?))
 }
 
-async fn get_task(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+/// One task with its decoded payloads, trail of events and audit record.
+///
+/// Decoded input and output tensors (and the content of blobs kept in this indexer's blob
+/// store), hashes, failure code, fee split, latency, the task's trail of events and its audit
+/// record (verdicts, dispute and votes, canary report, validators' missed deadlines).
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
+    params(("id" = schema::NonNegativeInteger, Path, description = "task id")),
+    responses(
+        (status = 200, description = "task", body = query::Task),
+        (status = 400, description = "the id is not a non-negative integer", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+    ))]
+async fn get_task(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<query::Task> {
     let id = parse_task_id("id", &id)?;
     let mut task = query::task(s.db.pool(), id)
         .await?
@@ -319,29 +551,62 @@ fn parse_limit(raw: &str) -> Result<u32, ApiError> {
         })
 }
 
+/// Query parameters of `GET /audits`, parsed.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// Only verdicts on this worker's results.
+    #[param(value_type = Option<schema::Address>)]
+    worker: Option<Address>,
+    /// Only verdicts signed by this validator.
+    #[param(value_type = Option<schema::Address>)]
+    validator: Option<Address>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// Verdicts to skip.
+    #[param(value_type = Option<schema::NonNegativeInteger>)]
+    offset: Option<u64>,
+}
+
+impl AuditQuery {
+    fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
+        only_params::<Self>(q)?;
+        let mut out = Self::default();
+        if let Some(w) = q.get("worker") {
+            out.worker = Some(parse_address("worker", w)?);
+        }
+        if let Some(v) = q.get("validator") {
+            out.validator = Some(parse_address("validator", v)?);
+        }
+        if let Some(l) = q.get("limit") {
+            out.limit = Some(parse_limit(l)?);
+        }
+        if let Some(o) = q.get("offset") {
+            out.offset = Some(saturating_nonneg(o).map(|o| o as u64).ok_or_else(|| {
+                ApiError::bad_param("offset", format!("`{o}` is not a non-negative integer"))
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// Verdicts of drawn validators, newest first, each with the outcome of the dispute it opened.
+#[utoipa::path(get, path = "/audits", tag = "audits", params(AuditQuery), responses(
+    (status = 200, description = "a page of verdicts", body = audit_query::AuditPage),
+    (status = 400, description = "a parameter is malformed or unknown (the detail names it)", body = ErrorBody),
+))]
 async fn list_audits(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &["worker", "validator", "limit", "offset"])?;
-    let mut f = audit_query::AuditFilter {
-        limit: DEFAULT_LIMIT,
-        ..Default::default()
+) -> ApiResult<audit_query::AuditPage> {
+    let q = AuditQuery::parse(&q)?;
+    let f = audit_query::AuditFilter {
+        worker: q.worker.map(|w| w.to_checksum(None)),
+        validator: q.validator.map(|v| v.to_checksum(None)),
+        limit: q.limit.unwrap_or(DEFAULT_LIMIT),
+        offset: q.offset.unwrap_or(0),
     };
-    if let Some(w) = q.get("worker") {
-        f.worker = Some(parse_address("worker", w)?.to_checksum(None));
-    }
-    if let Some(v) = q.get("validator") {
-        f.validator = Some(parse_address("validator", v)?.to_checksum(None));
-    }
-    if let Some(l) = q.get("limit") {
-        f.limit = parse_limit(l)?;
-    }
-    if let Some(o) = q.get("offset") {
-        f.offset = saturating_nonneg(o).map(|o| o as u64).ok_or_else(|| {
-            ApiError::bad_param("offset", format!("`{o}` is not a non-negative integer"))
-        })?;
-    }
     Ok(Json(audit_query::audits(s.db.pool(), &f).await?))
 }
 
@@ -354,15 +619,36 @@ fn parse_epoch(name: &str, raw: &str) -> Result<i64, ApiError> {
     })
 }
 
+/// Computed epochs, newest first.
+///
+/// Report roots, totals, budget, whether the report was posted on-chain, claimed totals.
+#[utoipa::path(get, path = "/epochs", tag = "epochs", responses(
+    (status = 200, description = "epochs", body = epoch_query::EpochList),
+    (status = 400, description = "an unknown query parameter (the detail names it)", body = ErrorBody),
+))]
 async fn list_epochs(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &[])?;
+) -> ApiResult<epoch_query::EpochList> {
+    only_params::<NoParams>(&q)?;
     Ok(Json(epoch_query::epochs(s.db.pool()).await?))
 }
 
-async fn get_epoch(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+/// One computed epoch with its per-worker, validator and model tables.
+///
+/// The report validators sign, pools and totals, and the per-worker table (rates, quality,
+/// trust, PoWR score, reward), validators and models.
+#[utoipa::path(get, path = "/epochs/{n}", tag = "epochs",
+    params(("n" = schema::NonNegativeInteger, Path, description = "epoch number")),
+    responses(
+        (status = 200, description = "epoch", body = epoch_query::Epoch),
+        (status = 400, description = "n is not a non-negative integer", body = ErrorBody),
+        (status = 404, description = "the epoch is not computed (yet)", body = ErrorBody),
+    ))]
+async fn get_epoch(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+) -> ApiResult<epoch_query::Epoch> {
     let n = parse_epoch("n", &n)?;
     epoch_query::epoch(s.db.pool(), n)
         .await?
@@ -370,10 +656,23 @@ async fn get_epoch(State(s): State<AppState>, Path(n): Path<String>) -> ApiResul
         .ok_or_else(|| ApiError::not_found(format!("epoch {n} is not computed (yet)")))
 }
 
+/// An account's reward of an epoch with its Merkle proof (for Settlement.claim).
+///
+/// Also whether it was claimed, and in which transaction.
+#[utoipa::path(get, path = "/epochs/{n}/rewards/{address}", tag = "epochs",
+    params(
+        ("n" = schema::NonNegativeInteger, Path, description = "epoch number"),
+        ("address" = schema::Address, Path, description = "account"),
+    ),
+    responses(
+        (status = 200, description = "reward", body = epoch_query::Reward),
+        (status = 400, description = "a parameter is malformed (the detail names it)", body = ErrorBody),
+        (status = 404, description = "no reward for the account in the epoch", body = ErrorBody),
+    ))]
 async fn get_reward(
     State(s): State<AppState>,
     Path((n, address)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<epoch_query::Reward> {
     let n = parse_epoch("n", &n)?;
     let a = parse_address("address", &address)?;
     epoch_query::reward(s.db.pool(), n, a)
@@ -382,10 +681,24 @@ async fn get_reward(
         .ok_or_else(|| ApiError::not_found(format!("no reward for {a} in epoch {n}")))
 }
 
+/// A model's leaf of an epoch report's model status tree, with its Merkle proof.
+///
+/// The arguments of Settlement.applyModelStatus, and whether it was applied; only models whose
+/// status the report sets have a leaf.
+#[utoipa::path(get, path = "/epochs/{n}/model-status/{id}", tag = "epochs",
+    params(
+        ("n" = schema::NonNegativeInteger, Path, description = "epoch number"),
+        ("id" = i64, Path, description = "model id", minimum = 0, maximum = 4294967295_u64),
+    ),
+    responses(
+        (status = 200, description = "model status leaf", body = epoch_query::ModelStatusProof),
+        (status = 400, description = "a parameter is malformed (the detail names it)", body = ErrorBody),
+        (status = 404, description = "the epoch is not computed, or the model has no leaf in its report", body = ErrorBody),
+    ))]
 async fn get_model_status(
     State(s): State<AppState>,
     Path((n, id)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<epoch_query::ModelStatusProof> {
     let n = parse_epoch("n", &n)?;
     let id = parse_u32("id", &id)?;
     match epoch_query::model_status(s.db.pool(), n, id).await? {
@@ -399,7 +712,21 @@ async fn get_model_status(
     }
 }
 
-async fn get_node_trust(State(s): State<AppState>, Path(address): Path<String>) -> ApiResult {
+/// A node's trust history per epoch.
+///
+/// Each epoch's trust with its four components (completion, accuracy, uptime, speed) and the
+/// epoch quality, and the last trust refreshed on-chain.
+#[utoipa::path(get, path = "/nodes/{address}/trust", tag = "nodes",
+    params(("address" = schema::Address, Path, description = "node address")),
+    responses(
+        (status = 200, description = "trust history", body = epoch_query::NodeTrust),
+        (status = 400, description = "the address is malformed", body = ErrorBody),
+        (status = 404, description = "no such node", body = ErrorBody),
+    ))]
+async fn get_node_trust(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> ApiResult<epoch_query::NodeTrust> {
     let a = parse_address("address", &address)?;
     epoch_query::node_trust(s.db.pool(), a)
         .await?
@@ -407,28 +734,70 @@ async fn get_node_trust(State(s): State<AppState>, Path(address): Path<String>) 
         .ok_or_else(|| ApiError::not_found(format!("no node {a}")))
 }
 
+/// Query parameters of `GET /leaderboard`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LeaderboardQuery {
+    /// Which leaderboard.
+    #[param(value_type = epoch_query::LeaderboardRole)]
+    role: String,
+}
+
+impl LeaderboardQuery {
+    fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
+        only_params::<Self>(q)?;
+        let roles = epoch_query::LEADERBOARD_ROLES.join(", ");
+        let role = q
+            .get("role")
+            .ok_or_else(|| ApiError::bad_param("role", format!("missing (one of {roles})")))?;
+        if !epoch_query::LEADERBOARD_ROLES.contains(&role.as_str()) {
+            return Err(ApiError::bad_param(
+                "role",
+                format!("`{role}` is not one of {roles}"),
+            ));
+        }
+        Ok(Self { role: role.clone() })
+    }
+}
+
+/// Workers, validators or models ranked over all computed epochs.
+///
+/// Workers by rewards, then trust; validators by rewards; models by quality x usage (the
+/// compute units of each epoch weighted by the model's measured quality in it).
+#[utoipa::path(get, path = "/leaderboard", tag = "epochs", params(LeaderboardQuery), responses(
+    (status = 200, description = "leaderboard", body = epoch_query::Leaderboard),
+    (status = 400, description = "role is missing or not a leaderboard, or a parameter is unknown", body = ErrorBody),
+))]
 async fn get_leaderboard(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    only_params(&q, &["role"])?;
-    let roles = epoch_query::LEADERBOARD_ROLES.join(", ");
-    let role = q
-        .get("role")
-        .ok_or_else(|| ApiError::bad_param("role", format!("missing (one of {roles})")))?;
-    if !epoch_query::LEADERBOARD_ROLES.contains(&role.as_str()) {
-        return Err(ApiError::bad_param(
-            "role",
-            format!("`{role}` is not one of {roles}"),
-        ));
-    }
-    Ok(Json(epoch_query::leaderboard(s.db.pool(), role).await?))
+) -> ApiResult<epoch_query::Leaderboard> {
+    let q = LeaderboardQuery::parse(&q)?;
+    Ok(Json(epoch_query::leaderboard(s.db.pool(), &q.role).await?))
 }
 
-async fn openapi_doc() -> Json<Value> {
-    Json(openapi::document())
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses(
+    (status = 200, description = "OpenAPI 3.1 document", body = Object),
+))]
+async fn openapi_doc() -> Response {
+    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = DOC.get_or_init(|| {
+        serde_json::to_vec(&openapi::document()).expect("the OpenAPI document serializes")
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.as_slice(),
+    )
+        .into_response()
 }
 
+/// Prometheus metrics.
+///
+/// Indexed block, head block, blocks behind, events indexed by name, RPC errors.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+))]
 async fn metrics_text(State(s): State<AppState>) -> Response {
     let body = s
         .metrics

@@ -6,109 +6,385 @@ use crate::audit::{
     audit_state_name, miss_kind_name, opener_name, MISS_VERDICT, OPENER_VALIDATOR, OUTCOME_CLEARED,
     OUTCOME_FRAUD,
 };
-use crate::query::{role_name, slash_reason_name};
-use serde_json::{json, Value};
+use crate::query::{SlashReason, StakeRole};
+use crate::schema::{Address, Decimal, Hash, Wei};
+use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use utoipa::ToSchema;
 
 const PPM: f64 = 1_000_000.0;
 
-fn position(r: &SqliteRow) -> Result<Value, sqlx::Error> {
-    Ok(json!({
-        "block": r.try_get::<i64, _>("block_number")?,
-        "log_index": r.try_get::<i64, _>("log_index")?,
-        "tx": r.try_get::<String, _>("tx_hash")?,
-        "time": r.try_get::<i64, _>("block_time")?,
-    }))
+/// Where an event of the validation layer was logged.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Position {
+    /// Block number.
+    block: i64,
+    log_index: i64,
+    /// Transaction hash.
+    #[schema(value_type = Hash)]
+    tx: String,
+    /// Unix time of the block.
+    time: i64,
 }
 
-/// Merges `extra` (an object) into `base` (an object).
-fn with(mut base: Value, extra: Value) -> Value {
-    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
-        b.extend(e);
+fn position(r: &SqliteRow) -> Result<Position, sqlx::Error> {
+    Ok(Position {
+        block: r.try_get("block_number")?,
+        log_index: r.try_get("log_index")?,
+        tx: r.try_get("tx_hash")?,
+        time: r.try_get("block_time")?,
+    })
+}
+
+/// A task's audit state (`IAuditManager.AuditState`, plus `missed`: a drawn validator let the
+/// verdict deadline pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditState {
+    /// Not drawn for an audit (yet).
+    None,
+    /// A drawn validator's verdict matched.
+    Passed,
+    /// A dispute is open.
+    Disputed,
+    /// The dispute resolved Fraud.
+    Fraud,
+    /// The dispute resolved Cleared.
+    Cleared,
+    /// The quorum did not decide.
+    Undecided,
+    /// A planted wrong result was revealed.
+    ForcedError,
+    /// The drawn validator let the verdict deadline pass.
+    Missed,
+    /// A state value unknown to this indexer version.
+    Unknown,
+}
+
+impl AuditState {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "none" => Self::None,
+            "passed" => Self::Passed,
+            "disputed" => Self::Disputed,
+            "fraud" => Self::Fraud,
+            "cleared" => Self::Cleared,
+            "undecided" => Self::Undecided,
+            "forced_error" => Self::ForcedError,
+            "missed" => Self::Missed,
+            _ => Self::Unknown,
+        }
     }
-    base
 }
 
-fn verdict_json(r: &SqliteRow) -> Result<Value, sqlx::Error> {
+/// Outcome of a dispute: `open` while the quorum votes, else the AuditState it resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeOutcome {
+    /// The quorum is voting.
+    Open,
+    /// The worker's result was fraudulent.
+    Fraud,
+    /// The worker's result was honest.
+    Cleared,
+    /// The quorum did not decide.
+    Undecided,
+    /// The disputed result was a planted wrong one.
+    ForcedError,
+    /// An outcome value unknown to this indexer version.
+    Unknown,
+}
+
+/// The outcome of a dispute whose stored outcome is `outcome` (None: still open).
+fn outcome_of(outcome: Option<i64>) -> DisputeOutcome {
+    match outcome.map(audit_state_name) {
+        None => DisputeOutcome::Open,
+        Some("fraud") => DisputeOutcome::Fraud,
+        Some("cleared") => DisputeOutcome::Cleared,
+        Some("undecided") => DisputeOutcome::Undecided,
+        Some("forced_error") => DisputeOutcome::ForcedError,
+        Some(_) => DisputeOutcome::Unknown,
+    }
+}
+
+/// Who opened a dispute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Opener {
+    /// A drawn validator's mismatching verdict.
+    Validator,
+    /// A user's challenge.
+    User,
+    /// An opener value unknown to this indexer version.
+    Unknown,
+}
+
+/// Which deadline a validator missed (`DeadlineMissed.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissKind {
+    /// An audit verdict.
+    Verdict,
+    /// A dispute vote.
+    DisputeVote,
+    /// A kind value unknown to this indexer version.
+    Unknown,
+}
+
+/// A drawn validator's signed verdict (VerdictAccepted).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Verdict {
+    #[schema(value_type = Decimal)]
+    task_id: String,
+    /// Commit batch of the result (uint256, decimal).
+    #[schema(value_type = Decimal)]
+    batch_id: String,
+    #[schema(value_type = Address)]
+    validator: String,
+    #[schema(value_type = Address)]
+    worker: String,
+    #[schema(value_type = Hash)]
+    worker_output_hash: String,
+    #[schema(value_type = Hash)]
+    validator_output_hash: String,
+    /// Quality of the worker's output in parts per million.
+    #[schema(minimum = 0, maximum = 1000000)]
+    quality_ppm: i64,
+    /// `quality_ppm` / 1e6.
+    quality: f64,
+    /// The outputs match (a mismatch opens a dispute).
+    matches: bool,
+    #[serde(flatten)]
+    at: Position,
+}
+
+fn verdict(r: &SqliteRow) -> Result<Verdict, sqlx::Error> {
     let q: i64 = r.try_get("quality_ppm")?;
-    Ok(with(
-        json!({
-            "task_id": r.try_get::<i64, _>("task_id")?.to_string(),
-            "batch_id": r.try_get::<String, _>("batch_id")?,
-            "validator": r.try_get::<String, _>("validator")?,
-            "worker": r.try_get::<String, _>("worker")?,
-            "worker_output_hash": r.try_get::<String, _>("worker_output_hash")?,
-            "validator_output_hash": r.try_get::<String, _>("validator_output_hash")?,
-            "quality_ppm": q,
-            "quality": q as f64 / PPM,
-            "matches": r.try_get::<bool, _>("matches")?,
-        }),
-        position(r)?,
-    ))
+    Ok(Verdict {
+        task_id: r.try_get::<i64, _>("task_id")?.to_string(),
+        batch_id: r.try_get("batch_id")?,
+        validator: r.try_get("validator")?,
+        worker: r.try_get("worker")?,
+        worker_output_hash: r.try_get("worker_output_hash")?,
+        validator_output_hash: r.try_get("validator_output_hash")?,
+        quality_ppm: q,
+        quality: q as f64 / PPM,
+        matches: r.try_get("matches")?,
+        at: position(r)?,
+    })
 }
 
-/// `open` while undecided, else the name of the AuditState it resolved to.
-fn outcome_name(outcome: Option<i64>) -> &'static str {
-    outcome.map_or("open", audit_state_name)
+/// The block, time and transaction a dispute resolved in.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Resolution {
+    block: i64,
+    time: Option<i64>,
+    #[schema(value_type = Option<Hash>)]
+    tx: Option<String>,
 }
 
-fn dispute_json(r: &SqliteRow) -> Result<Value, sqlx::Error> {
+/// A dispute over a task's result, opened by a mismatch verdict or a user challenge.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Dispute {
+    #[schema(value_type = Address)]
+    worker: String,
+    #[schema(value_type = Address)]
+    accuser: String,
+    opener: Opener,
+    /// The drawn quorum (empty until drawQuorum, a block or more after the dispute opened).
+    #[schema(value_type = Vec<Address>)]
+    members: Vec<String>,
+    /// Voting deadline (unix seconds).
+    deadline: i64,
+    outcome: DisputeOutcome,
+    /// IAuditManager.AuditState: 3 Fraud, 4 Cleared, 5 Undecided, 6 ForcedError.
+    outcome_value: Option<i64>,
+    fraud_votes: i64,
+    honest_votes: i64,
+    opened: crate::query::TxRef,
+    resolved: Option<Resolution>,
+}
+
+fn dispute(r: &SqliteRow) -> Result<Dispute, sqlx::Error> {
     let outcome: Option<i64> = r.try_get("outcome")?;
     let members: String = r.try_get("members")?;
     let resolved: Option<i64> = r.try_get("resolved_block")?;
-    Ok(json!({
-        "worker": r.try_get::<String, _>("worker")?,
-        "accuser": r.try_get::<String, _>("accuser")?,
-        "opener": opener_name(r.try_get("opener")?),
-        "members": serde_json::from_str::<Value>(&members).unwrap_or_else(|_| json!([])),
-        "deadline": r.try_get::<i64, _>("deadline")?,
-        "outcome": outcome_name(outcome),
-        "outcome_value": outcome,
-        "fraud_votes": r.try_get::<i64, _>("fraud_votes")?,
-        "honest_votes": r.try_get::<i64, _>("honest_votes")?,
-        "opened": {"block": r.try_get::<i64, _>("opened_block")?, "time": r.try_get::<i64, _>("opened_time")?,
-                   "tx": r.try_get::<String, _>("opened_tx")?},
-        "resolved": match resolved {
-            Some(b) => json!({"block": b, "time": r.try_get::<Option<i64>, _>("resolved_time")?,
-                              "tx": r.try_get::<Option<String>, _>("resolved_tx")?}),
-            None => Value::Null,
+    Ok(Dispute {
+        worker: r.try_get("worker")?,
+        accuser: r.try_get("accuser")?,
+        opener: match opener_name(r.try_get("opener")?) {
+            "validator" => Opener::Validator,
+            "user" => Opener::User,
+            _ => Opener::Unknown,
         },
-    }))
+        members: serde_json::from_str(&members).unwrap_or_default(),
+        deadline: r.try_get("deadline")?,
+        outcome: outcome_of(outcome),
+        outcome_value: outcome,
+        fraud_votes: r.try_get("fraud_votes")?,
+        honest_votes: r.try_get("honest_votes")?,
+        opened: crate::query::TxRef {
+            block: r.try_get("opened_block")?,
+            time: r.try_get("opened_time")?,
+            tx: r.try_get("opened_tx")?,
+        },
+        resolved: match resolved {
+            Some(block) => Some(Resolution {
+                block,
+                time: r.try_get("resolved_time")?,
+                tx: r.try_get("resolved_tx")?,
+            }),
+            None => None,
+        },
+    })
 }
 
-fn canary_json(r: &SqliteRow) -> Result<Value, sqlx::Error> {
+/// A quorum member's vote on a dispute.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DisputeVote {
+    #[schema(value_type = Address)]
+    validator: String,
+    /// It voted Fraud.
+    fraud: bool,
+    /// The output it computed.
+    #[schema(value_type = Hash)]
+    output_hash: String,
+    #[serde(flatten)]
+    at: Position,
+}
+
+/// A validator's known-answer task came back (the task's first CanaryReported).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CanaryReport {
+    #[schema(value_type = Address)]
+    validator: String,
+    #[schema(value_type = Address)]
+    worker: String,
+    model_id: i64,
+    #[schema(value_type = Hash)]
+    expected_output_hash: String,
+    matches: bool,
+    quality_ppm: i64,
+    quality: f64,
+    #[serde(flatten)]
+    at: Position,
+}
+
+fn canary(r: &SqliteRow) -> Result<CanaryReport, sqlx::Error> {
     let q: i64 = r.try_get("quality_ppm")?;
-    Ok(with(
-        json!({
-            "validator": r.try_get::<String, _>("validator")?,
-            "worker": r.try_get::<String, _>("worker")?,
-            "model_id": r.try_get::<i64, _>("model_id")?,
-            "expected_output_hash": r.try_get::<String, _>("expected_output_hash")?,
-            "matches": r.try_get::<bool, _>("matches")?,
-            "quality_ppm": q,
-            "quality": q as f64 / PPM,
-        }),
-        position(r)?,
-    ))
+    Ok(CanaryReport {
+        validator: r.try_get("validator")?,
+        worker: r.try_get("worker")?,
+        model_id: r.try_get("model_id")?,
+        expected_output_hash: r.try_get("expected_output_hash")?,
+        matches: r.try_get("matches")?,
+        quality_ppm: q,
+        quality: q as f64 / PPM,
+        at: position(r)?,
+    })
+}
+
+/// A validator let a deadline pass (DeadlineMissed).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ValidatorMiss {
+    #[schema(value_type = Address)]
+    validator: String,
+    kind: MissKind,
+    kind_value: i64,
+    #[serde(flatten)]
+    at: Position,
+}
+
+/// ForcedErrorRevealed: the task's result was a planted wrong one.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ForcedError {
+    #[schema(value_type = Address)]
+    validator: String,
+    /// The validator approved the planted wrong result.
+    caught_lazy: bool,
+    #[serde(flatten)]
+    at: Position,
+}
+
+/// Audit randomness and rate of the task's batch (BatchSealed).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Seal {
+    /// Commit batch of the result (uint256, decimal).
+    #[schema(value_type = Decimal)]
+    batch_id: String,
+    #[schema(value_type = Hash)]
+    randomness: String,
+    /// Audit probability as a WAD.
+    #[schema(value_type = Decimal)]
+    p_wad: String,
+    /// Audit probability.
+    p: f64,
+    /// Every task of the batch is audited.
+    full: bool,
+    #[serde(flatten)]
+    at: Position,
+}
+
+/// Staking.Slashed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Slash {
+    role: StakeRole,
+    /// 1 fraud, 2 false accusation, 3 lazy validator, 4 missed audit, 5 minority vote, 6 report
+    /// equivocation.
+    reason: i64,
+    reason_name: SlashReason,
+    #[schema(value_type = Wei)]
+    amount: String,
+    #[schema(value_type = Address)]
+    beneficiary: String,
+    /// Paid to the beneficiary.
+    #[schema(value_type = Wei)]
+    rewarded: String,
+    #[schema(value_type = Wei)]
+    burned: String,
+    /// The disputed or forced-error task the slash settled.
+    #[schema(value_type = Option<Decimal>)]
+    task_id: Option<String>,
+    block: i64,
+    #[schema(value_type = Hash)]
+    tx: String,
+    time: i64,
 }
 
 /// One `slashes` row in the API's shape.
-pub fn slash_json(r: &SqliteRow) -> Result<Value, sqlx::Error> {
+pub fn slash_json(r: &SqliteRow) -> Result<Slash, sqlx::Error> {
     let reason: i64 = r.try_get("reason")?;
-    Ok(json!({
-        "role": role_name(r.try_get("role")?),
-        "reason": reason,
-        "reason_name": slash_reason_name(reason),
-        "amount": r.try_get::<String, _>("amount")?,
-        "beneficiary": r.try_get::<String, _>("beneficiary")?,
-        "rewarded": r.try_get::<String, _>("rewarded")?,
-        "burned": r.try_get::<String, _>("burned")?,
-        "task_id": r.try_get::<Option<i64>, _>("task_id")?.map(|t| t.to_string()),
-        "block": r.try_get::<i64, _>("block_number")?,
-        "tx": r.try_get::<String, _>("tx_hash")?,
-        "time": r.try_get::<i64, _>("block_time")?,
-    }))
+    Ok(Slash {
+        role: StakeRole::from_value(r.try_get("role")?),
+        reason,
+        reason_name: SlashReason::from_value(reason),
+        amount: r.try_get("amount")?,
+        beneficiary: r.try_get("beneficiary")?,
+        rewarded: r.try_get("rewarded")?,
+        burned: r.try_get("burned")?,
+        task_id: r
+            .try_get::<Option<i64>, _>("task_id")?
+            .map(|t| t.to_string()),
+        block: r.try_get("block_number")?,
+        tx: r.try_get("tx_hash")?,
+        time: r.try_get("block_time")?,
+    })
+}
+
+/// The task's audit record in the validation layer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskAudit {
+    /// IAuditManager.AuditState of the task.
+    state: AuditState,
+    seal: Option<Seal>,
+    verdicts: Vec<Verdict>,
+    dispute: Option<Dispute>,
+    votes: Vec<DisputeVote>,
+    canary: Option<CanaryReport>,
+    misses: Vec<ValidatorMiss>,
+    forced_error: Option<ForcedError>,
+    slashes: Vec<Slash>,
 }
 
 /// The `audit` object of `/tasks/{id}`: the audit state (as `IAuditManager.AuditState` names
@@ -118,24 +394,22 @@ pub async fn task_audit(
     pool: &SqlitePool,
     task_id: i64,
     batch_id: Option<&str>,
-) -> Result<Value, sqlx::Error> {
+) -> Result<TaskAudit, sqlx::Error> {
     let seal = match batch_id {
         Some(b) => sqlx::query("SELECT * FROM batch_seals WHERE batch_id = ?")
             .bind(b)
             .fetch_optional(pool)
             .await?
-            .map(|r| -> Result<Value, sqlx::Error> {
+            .map(|r| -> Result<Seal, sqlx::Error> {
                 let p: String = r.try_get("p_wad")?;
-                Ok(with(
-                    json!({
-                        "batch_id": r.try_get::<String, _>("batch_id")?,
-                        "randomness": r.try_get::<String, _>("randomness")?,
-                        "p_wad": p,
-                        "p": p.parse::<f64>().unwrap_or(0.0) / 1e18,
-                        "full": r.try_get::<bool, _>("full_audit")?,
-                    }),
-                    position(&r)?,
-                ))
+                Ok(Seal {
+                    batch_id: r.try_get("batch_id")?,
+                    randomness: r.try_get("randomness")?,
+                    p: p.parse::<f64>().unwrap_or(0.0) / 1e18,
+                    p_wad: p,
+                    full: r.try_get("full_audit")?,
+                    at: position(&r)?,
+                })
             })
             .transpose()?,
         None => None,
@@ -145,7 +419,7 @@ pub async fn task_audit(
             .bind(task_id)
             .fetch_all(pool)
             .await?;
-    let dispute = sqlx::query("SELECT * FROM disputes WHERE task_id = ?")
+    let dispute_row = sqlx::query("SELECT * FROM disputes WHERE task_id = ?")
         .bind(task_id)
         .fetch_optional(pool)
         .await?;
@@ -155,7 +429,7 @@ pub async fn task_audit(
     .bind(task_id)
     .fetch_all(pool)
     .await?;
-    let canary = sqlx::query("SELECT * FROM first_canaries WHERE task_id = ?")
+    let canary_row = sqlx::query("SELECT * FROM first_canaries WHERE task_id = ?")
         .bind(task_id)
         .fetch_optional(pool)
         .await?;
@@ -178,7 +452,7 @@ pub async fn task_audit(
             .await?;
 
     // The record's state, as AuditManager keeps it (latest transition wins).
-    let outcome: Option<Option<i64>> = dispute
+    let outcome: Option<Option<i64>> = dispute_row
         .as_ref()
         .map(|d| d.try_get::<Option<i64>, _>("outcome"))
         .transpose()?;
@@ -204,42 +478,93 @@ pub async fn task_audit(
         "none"
     };
 
-    Ok(json!({
-        "state": state,
-        "seal": seal,
-        "verdicts": verdicts.iter().map(verdict_json).collect::<Result<Vec<_>, _>>()?,
-        "dispute": dispute.as_ref().map(dispute_json).transpose()?,
-        "votes": votes.iter().map(|r| -> Result<Value, sqlx::Error> {
-            Ok(with(json!({
-                "validator": r.try_get::<String, _>("validator")?,
-                "fraud": r.try_get::<bool, _>("fraud")?,
-                "output_hash": r.try_get::<String, _>("output_hash")?,
-            }), position(r)?))
-        }).collect::<Result<Vec<_>, _>>()?,
-        "canary": canary.as_ref().map(canary_json).transpose()?,
-        "misses": misses.iter().map(|r| -> Result<Value, sqlx::Error> {
-            let kind: i64 = r.try_get("kind")?;
-            Ok(with(json!({
-                "validator": r.try_get::<String, _>("validator")?,
-                "kind": miss_kind_name(kind),
-                "kind_value": kind,
-            }), position(r)?))
-        }).collect::<Result<Vec<_>, _>>()?,
-        "forced_error": forced.as_ref().map(|r| -> Result<Value, sqlx::Error> {
-            Ok(with(json!({
-                "validator": r.try_get::<String, _>("validator")?,
-                "caught_lazy": r.try_get::<bool, _>("caught_lazy")?,
-            }), position(r)?))
-        }).transpose()?,
-        "slashes": slashes.iter().map(slash_json).collect::<Result<Vec<_>, _>>()?,
-    }))
+    Ok(TaskAudit {
+        state: AuditState::from_name(state),
+        seal,
+        verdicts: verdicts.iter().map(verdict).collect::<Result<_, _>>()?,
+        dispute: dispute_row.as_ref().map(dispute).transpose()?,
+        votes: votes
+            .iter()
+            .map(|r| -> Result<DisputeVote, sqlx::Error> {
+                Ok(DisputeVote {
+                    validator: r.try_get("validator")?,
+                    fraud: r.try_get("fraud")?,
+                    output_hash: r.try_get("output_hash")?,
+                    at: position(r)?,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        canary: canary_row.as_ref().map(canary).transpose()?,
+        misses: misses
+            .iter()
+            .map(|r| -> Result<ValidatorMiss, sqlx::Error> {
+                let kind: i64 = r.try_get("kind")?;
+                Ok(ValidatorMiss {
+                    validator: r.try_get("validator")?,
+                    kind: match miss_kind_name(kind) {
+                        "verdict" => MissKind::Verdict,
+                        "dispute_vote" => MissKind::DisputeVote,
+                        _ => MissKind::Unknown,
+                    },
+                    kind_value: kind,
+                    at: position(r)?,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        forced_error: forced
+            .as_ref()
+            .map(|r| -> Result<ForcedError, sqlx::Error> {
+                Ok(ForcedError {
+                    validator: r.try_get("validator")?,
+                    caught_lazy: r.try_get("caught_lazy")?,
+                    at: position(r)?,
+                })
+            })
+            .transpose()?,
+        slashes: slashes.iter().map(slash_json).collect::<Result<_, _>>()?,
+    })
+}
+
+/// A node's audit record: as a worker (its results) and as a validator.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeAudits {
+    /// Verdicts on its results.
+    audited: i64,
+    /// Of those, matching.
+    passed: i64,
+    /// Of those, mismatching (a dispute opened).
+    failed: i64,
+    /// User challenges of its results.
+    challenged: i64,
+    /// Disputes over its results resolved Fraud.
+    fraud_proven: i64,
+    /// Disputes over its results resolved Cleared.
+    cleared: i64,
+    /// Canary reports on its results (first report per task).
+    canaries: i64,
+    /// Of those, matching.
+    canaries_passed: i64,
+    /// As validator: verdicts signed.
+    verdicts_signed: i64,
+    /// As quorum member: votes cast.
+    dispute_votes: i64,
+    /// As validator: drawn audits without a verdict.
+    missed_audits: i64,
+    /// As quorum member: disputes it did not vote on.
+    missed_votes: i64,
+    /// Its mismatch verdicts the quorum cleared.
+    false_accusations: i64,
+    /// Forced errors it approved.
+    lazy_caught: i64,
+    /// Audit draw weight (null: never joined).
+    validator_weight: Option<String>,
 }
 
 /// The `audits` object of `/nodes/{address}` (`key`: checksummed address): its record as a
 /// worker (its results' verdicts, disputes and canary reports) and as a validator (verdicts
 /// signed, votes, missed deadlines, false accusations, lazy approvals caught), plus its draw
 /// weight.
-pub async fn node_audits(pool: &SqlitePool, key: &str) -> Result<Value, sqlx::Error> {
+pub async fn node_audits(pool: &SqlitePool, key: &str) -> Result<NodeAudits, sqlx::Error> {
     let r = sqlx::query(
         "SELECT
             (SELECT COUNT(*) FROM verdicts WHERE worker = ?1) AS audited,
@@ -265,27 +590,27 @@ pub async fn node_audits(pool: &SqlitePool, key: &str) -> Result<Value, sqlx::Er
     .fetch_one(pool)
     .await?;
     let n = |k: &str| r.try_get::<i64, _>(k);
-    Ok(json!({
-        "audited": n("audited")?,
-        "passed": n("passed")?,
-        "failed": n("failed")?,
-        "challenged": n("challenged")?,
-        "fraud_proven": n("fraud_proven")?,
-        "cleared": n("cleared")?,
-        "canaries": n("canaries")?,
-        "canaries_passed": n("canaries_passed")?,
-        "verdicts_signed": n("verdicts_signed")?,
-        "dispute_votes": n("dispute_votes")?,
-        "missed_audits": n("missed_audits")?,
-        "missed_votes": n("missed_votes")?,
-        "false_accusations": n("false_accusations")?,
-        "lazy_caught": n("lazy_caught")?,
-        "validator_weight": r.try_get::<Option<String>, _>("validator_weight")?,
-    }))
+    Ok(NodeAudits {
+        audited: n("audited")?,
+        passed: n("passed")?,
+        failed: n("failed")?,
+        challenged: n("challenged")?,
+        fraud_proven: n("fraud_proven")?,
+        cleared: n("cleared")?,
+        canaries: n("canaries")?,
+        canaries_passed: n("canaries_passed")?,
+        verdicts_signed: n("verdicts_signed")?,
+        dispute_votes: n("dispute_votes")?,
+        missed_audits: n("missed_audits")?,
+        missed_votes: n("missed_votes")?,
+        false_accusations: n("false_accusations")?,
+        lazy_caught: n("lazy_caught")?,
+        validator_weight: r.try_get("validator_weight")?,
+    })
 }
 
 /// Every slash of `key`, oldest first.
-pub async fn node_slashes(pool: &SqlitePool, key: &str) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn node_slashes(pool: &SqlitePool, key: &str) -> Result<Vec<Slash>, sqlx::Error> {
     sqlx::query("SELECT * FROM slashes WHERE account = ? ORDER BY block_number, log_index")
         .bind(key)
         .fetch_all(pool)
@@ -318,8 +643,38 @@ fn push_filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a AuditFilter) {
     }
 }
 
+/// The outcome of the dispute a verdict opened.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct VerdictDispute {
+    outcome: DisputeOutcome,
+    /// IAuditManager.AuditState: 3 Fraud, 4 Cleared, 5 Undecided, 6 ForcedError.
+    outcome_value: Option<i64>,
+    fraud_votes: i64,
+    honest_votes: i64,
+    resolved_block: Option<i64>,
+}
+
+/// A verdict with the outcome of the dispute it opened.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AuditEntry {
+    #[serde(flatten)]
+    verdict: Verdict,
+    /// The dispute a mismatching verdict opened (null: none).
+    dispute: Option<VerdictDispute>,
+}
+
+/// A page of verdicts, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AuditPage {
+    audits: Vec<AuditEntry>,
+    /// Verdicts matching the filters.
+    total: i64,
+    limit: u32,
+    offset: u64,
+}
+
 /// `GET /audits`: verdicts, newest first, each with the outcome of the dispute it opened.
-pub async fn audits(pool: &SqlitePool, f: &AuditFilter) -> Result<Value, sqlx::Error> {
+pub async fn audits(pool: &SqlitePool, f: &AuditFilter) -> Result<AuditPage, sqlx::Error> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT v.*, d.task_id AS dispute_task, d.outcome, d.fraud_votes, d.honest_votes, d.resolved_block
          FROM verdicts v LEFT JOIN disputes d ON d.task_id = v.task_id",
@@ -335,35 +690,59 @@ pub async fn audits(pool: &SqlitePool, f: &AuditFilter) -> Result<Value, sqlx::E
     let total: i64 = c.build_query_scalar().fetch_one(pool).await?;
     let audits = rows
         .iter()
-        .map(|r| -> Result<Value, sqlx::Error> {
+        .map(|r| -> Result<AuditEntry, sqlx::Error> {
             let dispute = match r.try_get::<Option<i64>, _>("dispute_task")? {
                 Some(_) => {
                     let outcome: Option<i64> = r.try_get("outcome")?;
-                    json!({"outcome": outcome_name(outcome), "outcome_value": outcome,
-                           "fraud_votes": r.try_get::<i64, _>("fraud_votes")?,
-                           "honest_votes": r.try_get::<i64, _>("honest_votes")?,
-                           "resolved_block": r.try_get::<Option<i64>, _>("resolved_block")?})
+                    Some(VerdictDispute {
+                        outcome: outcome_of(outcome),
+                        outcome_value: outcome,
+                        fraud_votes: r.try_get("fraud_votes")?,
+                        honest_votes: r.try_get("honest_votes")?,
+                        resolved_block: r.try_get("resolved_block")?,
+                    })
                 }
-                None => Value::Null,
+                None => None,
             };
-            Ok(with(verdict_json(r)?, json!({"dispute": dispute})))
+            Ok(AuditEntry {
+                verdict: verdict(r)?,
+                dispute,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({"audits": audits, "total": total, "limit": f.limit, "offset": f.offset}))
+    Ok(AuditPage {
+        audits,
+        total,
+        limit: f.limit,
+        offset: f.offset,
+    })
+}
+
+/// Canary reports of a model's tasks (first report per task), over all time.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelCanaries {
+    reports: i64,
+    /// Of those, matching.
+    matches: i64,
+    /// `matches / reports`; null without reports.
+    pub(crate) accuracy: Option<f64>,
 }
 
 /// `canary_accuracy` (matching first reports / first reports of the model's tasks, null without
 /// any) and the counts behind it, for `/models/{id}`.
-pub async fn model_canaries(pool: &SqlitePool, model_id: u32) -> Result<Value, sqlx::Error> {
+pub async fn model_canaries(
+    pool: &SqlitePool,
+    model_id: u32,
+) -> Result<ModelCanaries, sqlx::Error> {
     let (reports, matches): (i64, Option<i64>) =
         sqlx::query_as("SELECT COUNT(*), SUM(matches) FROM first_canaries WHERE model_id = ?")
             .bind(i64::from(model_id))
             .fetch_one(pool)
             .await?;
     let matches = matches.unwrap_or(0);
-    Ok(json!({
-        "reports": reports,
-        "matches": matches,
-        "accuracy": (reports > 0).then(|| matches as f64 / reports as f64),
-    }))
+    Ok(ModelCanaries {
+        reports,
+        matches,
+        accuracy: (reports > 0).then(|| matches as f64 / reports as f64),
+    })
 }

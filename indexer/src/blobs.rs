@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use crate::query::{BlobContent, Payload, Task};
 
 /// Largest blob fetched for display.
 const MAX_DISPLAY_BYTES: u64 = 4 << 20;
@@ -35,44 +35,31 @@ pub fn configure(store_url: Option<&str>) -> Result<(), blobstore::BlobError> {
 
 /// Adds `content` (or `content_error`) to the task's `input` and `output` that are blob
 /// references into the configured store.
-pub async fn attach_contents(task: &mut Value) {
-    let Some(Some(view)) = VIEW.get() else {
-        return;
-    };
-    for key in ["input", "output"] {
-        let Some(blob) = task.get(key).and_then(|p| p.get("blob")) else {
-            continue;
-        };
-        let url = blob["url"].as_str().unwrap_or_default().to_string();
-        if !url.starts_with(&view.prefix) {
-            continue;
-        }
-        let Ok(sha256) = blobstore::parse_sha256(blob["sha256"].as_str().unwrap_or_default())
-        else {
-            continue;
-        };
-        let fetched = view.client.fetch(&blobstore::BlobRef { sha256, url }).await;
-        let (field, value) = match fetched {
-            Ok(bytes) => ("content", content(&bytes)),
-            Err(e) => ("content_error", json!(e.to_string())),
-        };
-        if let Some(p) = task.get_mut(key).and_then(Value::as_object_mut) {
-            p.insert(field.into(), value);
-        }
+pub async fn attach_contents(task: &mut Task) {
+    attach(&mut task.input).await;
+    if let Some(output) = task.output.as_mut() {
+        attach(output).await;
     }
 }
 
-fn content(bytes: &[u8]) -> Value {
-    let mut v = json!({"bytes": bytes.len()});
-    if let Some(obj) = v.as_object_mut() {
-        match crate::tensor::describe(bytes) {
-            Ok(decoded) => {
-                obj.insert("decoded".into(), decoded);
-            }
-            Err(_) => obj.extend(crate::tensor::human(bytes)),
-        }
+async fn attach(payload: &mut Payload) {
+    let Some(Some(view)) = VIEW.get() else {
+        return;
+    };
+    let Some(blob) = payload.blob() else {
+        return;
+    };
+    if !blob.url.starts_with(&view.prefix) {
+        return;
     }
-    v
+    let Ok(sha256) = blobstore::parse_sha256(&blob.sha256) else {
+        return;
+    };
+    let url = blob.url.clone();
+    match view.client.fetch(&blobstore::BlobRef { sha256, url }).await {
+        Ok(bytes) => payload.content = Some(BlobContent::of(&bytes)),
+        Err(e) => payload.content_error = Some(e.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -95,22 +82,34 @@ mod tests {
         let r = client.put(&base, answer).await.unwrap();
         configure(Some(&base)).unwrap();
 
-        let mut task = json!({
-            "input": {"blob": {"sha256": r.hex(), "url": r.url}},
-            "output": {"blob": {"sha256": "11".repeat(32), "url": "http://10.0.0.1/blobs/x"}},
-        });
-        attach_contents(&mut task).await;
-        assert_eq!(task["input"]["content"]["json"]["text"], "Paris");
+        let mut input = crate::query::payload(&r.encode());
+        let mut output = crate::query::payload(
+            &blobstore::BlobRef {
+                sha256: [0x11; 32],
+                url: "http://10.0.0.1/blobs/x".into(),
+            }
+            .encode(),
+        );
+        attach(&mut input).await;
+        attach(&mut output).await;
+        let input = serde_json::to_value(&input).unwrap();
+        let output = serde_json::to_value(&output).unwrap();
+        assert_eq!(input["content"]["json"]["text"], "Paris");
         assert!(
-            task["output"].get("content").is_none()
-                && task["output"].get("content_error").is_none(),
-            "a URL outside the configured store is never fetched: {task}"
+            output.get("content").is_none() && output.get("content_error").is_none(),
+            "a URL outside the configured store is never fetched: {output}"
         );
 
         // a reference into the store whose blob is missing says why
-        let mut missing = json!({"input": {"blob": {"sha256": "22".repeat(32),
-            "url": format!("{base}/blobs/{}", "22".repeat(32))}}});
-        attach_contents(&mut missing).await;
-        assert!(missing["input"]["content_error"].is_string(), "{missing}");
+        let mut missing = crate::query::payload(
+            &blobstore::BlobRef {
+                sha256: [0x22; 32],
+                url: format!("{base}/blobs/{}", "22".repeat(32)),
+            }
+            .encode(),
+        );
+        attach(&mut missing).await;
+        let missing = serde_json::to_value(&missing).unwrap();
+        assert!(missing["content_error"].is_string(), "{missing}");
     }
 }

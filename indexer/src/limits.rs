@@ -3,13 +3,13 @@
 //! every request (`tower-http`). Each refusal is the API's JSON error (`{"error", "detail"}`):
 //! 429 `rate_limited` (with `retry-after`), 414 `uri_too_long`, 413 `too_large`, 503 `timeout`.
 
+use crate::api::{ErrorBody, ErrorKind};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_governor::governor::GovernorConfigBuilder;
@@ -59,7 +59,7 @@ pub fn apply(router: Router, limits: Limits) -> Router {
                         if len > max_uri {
                             return error(
                         StatusCode::URI_TOO_LONG,
-                        "uri_too_long",
+                        ErrorKind::UriTooLong,
                         format!("the request URI is {len} bytes; at most {max_uri} are accepted"),
                     );
                         }
@@ -87,8 +87,8 @@ pub fn apply(router: Router, limits: Limits) -> Router {
     r.layer(axum::middleware::from_fn(json_errors))
 }
 
-fn error(status: StatusCode, kind: &str, detail: String) -> Response {
-    (status, Json(json!({"error": kind, "detail": detail}))).into_response()
+fn error(status: StatusCode, error: ErrorKind, detail: String) -> Response {
+    (status, Json(ErrorBody { error, detail })).into_response()
 }
 
 /// Gives the layers' own refusals (plain text or empty bodies) the API's JSON error shape.
@@ -110,13 +110,15 @@ async fn json_errors(req: Request, next: Next) -> Response {
                 .unwrap_or("1")
                 .to_string();
             (
-                "rate_limited",
+                ErrorKind::RateLimited,
                 format!("too many requests from this address; retry in {wait} s"),
             )
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (ErrorKind::TooLarge, "the request body is too large".into())
+        }
         StatusCode::SERVICE_UNAVAILABLE => (
-            "timeout",
+            ErrorKind::Timeout,
             "the request took too long and was abandoned".into(),
         ),
         _ => return r,
@@ -127,6 +129,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    let body = serde_json::to_vec(&json!({"error": kind, "detail": detail})).expect("JSON");
+    let body = serde_json::to_vec(&ErrorBody {
+        error: kind,
+        detail,
+    })
+    .expect("JSON");
     Response::from_parts(parts, Body::from(body))
 }

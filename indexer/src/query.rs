@@ -1,11 +1,19 @@
-//! Read queries behind the REST API. Each returns JSON-ready values in the API's shape:
-//! addresses checksummed, amounts decimal strings (wei), names in the protocol's words.
+//! Read queries behind the REST API. Each returns a response type: serialized in the API's shape
+//! (addresses checksummed, amounts decimal strings in wei, names in the protocol's words), its
+//! schema derived into the OpenAPI document ([`crate::openapi`]).
 
-use crate::tensor;
+use crate::audit_query::{ModelCanaries, NodeAudits, Slash, TaskAudit};
+use crate::epoch_query::ModelQuality;
+use crate::schema::{Address as AddressSchema, Decimal, Hash, Wei};
+use crate::tensor::{self, HumanForm};
 use alloy::primitives::Address;
 use protocol::codes::FailureCode;
+use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// Task states the API accepts in `?status=` (the on-chain ones; `submitted` is the contract's
 /// `Drawing`: waiting for its worker to be drawn, from the second block after submission, and
@@ -19,6 +27,47 @@ pub const TASK_STATUSES: [&str; 7] = [
     "refunded",
     "disputed",
 ];
+
+/// Schema of a task state: one of [`TASK_STATUSES`].
+pub struct TaskStatus;
+
+impl PartialSchema for TaskStatus {
+    fn schema() -> RefOr<Schema> {
+        crate::schema::one_of_names(
+            &TASK_STATUSES,
+            "task state (`submitted`: waiting for its worker to be drawn; `disputed`: held by the AuditManager while a quorum decides)",
+        )
+        .into()
+    }
+}
+
+impl ToSchema for TaskStatus {}
+
+/// A model's status in the ModelRegistry (or the status an epoch report gives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// Selectable.
+    Active,
+    /// Selectable with reduced weight until its quality recovers.
+    Probation,
+    /// No longer selectable.
+    Delisted,
+    /// A status value unknown to this indexer version.
+    Unknown,
+}
+
+impl ModelStatus {
+    /// The status of an on-chain status value.
+    pub fn from_value(status: i64) -> Self {
+        match model_status_name(status) {
+            "active" => Self::Active,
+            "probation" => Self::Probation,
+            "delisted" => Self::Delisted,
+            _ => Self::Unknown,
+        }
+    }
+}
 
 /// Name of an on-chain model status.
 pub fn model_status_name(status: i64) -> &'static str {
@@ -37,12 +86,70 @@ pub fn compare_rule_name(rule: i64) -> &'static str {
     }
 }
 
+/// A staking role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StakeRole {
+    /// Worker stake.
+    Worker,
+    /// Validator stake.
+    Validator,
+    /// A role value unknown to this indexer version.
+    Unknown,
+}
+
+impl StakeRole {
+    /// The role of an on-chain role value.
+    pub fn from_value(role: i64) -> Self {
+        match role_name(role) {
+            "worker" => Self::Worker,
+            "validator" => Self::Validator,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 /// Name of a staking role.
 pub fn role_name(role: i64) -> &'static str {
     match role {
         0 => "worker",
         1 => "validator",
         _ => "unknown",
+    }
+}
+
+/// Why a stake was slashed (`IStaking.Slashed.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlashReason {
+    /// 1: a dispute over its result resolved Fraud.
+    Fraud,
+    /// 2: a validator whose mismatch verdict the quorum cleared.
+    FalseAccusation,
+    /// 3: a validator that approved a planted wrong result.
+    LazyValidator,
+    /// 4: a validator that let an audit deadline pass.
+    MissedAudit,
+    /// 5: a quorum member that voted against the outcome.
+    MinorityVote,
+    /// 6: a validator that signed two different reports of one epoch.
+    ReportEquivocation,
+    /// A reason value unknown to this indexer version.
+    Unknown,
+}
+
+impl SlashReason {
+    /// The reason of an on-chain reason value.
+    pub fn from_value(reason: i64) -> Self {
+        match slash_reason_name(reason) {
+            "fraud" => Self::Fraud,
+            "false_accusation" => Self::FalseAccusation,
+            "lazy_validator" => Self::LazyValidator,
+            "missed_audit" => Self::MissedAudit,
+            "minority_vote" => Self::MinorityVote,
+            "report_equivocation" => Self::ReportEquivocation,
+            _ => Self::Unknown,
+        }
     }
 }
 
@@ -59,18 +166,47 @@ pub fn slash_reason_name(reason: i64) -> &'static str {
     }
 }
 
-fn code_json(code: Option<i64>) -> Value {
-    match code {
-        None => Value::Null,
-        Some(c) => {
-            let known = u16::try_from(c).ok().and_then(FailureCode::from_u16);
-            json!({
-                "value": c,
-                "name": known.map(FailureCode::as_str).unwrap_or("unknown"),
-                "description": known.map(FailureCode::describe).unwrap_or("code unknown to this indexer version"),
-            })
+/// A task's failure code (`ResultsCommitted.code`; 0 is success).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FailureCodeInfo {
+    value: i64,
+    /// The code's name (`unknown` for a code unknown to this indexer version).
+    name: &'static str,
+    description: &'static str,
+}
+
+fn failure_code(code: Option<i64>) -> Option<FailureCodeInfo> {
+    code.map(|c| {
+        let known = u16::try_from(c).ok().and_then(FailureCode::from_u16);
+        FailureCodeInfo {
+            value: c,
+            name: known.map(FailureCode::as_str).unwrap_or("unknown"),
+            description: known
+                .map(FailureCode::describe)
+                .unwrap_or("code unknown to this indexer version"),
         }
-    }
+    })
+}
+
+/// Where an event was included: block, block time and transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TxRef {
+    /// Block number.
+    pub(crate) block: i64,
+    /// Unix time of the block.
+    pub(crate) time: i64,
+    /// Transaction hash.
+    #[schema(value_type = Hash)]
+    pub(crate) tx: String,
+}
+
+/// The block (and its time) a task reached a state in.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BlockTime {
+    /// Block number.
+    block: i64,
+    /// Unix time of the block.
+    time: Option<i64>,
 }
 
 /// One row of `tasks`.
@@ -108,73 +244,236 @@ struct TaskRow {
     refund: Option<String>,
 }
 
+/// A task as listed (`/tasks`, a node's `recent_tasks`): parties, fee, state, result hash and
+/// sizes, and the blocks it reached each state in.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskSummary {
+    /// Task id (uint256, decimal).
+    #[schema(value_type = Decimal)]
+    task_id: String,
+    model_id: i64,
+    #[schema(value_type = AddressSchema)]
+    submitter: String,
+    /// The worker drawn for it (null until drawn).
+    #[schema(value_type = Option<AddressSchema>)]
+    worker: Option<String>,
+    /// Fee escrowed by the submitter.
+    #[schema(value_type = Wei)]
+    fee: String,
+    #[schema(value_type = TaskStatus)]
+    status: String,
+    /// Failure code of the committed result (null before a commit).
+    code: Option<FailureCodeInfo>,
+    /// keccak256 of the committed output.
+    #[schema(value_type = Option<Hash>)]
+    output_hash: Option<String>,
+    input_bytes: usize,
+    output_bytes: Option<usize>,
+    submitted: TxRef,
+    assigned: Option<BlockTime>,
+    committed: Option<BlockTime>,
+    finalized: Option<BlockTime>,
+    /// Seconds from assignment to commit.
+    latency_secs: Option<i64>,
+}
+
+/// A payload (task input or output): size, keccak256 and the decoded tensors of a safetensors
+/// document; otherwise hex, why it does not decode, and its human form.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Payload {
+    bytes: usize,
+    #[schema(value_type = Hash)]
+    keccak256: String,
+    /// `{"<tensor>": {"dtype", "shape", "values"}}` (a safetensors document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    decoded: Option<Value>,
+    /// The bytes, 0x-prefixed hex (not a safetensors document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+    /// Why the bytes are not a safetensors document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decode_error: Option<String>,
+    #[serde(flatten)]
+    human: HumanForm,
+    /// The blob's content, when the payload is a blob reference into the blob store this
+    /// indexer was started with (`--blob-store`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) content: Option<BlobContent>,
+    /// Why the blob's content could not be fetched from the blob store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) content_error: Option<String>,
+}
+
+impl Payload {
+    /// The blob reference the payload is, if any.
+    pub(crate) fn blob(&self) -> Option<&tensor::BlobView> {
+        self.human.blob.as_ref()
+    }
+}
+
+/// The content of a blob: size and decoded tensors, or its human form.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BlobContent {
+    bytes: usize,
+    /// `{"<tensor>": {"dtype", "shape", "values"}}` (a safetensors document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    decoded: Option<Value>,
+    #[serde(flatten)]
+    human: HumanForm,
+}
+
+impl BlobContent {
+    /// The content of `bytes`.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        match tensor::describe(bytes) {
+            Ok(decoded) => Self {
+                bytes: bytes.len(),
+                decoded: Some(decoded),
+                human: HumanForm::default(),
+            },
+            Err(_) => Self {
+                bytes: bytes.len(),
+                decoded: None,
+                human: tensor::human(bytes),
+            },
+        }
+    }
+}
+
+/// How a finalized task's fee was split.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FeeSplit {
+    #[schema(value_type = Option<Wei>)]
+    developer: Option<String>,
+    #[schema(value_type = Option<Wei>)]
+    worker: Option<String>,
+    #[schema(value_type = Option<Wei>)]
+    validator: Option<String>,
+    #[schema(value_type = Option<Wei>)]
+    protocol: Option<String>,
+    /// Returned to the submitter.
+    #[schema(value_type = Option<Wei>)]
+    refund: Option<String>,
+}
+
+/// One event of a task's trail.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TrailEvent {
+    /// submitted, assigned, committed, held, verdict, dispute_opened, quorum_drawn,
+    /// dispute_vote, dispute_resolved, released, canary, finalized, refunded, ...
+    kind: String,
+    #[schema(value_type = Option<AddressSchema>)]
+    worker: Option<String>,
+    block: i64,
+    log_index: i64,
+    #[schema(value_type = Hash)]
+    tx: String,
+    time: i64,
+    /// The event's fields.
+    detail: Value,
+}
+
+/// One task: decoded input and output, hashes, failure code, fee split, latency, its trail of
+/// events and its audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Task {
+    #[serde(flatten)]
+    summary: TaskSummary,
+    pub(crate) input: Payload,
+    pub(crate) output: Option<Payload>,
+    /// Commit batch of the result (uint256, decimal).
+    #[schema(value_type = Option<Decimal>)]
+    batch_id: Option<String>,
+    /// Deadline of the current step (unix seconds).
+    deadline: Option<i64>,
+    /// Deadlines missed by drawn workers.
+    misses: i64,
+    compute_units: Option<i64>,
+    /// User rating of the result (0..=100).
+    quality: Option<i64>,
+    fee_split: Option<FeeSplit>,
+    /// The task's events in chain order.
+    audit_trail: Vec<TrailEvent>,
+    audit: TaskAudit,
+}
+
 impl TaskRow {
-    fn summary(&self) -> Value {
-        json!({
-            "task_id": self.task_id.to_string(),
-            "model_id": self.model_id,
-            "submitter": self.submitter,
-            "worker": self.worker,
-            "fee": self.fee,
-            "status": self.status,
-            "code": code_json(self.code),
-            "output_hash": self.output_hash,
-            "input_bytes": self.input.len(),
-            "output_bytes": self.output.as_ref().map(Vec::len),
-            "submitted": {"block": self.submitted_block, "time": self.submitted_time, "tx": self.submitted_tx},
-            "assigned": self.assigned_block.map(|b| json!({"block": b, "time": self.assigned_time})),
-            "committed": self.committed_block.map(|b| json!({"block": b, "time": self.committed_time})),
-            "finalized": self.finalized_block.map(|b| json!({"block": b, "time": self.finalized_time})),
-            "latency_secs": self.latency,
-        })
+    fn summary(&self) -> TaskSummary {
+        let at =
+            |block: Option<i64>, time: Option<i64>| block.map(|block| BlockTime { block, time });
+        TaskSummary {
+            task_id: self.task_id.to_string(),
+            model_id: self.model_id,
+            submitter: self.submitter.clone(),
+            worker: self.worker.clone(),
+            fee: self.fee.clone(),
+            status: self.status.clone(),
+            code: failure_code(self.code),
+            output_hash: self.output_hash.clone(),
+            input_bytes: self.input.len(),
+            output_bytes: self.output.as_ref().map(Vec::len),
+            submitted: TxRef {
+                block: self.submitted_block,
+                time: self.submitted_time,
+                tx: self.submitted_tx.clone(),
+            },
+            assigned: at(self.assigned_block, self.assigned_time),
+            committed: at(self.committed_block, self.committed_time),
+            finalized: at(self.finalized_block, self.finalized_time),
+            latency_secs: self.latency,
+        }
     }
 
-    fn detail(&self, trail: Vec<Value>) -> Value {
-        let mut v = self.summary();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("input".into(), tensor_json(&self.input));
-            obj.insert(
-                "output".into(),
-                self.output
-                    .as_deref()
-                    .map(tensor_json)
-                    .unwrap_or(Value::Null),
-            );
-            obj.insert("batch_id".into(), json!(self.batch_id));
-            obj.insert("deadline".into(), json!(self.deadline));
-            obj.insert("misses".into(), json!(self.misses));
-            obj.insert("compute_units".into(), json!(self.compute_units));
-            obj.insert("quality".into(), json!(self.quality));
-            obj.insert(
-                "fee_split".into(),
-                if self.finalized_block.is_some() {
-                    json!({
-                        "developer": self.developer_fee, "worker": self.worker_fee,
-                        "validator": self.validator_fee, "protocol": self.protocol_fee, "refund": self.refund,
-                    })
-                } else {
-                    Value::Null
-                },
-            );
-            obj.insert("audit_trail".into(), Value::Array(trail));
+    fn detail(self, audit_trail: Vec<TrailEvent>, audit: TaskAudit) -> Task {
+        let fee_split = self.finalized_block.is_some().then(|| FeeSplit {
+            developer: self.developer_fee.clone(),
+            worker: self.worker_fee.clone(),
+            validator: self.validator_fee.clone(),
+            protocol: self.protocol_fee.clone(),
+            refund: self.refund.clone(),
+        });
+        Task {
+            summary: self.summary(),
+            input: payload(&self.input),
+            output: self.output.as_deref().map(payload),
+            batch_id: self.batch_id,
+            deadline: self.deadline,
+            misses: self.misses,
+            compute_units: self.compute_units,
+            quality: self.quality,
+            fee_split,
+            audit_trail,
+            audit,
         }
-        v
     }
 }
 
 /// Input or output bytes: size, keccak256, the decoded tensors, or hex plus the decode error.
-fn tensor_json(bytes: &[u8]) -> Value {
-    let hash = protocol::output_hash(bytes).to_string();
+pub(crate) fn payload(bytes: &[u8]) -> Payload {
+    let keccak256 = protocol::output_hash(bytes).to_string();
     match tensor::describe(bytes) {
-        Ok(decoded) => json!({"bytes": bytes.len(), "keccak256": hash, "decoded": decoded}),
-        Err(e) => {
-            let mut v = json!({"bytes": bytes.len(), "keccak256": hash, "hex": format!("0x{}", hex::encode(bytes)),
-                         "decode_error": e});
-            if let Some(obj) = v.as_object_mut() {
-                obj.extend(tensor::human(bytes));
-            }
-            v
-        }
+        Ok(decoded) => Payload {
+            bytes: bytes.len(),
+            keccak256,
+            decoded: Some(decoded),
+            hex: None,
+            decode_error: None,
+            human: HumanForm::default(),
+            content: None,
+            content_error: None,
+        },
+        Err(e) => Payload {
+            bytes: bytes.len(),
+            keccak256,
+            decoded: None,
+            hex: Some(format!("0x{}", hex::encode(bytes))),
+            decode_error: Some(e),
+            human: tensor::human(bytes),
+            content: None,
+            content_error: None,
+        },
     }
 }
 
@@ -193,8 +492,17 @@ pub struct TaskFilter {
     pub cursor: Option<i64>,
 }
 
+/// A page of tasks, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskPage {
+    tasks: Vec<TaskSummary>,
+    /// `cursor` of the next page (null: this is the last one).
+    #[schema(value_type = Option<Decimal>)]
+    next_cursor: Option<String>,
+}
+
 /// A page of tasks, newest first, and the cursor of the next page.
-pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<Value, sqlx::Error> {
+pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM tasks WHERE 1 = 1");
     if let Some(s) = &f.status {
         q.push(" AND status = ").push_bind(s.clone());
@@ -211,12 +519,15 @@ pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<Value, sqlx::Err
     q.push(" ORDER BY task_id DESC LIMIT ")
         .push_bind(i64::from(f.limit));
     let rows: Vec<TaskRow> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() == f.limit as usize {
+    let next_cursor = if rows.len() == f.limit as usize {
         rows.last().map(|r| r.task_id.to_string())
     } else {
         None
     };
-    Ok(json!({"tasks": rows.iter().map(TaskRow::summary).collect::<Vec<_>>(), "next_cursor": next}))
+    Ok(TaskPage {
+        tasks: rows.iter().map(TaskRow::summary).collect(),
+        next_cursor,
+    })
 }
 
 #[derive(Debug, FromRow)]
@@ -243,7 +554,7 @@ struct UnbondingRow {
 }
 
 /// One task with decoded tensors, its trail of events and its audit record.
-pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Value>, sqlx::Error> {
+pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Task>, sqlx::Error> {
     let Some(row) = sqlx::query_as::<_, TaskRow>("SELECT * FROM tasks WHERE task_id = ?")
         .bind(task_id)
         .fetch_optional(pool)
@@ -260,18 +571,18 @@ pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Value>, sqlx
     .await?;
     let trail = trail
         .into_iter()
-        .map(|t| {
-            json!({"kind": t.kind, "worker": t.worker, "block": t.block_number, "log_index": t.log_index,
-                   "tx": t.tx_hash, "time": t.block_time,
-                   "detail": serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null)})
+        .map(|t| TrailEvent {
+            kind: t.kind,
+            worker: t.worker,
+            block: t.block_number,
+            log_index: t.log_index,
+            tx: t.tx_hash,
+            time: t.block_time,
+            detail: serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null),
         })
         .collect();
     let audit = crate::audit_query::task_audit(pool, task_id, row.batch_id.as_deref()).await?;
-    let mut v = row.detail(trail);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("audit".into(), audit);
-    }
-    Ok(Some(v))
+    Ok(Some(row.detail(trail, audit)))
 }
 
 #[derive(Debug, FromRow)]
@@ -293,25 +604,75 @@ struct ModelRow {
     worker_count: i64,
 }
 
+/// How a model's results are compared (the on-chain comparison rule).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CompareRule {
+    value: i64,
+    /// exact_bytes, all_close, argmax, top_k, cosine (or unknown).
+    name: &'static str,
+    tolerance: i64,
+}
+
+/// A registered model as listed (`/models`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelSummary {
+    model_id: i64,
+    #[schema(value_type = AddressSchema)]
+    developer: String,
+    /// SHA-256 of the registered file (the bundle manifest, or a raw .onnx).
+    sha256: String,
+    uri: String,
+    #[schema(value_type = Wei)]
+    price_per_call: String,
+    compute_units: i64,
+    compare_rule: CompareRule,
+    /// Model it derives from (0: none).
+    parent: i64,
+    status: ModelStatus,
+    /// Royalties earned by the developer.
+    #[schema(value_type = Wei)]
+    royalties: String,
+    registered: TxRef,
+    worker_count: i64,
+    /// The bundle's task kind (text-generation, embeddings, speech-recognition, ocr,
+    /// image-classification, tensor); null when the manifest is not readable here.
+    kind: Option<String>,
+    /// The bundle manifest read from a file:// URI and checked against the registered sha256:
+    /// kind, name, compute_units, parts, verify, io, source (or error).
+    #[schema(value_type = Option<Object>)]
+    bundle: Value,
+}
+
 impl ModelRow {
-    fn json(&self) -> Value {
+    fn summary(&self) -> ModelSummary {
         let bundle = bundle_summary(&self.uri, &self.sha256);
-        json!({
-            "model_id": self.model_id,
-            "developer": self.developer,
-            "sha256": self.sha256,
-            "uri": self.uri,
-            "price_per_call": self.price_per_call,
-            "compute_units": self.compute_units,
-            "compare_rule": {"value": self.rule, "name": compare_rule_name(self.rule), "tolerance": self.tolerance},
-            "parent": self.parent,
-            "status": model_status_name(self.status),
-            "royalties": self.royalties,
-            "registered": {"block": self.registered_block, "time": self.registered_time, "tx": self.tx_hash},
-            "worker_count": self.worker_count,
-            "kind": bundle.get("kind").cloned().unwrap_or(Value::Null),
-            "bundle": bundle,
-        })
+        ModelSummary {
+            model_id: self.model_id,
+            developer: self.developer.clone(),
+            sha256: self.sha256.clone(),
+            uri: self.uri.clone(),
+            price_per_call: self.price_per_call.clone(),
+            compute_units: self.compute_units,
+            compare_rule: CompareRule {
+                value: self.rule,
+                name: compare_rule_name(self.rule),
+                tolerance: self.tolerance,
+            },
+            parent: self.parent,
+            status: ModelStatus::from_value(self.status),
+            royalties: self.royalties.clone(),
+            registered: TxRef {
+                block: self.registered_block,
+                time: self.registered_time,
+                tx: self.tx_hash.clone(),
+            },
+            worker_count: self.worker_count,
+            kind: bundle
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            bundle,
+        }
     }
 }
 
@@ -350,16 +711,66 @@ fn bundle_summary(uri: &str, sha256: &str) -> Value {
 const MODEL_SELECT: &str = "SELECT m.*, (SELECT COUNT(*) FROM model_workers w WHERE w.model_id = m.model_id) AS worker_count
      FROM models m";
 
+/// Every registered model.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelList {
+    models: Vec<ModelSummary>,
+}
+
 /// Every model.
-pub async fn models(pool: &SqlitePool) -> Result<Value, sqlx::Error> {
+pub async fn models(pool: &SqlitePool) -> Result<ModelList, sqlx::Error> {
     let rows: Vec<ModelRow> = sqlx::query_as(&format!("{MODEL_SELECT} ORDER BY m.model_id"))
         .fetch_all(pool)
         .await?;
-    Ok(json!({"models": rows.iter().map(ModelRow::json).collect::<Vec<_>>()}))
+    Ok(ModelList {
+        models: rows.iter().map(ModelRow::summary).collect(),
+    })
+}
+
+/// A worker serving a model.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelWorker {
+    #[schema(value_type = AddressSchema)]
+    worker: String,
+    /// Its sortition weight for the model.
+    weight: String,
+    opted_in_block: i64,
+    updated_block: i64,
+}
+
+/// A model's tasks per state, and in all.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskCounts {
+    submitted: i64,
+    assigned: i64,
+    committed: i64,
+    failed: i64,
+    finalized: i64,
+    refunded: i64,
+    disputed: i64,
+    total: i64,
+}
+
+/// One model with its workers, task counts and measured quality.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Model {
+    #[serde(flatten)]
+    summary: ModelSummary,
+    workers: Vec<ModelWorker>,
+    tasks: TaskCounts,
+    /// Quality of the latest computed epoch (1.0 when it had no ratings and no canary
+    /// reports); null before any computed epoch.
+    measured_quality: Option<f64>,
+    /// The model's quality in each computed epoch, oldest first.
+    quality_history: Vec<ModelQuality>,
+    /// Matching / all canary reports of the model's tasks (first report per task), over all
+    /// time; null without reports.
+    canary_accuracy: Option<f64>,
+    canaries: ModelCanaries,
 }
 
 /// One model with its workers and usage counts.
-pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Value>, sqlx::Error> {
+pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Model>, sqlx::Error> {
     let Some(row) = sqlx::query_as::<_, ModelRow>(&format!("{MODEL_SELECT} WHERE m.model_id = ?"))
         .bind(i64::from(model_id))
         .fetch_optional(pool)
@@ -378,40 +789,45 @@ pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Value>, sq
             .bind(i64::from(model_id))
             .fetch_all(pool)
             .await?;
-    let mut counts = serde_json::Map::new();
-    let mut total = 0;
-    for s in TASK_STATUSES {
-        let n = usage
+    let n = |s: &str| {
+        usage
             .iter()
             .find(|(k, _)| k == s)
             .map(|(_, n)| *n)
-            .unwrap_or(0);
-        total += n;
-        counts.insert(s.into(), json!(n));
-    }
-    counts.insert("total".into(), json!(total));
-    let mut v = row.json();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "workers".into(),
-            workers
-                .into_iter()
-                .map(|(w, weight, opted, updated)| {
-                    json!({"worker": w, "weight": weight, "opted_in_block": opted, "updated_block": updated})
-                })
-                .collect(),
-        );
-        obj.insert("tasks".into(), Value::Object(counts));
-    }
-    let (history, measured) = crate::epoch_query::model_quality(pool, model_id).await?;
+            .unwrap_or(0)
+    };
+    let tasks = TaskCounts {
+        submitted: n("submitted"),
+        assigned: n("assigned"),
+        committed: n("committed"),
+        failed: n("failed"),
+        finalized: n("finalized"),
+        refunded: n("refunded"),
+        disputed: n("disputed"),
+        total: TASK_STATUSES.iter().map(|s| n(s)).sum(),
+    };
+    let (quality_history, measured_quality) =
+        crate::epoch_query::model_quality(pool, model_id).await?;
     let canaries = crate::audit_query::model_canaries(pool, model_id).await?;
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("measured_quality".into(), measured);
-        obj.insert("quality_history".into(), history);
-        obj.insert("canary_accuracy".into(), canaries["accuracy"].clone());
-        obj.insert("canaries".into(), canaries);
-    }
-    Ok(Some(v))
+    Ok(Some(Model {
+        summary: row.summary(),
+        workers: workers
+            .into_iter()
+            .map(
+                |(worker, weight, opted_in_block, updated_block)| ModelWorker {
+                    worker,
+                    weight,
+                    opted_in_block,
+                    updated_block,
+                },
+            )
+            .collect(),
+        tasks,
+        measured_quality,
+        quality_history,
+        canary_accuracy: canaries.accuracy,
+        canaries,
+    }))
 }
 
 #[derive(Debug, FromRow)]
@@ -432,22 +848,106 @@ struct NodeRow {
     finalized: i64,
 }
 
+/// A worker's task events, counted.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeTaskCounts {
+    assigned: i64,
+    committed: i64,
+    /// Commits with a non-zero failure code.
+    failed: i64,
+    /// Deadlines it missed.
+    missed: i64,
+    finalized: i64,
+}
+
+/// A worker or validator as listed (`/nodes`): stakes, jail, trust and earnings.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeSummary {
+    #[schema(value_type = AddressSchema)]
+    address: String,
+    /// Active worker stake.
+    #[schema(value_type = Wei)]
+    worker_stake: String,
+    /// Active validator stake.
+    #[schema(value_type = Wei)]
+    validator_stake: String,
+    /// Unix time its jail ends (0: never jailed).
+    jailed_until: i64,
+    /// Jailed at the newest indexed block.
+    jailed: bool,
+    /// Trust as a WAD (1e18 = 1.0; null before its first epoch).
+    #[schema(value_type = Option<Decimal>)]
+    trust_wad: Option<String>,
+    #[schema(value_type = Wei)]
+    earned: String,
+    #[schema(value_type = Wei)]
+    slashed: String,
+    first_block: i64,
+    updated_block: i64,
+    tasks: NodeTaskCounts,
+}
+
+/// A pending or closed unbonding of stake.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Unbonding {
+    role: StakeRole,
+    #[schema(value_type = Wei)]
+    amount: String,
+    /// What is left of it after slashes.
+    #[schema(value_type = Wei)]
+    remaining: String,
+    /// Unix time it can be withdrawn.
+    release_at: i64,
+    requested_block: i64,
+    #[schema(value_type = Hash)]
+    tx: String,
+    /// pending, withdrawn or slashed.
+    status: String,
+    closed_block: Option<i64>,
+}
+
+/// A model a worker serves.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeModel {
+    model_id: i64,
+    /// Its sortition weight for the model.
+    weight: String,
+}
+
+/// One node: stakes, unbondings, jail, slashes, audit record, task stats and recent tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Node {
+    #[serde(flatten)]
+    summary: NodeSummary,
+    unbondings: Vec<Unbonding>,
+    slashes: Vec<Slash>,
+    audits: NodeAudits,
+    models: Vec<NodeModel>,
+    /// Its 20 newest tasks.
+    recent_tasks: Vec<TaskSummary>,
+}
+
 impl NodeRow {
-    fn json(&self, now: i64) -> Value {
-        json!({
-            "address": self.address,
-            "worker_stake": self.worker_stake,
-            "validator_stake": self.validator_stake,
-            "jailed_until": self.jailed_until,
-            "jailed": self.jailed_until > now,
-            "trust_wad": self.trust_wad,
-            "earned": self.earned,
-            "slashed": self.slashed,
-            "first_block": self.first_block,
-            "updated_block": self.updated_block,
-            "tasks": {"assigned": self.assigned, "committed": self.committed, "failed": self.failed,
-                      "missed": self.missed, "finalized": self.finalized},
-        })
+    fn summary(&self, now: i64) -> NodeSummary {
+        NodeSummary {
+            address: self.address.clone(),
+            worker_stake: self.worker_stake.clone(),
+            validator_stake: self.validator_stake.clone(),
+            jailed_until: self.jailed_until,
+            jailed: self.jailed_until > now,
+            trust_wad: self.trust_wad.clone(),
+            earned: self.earned.clone(),
+            slashed: self.slashed.clone(),
+            first_block: self.first_block,
+            updated_block: self.updated_block,
+            tasks: NodeTaskCounts {
+                assigned: self.assigned,
+                committed: self.committed,
+                failed: self.failed,
+                missed: self.missed,
+                finalized: self.finalized,
+            },
+        }
     }
 }
 
@@ -480,16 +980,24 @@ async fn indexed_time(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     Ok(t.unwrap_or(0))
 }
 
+/// Every worker and validator seen on-chain.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeList {
+    nodes: Vec<NodeSummary>,
+}
+
 /// Every node (worker or validator).
-pub async fn nodes(pool: &SqlitePool) -> Result<Value, sqlx::Error> {
+pub async fn nodes(pool: &SqlitePool) -> Result<NodeList, sqlx::Error> {
     let now = indexed_time(pool).await?;
     let sql = format!("{} ORDER BY n.address", node_select("worker IS NOT NULL"));
     let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
-    Ok(json!({"nodes": rows.iter().map(|r| r.json(now)).collect::<Vec<_>>()}))
+    Ok(NodeList {
+        nodes: rows.iter().map(|r| r.summary(now)).collect(),
+    })
 }
 
 /// One node with unbondings, slashes, models and its most recent tasks.
-pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Value>, sqlx::Error> {
+pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Node>, sqlx::Error> {
     let key = address.to_checksum(None);
     let now = indexed_time(pool).await?;
     let sql = format!("{} WHERE n.address = ?1", node_select("worker = ?1"));
@@ -520,34 +1028,29 @@ pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Value>, 
             .bind(&key)
             .fetch_all(pool)
             .await?;
-    let mut v = row.json(now);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "unbondings".into(),
-            unbondings
-                .into_iter()
-                .map(|u| {
-                    json!({"role": role_name(u.role), "amount": u.amount, "remaining": u.remaining,
-                           "release_at": u.release_at, "requested_block": u.block_number, "tx": u.tx_hash,
-                           "status": u.status, "closed_block": u.closed_block})
-                })
-                .collect(),
-        );
-        obj.insert("slashes".into(), Value::Array(slashes));
-        obj.insert("audits".into(), audits);
-        obj.insert(
-            "models".into(),
-            models
-                .into_iter()
-                .map(|(m, w)| json!({"model_id": m, "weight": w}))
-                .collect(),
-        );
-        obj.insert(
-            "recent_tasks".into(),
-            recent.iter().map(TaskRow::summary).collect(),
-        );
-    }
-    Ok(Some(v))
+    Ok(Some(Node {
+        summary: row.summary(now),
+        unbondings: unbondings
+            .into_iter()
+            .map(|u| Unbonding {
+                role: StakeRole::from_value(u.role),
+                amount: u.amount,
+                remaining: u.remaining,
+                release_at: u.release_at,
+                requested_block: u.block_number,
+                tx: u.tx_hash,
+                status: u.status,
+                closed_block: u.closed_block,
+            })
+            .collect(),
+        slashes,
+        audits,
+        models: models
+            .into_iter()
+            .map(|(model_id, weight)| NodeModel { model_id, weight })
+            .collect(),
+        recent_tasks: recent.iter().map(TaskRow::summary).collect(),
+    }))
 }
 
 /// Number of stored events per name (for /health and tests).

@@ -3,25 +3,60 @@
 //! a blob reference (payload kept off-chain), JSON (chat requests, kind outputs: text,
 //! transcript, labels, embeddings), plain text, or an image / audio file named by its type.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// `{"<tensor>": {"dtype", "shape", "values"}}`, or the decode error as one line.
 pub fn describe(bytes: &[u8]) -> Result<Value, String> {
     inference::tensor::describe(bytes).map_err(|e| e.to_string())
 }
 
-/// Human forms of a payload that is not a safetensors document, as extra fields: `blob`
-/// (`{sha256, url}`), `json`, `text`, or `media` (`image/png`, `image/jpeg`, `audio/wav`).
-pub fn human(bytes: &[u8]) -> Map<String, Value> {
-    let mut out = Map::new();
+/// A blob reference: the payload is kept off-chain, at `url`, with this SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BlobView {
+    /// SHA-256 of the payload bytes, hex without 0x.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: String,
+    /// GET URL of the blob (empty: fetch it from the blob store the worker is configured with).
+    pub url: String,
+}
+
+/// The human form of a payload that is not a safetensors document: at most one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct HumanForm {
+    /// The payload is a blob reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobView>,
+    /// The payload starts like a blob reference but does not decode as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_error: Option<String>,
+    /// The payload is a JSON object or array (chat requests, kind outputs: text, transcript,
+    /// labels, embeddings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// The payload is UTF-8 text (and not a JSON object or array).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The payload is a media file of this type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(examples("image/png", "image/jpeg", "audio/wav"))]
+    pub media: Option<String>,
+}
+
+/// Human forms of a payload that is not a safetensors document: `blob` (`{sha256, url}`),
+/// `json`, `text`, or `media` (`image/png`, `image/jpeg`, `audio/wav`).
+pub fn human(bytes: &[u8]) -> HumanForm {
+    let mut out = HumanForm::default();
     if let Some(r) = blobstore::BlobRef::decode(bytes) {
         match r {
             Ok(r) => {
-                out.insert("blob".into(), json!({"sha256": r.hex(), "url": r.url}));
+                out.blob = Some(BlobView {
+                    sha256: r.hex(),
+                    url: r.url,
+                });
             }
-            Err(e) => {
-                out.insert("blob_error".into(), json!(e.to_string()));
-            }
+            Err(e) => out.blob_error = Some(e.to_string()),
         }
         return out;
     }
@@ -35,17 +70,13 @@ pub fn human(bytes: &[u8]) -> Map<String, Value> {
         None
     };
     if let Some(m) = media {
-        out.insert("media".into(), json!(m));
+        out.media = Some(m.to_string());
         return out;
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         match serde_json::from_str::<Value>(text) {
-            Ok(v) if v.is_object() || v.is_array() => {
-                out.insert("json".into(), v);
-            }
-            _ => {
-                out.insert("text".into(), json!(text));
-            }
+            Ok(v) if v.is_object() || v.is_array() => out.json = Some(v),
+            _ => out.text = Some(text.to_string()),
         }
     }
     out
@@ -57,6 +88,7 @@ mod tests {
 
     #[test]
     fn payloads_get_their_human_form() {
+        let human = |b: &[u8]| serde_json::to_value(super::human(b)).unwrap();
         assert_eq!(human(b"hello")["text"], "hello");
         assert_eq!(human(br#"{"text":"Paris"}"#)["json"]["text"], "Paris");
         assert_eq!(human(b"\x89PNG\r\n\x1a\n....")["media"], "image/png");
@@ -69,7 +101,7 @@ mod tests {
         assert_eq!(h["blob"]["url"], "http://x/blobs/07");
         assert_eq!(h["blob"]["sha256"], "07".repeat(32));
         assert!(
-            human(&[0xff, 0xfe, 0x00]).is_empty(),
+            super::human(&[0xff, 0xfe, 0x00]) == HumanForm::default(),
             "binary without a known type"
         );
     }

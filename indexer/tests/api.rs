@@ -432,6 +432,25 @@ async fn openapi_documents_every_route_and_only_those() {
     let api = api().await;
     let doc = api.ok("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc,
+        serde_json::to_value(indexer::openapi::document()).unwrap(),
+        "the served document is the derived one"
+    );
+    // Every $ref points at a schema that exists.
+    fn refs(v: &Value, doc: &Value) {
+        match v {
+            Value::Object(o) => {
+                if o.contains_key("$ref") {
+                    resolve(doc, v);
+                }
+                o.values().for_each(|x| refs(x, doc));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, doc)),
+            _ => {}
+        }
+    }
+    refs(&doc, &doc);
     let documented: std::collections::BTreeSet<String> =
         doc["paths"].as_object().unwrap().keys().cloned().collect();
     let routed: std::collections::BTreeSet<String> = indexer::api::routes()
@@ -444,11 +463,24 @@ async fn openapi_documents_every_route_and_only_those() {
         "the model status route is routed and documented"
     );
     for (path, item) in doc["paths"].as_object().unwrap() {
+        assert_eq!(
+            item.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["get"],
+            "{path}: only GET is routed"
+        );
         let op = &item["get"];
         assert!(
             op["summary"].is_string() && op["responses"]["200"].is_object(),
             "{path}"
         );
+        // The API's limits answer on every route, with the Error body.
+        for code in ["414", "429", "503"] {
+            assert_eq!(
+                op["responses"][code]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error",
+                "{path}: {code}"
+            );
+        }
         // Every {param} of the path is declared as a path parameter.
         for seg in path.split('/').filter(|s| s.starts_with('{')) {
             let name = seg.trim_matches(|c| c == '{' || c == '}');
@@ -456,18 +488,150 @@ async fn openapi_documents_every_route_and_only_those() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["name"] == name && p["in"] == "path");
+                .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true);
             assert!(declared, "{path}: {name} not declared");
         }
     }
-    // Every query parameter /tasks accepts is documented.
-    let params: Vec<&str> = doc["paths"]["/tasks"]["get"]["parameters"]
+    // Every query parameter /tasks accepts is documented, with the bounds the handler checks.
+    let params = doc["paths"]["/tasks"]["get"]["parameters"]
         .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(params, ["status", "worker", "model", "limit", "cursor"]);
+        .unwrap();
+    let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["status", "worker", "model", "limit", "cursor"]);
+    assert_eq!(params[3]["schema"]["maximum"], indexer::api::MAX_LIMIT);
+    assert_eq!(params[3]["schema"]["minimum"], 1);
+    assert_eq!(params[2]["schema"]["maximum"], u32::MAX);
+    assert_eq!(
+        resolve(&doc, &params[0]["schema"])["enum"],
+        serde_json::json!(indexer::query::TASK_STATUSES)
+    );
+    let audits = doc["paths"]["/audits"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert_eq!(audits[2]["name"], "limit");
+    assert_eq!(audits[2]["schema"]["maximum"], indexer::api::MAX_LIMIT);
+    let role = &doc["paths"]["/leaderboard"]["get"]["parameters"][0];
+    assert_eq!(role["required"], true);
+    assert_eq!(
+        resolve(&doc, &role["schema"])["enum"],
+        serde_json::json!(indexer::epoch_query::LEADERBOARD_ROLES)
+    );
+    let model_id = &doc["paths"]["/models/{id}"]["get"]["parameters"][0]["schema"];
+    assert_eq!(model_id["maximum"], u32::MAX);
+}
+
+/// The schema of a type as utoipa derives it from the Rust type.
+fn derived<T: utoipa::PartialSchema>() -> Value {
+    serde_json::to_value(T::schema()).unwrap()
+}
+
+#[tokio::test]
+async fn openapi_response_schemas_are_derived_from_the_response_types() {
+    use indexer::query;
+    use utoipa::ToSchema;
+    let api = api().await;
+    let doc = api.ok("/openapi.json").await;
+    let body = |path: &str| {
+        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let component = |name: &str| format!("#/components/schemas/{name}");
+    assert_eq!(body("/tasks")["$ref"], component(&query::TaskPage::name()));
+    assert_eq!(body("/tasks/{id}")["$ref"], component(&query::Task::name()));
+    assert_eq!(
+        body("/nodes/{address}")["$ref"],
+        component(&query::Node::name())
+    );
+    // The components are the schemas of the Rust types, exactly.
+    let s = &doc["components"]["schemas"];
+    assert_eq!(s["TaskPage"], derived::<query::TaskPage>());
+    assert_eq!(s["TaskSummary"], derived::<query::TaskSummary>());
+    assert_eq!(s["Task"], derived::<query::Task>());
+    assert_eq!(s["Node"], derived::<query::Node>());
+    assert_eq!(s["NodeSummary"], derived::<query::NodeSummary>());
+    assert_eq!(s["Slash"], derived::<indexer::audit_query::Slash>());
+    assert_eq!(s["Error"], derived::<indexer::api::ErrorBody>());
+    // They list the structs' fields: a page of tasks and a node as served have exactly the
+    // documented properties (a field added to a struct is served, so it must be documented).
+    let (page, required) = properties(&doc, &body("/tasks"));
+    assert_eq!(
+        keys(&page),
+        ["tasks", "next_cursor"].map(String::from).into(),
+        "the fields of query::TaskPage"
+    );
+    assert_eq!(required, ["tasks"]);
+    let served = api.ok("/tasks?limit=2").await;
+    assert_eq!(
+        keys(&served),
+        keys(&page),
+        "GET /tasks serves the documented fields"
+    );
+    let (summary, _) = properties(&doc, &page["tasks"]["items"]);
+    assert_eq!(keys(&served["tasks"][0]), keys(&summary));
+    let w1 = format!("/nodes/{}", W1.to_checksum(None));
+    let node = api.ok(&w1).await;
+    let (documented, _) = properties(&doc, &body("/nodes/{address}"));
+    assert_eq!(keys(&node), keys(&documented), "GET {w1}");
+    for field in [
+        "address",
+        "worker_stake",
+        "unbondings",
+        "slashes",
+        "audits",
+        "recent_tasks",
+    ] {
+        assert!(documented[field].is_object(), "Node.{field}");
+    }
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn every_served_field_is_documented() {
+    let mut api = api().await;
+    api.state.deployment = Some(deployment());
+    let doc = api.ok("/openapi.json").await;
+    let w1 = W1.to_checksum(None);
+    for (route, uri) in [
+        ("/health", "/health".to_string()),
+        ("/models", "/models".into()),
+        ("/models/{id}", "/models/1".into()),
+        ("/nodes", "/nodes".into()),
+        ("/nodes/{address}", format!("/nodes/{w1}")),
+        (
+            "/nodes/{address}",
+            format!("/nodes/{}", W2.to_checksum(None)),
+        ),
+        ("/nodes/{address}/trust", format!("/nodes/{w1}/trust")),
+        ("/tasks", "/tasks".into()),
+        ("/tasks/{id}", "/tasks/1".into()),
+        ("/tasks/{id}", "/tasks/2".into()),
+        ("/tasks/{id}", "/tasks/3".into()),
+        ("/audits", "/audits".into()),
+        ("/epochs", "/epochs".into()),
+        ("/leaderboard", "/leaderboard?role=worker".into()),
+        ("/deployment.json", "/deployment.json".into()),
+    ] {
+        assert_documented(
+            &doc,
+            &response_schema(&doc, route),
+            &api.ok(&uri).await,
+            &uri,
+        );
+    }
+    let (status, v) = api.get("/tasks?bogus=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error =
+        &doc["paths"]["/tasks"]["get"]["responses"]["400"]["content"]["application/json"]["schema"];
+    assert_documented(&doc, error, &v, "/tasks?bogus=1");
+    assert!(
+        resolve(&doc, &doc["components"]["schemas"]["ErrorKind"])["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&v["error"])
+    );
 }
 
 #[tokio::test]

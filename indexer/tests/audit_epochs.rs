@@ -438,10 +438,12 @@ async fn audit_facts_are_stored_served_and_reproducible() {
             "epoch {e}"
         );
     }
-    let v = indexer::epoch_query::epoch(db.pool(), 0)
-        .await
-        .unwrap()
-        .unwrap();
+    let v = to_json(
+        indexer::epoch_query::epoch(db.pool(), 0)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     let node = |k: u64| {
         v["nodes"]
             .as_array()
@@ -466,7 +468,7 @@ async fn audit_facts_are_stored_served_and_reproducible() {
         (5.into(), 0.into())
     );
     assert_eq!(m["canary_accuracy"], 0.0);
-    let model = indexer::query::model(db.pool(), 1).await.unwrap().unwrap();
+    let model = to_json(indexer::query::model(db.pool(), 1).await.unwrap().unwrap());
     // All-time canary accuracy; the measured quality is the latest epoch's (4: no evidence).
     assert_eq!(model["canary_accuracy"], 0.0);
     assert_eq!(model["measured_quality"], 1.0);
@@ -730,10 +732,12 @@ async fn validator_rewards_follow_audit_work_and_reliability() {
 
     // Served per validator by /epochs/{n}.
     epochs::settle_ready(&db, &cfg, 3).await.unwrap();
-    let v = indexer::epoch_query::epoch(db.pool(), 0)
-        .await
-        .unwrap()
-        .unwrap();
+    let v = to_json(
+        indexer::epoch_query::epoch(db.pool(), 0)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     let served = |addr: Address| {
         v["validators"]
             .as_array()

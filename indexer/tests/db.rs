@@ -88,10 +88,10 @@ async fn a_range_is_stored_with_its_cursor_and_derived_rows() {
     assert_eq!(count(&db, "tasks").await, 3);
     assert_eq!(count(&db, "models").await, 1);
     assert_eq!(count(&db, "model_workers").await, 2);
-    let t1 = query::task(db.pool(), 1).await.unwrap().unwrap();
+    let t1 = to_json(query::task(db.pool(), 1).await.unwrap().unwrap());
     assert_eq!(t1["status"], "assigned");
     assert_eq!(t1["worker"], W1.to_checksum(None));
-    let m = query::model(db.pool(), 1).await.unwrap().unwrap();
+    let m = to_json(query::model(db.pool(), 1).await.unwrap().unwrap());
     assert_eq!(
         m["price_per_call"],
         dn(2).to_string(),
@@ -143,7 +143,7 @@ async fn restart_resumes_at_the_cursor_without_duplicates() {
 async fn stakes_unbondings_slashes_and_jail_follow_the_events() {
     let dir = tempfile::tempdir().unwrap();
     let db = filled(dir.path()).await;
-    let w2 = query::node(db.pool(), W2).await.unwrap().unwrap();
+    let w2 = to_json(query::node(db.pool(), W2).await.unwrap().unwrap());
     // 1000 staked, 400 + 100 unbonding -> 500 active; a 700 slash takes the 500, then (like
     // Staking.slash) the newest unbonding (100) and 100 of the older one.
     assert_eq!(w2["worker_stake"], "0");
@@ -160,7 +160,7 @@ async fn stakes_unbondings_slashes_and_jail_follow_the_events() {
     assert_eq!(w2["jailed_until"], time_of(6) + 600);
     assert_eq!(w2["tasks"]["missed"], 1);
     assert_eq!(w2["models"].as_array().unwrap().len(), 0, "opted out");
-    let w1 = query::node(db.pool(), W1).await.unwrap().unwrap();
+    let w1 = to_json(query::node(db.pool(), W1).await.unwrap().unwrap());
     assert_eq!(w1["worker_stake"], dn(900).to_string());
     assert_eq!(w1["unbondings"][0]["status"], "withdrawn");
     assert_eq!(w1["unbondings"][0]["closed_block"], 7);
@@ -173,9 +173,9 @@ async fn stakes_unbondings_slashes_and_jail_follow_the_events() {
     assert_eq!(w1["tasks"]["committed"], 3);
     assert_eq!(w1["tasks"]["failed"], 1);
     assert_eq!(w1["tasks"]["finalized"], 2);
-    let val = query::node(db.pool(), VAL).await.unwrap().unwrap();
+    let val = to_json(query::node(db.pool(), VAL).await.unwrap().unwrap());
     assert_eq!(val["validator_stake"], dn(5000).to_string());
-    let m = query::model(db.pool(), 1).await.unwrap().unwrap();
+    let m = to_json(query::model(db.pool(), 1).await.unwrap().unwrap());
     assert_eq!(
         m["royalties"],
         (dn(1) / alloy::primitives::U256::from(10)).to_string()
@@ -201,7 +201,7 @@ async fn rollback_drops_the_forked_blocks_and_replays_the_rest() {
     assert_eq!(dropped, 2 + 7 + 3, "events of blocks 5, 6 and 7");
     assert_eq!(db.cursor(CHAIN).await.unwrap().unwrap().number, 4);
     assert_eq!(snapshot(&db).await, snapshot(&at4).await);
-    let t1 = query::task(db.pool(), 1).await.unwrap().unwrap();
+    let t1 = to_json(query::task(db.pool(), 1).await.unwrap().unwrap());
     assert_eq!(t1["status"], "committed", "finalization of block 5 undone");
     assert_eq!(
         db.known_blocks(100, 10)

@@ -699,33 +699,69 @@ async fn openapi_documents_the_model_quality_fields() {
     let doc = api.ok("/openapi.json").await;
     let route = &doc["paths"]["/epochs/{n}/model-status/{id}"]["get"];
     assert!(route["responses"]["404"].is_object());
-    let props = &route["responses"]["200"]["content"]["application/json"]["schema"]["properties"];
+    let (props, _) = properties(
+        &doc,
+        &route["responses"]["200"]["content"]["application/json"]["schema"],
+    );
     for k in ["model_id", "status", "proof"] {
         assert!(props[k].is_object(), "model-status {k}");
     }
     let schemas = &doc["components"]["schemas"];
+    let (model, _) = properties(&doc, &schemas["Model"]);
     for k in ["measured_quality", "quality_history"] {
-        assert!(schemas["Model"]["properties"][k].is_object(), "Model {k}");
+        assert!(model[k].is_object(), "Model {k}");
     }
+    let (epoch_model, _) = properties(&doc, &schemas["EpochModel"]);
     for k in ["quality", "status"] {
-        assert!(
-            schemas["EpochModel"]["properties"][k].is_object(),
-            "EpochModel {k}"
-        );
+        assert!(epoch_model[k].is_object(), "EpochModel {k}");
     }
     // The served fields are the documented ones.
     let m = api.ok("/models/1").await;
     for k in m.as_object().unwrap().keys() {
-        assert!(
-            schemas["Model"]["properties"][k].is_object(),
-            "Model field {k} undocumented"
-        );
+        assert!(model[k].is_object(), "Model field {k} undocumented");
     }
     let e = api.ok("/epochs/0").await;
     for k in e["models"][0].as_object().unwrap().keys() {
         assert!(
-            schemas["EpochModel"]["properties"][k].is_object(),
+            epoch_model[k].is_object(),
             "EpochModel field {k} undocumented"
+        );
+    }
+    // Every field the epoch routes serve is documented, recursively.
+    let mut uris: Vec<(&str, String)> = vec![
+        ("/epochs", "/epochs".into()),
+        ("/models/{id}", "/models/1".into()),
+        ("/leaderboard", "/leaderboard?role=worker".into()),
+        ("/leaderboard", "/leaderboard?role=validator".into()),
+        ("/leaderboard", "/leaderboard?role=model".into()),
+    ];
+    let mut leaves = 0;
+    for n in 0..=2 {
+        uris.push(("/epochs/{n}", format!("/epochs/{n}")));
+        let epoch = api.ok(&format!("/epochs/{n}")).await;
+        for node in epoch["nodes"].as_array().unwrap() {
+            let a = node["address"].as_str().unwrap();
+            uris.push(("/nodes/{address}/trust", format!("/nodes/{a}/trust")));
+            let reward = format!("/epochs/{n}/rewards/{a}");
+            if api.get(&reward).await.0 == StatusCode::OK {
+                uris.push(("/epochs/{n}/rewards/{address}", reward));
+            }
+        }
+        for model in epoch["models"].as_array().unwrap() {
+            let leaf = format!("/epochs/{n}/model-status/{}", model["model_id"]);
+            if api.get(&leaf).await.0 == StatusCode::OK {
+                uris.push(("/epochs/{n}/model-status/{id}", leaf));
+                leaves += 1;
+            }
+        }
+    }
+    assert!(leaves > 0, "a model status leaf is served");
+    for (route, uri) in uris {
+        assert_documented(
+            &doc,
+            &response_schema(&doc, route),
+            &api.ok(&uri).await,
+            &uri,
         );
     }
 }

@@ -9,6 +9,7 @@ use indexer::ingest::{Contracts, RawLog};
 use inference::tensor::{encode, Tensor};
 use protocol::bindings::{IModelRegistry as M, IStaking as S, ITaskManager as T};
 use protocol::Deployment;
+use serde_json::Value;
 
 pub const CHAIN: u64 = 31337;
 pub const TM: Address = address!("0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9");
@@ -21,6 +22,172 @@ pub const USER: Address = address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65")
 pub const DEV: Address = address!("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc");
 pub const SETTLEMENT: Address = address!("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
 pub const AM: Address = address!("0x5FC8d32690cc91D4c39d9d3abcBD16989F875707");
+
+/// A response type of the API as the JSON it is served as.
+pub fn to_json<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("a response type serializes")
+}
+
+/// The schema `schema` refers to in `doc` (itself when it is no `$ref`).
+pub fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("a $ref outside the components: {r}"));
+            let target = &doc["components"]["schemas"][name];
+            assert!(target.is_object(), "dangling {r}");
+            resolve(doc, target)
+        }
+        None => schema,
+    }
+}
+
+/// The properties of an object schema of `doc` and its required ones, through `$ref`s and the
+/// `allOf` parts that flattened fields become.
+pub fn properties(doc: &Value, schema: &Value) -> (Value, Vec<String>) {
+    let (props, required) = object_properties(doc, schema);
+    (Value::Object(props), required)
+}
+
+fn object_properties(doc: &Value, schema: &Value) -> (serde_json::Map<String, Value>, Vec<String>) {
+    let schema = resolve(doc, schema);
+    let mut props = serde_json::Map::new();
+    let mut required = Vec::new();
+    if let Some(p) = schema["properties"].as_object() {
+        props.extend(p.clone());
+    }
+    if let Some(r) = schema["required"].as_array() {
+        required.extend(r.iter().map(|k| k.as_str().unwrap().to_string()));
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        let (p, r) = object_properties(doc, part);
+        props.extend(p);
+        required.extend(r);
+    }
+    (props, required)
+}
+
+/// The schema of the 200 response of `GET route` in `doc`.
+pub fn response_schema(doc: &Value, route: &str) -> Value {
+    doc["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]["schema"].clone()
+}
+
+/// The JSON Schema type of `value`.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether `schema` (resolved) declares a type `value` has (no `type`: any value, unless the
+/// schema is an `allOf` of objects).
+fn type_fits(schema: &Value, value: &Value) -> bool {
+    let t = json_type(value);
+    let declared: Vec<&str> = match &schema["type"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ if schema["allOf"].is_array() => vec!["object"],
+        _ => return true,
+    };
+    declared.contains(&t) || (t == "integer" && declared.contains(&"number"))
+}
+
+/// Whether `value` is the alternative `alt` of a `oneOf` (its type, and for an object the
+/// properties the alternative requires).
+fn fits(doc: &Value, alt: &Value, value: &Value) -> bool {
+    let alt = resolve(doc, alt);
+    type_fits(alt, value)
+        && match value.as_object() {
+            Some(o) => properties(doc, alt).1.iter().all(|k| o.contains_key(k)),
+            None => true,
+        }
+}
+
+/// Whether `s` matches `pattern`, one of the few the document uses.
+fn matches_pattern(pattern: &str, s: &str) -> bool {
+    let hex_of = |s: &str, n: usize, upper: bool| {
+        s.len() == n
+            && s.bytes().all(|b| {
+                b.is_ascii_digit()
+                    || (b'a'..=b'f').contains(&b)
+                    || (upper && (b'A'..=b'F').contains(&b))
+            })
+    };
+    match pattern {
+        "^0x[0-9a-fA-F]{40}$" => s.strip_prefix("0x").is_some_and(|h| hex_of(h, 40, true)),
+        "^0x[0-9a-f]{64}$" => s.strip_prefix("0x").is_some_and(|h| hex_of(h, 64, false)),
+        "^[0-9a-f]{64}$" => hex_of(s, 64, false),
+        "^[0-9]+$" => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
+        other => panic!("a pattern this check does not know: {other}"),
+    }
+}
+
+/// `value` conforms to `schema` of `doc`, and documents all of it: every field it has is a
+/// property the schema lists (recursively, through `$ref`, `allOf` and `oneOf`), every property
+/// the schema requires is there, and types, enums, patterns and bounds hold. Free-form objects
+/// (decoded tensors, event details, manifests) are not looked into.
+pub fn assert_documented(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    let schema = resolve(doc, schema);
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        let fitting: Vec<&Value> = alternatives
+            .iter()
+            .filter(|a| fits(doc, a, value))
+            .collect();
+        assert_eq!(
+            fitting.len(),
+            1,
+            "{at}: {value} fits {} alternatives of {schema}",
+            fitting.len()
+        );
+        return assert_documented(doc, fitting[0], value, at);
+    }
+    assert!(type_fits(schema, value), "{at}: {value} is not of {schema}");
+    if let Some(e) = schema["enum"].as_array() {
+        assert!(e.contains(value), "{at}: {value} is not one of {e:?}");
+    }
+    if let (Some(p), Some(s)) = (schema["pattern"].as_str(), value.as_str()) {
+        assert!(matches_pattern(p, s), "{at}: {s:?} does not match {p}");
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema["minimum"].as_f64() {
+            assert!(n >= min, "{at}: {n} < {min}");
+        }
+        if let Some(max) = schema["maximum"].as_f64() {
+            assert!(n <= max, "{at}: {n} > {max}");
+        }
+    }
+    match value {
+        Value::Object(o) => {
+            let (props, required) = properties(doc, schema);
+            if props.as_object().unwrap().is_empty() {
+                return;
+            }
+            for k in &required {
+                assert!(o.contains_key(k), "{at}.{k} is required but not served");
+            }
+            for (k, v) in o {
+                assert!(
+                    props[k].is_object(),
+                    "{at}.{k} is served but not documented"
+                );
+                assert_documented(doc, &props[k], v, &format!("{at}.{k}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                assert_documented(doc, &schema["items"], v, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
 
 pub fn dn(n: u64) -> U256 {
     U256::from(n) * U256::from(protocol::DN)
