@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build sim bench test test-forge slither test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build sim chaos bench test test-forge slither test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -74,6 +74,13 @@ bench:
 # "Economics"). SIM_ARGS="--json", "--strict" (exit 1 when one pays), "--runs 20"...
 sim:
 	@cargo run -q -p sim -- $(SIM_ARGS)
+
+# Fault injection on a live devnet under load, one fault at a time, with the checks that nothing
+# was lost (README, "Faults and recovery"). `make test` runs a short version (devnet/tests/chaos.rs).
+# CHAOS_ARGS="--faults rpc,indexer", "--short", "--json".
+chaos: setup models
+	@cargo build --workspace --bins
+	@target/debug/deepnode-chaos $(CHAOS_ARGS)
 
 demo: build web models
 	@target/debug/deepnode-demo $(DEMO_ARGS)

@@ -152,6 +152,50 @@ if [[ "${BENCH_SKIP_LLM:-0}" != 1 ]]; then
   echo "==> the language model (SmolLM2): decode speed, the teacher-forced check vs generating" >&2
   tools/setup-models.sh >&2
   cargo bench -q -p inference --bench text_generation 2>/dev/null | grep -E '^bench: '
+
+  # Generated tokens/s of the executor's text generation (the kind's Runner, greedy, 64 new
+  # tokens, 1 thread) vs onnxruntime-genai's generator on the same graph, prompt ids and threads
+  # (bench/genai_baseline.py writes its genai_config.json), their calls interleaved by the Rust
+  # bench; the two must generate the same tokens.
+  echo "==> the language model's generated tokens/s vs onnxruntime-genai (SmolLM2, 64 tokens, 1 thread)" >&2
+  raw_llm=$(BENCH_LLM_DUMP="$kinds_dir/llm-task.json" \
+    BENCH_LLM_BASELINE="$PWD/.deps/bench-venv/bin/python $PWD/bench/genai_baseline.py $PWD/.deps/models/smollm2 --threads 1" \
+    cargo bench -q -p inference --bench llm_vs_genai) || kinds_failed+=(cargo-bench-llm_vs_genai)
+  ours=$(grep -E '^bench-raw: llm-executor ' <<<"$raw_llm" || true)
+  base=$(grep -E '^bench-raw: llm-baseline ' <<<"$raw_llm" || true)
+  if [[ -z $ours || -z $base ]]; then
+    echo "error: llm-vs-genai not measured (executor '${ours}', onnxruntime-genai '${base}')" >&2
+    kinds_failed+=(llm-vs-genai)
+  else
+    python3 -c '
+import sys
+o, b = sys.argv[1].split(), sys.argv[2].split()
+ours, n, o_first = float(o[2]), int(o[4]), float(o[6])
+base, b_n, b_first, name, version, same = float(b[2]), int(b[4]), float(b[6]), b[8], b[9], b[10]
+print(f"bench: llm-vs-genai {ours/base:.3f} ratio (target >= 0.95; executor {ours:.1f} tok/s, "
+      f"{name} {version} {base:.1f} tok/s, {n} tokens, 1 thread)")
+print(f"    (first token: executor {o_first*1e3:.0f} ms, {name} {b_first*1e3:.0f} ms)", file=sys.stderr)
+if same != "same-tokens" or b_n != n:
+    print(f"warning: llm-vs-genai: {name} generated {b_n} tokens, the executor {n}, not the same "
+          "ones: the ratio compares different work", file=sys.stderr)
+' "$ours" "$base"
+  fi
+fi
+
+# Peak resident memory of one process holding the whole catalogue (every bundle under
+# .deps/models loaded through kinds::load, one task run on each). With BENCH_SKIP_LLM=1 the
+# catalogue is not built here: the line counts the bundles that are there.
+echo "==> the executor's peak RSS with the whole catalogue loaded" >&2
+if [[ "${BENCH_SKIP_LLM:-0}" != 1 ]]; then
+  tools/setup-models.sh >&2 || kinds_failed+=(setup-models)
+fi
+raw_rss=$(cargo bench -q -p inference --bench catalogue_rss) || kinds_failed+=(cargo-bench-catalogue_rss)
+rss=$(grep -E '^bench-raw: executor-rss ' <<<"$raw_rss" || true)
+if [[ -n $rss ]]; then
+  awk '{print "bench: executor-rss " $3 " MiB (target report; " $5 " bundles, " $7 " MiB of model files)"}' <<<"$rss"
+else
+  echo "error: executor-rss not measured" >&2
+  kinds_failed+=(executor-rss)
 fi
 
 if ((${#kinds_failed[@]})); then

@@ -5,6 +5,7 @@
 //! Nothing here is mocked: the same deploy script and contracts serve a testnet.
 
 pub mod catalogue;
+pub mod chaos;
 pub mod chart;
 pub mod digits;
 
