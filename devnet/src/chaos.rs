@@ -311,11 +311,19 @@ impl Drop for Service {
 
 /// Runs one fault on a fresh devnet. `bin_dir` holds the executor, verifier and indexer.
 pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<Report> {
+    // the devnet's files (every service's log) are kept when the fault lost something
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let work_dir = std::env::temp_dir().join(format!(
+        "deepnode-chaos-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::SeqCst)
+    ));
     let net = Devnet::start(DevnetConfig {
         workers: 2,
         validators: 1,
         response_window: 60,
         challenge_window: 6,
+        work_dir: Some(work_dir.clone()),
         ..Default::default()
     })
     .await?;
@@ -333,21 +341,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     for (i, name) in ["executor0", "executor1"].into_iter().enumerate() {
         let dir = net.work_dir.join(name);
         let mut args = chain(&dir);
-        args.extend(
-            [
-                "--models-dir",
-                &dir.join("models").display().to_string(),
-                "--journal",
-                &dir.join("journal.jsonl").display().to_string(),
-                "--device",
-                "cpu",
-                "--poll-interval-ms",
-                "300",
-                "--finalize-interval-secs",
-                "2",
-            ]
-            .map(String::from),
-        );
+        args.extend(crate::executor_args(&dir));
         let mut env = vec![("DN_PRIVATE_KEY".to_string(), key_hex(&net.workers[i]))];
         if i == 0 && fault == Fault::KillExecutorInCommit {
             env.push(("DN_EXECUTOR_CRASH_AFTER".into(), "submitted".into()));
@@ -551,7 +545,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     // Escrow and payouts add up, at one block.
     let gap = escrow_gap(&net).await?;
     drop(services);
-    Ok(Report {
+    let report = Report {
         fault: fault.name(timing.down),
         tasks: ids.len(),
         lost,
@@ -561,7 +555,18 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
         events_extra: extra,
         recovered_secs,
         escrow_gap: gap,
-    })
+    };
+    drop(net);
+    if report.clean() {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    } else {
+        eprintln!(
+            "chaos: {}: the devnet's logs are kept in {}",
+            report.fault,
+            work_dir.display()
+        );
+    }
+    Ok(report)
 }
 
 /// One `submitTasks` of `inputs` from the user's provider; the new task ids.

@@ -157,6 +157,26 @@ impl Drop for Devnet {
     }
 }
 
+/// The flags of an executor on a devnet, after `--rpc-url` and `--deployment`: its model cache
+/// and journal in `dir`, the CPU, and test-friendly polling (the end-to-end tests and the chaos
+/// harness run it this way).
+pub fn executor_args(dir: &Path) -> Vec<String> {
+    [
+        "--models-dir",
+        &dir.join("models").display().to_string(),
+        "--journal",
+        &dir.join("journal.jsonl").display().to_string(),
+        "--device",
+        "cpu",
+        "--poll-interval-ms",
+        "300",
+        "--finalize-interval-secs",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The repository root (where foundry.toml and node_modules live).
 pub fn workspace_root() -> PathBuf {
     if let Ok(dir) = std::env::var("DN_WORKSPACE") {

@@ -352,6 +352,14 @@ impl Chain {
         )
     }
 
+    /// A `reassign` transaction (a task whose worker missed its response deadline).
+    pub fn reassign_tx(&self, id: U256) -> TransactionRequest {
+        self.call_tx(
+            self.deployment.task_manager,
+            ITaskManager::reassignCall { taskId: id }.abi_encode(),
+        )
+    }
+
     /// A `withdrawPayout` transaction.
     pub fn withdraw_tx(&self) -> TransactionRequest {
         self.call_tx(

@@ -70,6 +70,9 @@ pub struct Worker {
     draw_cursor: Option<u64>,
     /// Tasks waiting for `assignTasks`, by id, with their anchor block.
     draws: BTreeMap<U256, u64>,
+    /// Drawn tasks of this worker's models, by id, with the chain time from which to look
+    /// whether their worker missed its response deadline (0: look at the next round).
+    watch: BTreeMap<U256, u64>,
     last_finalize: Option<Instant>,
     /// TEST-ONLY: commits wrong results on some tasks (`--test-cheat-rate`).
     cheater: Option<Cheater>,
@@ -107,6 +110,7 @@ impl Worker {
             // draw (a crash between seeing it and assigning it), and its hash is still available
             draw_cursor: cursor.map(|c| c.saturating_sub(DRAW_RESCAN_BLOCKS)),
             draws: BTreeMap::new(),
+            watch: BTreeMap::new(),
             last_finalize: None,
             cheater: None,
             payloads: None,
@@ -193,6 +197,7 @@ impl Worker {
         self.commit_ready().await?;
         self.assign_ready().await?;
         self.scan().await?;
+        self.reassign_missed().await?;
         if self.cfg.finalize
             && self
                 .last_finalize
@@ -262,6 +267,10 @@ impl Worker {
             .map(|(id, _)| *id)
             .collect();
         for chunk in ready.chunks(self.cfg.batch_size.max(1)) {
+            // watched from now on, whoever draws them (see reassign_missed)
+            for id in chunk {
+                self.watch.entry(*id).or_insert(0);
+            }
             match self
                 .chain
                 .send_and_wait("assignTasks", self.chain.assign_tx(chunk.to_vec()))
@@ -277,6 +286,60 @@ impl Worker {
             }
             for id in chunk {
                 self.draws.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back to the draw (`reassign`) every task of this worker's models whose worker, another
+    /// one, missed its response deadline (crashed, or cut off by an RPC outage): the missed worker
+    /// is jailed and the task drawn again, or refunded when nobody is eligible. Anyone may, and a
+    /// competing worker has the reason to (it may win the new draw); without it a missed task
+    /// would stay assigned for good. Its own missed tasks it leaves to the others (and to their
+    /// submitters): reassigning them would jail itself. Only tasks drawn while this process runs
+    /// (and those the start-up rescan finds) are watched.
+    async fn reassign_missed(&mut self) -> Result<(), StepError> {
+        if self.watch.is_empty() {
+            return Ok(());
+        }
+        let now = self.chain.now().await?;
+        let due: Vec<U256> = self
+            .watch
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let t = self.chain.task(id).await?;
+            match t.status {
+                Some(TaskStatus::Assigned) if t.deadline < now && t.worker != self.chain.me => {
+                    match self
+                        .chain
+                        .send_and_wait("reassign", self.chain.reassign_tx(id))
+                        .await
+                    {
+                        Ok(r) => {
+                            tracing::info!(task = %id, worker = %t.worker, tx = %r.transaction_hash, "worker missed its response deadline; task reassigned (drawn again, or refunded)")
+                        }
+                        Err(e) if is_transport_error(&e) => return Err(e.into()),
+                        // someone else reassigned it first, or it was committed meanwhile
+                        Err(e) => {
+                            tracing::debug!(task = %id, error = %format!("{e:#}"), "reassign refused")
+                        }
+                    }
+                    self.watch.remove(&id);
+                }
+                Some(TaskStatus::Assigned) if t.deadline >= now => {
+                    self.watch.insert(id, t.deadline.saturating_add(1));
+                }
+                // not drawn yet (or drawn again): look again in a few seconds
+                Some(TaskStatus::Drawing) => {
+                    self.watch.insert(id, now.saturating_add(5));
+                }
+                // answered, ended, or this worker's own missed task (left to the others)
+                _ => {
+                    self.watch.remove(&id);
+                }
             }
         }
         Ok(())

@@ -1108,3 +1108,91 @@ async fn test_cheat_rate_commits_wrong_outputs_and_logs_exactly_the_cheated_task
     assert_eq!(cheat_log_ids(&cheat_log), want_log);
     exec.assert_running();
 }
+
+/// A worker that never answers (its executor is down) does not leave its tasks assigned for good:
+/// the other worker's executor reassigns each one once its response deadline passed (the missed
+/// worker is jailed), draws it again and serves it. Found by `make chaos` (a 60 s RPC outage left
+/// two tasks assigned to workers that had missed them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_worker_never_answers_is_reassigned_by_another_worker() {
+    let net = Devnet::start(DevnetConfig {
+        workers: 2,
+        response_window: 10,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let mut exec = spawn_executor(&net, 0, "live", &[], &[]);
+    let offline = net.workers[1].address();
+    let sample = &digits::heldout().unwrap()[4];
+    let input = digits::encode_input(&sample.pixels).unwrap();
+    let p = reader(&net);
+    let assigned_to = |worker: Address| {
+        let p = p.clone();
+        let tm = net.deployment.task_manager;
+        let from = net.deployment.start_block;
+        async move {
+            let logs = p
+                .get_logs(
+                    &Filter::new()
+                        .address(tm)
+                        .event_signature(ITaskManager::TaskAssigned::SIGNATURE_HASH)
+                        .from_block(from),
+                )
+                .await
+                .unwrap();
+            logs.iter()
+                .filter_map(|l| l.log_decode::<ITaskManager::TaskAssigned>().ok())
+                .filter(|l| l.inner.data.worker == worker)
+                .map(|l| l.inner.data.taskId)
+                .collect::<Vec<U256>>()
+        }
+    };
+    // tasks until one is drawn to the offline worker (each draw is about even)
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.extend(
+            net.submit_inputs(net.model_id, std::slice::from_ref(&input), 1)
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !assigned_to(offline).await.is_empty() {
+            break;
+        }
+    }
+    let missed = assigned_to(offline).await;
+    assert!(
+        !missed.is_empty(),
+        "no task was drawn to the offline worker"
+    );
+    let tm = ITaskManager::new(net.deployment.task_manager, &p);
+    wait_until(
+        "every task finalized",
+        Duration::from_secs(120),
+        Some(&mut exec),
+        || async {
+            for id in &ids {
+                if tm.getTask(*id).call().await.unwrap().status != 4 {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let committed = commits(&net).await;
+    for id in &missed {
+        assert_eq!(committed[id].len(), 1, "task {id} committed once");
+        assert_eq!(
+            tm.getTask(*id).call().await.unwrap().worker,
+            net.workers[0].address(),
+            "task {id} was drawn again and served by the live worker"
+        );
+    }
+    let logs = exec.logs();
+    assert!(
+        logs.contains("task reassigned"),
+        "the executor says what it did:\n{logs}"
+    );
+}

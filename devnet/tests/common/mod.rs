@@ -84,21 +84,7 @@ pub fn executor_with(net: &Devnet, i: usize, extra: &[String], env: &[(&str, Str
     let dir = net.work_dir.join(format!("worker{i}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut a = chain_args(net);
-    a.extend(
-        [
-            "--models-dir",
-            &dir.join("models").display().to_string(),
-            "--journal",
-            &dir.join("journal.jsonl").display().to_string(),
-            "--device",
-            "cpu",
-            "--poll-interval-ms",
-            "300",
-            "--finalize-interval-secs",
-            "2",
-        ]
-        .map(String::from),
-    );
+    a.extend(devnet::executor_args(&dir));
     a.extend(extra.iter().cloned());
     spawn(
         "executor",
