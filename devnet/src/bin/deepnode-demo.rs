@@ -172,12 +172,15 @@ impl Watch<'_> {
             let status = TaskStatus::from_u8(t.status);
             if status == Some(TaskStatus::Assigned) && t.deadline < now {
                 let call = self.tm_admin.reassign(*id);
-                let gas = call.estimate_gas().await?;
-                let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
-                eprintln!(
-                    "    task {id}: worker {} missed its deadline; reassigned (tx {})",
-                    t.worker, r.transaction_hash
-                );
+                // another worker's executor may have reassigned it first (it reassigns the tasks
+                // of its models whose worker missed): then the call would revert, nothing to do
+                if let Ok(gas) = call.estimate_gas().await {
+                    let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
+                    eprintln!(
+                        "    task {id}: worker {} missed its deadline; reassigned (tx {})",
+                        t.worker, r.transaction_hash
+                    );
+                }
             }
             *counts
                 .entry(status.map(|s| s.as_str()).unwrap_or("unknown"))
