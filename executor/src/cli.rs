@@ -311,9 +311,47 @@ mod tests {
             "--no-finalize",
             "--opt-in",
             "--json-logs",
+            "--sentinel-key",
+            "--sentinel-submitter-key",
+            "--sentinel-model",
+            "--sentinel-inputs",
+            "--sentinel-interval-secs",
+            "--sentinel-rate",
         ] {
             assert!(help.contains(flag), "--help lacks {flag}");
         }
+    }
+
+    /// Sentinel mode needs its planter, its submitter, a model and inputs together; the rate is a
+    /// fraction and the default interval 600 s.
+    #[test]
+    fn sentinel_flags_come_together() {
+        let base = ["executor", "--private-key", "0x01"];
+        let parse = |extra: &[&str]| {
+            let mut a: Vec<&str> = base.to_vec();
+            a.extend_from_slice(extra);
+            Cli::try_parse_from(a)
+        };
+        let e = parse(&["--sentinel-key", "0x02"]).unwrap_err().to_string();
+        assert!(e.contains("--sentinel-submitter-key"), "{e}");
+        assert!(parse(&["--sentinel-model", "1"]).is_err());
+        let full = [
+            "--sentinel-key",
+            "0x02",
+            "--sentinel-submitter-key",
+            "0x03",
+            "--sentinel-model",
+            "1",
+            "--sentinel-inputs",
+            "/tmp",
+        ];
+        let cli = parse(&full).unwrap();
+        assert_eq!(cli.sentinel_interval_secs, 600);
+        assert_eq!(cli.sentinel_rate, crate::sentinel::DEFAULT_SENTINEL_RATE);
+        let mut bad = full.to_vec();
+        bad.extend_from_slice(&["--sentinel-rate", "2"]);
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("fraction in [0, 1]"), "{e}");
     }
 
     #[test]

@@ -374,6 +374,58 @@ mod tests {
     }
 
     #[test]
+    fn the_three_wallets_must_differ_and_keys_must_be_keys() {
+        use alloy::providers::Provider;
+        let provider = alloy::providers::ProviderBuilder::new()
+            .connect_http("http://127.0.0.1:9".parse().unwrap())
+            .erased();
+        let worker: PrivateKeySigner =
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+                .parse()
+                .unwrap();
+        let cfg = |planter: &str, submitter: &str| SentinelConfig {
+            planter_key: planter.into(),
+            submitter_key: submitter.into(),
+            model_id: 1,
+            inputs: vec![b"x".to_vec()],
+            interval: Duration::from_secs(1),
+            rate: 1.0,
+        };
+        let new = |c: SentinelConfig| {
+            Sentinel::new(
+                c,
+                worker.clone(),
+                provider.clone(),
+                31337,
+                Deployment {
+                    chain_id: 31337,
+                    start_block: 0,
+                    token: Address::ZERO,
+                    staking: Address::ZERO,
+                    model_registry: Address::ZERO,
+                    task_manager: Address::ZERO,
+                    treasury: Address::ZERO,
+                    validator_pool: Address::ZERO,
+                    settlement: Address::ZERO,
+                    audit_manager: Address::ZERO,
+                    admin_timelock: Address::ZERO,
+                },
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let k1 = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+        let k2 = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+        let w = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+        assert!(new(cfg(k1, k1)).contains("three different wallets"));
+        assert!(new(cfg(k1, w)).contains("three different wallets"));
+        assert!(new(cfg("nope", k2)).contains("--sentinel-key"));
+        assert!(new(cfg(k1, "nope")).contains("--sentinel-submitter-key"));
+        assert_eq!(new(cfg(k1, k2)), "", "three distinct wallets are accepted");
+    }
+
+    #[test]
     fn the_rate_is_a_fraction() {
         assert_eq!(parse_rate("0.25"), Ok(0.25));
         for bad in ["-0.1", "1.5", "NaN", "inf", "half"] {
