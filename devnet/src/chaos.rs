@@ -23,9 +23,8 @@
 use crate::{digits, key_hex, Devnet, DevnetConfig};
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
 use anyhow::{bail, Context, Result};
 use protocol::bindings::{DNToken, ITaskManager, TaskStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -433,7 +432,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
         );
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                match submit(&user, tm, model, price, &inputs).await {
+                match crate::submit_tasks(&user, tm, model, price, &inputs).await {
                     Ok(ids) => submitted.lock().map(|mut v| v.extend(ids)).unwrap_or(()),
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), "chaos load: submission failed")
@@ -529,8 +528,9 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     let stuck = open.len() - lost;
 
     // Double commits, from the chain.
-    let committed =
-        logs_of::<ITaskManager::ResultsCommitted>(&net, net.deployment.task_manager).await?;
+    let committed = net
+        .events::<ITaskManager::ResultsCommitted>(net.deployment.task_manager)
+        .await?;
     let mut commits: BTreeMap<U256, usize> = BTreeMap::new();
     for c in committed {
         for id in c.taskIds {
@@ -569,30 +569,6 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     Ok(report)
 }
 
-/// One `submitTasks` of `inputs` from the user's provider; the new task ids.
-async fn submit(
-    user: &DynProvider,
-    task_manager: Address,
-    model: u32,
-    price: U256,
-    inputs: &[Vec<u8>],
-) -> Result<Vec<U256>> {
-    let tm = ITaskManager::new(task_manager, user);
-    let bytes: Vec<alloy::primitives::Bytes> = inputs.iter().map(|b| b.clone().into()).collect();
-    let call = tm.submitTasks(model, bytes, price);
-    let gas = call.estimate_gas().await?;
-    let r = call.gas(gas * 3 / 2).send().await?.get_receipt().await?;
-    if !r.status() {
-        bail!("submitTasks reverted in tx {}", r.transaction_hash);
-    }
-    Ok(r.inner
-        .logs()
-        .iter()
-        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-        .map(|l| l.inner.data.taskId)
-        .collect())
-}
-
 /// Kills `name`, waits `for_`, starts it again.
 async fn down(
     services: &mut BTreeMap<&str, Service>,
@@ -606,22 +582,6 @@ async fn down(
     s.kill9();
     tokio::time::sleep(for_).await;
     s.start(bin_dir)
-}
-
-async fn logs_of<E: SolEvent>(net: &Devnet, address: Address) -> Result<Vec<E>> {
-    let p = net.provider(&net.user);
-    let logs = p
-        .get_logs(
-            &Filter::new()
-                .address(address)
-                .event_signature(E::SIGNATURE_HASH)
-                .from_block(net.deployment.start_block),
-        )
-        .await?;
-    Ok(logs
-        .iter()
-        .filter_map(|l| l.log_decode::<E>().ok().map(|d| d.inner.data))
-        .collect())
 }
 
 /// (missing, extra) events of the indexer against the canonical chain, once its cursor is

@@ -157,6 +157,37 @@ impl Drop for Devnet {
     }
 }
 
+/// One `submitTasks` of `inputs` to `model` at `price` each, from `provider`'s wallet (it must
+/// have approved the fees); the new task ids, in order.
+pub async fn submit_tasks(
+    provider: &DynProvider,
+    task_manager: Address,
+    model: u32,
+    price: U256,
+    inputs: &[Vec<u8>],
+) -> Result<Vec<U256>> {
+    let tm = ITaskManager::new(task_manager, provider);
+    let bytes: Vec<Bytes> = inputs.iter().map(|b| b.clone().into()).collect();
+    let call = tm.submitTasks(model, bytes, price);
+    let estimate = call.estimate_gas().await?;
+    let receipt = call
+        .gas(estimate * 3 / 2)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("submitTasks reverted in tx {}", receipt.transaction_hash);
+    }
+    Ok(receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+        .map(|l| l.inner.data.taskId)
+        .collect())
+}
+
 /// The flags of an executor on a devnet, after `--rpc-url` and `--deployment`: its model cache
 /// and journal in `dir`, the CPU, and test-friendly polling (the end-to-end tests and the chaos
 /// harness run it this way).
@@ -661,32 +692,38 @@ impl Devnet {
         batch: usize,
     ) -> Result<Vec<U256>> {
         let p = self.provider(&self.user);
-        let tm = ITaskManager::new(self.deployment.task_manager, &p);
         let mut ids = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(batch.max(1)) {
-            let bytes: Vec<alloy::primitives::Bytes> =
-                chunk.iter().map(|b| b.clone().into()).collect();
-            let call = tm.submitTasks(model_id, bytes, self.config.model_price_wei);
-            let estimate = call.estimate_gas().await?;
-            let receipt = call
-                .gas(estimate * 3 / 2)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
-            if !receipt.status() {
-                bail!("submitTasks reverted in tx {}", receipt.transaction_hash);
-            }
             ids.extend(
-                receipt
-                    .inner
-                    .logs()
-                    .iter()
-                    .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-                    .map(|l| l.inner.data.taskId),
+                submit_tasks(
+                    &p,
+                    self.deployment.task_manager,
+                    model_id,
+                    self.config.model_price_wei,
+                    chunk,
+                )
+                .await?,
             );
         }
         Ok(ids)
+    }
+
+    /// Every `E` event `address` emitted since the deployment, decoded, in chain order.
+    pub async fn events<E: alloy::sol_types::SolEvent>(&self, address: Address) -> Result<Vec<E>> {
+        let logs = self
+            .provider(&self.user)
+            .get_logs(
+                &alloy::rpc::types::Filter::new()
+                    .address(address)
+                    .event_signature(E::SIGNATURE_HASH)
+                    .from_block(self.deployment.start_block),
+            )
+            .await?;
+        Ok(logs
+            .iter()
+            .filter_map(|l| l.log_decode::<E>().ok())
+            .map(|l| l.inner.data)
+            .collect())
     }
 
     /// Waits until each validator in `which` (indices into `validators`) is in the audit draw

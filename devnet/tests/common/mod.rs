@@ -213,18 +213,5 @@ pub async fn fund_wallet(net: &Devnet, to: Address, dn: u64) -> Result<()> {
 }
 
 pub async fn events<E: SolEvent>(net: &Devnet, address: Address) -> Result<Vec<E>> {
-    let p = net.provider(&net.user);
-    let logs = p
-        .get_logs(
-            &Filter::new()
-                .address(address)
-                .event_signature(E::SIGNATURE_HASH)
-                .from_block(net.deployment.start_block),
-        )
-        .await?;
-    Ok(logs
-        .iter()
-        .filter_map(|l| l.log_decode::<E>().ok())
-        .map(|l| l.inner.data)
-        .collect())
+    net.events::<E>(address).await
 }
