@@ -50,16 +50,20 @@ pub enum Fault {
     KillVerifier,
     /// The RPC unreachable for `down`: the proxy drops every connection and refuses new ones.
     RpcDown,
+    /// A chain reorganisation of depth 3 under every service (`anvil_reorg`: the last 3 blocks
+    /// replaced by empty ones; what they held is gone from the chain).
+    Reorg3,
 }
 
 impl Fault {
     /// Every fault, in the order `make chaos` runs them.
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::KillExecutor,
         Fault::KillExecutorInCommit,
         Fault::KillIndexer,
         Fault::KillVerifier,
         Fault::RpcDown,
+        Fault::Reorg3,
     ];
 
     /// The name on its line.
@@ -75,6 +79,7 @@ impl Fault {
             Fault::KillIndexer => format!("kill -9 indexer mid range, restart after {s} s"),
             Fault::KillVerifier => format!("kill -9 verifier mid audits, restart after {s} s"),
             Fault::RpcDown => format!("RPC unreachable for {s} s"),
+            Fault::Reorg3 => "reorg of depth 3 (indexer at 1 confirmation)".into(),
         }
     }
 
@@ -86,9 +91,10 @@ impl Fault {
             "indexer" => Fault::KillIndexer,
             "verifier" => Fault::KillVerifier,
             "rpc" => Fault::RpcDown,
+            "reorg" => Fault::Reorg3,
             other => {
                 return Err(format!(
-                    "unknown fault {other:?} (executor, executor-commit, indexer, verifier, rpc)"
+                    "unknown fault {other:?} (executor, executor-commit, indexer, verifier, rpc, reorg)"
                 ))
             }
         })
@@ -151,6 +157,8 @@ pub struct Report {
     pub recovered_secs: f64,
     /// `TaskManager`'s token balance minus escrow and pending payouts (wei; must be 0).
     pub escrow_gap: String,
+    /// The stuck tasks by status (why they did not end).
+    pub stuck_by_status: BTreeMap<String, usize>,
 }
 
 impl Report {
@@ -177,6 +185,14 @@ impl Report {
             self.events_extra,
             self.recovered_secs
         );
+        if self.stuck > 0 {
+            let by: Vec<String> = self
+                .stuck_by_status
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect();
+            l.push_str(&format!(" (stuck: {})", by.join(", ")));
+        }
         if self.escrow_gap != "0" {
             l.push_str(&format!(
                 " (escrow off by {} wei: token balance != escrowed + payouts)",
@@ -417,7 +433,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     // The load: two digits tasks a second from the user, straight to anvil.
     let submitted: Arc<Mutex<Vec<U256>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
+    let mut load = {
         let (submitted, stop) = (submitted.clone(), stop.clone());
         let inputs: Vec<Vec<u8>> = digits::heldout()?
             .iter()
@@ -492,12 +508,41 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
             tokio::time::sleep(timing.down).await;
             proxy.set_down(false);
         }
+        Fault::Reorg3 => {
+            use alloy::providers::ext::AnvilApi;
+            net.provider(&net.deployer)
+                .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+                    depth: 3,
+                    tx_block_pairs: Vec::new(),
+                })
+                .await
+                .context("anvil_reorg")?;
+        }
     }
     let fault_end = Instant::now();
     tokio::time::sleep(timing.after).await;
     stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
-    let ids: Vec<U256> = submitted.lock().map(|v| v.clone()).unwrap_or_default();
+    if tokio::time::timeout(Duration::from_secs(90), &mut load)
+        .await
+        .is_err()
+    {
+        load.abort();
+        tracing::warn!("chaos load: a submission did not end within 90 s; abandoned");
+    }
+    let mut ids: Vec<U256> = submitted.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut orphaned = 0;
+    if fault == Fault::Reorg3 {
+        // submissions in the replaced blocks are gone from the chain (a user would submit them
+        // again): the tasks to account for are those on the canonical chain
+        let canonical: BTreeSet<U256> = net
+            .events::<ITaskManager::TaskSubmitted>(net.deployment.task_manager)
+            .await?
+            .into_iter()
+            .map(|e| e.taskId)
+            .collect();
+        orphaned = ids.iter().filter(|id| !canonical.contains(id)).count();
+        ids = canonical.into_iter().collect();
+    }
 
     // Recovery: every task ends (finalized or refunded).
     let deadline = fault_end + timing.recovery_limit;
@@ -526,6 +571,12 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     };
     let recovered_secs = fault_end.elapsed().as_secs_f64();
     let stuck = open.len() - lost;
+    let mut stuck_by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &open {
+        let t = tm.getTask(*id).call().await?;
+        let status = TaskStatus::from_u8(t.status).map_or("unknown", TaskStatus::as_str);
+        *stuck_by_status.entry(status.to_string()).or_default() += 1;
+    }
 
     // Double commits, from the chain.
     let committed = net
@@ -545,8 +596,12 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     // Escrow and payouts add up, at one block.
     let gap = escrow_gap(&net).await?;
     drop(services);
+    let mut name = fault.name(timing.down);
+    if fault == Fault::Reorg3 {
+        name = format!("{name}, {orphaned} submissions orphaned");
+    }
     let report = Report {
-        fault: fault.name(timing.down),
+        fault: name,
         tasks: ids.len(),
         lost,
         stuck,
@@ -555,6 +610,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
         events_extra: extra,
         recovered_secs,
         escrow_gap: gap,
+        stuck_by_status,
     };
     drop(net);
     if report.clean() {

@@ -170,10 +170,12 @@ pub async fn submit_tasks(
     let bytes: Vec<Bytes> = inputs.iter().map(|b| b.clone().into()).collect();
     let call = tm.submitTasks(model, bytes, price);
     let estimate = call.estimate_gas().await?;
+    // bounded: a transaction dropped by a reorg is never mined
     let receipt = call
         .gas(estimate * 3 / 2)
         .send()
         .await?
+        .with_timeout(Some(Duration::from_secs(60)))
         .get_receipt()
         .await?;
     if !receipt.status() {

@@ -45,6 +45,8 @@ pub struct TaskInfo {
     pub status: Option<TaskStatus>,
     /// Response deadline while assigned, end of the challenge window after commit.
     pub deadline: u64,
+    /// While drawing: the anchor block of its draw.
+    pub draw_block: u64,
 }
 
 /// Why a transaction could not be signed.
@@ -207,14 +209,26 @@ impl Chain {
         .with_context(|| format!("eth_getLogs TaskSubmitted of task {task_id}"))
     }
 
-    /// `getTask`.
+    /// `getTask`. A task the contract refuses (`UnknownTask`: its submission is not on the chain,
+    /// e.g. a reorg dropped the block that held it) has status `None`, so that every caller lets
+    /// it go instead of retrying it for ever.
     pub async fn task(&self, id: U256) -> Result<TaskInfo> {
-        let t = self
-            .tm()
-            .getTask(id)
-            .call()
-            .await
-            .with_context(|| format!("getTask({id})"))?;
+        let t = match self.tm().getTask(id).call().await {
+            Ok(t) => t,
+            Err(e) if e.as_revert_data().is_some() => {
+                tracing::warn!(task = %id, "the chain does not know this task (its submission was dropped, e.g. by a reorg)");
+                return Ok(TaskInfo {
+                    id,
+                    model_id: 0,
+                    worker: Address::ZERO,
+                    submitter: Address::ZERO,
+                    status: Some(TaskStatus::None),
+                    deadline: 0,
+                    draw_block: 0,
+                });
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("getTask({id})"))),
+        };
         Ok(TaskInfo {
             id,
             model_id: t.modelId,
@@ -222,6 +236,7 @@ impl Chain {
             submitter: t.submitter,
             status: TaskStatus::from_u8(t.status),
             deadline: t.deadline,
+            draw_block: t.drawBlock,
         })
     }
 

@@ -274,22 +274,15 @@ impl Sentinel {
                     }
                 }
             }
-            AUDIT_NONE => {
-                let t = ITaskManager::new(
-                    self.planter.deployment.task_manager,
-                    self.planter.provider(),
-                )
-                .getTask(p.task_id)
-                .call()
-                .await
-                .with_context(|| format!("getTask({})", p.task_id))?;
-                match TaskStatus::from_u8(t.status) {
-                    Some(TaskStatus::Finalized | TaskStatus::Refunded) => {
-                        Ok(RevealOutcome::Done("not audited"))
-                    }
-                    _ => Ok(RevealOutcome::Waiting),
+            AUDIT_NONE => match worker.task(p.task_id).await?.status {
+                Some(TaskStatus::Finalized | TaskStatus::Refunded) => {
+                    Ok(RevealOutcome::Done("not audited"))
                 }
-            }
+                Some(TaskStatus::None) => Ok(RevealOutcome::Done(
+                    "the task is gone from the chain (a reorg dropped its submission)",
+                )),
+                _ => Ok(RevealOutcome::Waiting),
+            },
             AUDIT_FRAUD => Ok(RevealOutcome::Done(
                 "the quorum judged it before the reveal (too late)",
             )),

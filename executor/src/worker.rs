@@ -332,8 +332,10 @@ impl Worker {
                 Some(TaskStatus::Assigned) if t.deadline >= now => {
                     self.watch.insert(id, t.deadline.saturating_add(1));
                 }
-                // not drawn yet (or drawn again): look again in a few seconds
+                // not drawn (again) yet: back to the draws, in case its assignment is gone (a
+                // reorg dropped the block that drew it); look again in a few seconds
                 Some(TaskStatus::Drawing) => {
+                    self.draws.entry(id).or_insert(t.draw_block);
                     self.watch.insert(id, now.saturating_add(5));
                 }
                 // answered, ended, or this worker's own missed task (left to the others)

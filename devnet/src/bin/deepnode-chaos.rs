@@ -10,7 +10,7 @@ use devnet::chaos::{run_fault, Fault, Timing};
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Faults to run, comma-separated: executor, executor-commit, indexer, verifier, rpc
+    /// Faults to run, comma-separated: executor, executor-commit, indexer, verifier, rpc, reorg
     /// [default: all].
     #[arg(long, value_delimiter = ',', value_parser = Fault::parse)]
     faults: Vec<Fault>,
