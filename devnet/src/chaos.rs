@@ -374,19 +374,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     }
     let vdir = net.work_dir.join("validator0");
     let mut vargs = chain(&vdir);
-    vargs.extend(
-        [
-            "--db",
-            &vdir.join("verifier.sqlite").display().to_string(),
-            "--models-dir",
-            &vdir.join("models").display().to_string(),
-            "--confirmations",
-            "1",
-            "--poll-interval-ms",
-            "300",
-        ]
-        .map(String::from),
-    );
+    vargs.extend(crate::verifier_args(&vdir));
     services.insert(
         "verifier",
         Service {

@@ -210,6 +210,23 @@ pub fn executor_args(dir: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// The flags of a verifier on a devnet, after `--rpc-url` and `--deployment`: its database and
+/// model cache in `dir`, one confirmation, test-friendly polling.
+pub fn verifier_args(dir: &Path) -> Vec<String> {
+    [
+        "--db",
+        &dir.join("verifier.sqlite").display().to_string(),
+        "--models-dir",
+        &dir.join("models").display().to_string(),
+        "--confirmations",
+        "1",
+        "--poll-interval-ms",
+        "300",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The repository root (where foundry.toml and node_modules live).
 pub fn workspace_root() -> PathBuf {
     if let Ok(dir) = std::env::var("DN_WORKSPACE") {

@@ -110,21 +110,8 @@ pub fn verifier_with(
     let dir = net.work_dir.join(format!("validator{i}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut a = chain_args(net);
-    a.extend(
-        [
-            "--db",
-            &dir.join("verifier.sqlite").display().to_string(),
-            "--models-dir",
-            &dir.join("models").display().to_string(),
-            "--confirmations",
-            "1",
-            "--poll-interval-ms",
-            "300",
-            "--test-audit-mode",
-            mode,
-        ]
-        .map(String::from),
-    );
+    a.extend(devnet::verifier_args(&dir));
+    a.extend(["--test-audit-mode".to_string(), mode.to_string()]);
     a.extend(extra.iter().cloned());
     spawn(
         "verifier",
