@@ -1201,15 +1201,8 @@ contract AuditManagerTest is AuditFixture {
         _assign(taskId, 1);
         _commitHash(taskId, _out(taskId));
         address validator = vals[0];
-        bytes32 digest = keccak256(
-            abi.encodePacked(
-                "\x19\x01",
-                audit.domainSeparator(),
-                keccak256(abi.encode(audit.CANARY_TYPEHASH(), taskId, validator))
-            )
-        );
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(canaryKey, digest);
-        bytes memory sig = abi.encodePacked(r, s, v);
+        bytes memory sig =
+            _signTyped(canaryKey, keccak256(abi.encode(audit.CANARY_TYPEHASH(), taskId, validator)));
         // the signature names the validator: another one cannot use it
         vm.prank(vals[1]);
         vm.expectRevert(abi.encodeWithSelector(IAuditManager.NotSubmitter.selector, taskId, vals[1]));

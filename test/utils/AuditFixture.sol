@@ -46,21 +46,20 @@ abstract contract AuditFixture is Fixture {
         token.approve(address(audit), type(uint256).max);
     }
 
-    /// Stakes `amount` as validator for `name`, joins the audit draw and records its key.
-    /// `key`'s signature of the EIP-712 `ForcedError(taskId, planter)`: the consent a forced error's submitter
-    /// and worker each give its planter.
-    function _consent(uint256 key, uint256 taskId, address planter) internal view returns (bytes memory) {
-        bytes32 digest = keccak256(
-            abi.encodePacked(
-                "\x19\x01",
-                audit.domainSeparator(),
-                keccak256(abi.encode(audit.FORCED_ERROR_TYPEHASH(), taskId, planter))
-            )
-        );
+    /// `key`'s 65-byte signature of the EIP-712 struct hash `structHash` in AuditManager's domain.
+    function _signTyped(uint256 key, bytes32 structHash) internal view returns (bytes memory) {
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", audit.domainSeparator(), structHash));
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
 
+    /// `key`'s signature of the EIP-712 `ForcedError(taskId, planter)`: the consent a forced error's submitter
+    /// and worker each give its planter.
+    function _consent(uint256 key, uint256 taskId, address planter) internal view returns (bytes memory) {
+        return _signTyped(key, keccak256(abi.encode(audit.FORCED_ERROR_TYPEHASH(), taskId, planter)));
+    }
+
+    /// Stakes `amount` as validator for `name`, joins the audit draw and records its key.
     function _addValidator(string memory name, uint256 amount) internal returns (address v) {
         uint256 key;
         (v, key) = makeAddrAndKey(name);
