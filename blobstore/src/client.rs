@@ -9,7 +9,7 @@
 
 use crate::{envelope, BlobError, BlobRef};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the service answers to an upload (`PUT /blobs`, `PUT /blobs/{sha256}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,11 @@ pub struct Stored {
 
 /// Error bodies longer than this are cut in [`BlobError::Status`].
 const DETAIL_BYTES: usize = 512;
+
+/// First pause of [`Client::fetch_until`] after a transient failure; it doubles after each one.
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// Longest pause of [`Client::fetch_until`] between two attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(4);
 
 /// Uploads and fetches blobs over HTTP. Cheap to clone (shares one connection pool).
 #[derive(Debug, Clone)]
@@ -138,6 +143,48 @@ impl Client {
         Ok(bytes)
     }
 
+    /// [`Client::fetch`], retried while it fails transiently ([`BlobError::is_transient`]: the
+    /// store unreachable, a timeout, HTTP 5xx or 429) until `deadline`, pausing
+    /// [`RETRY_FIRST`] doubling up to [`RETRY_MAX`] between attempts. A permanent failure (404,
+    /// hash mismatch, too large, malformed reference) returns at once. No attempt runs past
+    /// `deadline`: one still running then is cut with [`BlobError::Timeout`]; otherwise the last
+    /// error is returned. A deadline already passed makes it one plain [`Client::fetch`].
+    pub async fn fetch_until(
+        &self,
+        blob: &BlobRef,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, BlobError> {
+        let started = Instant::now();
+        if deadline <= started {
+            return self.fetch(blob).await;
+        }
+        let mut pause = RETRY_FIRST;
+        let mut attempt = 1u32;
+        loop {
+            let err = match tokio::time::timeout_at(deadline.into(), self.fetch(blob)).await {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(BlobError::Timeout {
+                        location: self.url_of(blob)?,
+                        after: started.elapsed(),
+                    })
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !err.is_transient() || left.is_zero() {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, attempt, retry_in = ?pause.min(left), "blob fetch failed transiently; retrying");
+            tokio::time::sleep(pause.min(left)).await;
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            pause = (pause * 2).min(RETRY_MAX);
+            attempt += 1;
+        }
+    }
+
     async fn read_capped(
         &self,
         url: &str,
@@ -189,7 +236,10 @@ impl Client {
     }
 
     fn transport(&self, url: &str, e: reqwest::Error) -> BlobError {
-        if e.is_timeout() {
+        if e.is_builder() {
+            // a URL reqwest cannot even send a request to: retrying cannot help
+            BlobError::Envelope(format!("{url}: malformed URL: {}", error_chain(&e)))
+        } else if e.is_timeout() {
             BlobError::Timeout {
                 location: url.to_string(),
                 after: self.timeout,

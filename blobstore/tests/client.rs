@@ -245,6 +245,174 @@ async fn http_errors_and_unreachable() {
     assert!(err.to_string().contains(&gone.url), "{err}");
 }
 
+/// A local address nothing listens on (yet): bound, then released.
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn fetch_until_waits_for_the_store_to_come_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap().with_max_bytes(1 << 20);
+    let data = b"payload stored before the outage".to_vec();
+    let sha = store.put(data.clone().into()).await.unwrap();
+    let addr = free_addr();
+    let blob = BlobRef {
+        sha256: sha,
+        url: format!("http://{addr}/blobs/{}", hex::encode(sha)),
+    };
+    // The store is down: a plain fetch fails at once, and transiently.
+    let err = client().fetch(&blob).await.unwrap_err();
+    assert!(matches!(err, BlobError::Unreachable { .. }), "{err}");
+    assert!(err.is_transient(), "{err}");
+    // It comes back 1.5 s later, on the same address.
+    let app = router(AppState {
+        store,
+        public_url: format!("http://{addr}"),
+    });
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+    let t = Instant::now();
+    let got = client()
+        .fetch_until(&blob, t + Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(got, data);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn fetch_until_retries_server_errors() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let app = Router::new().route(
+        "/{*path}",
+        get(move || {
+            let seen = seen.clone();
+            async move {
+                // two 503s (an overloaded or restarting store), then the bytes
+                if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err((axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy"))
+                } else {
+                    Ok("the payload")
+                }
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let blob = BlobRef {
+        sha256: sha256(b"the payload"),
+        url: format!("{base}/blobs/x"),
+    };
+    let got = client()
+        .fetch_until(&blob, Instant::now() + Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(got, b"the payload");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn fetch_until_returns_a_permanent_failure_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = blob_service(dir.path()).await;
+    let missing = BlobRef {
+        sha256: [1; 32],
+        url: format!("{base}/blobs/{}", hex::encode([1u8; 32])),
+    };
+    let t = Instant::now();
+    let err = client()
+        .fetch_until(&missing, t + Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::Status { code: 404, .. }), "{err}");
+    assert!(!err.is_transient(), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+
+    // Bytes that are not the blob asked for: no retry either.
+    let lying = serve(Router::new().route("/{*path}", get(|| async { "other bytes" }))).await;
+    let wrong = BlobRef {
+        sha256: sha256(b"the real payload"),
+        url: format!("{lying}/blobs/x"),
+    };
+    let t = Instant::now();
+    let err = client()
+        .fetch_until(&wrong, t + Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::HashMismatch { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+
+    // A URL no request can be sent to is a malformed reference, not an outage.
+    let bad_url = BlobRef {
+        sha256: [1; 32],
+        url: "http://[::1/blobs/x".into(),
+    };
+    let t = Instant::now();
+    let err = client()
+        .fetch_until(&bad_url, t + Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::Envelope(_)), "{err}");
+    assert!(err.to_string().contains("malformed URL"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn fetch_until_gives_up_at_the_deadline() {
+    // Nothing ever listens: the last transient error, once the deadline passed.
+    let gone = BlobRef {
+        sha256: [1; 32],
+        url: format!("http://{}/blobs/x", free_addr()),
+    };
+    let t = Instant::now();
+    let err = client()
+        .fetch_until(&gone, t + Duration::from_millis(1500))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::Unreachable { .. }), "{err}");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+
+    // A server that never answers: the attempt is cut at the deadline, not at the client's
+    // own (longer) timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            held.push(sock);
+        }
+    });
+    let slow = Client::new(Duration::from_secs(60), 1 << 20).unwrap();
+    let stalled = BlobRef {
+        sha256: [0; 32],
+        url: format!("http://{addr}/blobs/x"),
+    };
+    let t = Instant::now();
+    let err = slow
+        .fetch_until(&stalled, t + Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains(&stalled.url), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
 /// Kills the child on drop so a failed assertion never leaks a server.
 struct Child(std::process::Child);
 

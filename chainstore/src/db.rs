@@ -38,6 +38,21 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
 }
 
+impl DbError {
+    /// Whether the database's disk (or its size limit) is full: SQLite's `SQLITE_FULL` (13),
+    /// or an I/O error saying no space is left.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            DbError::Sql(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|c| c == "13" || c == "SQLITE_FULL")
+                    || e.message().contains("disk is full")
+            }
+            DbError::Sql(sqlx::Error::Io(e)) => e.raw_os_error() == Some(28), // ENOSPC
+            _ => false,
+        }
+    }
+}
+
 /// A block the indexer has seen: number, hash, time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockRef {
@@ -346,4 +361,42 @@ fn raw_log_of(r: &sqlx::sqlite::SqliteRow) -> Result<RawLog, sqlx::Error> {
             .collect::<Result<_, _>>()?,
         data: Bytes::from(data),
     })
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::DbError;
+
+    /// A real SQLite out of room (its page limit reached, as a full disk would) is recognised;
+    /// another failure is not.
+    #[tokio::test]
+    async fn a_full_database_is_told_apart_from_other_failures() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("CREATE TABLE t (b BLOB)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA max_page_count = 8")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let mut full = None;
+        for _ in 0..64 {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(4096))")
+                .execute(&mut *conn)
+                .await
+            {
+                full = Some(DbError::Sql(e));
+                break;
+            }
+        }
+        let full = full.expect("8 pages fill up");
+        assert!(full.is_disk_full(), "{full}");
+        let other = sqlx::query("INSERT INTO missing VALUES (1)")
+            .execute(&mut *conn)
+            .await
+            .unwrap_err();
+        assert!(!DbError::Sql(other).is_disk_full());
+    }
 }

@@ -33,6 +33,9 @@ const FORK_SEARCH_DEPTH: u32 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// At most one error line per this interval (the rest are counted).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Wait between retries while the database's disk is full (no backoff: resume soon after an
+/// operator frees space).
+const DISK_FULL_RETRY: Duration = Duration::from_secs(2);
 
 /// Why a step failed; both kinds are retried.
 #[derive(Debug, thiserror::Error)]
@@ -137,39 +140,58 @@ impl Follower {
         let mut last_error_log: Option<Instant> = None;
         let mut suppressed = 0u64;
         let mut last_epoch_error: Option<Instant> = None;
+        let mut disk_full = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let wait = tokio::select! {
+            let step = tokio::select! {
                 _ = shutdown.changed() => break,
-                step = self.step_and_settle(&mut last_epoch_error) => match step {
-                    Ok(Step::Indexed { caught_up: false, .. }) | Ok(Step::RolledBack(_)) => {
-                        backoff = self.config.poll_interval;
-                        Duration::ZERO
+                step = self.step_and_settle(&mut last_epoch_error) => step,
+            };
+            if disk_full && step.is_ok() {
+                tracing::info!("the database has space again; indexing resumed where it paused");
+                disk_full = false;
+            }
+            let wait = match step {
+                Ok(Step::Indexed {
+                    caught_up: false, ..
+                })
+                | Ok(Step::RolledBack(_)) => {
+                    backoff = self.config.poll_interval;
+                    Duration::ZERO
+                }
+                Ok(_) => {
+                    backoff = self.config.poll_interval;
+                    self.config.poll_interval
+                }
+                Err(StepError::Db(e)) if e.is_disk_full() => {
+                    // nothing of the failed range was stored (one transaction per range):
+                    // the same range is indexed again once there is space
+                    if !disk_full {
+                        tracing::error!(error = %e, retry_every_s = DISK_FULL_RETRY.as_secs(),
+                                "the database's disk is full: indexing paused (nothing lost; what is indexed is still served); free space and it resumes by itself");
+                        disk_full = true;
                     }
-                    Ok(_) => {
-                        backoff = self.config.poll_interval;
-                        self.config.poll_interval
+                    DISK_FULL_RETRY
+                }
+                Err(e) => {
+                    if matches!(e, StepError::Rpc(_)) {
+                        self.sync.rpc_errors.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("indexer_rpc_errors_total").increment(1);
                     }
-                    Err(e) => {
-                        if matches!(e, StepError::Rpc(_)) {
-                            self.sync.rpc_errors.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("indexer_rpc_errors_total").increment(1);
-                        }
-                        if last_error_log.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
-                            tracing::warn!(error = %e, suppressed, retry_in_ms = backoff.as_millis() as u64,
+                    if last_error_log.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
+                        tracing::warn!(error = %e, suppressed, retry_in_ms = backoff.as_millis() as u64,
                                 "indexing step failed; retrying");
-                            last_error_log = Some(Instant::now());
-                            suppressed = 0;
-                        } else {
-                            suppressed += 1;
-                        }
-                        let w = backoff;
-                        backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
-                        w
+                        last_error_log = Some(Instant::now());
+                        suppressed = 0;
+                    } else {
+                        suppressed += 1;
                     }
-                },
+                    let w = backoff;
+                    backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+                    w
+                }
             };
             if !wait.is_zero() {
                 tokio::select! {

@@ -1,8 +1,9 @@
-//! The short chaos suite in `make test` (issue 16): one fault of each family built so far (an
-//! executor crash with its commit in flight, an indexer `kill -9`, the RPC unreachable), each on
-//! a fresh devnet under load, must lose nothing; and the checks themselves can fail (a recovery
-//! deadline that leaves no time reports the open tasks as stuck). `make chaos` runs every fault
-//! at full length.
+//! The short chaos suite in `make test` (issue 16): one fault of each family (a process crash:
+//! the executor with its commit in flight; the RPC unreachable; a reorg of depth 3 under an
+//! indexer at 0 confirmations; the blob store down; a corrupted journal line),
+//! each on a fresh devnet under load, must lose nothing, and the verifier's epoch reports must
+//! equal the indexer's; and the checks themselves can fail (a recovery deadline that leaves no
+//! time reports the open tasks as stuck). `make chaos` runs every fault at full length.
 
 use devnet::chaos::{run_fault, Fault, Timing};
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 fn bin_dir() -> PathBuf {
     let chaos = PathBuf::from(env!("CARGO_BIN_EXE_deepnode-chaos"));
     let dir = chaos.parent().expect("bin dir").to_path_buf();
-    for b in ["executor", "verifier", "indexer"] {
+    for b in ["executor", "verifier", "indexer", "blobstore"] {
         assert!(
             dir.join(b).exists(),
             "{b} not built (cargo test --workspace builds it)"
@@ -29,14 +30,20 @@ async fn one_fault_of_each_family_loses_nothing() {
     let dir = bin_dir();
     for f in [
         Fault::KillExecutorInCommit,
-        Fault::KillIndexer,
         Fault::RpcDown,
+        Fault::Reorg {
+            depth: 3,
+            confirmations: 0,
+        },
+        Fault::BlobDown,
+        Fault::CorruptJournal,
     ] {
         let r = run_fault(f, Timing::short(f), &dir)
             .await
             .unwrap_or_else(|e| panic!("{}: {e:#}", f.name(Timing::short(f).down)));
         println!("{}", r.line());
         assert!(r.tasks > 0, "the load submitted tasks: {r:?}");
+        assert!(r.epochs_checked > 0, "an epoch report was compared: {r:?}");
         assert!(r.clean(), "{}", r.line());
     }
 }

@@ -504,6 +504,7 @@ impl Chain {
         self.broadcast(&signed)
             .await
             .with_context(|| what.to_string())?;
+        crate::crash::point(what);
         let receipt = self
             .wait_receipt(signed.hash, Duration::from_secs(120))
             .await?

@@ -70,8 +70,11 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 1024)]
     pub inline_output_bytes: usize,
 
-    /// How long fetching one referenced input (or publishing an output) may take; an input not
-    /// fetched in time is committed as input_unavailable (the user is refunded).
+    /// How long fetching one referenced input (or publishing an output) may take, retries
+    /// included: while the blob store is unavailable (refused, timed out, HTTP 5xx/429) the fetch
+    /// is retried with backoff; an input not fetched in time, or missing, too large or not
+    /// matching its hash, is committed as input_unavailable (the user is refunded). A batch's
+    /// inputs are fetched concurrently, so a batch waits at most this long.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub blob_timeout_secs: u64,
 

@@ -1,5 +1,8 @@
-//! Crash injection for the end-to-end tests only: `DN_EXECUTOR_CRASH_AFTER=computed|submitted`
-//! aborts the process at that point of the first batch, the way a power cut would.
+//! Crash injection for the end-to-end and chaos tests only:
+//! `DN_EXECUTOR_CRASH_AFTER=computed|submitted` aborts the process at that point of the first
+//! batch, and `=finalizeBatch` (or `withdraw`, `optIn`: any transaction sent by
+//! `Chain::send_and_wait`, by its name) right after that transaction is broadcast, the way a power
+//! cut would. Unset, it does nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

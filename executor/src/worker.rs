@@ -338,7 +338,12 @@ impl Worker {
                     self.draws.entry(id).or_insert(t.draw_block);
                     self.watch.insert(id, now.saturating_add(5));
                 }
-                // answered, ended, or this worker's own missed task (left to the others)
+                // answered: watched until its challenge window ends, since a reorg can still
+                // drop the commit (or the assignment) and put the task back in play
+                Some(TaskStatus::Committed | TaskStatus::Failed) if t.deadline >= now => {
+                    self.watch.insert(id, t.deadline.saturating_add(1));
+                }
+                // ended, or this worker's own missed task (left to the others)
                 _ => {
                     self.watch.remove(&id);
                 }
@@ -483,23 +488,36 @@ impl Worker {
             })?;
             inputs.push(input.to_vec());
         }
-        // Blob references are fetched (and verified) now; one that cannot be is its outcome.
-        let mut fetched: Vec<Option<Outcome>> = Vec::with_capacity(inputs.len());
-        for input in inputs.iter_mut() {
-            let resolved = match &self.payloads {
-                Some(p) => p.resolve(std::mem::take(input)).await,
-                None if blobstore::BlobRef::decode(input).is_some() => Err(Outcome::failure(
-                    FailureCode::InputUnavailable,
-                    "this worker has no blob client configured",
-                )),
-                None => Ok(std::mem::take(input)),
-            };
-            match resolved {
+        // Blob references are fetched (and verified) now, all of the chunk's at once (a store
+        // that is down is waited for up to --blob-timeout-secs, once for the whole chunk); one
+        // that cannot be is its outcome.
+        let resolved: Vec<Result<Vec<u8>, Outcome>> = match &self.payloads {
+            Some(p) => p.resolve_all(std::mem::take(&mut inputs)).await,
+            None => std::mem::take(&mut inputs)
+                .into_iter()
+                .map(|input| {
+                    if blobstore::BlobRef::decode(&input).is_some() {
+                        Err(Outcome::failure(
+                            FailureCode::InputUnavailable,
+                            "this worker has no blob client configured",
+                        ))
+                    } else {
+                        Ok(input)
+                    }
+                })
+                .collect(),
+        };
+        let mut fetched: Vec<Option<Outcome>> = Vec::with_capacity(resolved.len());
+        for r in resolved {
+            match r {
                 Ok(bytes) => {
-                    *input = bytes;
+                    inputs.push(bytes);
                     fetched.push(None);
                 }
-                Err(o) => fetched.push(Some(o)),
+                Err(o) => {
+                    inputs.push(Vec::new());
+                    fetched.push(Some(o));
+                }
             }
         }
         // Sentinel: the planter's tasks picked as forced errors (or planted before a restart).
@@ -915,9 +933,18 @@ impl Worker {
                     self.challenge_ends.insert(id, t.deadline);
                 }
                 // Our commit is gone (a reorg): commit the journaled result again if still ours.
-                Some(TaskStatus::Assigned) => self.recheck(&[id]).await?,
+                Some(TaskStatus::Assigned) if t.worker == self.chain.me => {
+                    self.recheck(&[id]).await?
+                }
+                // Our assignment is gone too (a reorg dropped the block that drew us): back to the
+                // draws; drawn to us again, the arm above commits the journaled result again.
+                Some(TaskStatus::Drawing) => {
+                    self.draws.entry(id).or_insert(t.draw_block);
+                    self.challenge_ends.insert(id, now.saturating_add(5));
+                }
                 _ => {
-                    // Finalized by someone else, or refunded: nothing left for us to do.
+                    // Finalized by someone else, refunded, unknown to the chain, or drawn to
+                    // another worker after a reorg: nothing left for us to do.
                     self.challenge_ends.remove(&id);
                     self.journal
                         .append(Record::Finalized { task_ids: vec![id] })?;

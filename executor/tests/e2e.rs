@@ -1196,3 +1196,80 @@ async fn a_task_whose_worker_never_answers_is_reassigned_by_another_worker() {
         "the executor says what it did:\n{logs}"
     );
 }
+
+/// A reorg that drops both the block that drew a task's worker and the block of its commit (the
+/// submission stays): the task is back in the draws, so the executor must draw it again and
+/// commit its journaled result again. It used to take the task for settled by someone else
+/// (journaling it finalized) and then ignore its new assignment: the task stayed assigned for
+/// good, since a single worker has nobody to reassign its missed tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_dropping_a_tasks_draw_and_commit_gets_it_committed_again() {
+    use alloy::providers::ext::AnvilApi;
+    use protocol::bindings::TaskStatus;
+    let net = Devnet::start(DevnetConfig {
+        workers: 1,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let mut exec = spawn_executor(&net, 0, "reorg", &[], &[]);
+    let sample = &digits::heldout().unwrap()[2];
+    let input = digits::encode_input(&sample.pixels).unwrap();
+    let id = net
+        .submit_inputs(net.model_id, std::slice::from_ref(&input), 1)
+        .await
+        .unwrap()[0];
+    let p = reader(&net);
+    let tm = ITaskManager::new(net.deployment.task_manager, &p);
+    let status = |id: U256| {
+        let tm = tm.clone();
+        async move { TaskStatus::from_u8(tm.getTask(id).call().await.unwrap().status) }
+    };
+    wait_until(
+        "the task committed",
+        Duration::from_secs(60),
+        Some(&mut exec),
+        || async { status(id).await == Some(TaskStatus::Committed) },
+    )
+    .await;
+    let submitted_in = p
+        .get_logs(
+            &Filter::new()
+                .address(net.deployment.task_manager)
+                .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
+                .from_block(net.deployment.start_block),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l.log_decode::<ITaskManager::TaskSubmitted>()
+                .is_ok_and(|e| e.inner.data.taskId == id)
+        })
+        .find_map(|l| l.block_number)
+        .expect("the submission's block");
+    let head = p.get_block_number().await.unwrap();
+    net.provider(&net.deployer)
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+            depth: head - submitted_in,
+            tx_block_pairs: Vec::new(),
+        })
+        .await
+        .expect("anvil_reorg");
+    assert!(
+        !commits(&net).await.contains_key(&id),
+        "the reorg dropped the commit"
+    );
+    wait_until(
+        "the task finalized after the reorg",
+        Duration::from_secs(90),
+        Some(&mut exec),
+        || async { status(id).await == Some(TaskStatus::Finalized) },
+    )
+    .await;
+    assert_eq!(
+        commits(&net).await[&id].len(),
+        1,
+        "committed once on the canonical chain"
+    );
+}

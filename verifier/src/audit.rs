@@ -49,7 +49,8 @@ pub struct AuditOptions {
     pub threads: usize,
     /// Most verdicts per submitVerdicts transaction.
     pub max_verdicts_per_tx: usize,
-    /// Time allowed to fetch one off-chain payload.
+    /// Time allowed to one fetch of an off-chain payload (a failed audit fetch is retried on
+    /// later steps while the blob store is unavailable).
     pub blob_timeout: Duration,
     /// Largest off-chain payload fetched.
     pub max_blob_bytes: u64,
@@ -112,6 +113,172 @@ impl Batch {
         (0..self.task_ids.len())
             .map(|i| merkle::leaf_hash(self.task_ids[i], self.hashes[i], self.codes[i]))
             .collect()
+    }
+}
+
+/// An audit (or dispute vote) whose worker output cannot be fetched because the blob store is
+/// unavailable waits, with no verdict, until its deadline is this close: the last quarter of its
+/// window, and never less than this many seconds (time for one more fetch, the re-execution and
+/// the verdict's transaction). Windows under 4 minutes therefore wait at most `window - 60 s`.
+const LAST_CALL_SECS: u64 = 60;
+
+/// Where an audit or a dispute vote stands in chain time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AuditClock {
+    /// Latest block timestamp.
+    now: u64,
+    /// Last second a verdict (vote) is accepted: the end of the task's challenge window (the
+    /// dispute's deadline).
+    deadline: u64,
+    /// Length of that window (TaskManager.challengeWindow, AuditManager disputeWindow).
+    window: u64,
+}
+
+impl AuditClock {
+    /// Seconds left before the deadline.
+    fn left(&self) -> u64 {
+        self.deadline.saturating_sub(self.now)
+    }
+
+    /// The deadline is close (or passed): no more waiting for the blob store.
+    fn closing(&self) -> bool {
+        self.left() <= (self.window / 4).max(LAST_CALL_SECS)
+    }
+}
+
+/// What an audit does with a worker's published output it could not fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfetched {
+    /// The blob store is unavailable (a transient failure) and the audit has time: no verdict
+    /// now, a later step fetches again. An outage of shared storage must not slash an honest
+    /// worker.
+    Wait,
+    /// Still unavailable with the deadline close: judged failed, so a worker that publishes to
+    /// a store that never answers cannot escape its audit.
+    FailedAtDeadline,
+    /// Missing (404), not matching the committed hash, too large, malformed: judged failed at once.
+    Failed,
+}
+
+/// The decision for an output that could not be fetched with `err` (see [`Unfetched`]).
+fn unfetched(err: &blobstore::BlobError, clock: &AuditClock) -> Unfetched {
+    if !err.is_transient() {
+        Unfetched::Failed
+    } else if clock.closing() {
+        Unfetched::FailedAtDeadline
+    } else {
+        Unfetched::Wait
+    }
+}
+
+/// No verdict yet: a payload the audit needs (the task's input, the worker's output) is
+/// unavailable for now. The audit stays pending and is judged again on a later step.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: blob store unavailable, judged again on a later step")]
+struct RetryLater(String);
+
+/// Whether `e` (with any context) is a [`RetryLater`].
+fn retry_later(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<RetryLater>().is_some()
+}
+
+/// The audit loop's blob client. It remembers the stores (scheme, host and port) that failed
+/// transiently during the current step: later fetches from one of them in the same step fail at
+/// once instead of each waiting for its own timeout, so a hung store holds a step for one
+/// timeout, not one per pending audit. Every step tries them again.
+struct Blobs {
+    client: blobstore::Client,
+    /// store -> its first transient error this step
+    down: HashMap<String, String>,
+}
+
+impl Blobs {
+    fn new(client: blobstore::Client) -> Self {
+        Self {
+            client,
+            down: HashMap::new(),
+        }
+    }
+
+    /// A new step: every store is tried again.
+    fn new_step(&mut self) {
+        self.down.clear();
+    }
+
+    async fn fetch(&mut self, blob: &blobstore::BlobRef) -> Result<Vec<u8>, blobstore::BlobError> {
+        let url = self.client.url_of(blob)?;
+        let store = origin(&url).to_string();
+        if let Some(first) = self.down.get(&store) {
+            return Err(blobstore::BlobError::Unreachable {
+                location: url,
+                detail: format!("not tried again this step after: {first}"),
+            });
+        }
+        let fetched = self.client.fetch(blob).await;
+        if let Err(e) = &fetched {
+            if e.is_transient() {
+                self.down.insert(store, e.to_string());
+            }
+        }
+        fetched
+    }
+}
+
+/// `scheme://host:port` of a URL (the whole string when it has no path).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// A worker's published output: the bytes themselves, or what its blob reference points at. A
+/// reference that is malformed, or whose blob is missing, too large or not what it claims,
+/// gives no bytes (which never hash to a committed output, so the result is judged failed); so
+/// does one still unfetchable close to the deadline. A transient failure (the blob store down,
+/// a timeout, HTTP 5xx) with time left is `RetryLater`: no verdict now. One fetch per call (at
+/// most the client's timeout); the steps of the audit loop are the retries.
+async fn fetch_published(
+    blobs: &mut Blobs,
+    task_id: U256,
+    published: &Bytes,
+    clock: AuditClock,
+) -> Result<Bytes, RetryLater> {
+    let blob = match blobstore::BlobRef::decode(published) {
+        None => return Ok(published.clone()),
+        Some(Err(e)) => {
+            tracing::warn!(task = %task_id, error = %e, "worker published a malformed blob reference; judged failed");
+            return Ok(Bytes::new());
+        }
+        Some(Ok(blob)) => blob,
+    };
+    let started = std::time::Instant::now();
+    let err = match blobs.fetch(&blob).await {
+        Ok(b) => return Ok(Bytes::from(b)),
+        Err(e) => e,
+    };
+    // chain time moves on while a fetch times out
+    let clock = AuditClock {
+        now: clock.now + started.elapsed().as_secs(),
+        ..clock
+    };
+    let secs_left = clock.left();
+    match unfetched(&err, &clock) {
+        Unfetched::Wait => {
+            tracing::warn!(task = %task_id, error = %err, secs_left, "worker output cannot be fetched: blob store unavailable; no verdict yet, retrying on a later step");
+            Err(RetryLater(format!(
+                "task {task_id}: worker output: {err} ({secs_left} s before the deadline)"
+            )))
+        }
+        Unfetched::FailedAtDeadline => {
+            tracing::warn!(task = %task_id, error = %err, secs_left, "worker output still unavailable close to the deadline; judged failed");
+            Ok(Bytes::new())
+        }
+        Unfetched::Failed => {
+            tracing::warn!(task = %task_id, error = %err, "worker output missing or invalid (not a store outage); judged failed");
+            Ok(Bytes::new())
+        }
     }
 }
 
@@ -178,7 +345,7 @@ pub struct Auditor {
     opts: AuditOptions,
     runtime: Arc<Runtime>,
     cache: Arc<BundleCache>,
-    blobs: blobstore::Client,
+    blobs: Blobs,
     models: HashMap<u32, (B256, Arc<Mutex<Judge>>)>,
     next_block: u64,
     batches: BTreeMap<U256, Batch>,
@@ -188,6 +355,9 @@ pub struct Auditor {
     judged: HashSet<U256>,
     /// Canary tasks in flight: task id -> (input, expected output).
     canaries: HashMap<U256, (Vec<u8>, Vec<u8>)>,
+    /// Committed canary results whose output could not be fetched yet (blob store unavailable):
+    /// checked again on the next step.
+    canary_retries: Vec<(Batch, usize)>,
     /// Wrong canary results challenged, reported once judged Fraud: task id -> (expected hash, quality).
     unproven_canaries: HashMap<U256, (B256, u32)>,
     next_canary: std::time::Instant,
@@ -250,13 +420,14 @@ impl Auditor {
             opts,
             runtime: Arc::new(runtime),
             cache: Arc::new(BundleCache::new(cache)),
-            blobs,
+            blobs: Blobs::new(blobs),
             models: HashMap::new(),
             batches: BTreeMap::new(),
             disputes: BTreeMap::new(),
             others: Vec::new(),
             judged: HashSet::new(),
             canaries: HashMap::new(),
+            canary_retries: Vec::new(),
             next_canary: std::time::Instant::now(),
             canary_index: 0,
             unproven_canaries: HashMap::new(),
@@ -342,7 +513,9 @@ impl Auditor {
             .get_block_number()
             .await
             .context("eth_blockNumber")?;
-        let hits = self.read_logs(head).await?;
+        self.blobs.new_step();
+        let mut hits = self.read_logs(head).await?;
+        hits.append(&mut self.canary_retries);
         for (batch, index) in hits {
             if let Err(e) = self.check_canary(&batch, index).await {
                 tracing::warn!(error = %format!("{e:#}"), "canary check failed");
@@ -554,7 +727,25 @@ impl Auditor {
         }
         // an input fault on a known-good input, or published bytes that are not what the worker
         // committed to, is wrong
-        let published = self.published_bytes(task_id, &batch.outputs[i]).await;
+        let published = if code != 0 {
+            Bytes::new()
+        } else if blobstore::BlobRef::decode(&batch.outputs[i]).is_some() {
+            let clock = self.task_clock(task_id).await?;
+            match self
+                .published_bytes(task_id, &batch.outputs[i], clock)
+                .await
+            {
+                Ok(b) => b,
+                Err(_) => {
+                    // the blob store is unavailable: check again next step
+                    self.canaries.insert(task_id, (input, expected));
+                    self.canary_retries.push((batch.clone(), i));
+                    return Ok(());
+                }
+            }
+        } else {
+            batch.outputs[i].clone()
+        };
         let (matches, quality) = if code != 0 || keccak256(&published) != batch.hashes[i] {
             (false, 0)
         } else {
@@ -767,10 +958,15 @@ impl Auditor {
         }
     }
 
-    /// Judges this validator's audits in every sealed batch; drops batches that are done.
+    /// Judges this validator's audits in every sealed batch; drops batches that are done. An
+    /// audit that cannot be judged yet (a payload unavailable for now, an RPC error) keeps its
+    /// batch and is judged again on the next step, until its deadline; an audit is marked judged
+    /// only once its verdict is signed or it is given up, so it is never signed twice.
     async fn judge_sealed(&mut self, now: u64) -> Result<Vec<Signed>> {
         let mut out = Vec::new();
         let mut done = Vec::new();
+        // TaskManager.challengeWindow, read once per step when an audit of this validator needs it
+        let mut challenge_window: Option<u64> = None;
         let ids: Vec<U256> = self
             .batches
             .values()
@@ -780,27 +976,32 @@ impl Auditor {
         for id in ids {
             let batch = self.batches[&id].clone();
             let leaves = batch.leaves();
+            let mut later = false;
             for (i, task_id) in batch.task_ids.iter().enumerate() {
                 if !auditable(batch.codes[i]) || self.judged.contains(task_id) {
                     continue;
                 }
-                let drawn = self
-                    .audit()
-                    .auditOf(id, *task_id)
-                    .call()
-                    .await
-                    .context("auditOf")?;
+                let drawn = match self.audit().auditOf(id, *task_id).call().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(task = %task_id, error = %e, "auditOf failed; retrying on a later step");
+                        later = true;
+                        continue;
+                    }
+                };
                 if !drawn.audited {
                     continue;
                 }
-                self.judged.insert(*task_id);
-                let task = self
-                    .tm()
-                    .getTask(*task_id)
-                    .call()
-                    .await
-                    .context("getTask")?;
+                let task = match self.tm().getTask(*task_id).call().await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::warn!(task = %task_id, error = %e, "getTask failed; retrying on a later step");
+                        later = true;
+                        continue;
+                    }
+                };
                 if drawn.validator != self.me {
+                    self.judged.insert(*task_id);
                     self.others.push((
                         task.deadline,
                         OthersAudit {
@@ -814,9 +1015,26 @@ impl Auditor {
                     continue;
                 }
                 if !(task.status == 2 || task.status == 3) || now > task.deadline {
+                    self.judged.insert(*task_id);
                     tracing::debug!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
                     continue;
                 }
+                let window = match challenge_window {
+                    Some(w) => w,
+                    None => match self.tm().challengeWindow().call().await {
+                        Ok(w) => *challenge_window.insert(w),
+                        Err(e) => {
+                            tracing::warn!(task = %task_id, error = %e, "challengeWindow failed; retrying on a later step");
+                            later = true;
+                            continue;
+                        }
+                    },
+                };
+                let clock = AuditClock {
+                    now,
+                    deadline: task.deadline,
+                    window,
+                };
                 match self
                     .judge(
                         *task_id,
@@ -825,6 +1043,7 @@ impl Auditor {
                         &batch.outputs[i],
                         batch.hashes[i],
                         batch.codes[i],
+                        clock,
                     )
                     .await
                 {
@@ -844,6 +1063,7 @@ impl Auditor {
                             self.chain_id,
                             self.deployment.audit_manager,
                         )?;
+                        self.judged.insert(*task_id);
                         tracing::info!(task = %task_id, batch = %id, matches, quality_ppm = quality, "audited");
                         out.push(Signed {
                             verdict,
@@ -851,12 +1071,19 @@ impl Auditor {
                             proof: merkle::proof(&leaves, i),
                         });
                     }
+                    Err(e) if retry_later(&e) => {
+                        tracing::warn!(task = %task_id, batch = %id, secs_left = clock.left(), error = %format!("{e:#}"), "audit postponed: no verdict yet");
+                        later = true;
+                    }
                     Err(e) => {
+                        self.judged.insert(*task_id);
                         tracing::warn!(task = %task_id, error = %format!("{e:#}"), "cannot audit this task; no verdict signed")
                     }
                 }
             }
-            done.push(id);
+            if !later {
+                done.push(id);
+            }
         }
         for id in done {
             self.batches.remove(&id);
@@ -866,7 +1093,10 @@ impl Auditor {
 
     /// Re-executes a task (unless a TEST-ONLY mode says otherwise) and compares with the worker's
     /// published output, or, for a committed input fault (`worker_code` 1-3), checks that its own
-    /// run fails with the same code. Returns (own output hash, matches, quality ppm).
+    /// run fails with the same code. Returns (own output hash, matches, quality ppm), or a
+    /// [`RetryLater`] error while an off-chain payload is unavailable (see [`fetch_published`];
+    /// `clock` says how long it may wait).
+    #[allow(clippy::too_many_arguments)]
     async fn judge(
         &mut self,
         task_id: U256,
@@ -875,6 +1105,7 @@ impl Auditor {
         worker_output: &Bytes,
         worker_hash: B256,
         worker_code: u16,
+        clock: AuditClock,
     ) -> Result<(B256, bool, u32)> {
         match self.opts.mode {
             AuditMode::RubberStamp => return Ok((worker_hash, true, 1_000_000)),
@@ -886,15 +1117,19 @@ impl Auditor {
             .await?
             .ok_or_else(|| anyhow!("no TaskSubmitted event for task {task_id}"))?;
         // The validator must see the input to judge; an input it cannot fetch is its problem
-        // (no verdict), not the worker's.
+        // (no verdict), not the worker's: while the store is unavailable the audit waits (until
+        // its deadline), a missing or invalid input gives it up.
         let input = match blobstore::BlobRef::decode(&input) {
             None => input,
             Some(r) => {
                 let r = r.map_err(|e| anyhow!("task {task_id} input: {e}"))?;
-                self.blobs
-                    .fetch(&r)
-                    .await
-                    .map_err(|e| anyhow!("task {task_id} input: {e}"))?
+                match self.blobs.fetch(&r).await {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.is_transient() => {
+                        return Err(RetryLater(format!("task {task_id} input: {e}")).into())
+                    }
+                    Err(e) => return Err(anyhow!("task {task_id} input: {e}")),
+                }
             }
         };
         let judge = self.model(model_id).await?;
@@ -909,9 +1144,9 @@ impl Auditor {
             .map_err(|e| anyhow!("inference crashed: {e}"))??;
             return failure_verdict(own, worker_code, worker_hash);
         }
-        // A published output the validator cannot fetch in time, or that is not what the
-        // worker committed to, is a failed result.
-        let worker_output = self.published_bytes(task_id, worker_output).await;
+        // A published output that is missing, malformed or not what the worker committed to is
+        // a failed result; one the blob store cannot serve for now waits (see fetch_published).
+        let worker_output = self.published_bytes(task_id, worker_output, clock).await?;
         let worker_output = &worker_output;
         if keccak256(worker_output) != worker_hash {
             // the published bytes are not what the worker committed to
@@ -930,24 +1165,30 @@ impl Auditor {
         Ok((own_hash, v.matches, v.quality_ppm))
     }
 
-    /// A worker's published output: the bytes themselves, or what its blob reference points at.
-    /// A reference that is malformed or cannot be fetched in time gives no bytes (which never
-    /// hash to a committed output, so the result is judged failed).
-    async fn published_bytes(&self, task_id: U256, published: &Bytes) -> Bytes {
-        match blobstore::BlobRef::decode(published) {
-            None => published.clone(),
-            Some(Err(e)) => {
-                tracing::warn!(task = %task_id, error = %e, "worker published a malformed blob reference");
-                Bytes::new()
-            }
-            Some(Ok(r)) => match self.blobs.fetch(&r).await {
-                Ok(b) => Bytes::from(b),
-                Err(e) => {
-                    tracing::warn!(task = %task_id, error = %e, "worker output cannot be fetched; judged failed");
-                    Bytes::new()
-                }
-            },
-        }
+    /// [`fetch_published`] with this validator's blob client.
+    async fn published_bytes(
+        &mut self,
+        task_id: U256,
+        published: &Bytes,
+        clock: AuditClock,
+    ) -> Result<Bytes, RetryLater> {
+        fetch_published(&mut self.blobs, task_id, published, clock).await
+    }
+
+    /// The clock of a task's audit: now, the end of its challenge window, the window's length.
+    async fn task_clock(&self, task_id: U256) -> Result<AuditClock> {
+        let task = self.tm().getTask(task_id).call().await.context("getTask")?;
+        let window = self
+            .tm()
+            .challengeWindow()
+            .call()
+            .await
+            .context("challengeWindow")?;
+        Ok(AuditClock {
+            now: self.now().await?,
+            deadline: task.deadline,
+            window,
+        })
     }
 
     async fn model(&mut self, id: u32) -> Result<Arc<Mutex<Judge>>> {
@@ -1031,6 +1272,9 @@ impl Auditor {
             submitVerdicts(verdicts, sigs, proofs),
             200_000
         );
+        if sent.is_ok() {
+            crate::crash::point("verdicts-sent");
+        }
         let receipt = match sent {
             Ok(p) => match p
                 .with_timeout(Some(Duration::from_secs(60)))
@@ -1122,9 +1366,11 @@ impl Auditor {
                 }
             }
             if d.member && !d.voted && now <= d.deadline {
-                self.vote(id).await;
-                if let Some(x) = self.disputes.get_mut(&id) {
-                    x.voted = true;
+                // a vote postponed (a payload unavailable for now) is tried again next step
+                if self.vote(id, now, d.deadline).await {
+                    if let Some(x) = self.disputes.get_mut(&id) {
+                        x.voted = true;
+                    }
                 }
                 continue;
             }
@@ -1163,7 +1409,9 @@ impl Auditor {
         }
     }
 
-    async fn vote(&mut self, task_id: U256) {
+    /// Re-executes a disputed task and votes. False when the vote is postponed because a payload
+    /// is unavailable for now (the blob store down, with time left before `deadline`).
+    async fn vote(&mut self, task_id: U256, now: u64, deadline: u64) -> bool {
         let outcome = async {
             let task = self.tm().getTask(task_id).call().await.context("getTask")?;
             let rec = self
@@ -1174,6 +1422,18 @@ impl Auditor {
                 .context("auditRecord")?;
             let batch_id = U256::from(rec.batchId);
             let (batch_block, output) = self.published_output(batch_id, task_id).await?;
+            let window = self
+                .audit()
+                .params()
+                .call()
+                .await
+                .context("params")?
+                .disputeWindow;
+            let clock = AuditClock {
+                now,
+                deadline,
+                window: u64::from(window),
+            };
             let (own, matches, _) = self
                 .judge(
                     task_id,
@@ -1182,6 +1442,7 @@ impl Auditor {
                     &output,
                     rec.workerOutputHash,
                     task.code,
+                    clock,
                 )
                 .await?;
             // A rubber stamp votes "no fraud"; a false accuser votes "fraud".
@@ -1190,9 +1451,13 @@ impl Auditor {
         .await;
         let (own, fraud) = match outcome {
             Ok(x) => x,
+            Err(e) if retry_later(&e) => {
+                tracing::warn!(task = %task_id, secs_left = deadline.saturating_sub(now), error = %format!("{e:#}"), "dispute vote postponed");
+                return false;
+            }
             Err(e) => {
                 tracing::warn!(task = %task_id, error = %format!("{e:#}"), "cannot re-execute the disputed task; not voting");
-                return;
+                return true;
             }
         };
         match send_padded!(self.audit(), vote(task_id, fraud, own), 600_000) {
@@ -1206,6 +1471,7 @@ impl Auditor {
             },
             Err(e) => tracing::warn!(task = %task_id, error = %describe(&e), "vote refused"),
         }
+        true
     }
 
     /// The worker's published output of `task_id` from its batch's ResultsCommitted event.
@@ -1418,5 +1684,234 @@ mod failure_tests {
         for code in [4, 5, 6, 7, 8, 9, u16::MAX] {
             assert!(!auditable(code), "{code}");
         }
+    }
+}
+
+#[cfg(test)]
+mod blob_outage_tests {
+    use super::*;
+    use blobstore::service::{router, AppState};
+    use blobstore::{BlobError, BlobRef, Store};
+    use std::net::SocketAddr;
+
+    fn status(code: u16) -> BlobError {
+        BlobError::Status {
+            location: "http://store/blobs/x".into(),
+            code,
+            detail: String::new(),
+        }
+    }
+
+    fn refused() -> BlobError {
+        BlobError::Unreachable {
+            location: "http://store/blobs/x".into(),
+            detail: "connection refused".into(),
+        }
+    }
+
+    /// 600 s challenge window (the deployed default), `left` seconds before its end.
+    fn clock(left: u64) -> AuditClock {
+        AuditClock {
+            now: 10_000,
+            deadline: 10_000 + left,
+            window: 600,
+        }
+    }
+
+    #[test]
+    fn an_outage_waits_until_the_deadline_is_close() {
+        let timeout = BlobError::Timeout {
+            location: "http://store/blobs/x".into(),
+            after: Duration::from_secs(30),
+        };
+        for err in [refused(), timeout, status(500), status(503), status(429)] {
+            // plenty of time: no verdict yet
+            assert_eq!(unfetched(&err, &clock(600)), Unfetched::Wait, "{err}");
+            assert_eq!(unfetched(&err, &clock(151)), Unfetched::Wait, "{err}");
+            // the last quarter of the window: judged failed
+            assert_eq!(
+                unfetched(&err, &clock(150)),
+                Unfetched::FailedAtDeadline,
+                "{err}"
+            );
+            assert_eq!(
+                unfetched(&err, &clock(0)),
+                Unfetched::FailedAtDeadline,
+                "{err}"
+            );
+            // past the deadline (a slow step)
+            let late = AuditClock {
+                now: 20_000,
+                ..clock(0)
+            };
+            assert_eq!(unfetched(&err, &late), Unfetched::FailedAtDeadline, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_short_window_keeps_a_fixed_margin() {
+        // 60 s window: a quarter is 15 s, but the verdict still needs a fetch and a transaction
+        let short = |left: u64| AuditClock {
+            now: 100,
+            deadline: 100 + left,
+            window: 60,
+        };
+        assert_eq!(
+            unfetched(&refused(), &short(60)),
+            Unfetched::FailedAtDeadline
+        );
+        // a 1 h window waits until its last quarter (15 min)
+        let hour = |left: u64| AuditClock {
+            now: 100,
+            deadline: 100 + left,
+            window: 3600,
+        };
+        assert_eq!(unfetched(&refused(), &hour(901)), Unfetched::Wait);
+        assert_eq!(
+            unfetched(&refused(), &hour(900)),
+            Unfetched::FailedAtDeadline
+        );
+        // a 4 min window: the quarter and the margin are the same 60 s
+        let four = |left: u64| AuditClock {
+            now: 100,
+            deadline: 100 + left,
+            window: 240,
+        };
+        assert_eq!(unfetched(&refused(), &four(61)), Unfetched::Wait);
+        assert_eq!(
+            unfetched(&refused(), &four(60)),
+            Unfetched::FailedAtDeadline
+        );
+    }
+
+    #[test]
+    fn a_missing_or_wrong_output_fails_at_once() {
+        let permanent = [
+            status(404),
+            status(403),
+            BlobError::HashMismatch {
+                location: "http://store/blobs/x".into(),
+                expected: [0; 32],
+                actual: [1; 32],
+            },
+            BlobError::TooLarge {
+                location: "http://store/blobs/x".into(),
+                size: 2,
+                max: 1,
+            },
+            BlobError::Envelope("cut short".into()),
+        ];
+        for err in permanent {
+            assert_eq!(unfetched(&err, &clock(600)), Unfetched::Failed, "{err}");
+            assert_eq!(unfetched(&err, &clock(0)), Unfetched::Failed, "{err}");
+        }
+    }
+
+    #[test]
+    fn stores_are_told_apart_by_origin() {
+        assert_eq!(
+            origin("http://127.0.0.1:8700/blobs/ab"),
+            "http://127.0.0.1:8700"
+        );
+        assert_eq!(
+            origin("https://store.example/blobs/ab"),
+            "https://store.example"
+        );
+        assert_eq!(origin("http://store.example"), "http://store.example");
+    }
+
+    #[test]
+    fn retry_later_survives_context() {
+        let e = anyhow::Error::from(RetryLater("task 1 input: refused".into()))
+            .context("auditing task 1");
+        assert!(retry_later(&e));
+        assert!(format!("{e:#}").contains("blob store unavailable"), "{e:#}");
+        assert!(!retry_later(&anyhow!("model 1: not found")));
+    }
+
+    fn free_addr() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    fn published(addr: SocketAddr, sha256: [u8; 32]) -> Bytes {
+        Bytes::from(
+            BlobRef {
+                sha256,
+                url: format!("http://{addr}/blobs/{}", hex(sha256)),
+            }
+            .encode(),
+        )
+    }
+
+    fn hex(sha256: [u8; 32]) -> String {
+        sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn client() -> blobstore::Client {
+        blobstore::Client::new(Duration::from_secs(5), 1 << 20).unwrap()
+    }
+
+    /// The blob store down for a while, against the real service: no verdict while the audit
+    /// has time, the output once the store is back; failed only close to the deadline.
+    #[tokio::test]
+    async fn a_worker_output_behind_an_outage_is_not_judged_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path()).unwrap();
+        let output = b"the worker's long answer".to_vec();
+        let sha = store.put(output.clone().into()).await.unwrap();
+        let addr = free_addr();
+        let reference = published(addr, sha);
+        let task = U256::from(7);
+        let mut blobs = Blobs::new(client());
+
+        // the store is down: no verdict, with time left ...
+        let err = fetch_published(&mut blobs, task, &reference, clock(600))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("task 7"), "{err}");
+        // ... judged failed (no bytes) in the last quarter of the window
+        let got = fetch_published(&mut blobs, task, &reference, clock(100))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+
+        // back up on the same address: a later step gets the output
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let app = router(AppState {
+            store,
+            public_url: format!("http://{addr}"),
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        // (within the step that found it down, the store is not asked again)
+        let err = fetch_published(&mut blobs, task, &reference, clock(600))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not tried again"), "{err}");
+        blobs.new_step();
+        let got = fetch_published(&mut blobs, task, &reference, clock(600))
+            .await
+            .unwrap();
+        assert_eq!(got.to_vec(), output);
+
+        // a blob the store does not have is judged failed at once, whatever the time left
+        let t = std::time::Instant::now();
+        let got = fetch_published(&mut blobs, task, &published(addr, [9; 32]), clock(600))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        // a malformed reference too; an inline output is itself
+        let mut cut = reference.to_vec();
+        cut.truncate(20);
+        let got = fetch_published(&mut blobs, task, &Bytes::from(cut), clock(600))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        let inline = Bytes::from_static(b"7");
+        let got = fetch_published(&mut blobs, task, &inline, clock(600))
+            .await
+            .unwrap();
+        assert_eq!(got, inline);
     }
 }

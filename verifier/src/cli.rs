@@ -73,8 +73,11 @@ pub struct Args {
     /// Intra-op threads ONNX Runtime may use per model (0 = its default).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
-    /// How long fetching one off-chain payload (a task's input or a worker's published output)
-    /// may take; a worker output not fetched in time is judged failed.
+    /// How long one fetch of an off-chain payload (a task's input or a worker's published
+    /// output) may take. While the blob store is unavailable (refused, timed out, HTTP 5xx/429)
+    /// the audit gives no verdict and fetches again on later steps; a worker output still
+    /// unavailable in the last quarter of the challenge window (at least its last 60 s) is
+    /// judged failed, as is a missing, malformed or hash-mismatched one at once.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub blob_timeout_secs: u64,
     /// Largest off-chain payload fetched (bytes); a larger worker output is judged failed.

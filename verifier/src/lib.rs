@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cli;
 pub mod cosign;
+pub mod crash;
 pub mod metrics;
 pub mod settle;
 pub mod store;

@@ -708,7 +708,10 @@ impl Settler {
         let settlement = self.settlement();
         let call = settlement.postReport(to_sol(report), cosign::ordered(signatures));
         let pending = match call.send().await {
-            Ok(p) => p,
+            Ok(p) => {
+                crate::crash::point("report-sent");
+                p
+            }
             Err(err) => {
                 if let Some(ISettlement::ISettlementErrors::EpochAlreadyReported(_)) =
                     decoded_settlement_error(&err)

@@ -1,4 +1,5 @@
-//! `deepnode-chaos` (`make chaos`): kills, RPC outages and crash points injected into a live
+//! `deepnode-chaos` (`make chaos`): kills, crash points, RPC and blob store outages, reorgs, a
+//! full disk and a corrupted journal injected into a live
 //! devnet under load, one fault at a time, each followed by the checks that nothing was lost
 //! (see `devnet::chaos`). Prints one line per fault:
 //! `chaos: <fault>: <N> tasks, lost 0, stuck 0, double commits 0, events missing 0, extra 0, recovered in <s> s`.
@@ -8,13 +9,16 @@ use devnet::chaos::{run_fault, Fault, Timing};
 
 /// Fault injection on a live devnet (anvil, two executors, a verifier, the indexer).
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
-    /// Faults to run, comma-separated: executor, executor-commit, indexer, verifier, rpc, reorg
-    /// [default: all].
+    /// Faults to run, comma-separated: executor, executor-commit, executor-finalize, indexer,
+    /// verifier, verifier-verdicts, verifier-report, rpc, rpc-slow, rpc-errors, reorg (all four:
+    /// depth 1 and 3, indexer at 0 and 2 confirmations; reorg-1, reorg-3 for two), blob,
+    /// disk-full (needs root: it mounts a tmpfs), journal [default: all].
     #[arg(long, value_delimiter = ',', value_parser = Fault::parse)]
-    faults: Vec<Fault>,
-    /// The short version `make test` runs (faults of 3 s, the RPC down 15 s instead of 60 s).
+    faults: Vec<Vec<Fault>>,
+    /// The short version `make test` runs (faults of 3 s, the RPC down 15 s instead of 60 s, a
+    /// slow or erroring RPC and the blob store 10 s instead of 30 s).
     #[arg(long)]
     short: bool,
     /// One JSON object per fault instead of the lines.
@@ -36,7 +40,7 @@ async fn main() -> std::process::ExitCode {
     let faults = if args.faults.is_empty() {
         Fault::ALL.to_vec()
     } else {
-        args.faults.clone()
+        args.faults.concat()
     };
     let mut failed = 0;
     for f in faults {
