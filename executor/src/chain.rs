@@ -49,6 +49,9 @@ pub struct TaskInfo {
     pub draw_block: u64,
 }
 
+/// How often a transaction waited on is checked for having been dropped.
+const DROPPED_CHECK: Duration = Duration::from_secs(2);
+
 /// Why a transaction could not be signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -473,19 +476,35 @@ impl Chain {
             .is_some())
     }
 
-    /// Polls for the receipt up to `timeout`.
+    /// Polls for the receipt up to `timeout`. Gives up early (`None`) once the node has not
+    /// known the transaction at two checks [`DROPPED_CHECK`] apart: it was mined in a block a
+    /// reorg dropped (or evicted from the pool), so no receipt is coming and the caller re-checks
+    /// its tasks instead of waiting out the timeout.
     pub async fn wait_receipt(
         &self,
         hash: B256,
         timeout: Duration,
     ) -> Result<Option<TransactionReceipt>> {
         let started = std::time::Instant::now();
+        let mut last_check = started;
+        let mut unknown_once = false;
         loop {
             if let Some(r) = self.receipt(hash).await? {
                 return Ok(Some(r));
             }
             if started.elapsed() >= timeout {
                 return Ok(None);
+            }
+            if last_check.elapsed() >= DROPPED_CHECK {
+                last_check = std::time::Instant::now();
+                if self.tx_known(hash).await? {
+                    unknown_once = false;
+                } else if unknown_once {
+                    tracing::warn!(tx = %hash, "transaction dropped (unknown to the node: a reorg removed its block, or the pool evicted it)");
+                    return Ok(None);
+                } else {
+                    unknown_once = true;
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

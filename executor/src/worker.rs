@@ -832,7 +832,7 @@ impl Worker {
         {
             Some(r) => self.on_receipt(&ids, &r).await,
             None => {
-                tracing::warn!(tx = %signed.hash, "commit not mined within {}s; will check again", RECEIPT_TIMEOUT.as_secs());
+                tracing::warn!(tx = %signed.hash, "commit not mined (dropped, or not within {}s); will check again", RECEIPT_TIMEOUT.as_secs());
                 Ok(())
             }
         }
