@@ -35,8 +35,10 @@ pub const MODEL_SHARE_BPS: u64 = 1_000;
 /// 2. ratings alone never delist (failed canaries do) and only ratings of tasks that ended
 ///    successfully count (issue 14, the rating attack); accuracy is `(quality + 1) /
 ///    (audited + 1)` over each worker's decayed audit record ([`AuditRecord`]) instead of
-///    `(quality + 1) / (audited + 2)` over the epoch's judgements alone (big-stake-vs-quality).
-pub const FORMULA_VERSION: u32 = 2;
+///    `(quality + 1) / (audited + 2)` over the epoch's judgements alone (big-stake-vs-quality);
+/// 3. a slashed node's trust, 0 for the slash's epoch and 3 more, comes back to the new-node
+///    trust 0.2 in the epoch after (it stayed 0 for good: never drawn, never re-evaluated).
+pub const FORMULA_VERSION: u32 = 3;
 
 /// Default length `W` of the uptime window, in epochs.
 pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
@@ -513,10 +515,11 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
             next_trust(prev_state, quality_wad, is_slashed, params)
         } else {
             let carried = prev_state.unwrap_or_else(|| TrustState::new_node(params));
-            if carried.zero_epochs_left > 0 {
-                next_trust(Some(carried), quality_wad, false, params)
-            } else {
-                carried
+            match carried.zero_epochs_left {
+                0 => carried,
+                // the pin ends: back to the new-node trust, whatever the priors' quality
+                1 => TrustState::new_node(params),
+                _ => next_trust(Some(carried), quality_wad, false, params),
             }
         };
         let score = powr_score(&a.work(rates.accuracy), rates.accuracy, trust.trust_wad);
@@ -755,6 +758,26 @@ mod tests {
             .into(),
             models: BTreeMap::new(),
             accuracy: BTreeMap::new(),
+        }
+    }
+
+    /// A slashed worker that stays idle (never drawn at trust 0) is pinned at 0 for the fraud's
+    /// epoch and 3 more, then gets the new-node trust back; it used to stay at 0 for good.
+    #[test]
+    fn an_idle_slashed_worker_gets_the_new_node_trust_back_after_its_pin() {
+        let mut f = facts();
+        let mut carry = carried();
+        let k = f.params.slash_zero_epochs;
+        for e in 0..k + 2 {
+            let out = compute(&f, &carry).unwrap();
+            let cheat = out.workers.iter().find(|w| w.address == CHEAT).unwrap();
+            let want = if e < k { 0 } else { f.params.initial_trust_wad };
+            assert_eq!(cheat.trust.trust_wad, want, "epoch {e} after the fraud");
+            carry.trust = out.workers.iter().map(|w| (w.address, w.trust)).collect();
+            // from the next epoch on the cheater is idle (no tasks, no fraud)
+            f.workers.remove(&CHEAT);
+            f.slashed.clear();
+            f.epoch += 1;
         }
     }
 

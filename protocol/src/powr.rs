@@ -357,7 +357,8 @@ pub fn epoch_quality(rates: &Rates, params: &PowrParams) -> u64 {
 pub struct TrustState {
     /// Trust weight in WAD, `[0, 1e18]` (the value of its `trustRoot` leaf).
     pub trust_wad: u64,
-    /// Further epochs its trust stays pinned at 0 after a slash.
+    /// Epochs still to pass before the pin of a slash ends: while it is above 1 the trust stays
+    /// 0; the epoch that brings it from 1 to 0 gives the node the new-node trust back.
     pub zero_epochs_left: u32,
 }
 
@@ -373,8 +374,12 @@ impl TrustState {
 }
 
 /// One trust step. A slash this epoch sets trust to 0 for this epoch and the next `K - 1`;
-/// while pinned, the epoch's quality is ignored; afterwards `T = (keep·T_prev + (1-keep)·q)`,
-/// floored to WAD (a convex combination, so it stays in `[0, 1]`).
+/// while pinned, the epoch's quality is ignored. The epoch after the pin starts again from the
+/// new-node trust `T_0` (its history is gone, as if it came back under a new address; from 0 an
+/// idle node would never be drawn again, so it would never earn its trust back, and its best
+/// move would be a new address; [`crate::epoch::compute`] gives an idle node `T_0` itself).
+/// Otherwise `T = (keep·T_prev + (1-keep)·q)`, floored to WAD (a convex combination, so it
+/// stays in `[0, 1]`).
 pub fn next_trust(
     prev: Option<TrustState>,
     quality_wad: u64,
@@ -385,15 +390,20 @@ pub fn next_trust(
     if slashed {
         return TrustState {
             trust_wad: 0,
-            zero_epochs_left: params.slash_zero_epochs.saturating_sub(1),
+            zero_epochs_left: params.slash_zero_epochs,
         };
     }
-    if prev.zero_epochs_left > 0 {
+    if prev.zero_epochs_left > 1 {
         return TrustState {
             trust_wad: 0,
             zero_epochs_left: prev.zero_epochs_left - 1,
         };
     }
+    let prev = if prev.zero_epochs_left == 1 {
+        TrustState::new_node(params)
+    } else {
+        prev
+    };
     let keep = u128::from(params.trust_keep_wad);
     let t = (keep * u128::from(prev.trust_wad)
         + (WAD128 - keep) * u128::from(quality_wad.min(WAD)))
