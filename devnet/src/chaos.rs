@@ -994,17 +994,18 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
         Fault::CorruptJournal => {
             let s = services.get_mut("executor0").context("executor0")?;
             let journal = net.work_dir.join("executor0").join("journal.jsonl");
+            // a line in the middle: wait for the executor to have journaled a few records
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 3 {
+                if Instant::now() > deadline {
+                    bail!("{} has fewer than 3 lines after 90 s", journal.display());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             s.kill9();
             let original = std::fs::read_to_string(&journal)
                 .with_context(|| format!("reading {}", journal.display()))?;
             let mut lines: Vec<&str> = original.lines().collect();
-            if lines.len() < 3 {
-                bail!(
-                    "{} has {} lines; the fault needs one in the middle",
-                    journal.display(),
-                    lines.len()
-                );
-            }
             lines[1] = "{\"computed\":{\"task_id\":";
             std::fs::write(&journal, lines.join("\n") + "\n")?;
             s.start(bin_dir)?;

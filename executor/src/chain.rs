@@ -565,3 +565,60 @@ pub fn is_transport_error(e: &anyhow::Error) -> bool {
             })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::providers::ext::AnvilApi;
+    use devnet::{Devnet, DevnetConfig};
+
+    /// A transaction the node drops (as a reorg removing its block does) ends the wait for its
+    /// receipt within a few checks, not at the timeout: the worker re-checks its tasks while
+    /// their response window is still open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_transaction_ends_the_wait_for_its_receipt_early() {
+        let net = Devnet::start(DevnetConfig::default()).await.expect("devnet");
+        let admin = net.provider(&net.deployer);
+        let chain = Chain::new(
+            net.provider(&net.user),
+            net.workers[0].clone(),
+            net.chain_id,
+            net.deployment.clone(),
+        );
+        // not mined: it stays in the pool until dropped
+        admin.anvil_set_auto_mine(false).await.unwrap();
+        admin.anvil_set_interval_mining(0).await.unwrap();
+        let tx = chain
+            .sign(TransactionRequest::default().with_to(net.user.address()))
+            .await
+            .unwrap();
+        chain.broadcast(&tx).await.unwrap();
+        assert!(chain.tx_known(tx.hash).await.unwrap());
+        admin.anvil_drop_transaction(tx.hash).await.unwrap();
+        let timeout = Duration::from_secs(120);
+        let started = std::time::Instant::now();
+        let receipt = chain.wait_receipt(tx.hash, timeout).await.unwrap();
+        assert!(receipt.is_none());
+        assert!(
+            started.elapsed() < timeout / 4,
+            "gave up after {:?}, not early",
+            started.elapsed()
+        );
+        // a transaction the node keeps is waited on (and mined once mining resumes)
+        let kept = chain
+            .sign(TransactionRequest::default().with_to(net.user.address()))
+            .await
+            .unwrap();
+        chain.broadcast(&kept).await.unwrap();
+        let miner = {
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                admin.anvil_set_interval_mining(1).await.unwrap();
+            })
+        };
+        let mined = chain.wait_receipt(kept.hash, timeout).await.unwrap();
+        assert!(mined.is_some_and(|r| r.status()), "a kept transaction is mined");
+        miner.await.unwrap();
+    }
+}
