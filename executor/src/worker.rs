@@ -322,12 +322,14 @@ impl Worker {
                             tracing::info!(task = %id, worker = %t.worker, tx = %r.transaction_hash, "worker missed its response deadline; task reassigned (drawn again, or refunded)")
                         }
                         Err(e) if is_transport_error(&e) => return Err(e.into()),
-                        // someone else reassigned it first, or it was committed meanwhile
+                        // someone else reassigned it first, it was committed meanwhile, or the
+                        // node refused the transaction for now: the next look tells which
                         Err(e) => {
-                            tracing::debug!(task = %id, error = %format!("{e:#}"), "reassign refused")
+                            tracing::debug!(task = %id, error = %format!("{e:#}"), "reassign refused; looking at the task again shortly")
                         }
                     }
-                    self.watch.remove(&id);
+                    // still watched: drawn again, its new worker can miss it too
+                    self.watch.insert(id, now.saturating_add(5));
                 }
                 Some(TaskStatus::Assigned) if t.deadline >= now => {
                     self.watch.insert(id, t.deadline.saturating_add(1));
