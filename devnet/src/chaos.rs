@@ -791,12 +791,14 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
         },
     );
     let idir = net.work_dir.join("indexer");
+    // the database on its own tmpfs in the disk fault (the log stays outside it)
+    let ddir = idir.join("data");
     let tmpfs = if fault == Fault::DiskFull {
-        Some(Tmpfs::mount(&idir, 256 << 20)?)
+        Some(Tmpfs::mount(&ddir, 256 << 20)?)
     } else {
         None
     };
-    let db = idir.join("db.sqlite");
+    let db = ddir.join("db.sqlite");
     let port = crate::free_port()?;
     let confirmations = match fault {
         Fault::Reorg { confirmations, .. } => confirmations,
