@@ -2,7 +2,8 @@
 //! `head - confirmations`, then poll. Each range is stored in one transaction with its cursor.
 //! Before each step the cursor's block hash is checked against the chain; on a mismatch the
 //! newest still-canonical stored block is the fork point and everything after it is rolled back.
-//! RPC and database errors are logged (rate limited), counted and retried with backoff.
+//! RPC and database errors are logged (rate limited), counted and retried with backoff, except a
+//! full disk under the database, which stops the process ([`EXIT_DISK_FULL`]).
 
 use crate::db::{BlockRef, Db, DbError};
 use crate::ingest::{Contracts, RawLog};
@@ -33,9 +34,9 @@ const FORK_SEARCH_DEPTH: u32 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// At most one error line per this interval (the rest are counted).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
-/// Wait between retries while the database's disk is full (no backoff: resume soon after an
-/// operator frees space).
-const DISK_FULL_RETRY: Duration = Duration::from_secs(2);
+/// Exit status of a process whose database's disk is full (`EX_TEMPFAIL`: start it again once
+/// space is freed; a service manager's restart policy does).
+pub const EXIT_DISK_FULL: i32 = 75;
 
 /// Why a step failed; both kinds are retried.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +141,6 @@ impl Follower {
         let mut last_error_log: Option<Instant> = None;
         let mut suppressed = 0u64;
         let mut last_epoch_error: Option<Instant> = None;
-        let mut disk_full = false;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -149,10 +149,6 @@ impl Follower {
                 _ = shutdown.changed() => break,
                 step = self.step_and_settle(&mut last_epoch_error) => step,
             };
-            if disk_full && step.is_ok() {
-                tracing::info!("the database has space again; indexing resumed where it paused");
-                disk_full = false;
-            }
             let wait = match step {
                 Ok(Step::Indexed {
                     caught_up: false, ..
@@ -166,14 +162,14 @@ impl Follower {
                     self.config.poll_interval
                 }
                 Err(StepError::Db(e)) if e.is_disk_full() => {
-                    // nothing of the failed range was stored (one transaction per range):
-                    // the same range is indexed again once there is space
-                    if !disk_full {
-                        tracing::error!(error = %e, retry_every_s = DISK_FULL_RETRY.as_secs(),
-                                "the database's disk is full: indexing paused (nothing lost; what is indexed is still served); free space and it resumes by itself");
-                        disk_full = true;
-                    }
-                    DISK_FULL_RETRY
+                    // Nothing of the failed range was stored (one transaction per range with its
+                    // cursor), so a restart indexes it again. Stop rather than retry: a write
+                    // that failed for want of space can leave a pooled connection holding the
+                    // write lock, and every later write then fails with "database is locked"
+                    // even after space is freed (seen in the chaos full-disk fault).
+                    tracing::error!(error = %e, exit_status = EXIT_DISK_FULL,
+                        "the database's disk is full: stopping (nothing lost: what is stored is whole); free space and start again, it resumes from its cursor");
+                    std::process::exit(EXIT_DISK_FULL);
                 }
                 Err(e) => {
                     if matches!(e, StepError::Rpc(_)) {
