@@ -793,6 +793,7 @@ pub async fn run_fault(fault: Fault, timing: Timing, bin_dir: &Path) -> Result<R
     let idir = net.work_dir.join("indexer");
     // the database on its own tmpfs in the disk fault (the log stays outside it)
     let ddir = idir.join("data");
+    std::fs::create_dir_all(&ddir)?;
     let tmpfs = if fault == Fault::DiskFull {
         Some(Tmpfs::mount(&ddir, 256 << 20)?)
     } else {
