@@ -577,7 +577,9 @@ mod tests {
     /// their response window is still open.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_transaction_ends_the_wait_for_its_receipt_early() {
-        let net = Devnet::start(DevnetConfig::default()).await.expect("devnet");
+        let net = Devnet::start(DevnetConfig::default())
+            .await
+            .expect("devnet");
         let admin = net.provider(&net.deployer);
         let chain = Chain::new(
             net.provider(&net.user),
@@ -618,7 +620,10 @@ mod tests {
             })
         };
         let mined = chain.wait_receipt(kept.hash, timeout).await.unwrap();
-        assert!(mined.is_some_and(|r| r.status()), "a kept transaction is mined");
+        assert!(
+            mined.is_some_and(|r| r.status()),
+            "a kept transaction is mined"
+        );
         miner.await.unwrap();
     }
 }
