@@ -10,7 +10,9 @@ use protocol::bindings::{
 };
 use protocol::Deployment;
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
+use sqlx::query_builder::Separated;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The contracts whose logs are indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +56,14 @@ impl Contracts {
 
 /// Tables derived from `events` by [`apply`]: a reorg rollback empties them and replays the
 /// events that remain.
-pub const DERIVED_TABLES: [&str; 20] = [
+pub const DERIVED_TABLES: [&str; 21] = [
     "models",
     "model_workers",
     "nodes",
     "unbondings",
     "tasks",
     "task_events",
+    "node_task_counts",
     "batches",
     "slashes",
     "epoch_reports",
@@ -308,31 +311,108 @@ pub async fn ingest(
     contracts: &Contracts,
     log: &RawLog,
 ) -> Result<Option<&'static str>, sqlx::Error> {
-    let event = decode(contracts, log);
-    let (name, fields) = describe(&event);
-    let topics =
-        Value::from(log.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>()).to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO events (block_number, log_index, tx_hash, block_time, address, name, topics, data, json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (block_number, log_index) DO NOTHING",
-    )
-    .bind(i64_of(log.block_number))
-    .bind(i64_of(log.log_index))
-    .bind(log.tx_hash.to_string())
-    .bind(i64_of(log.block_time))
-    .bind(log.address.to_checksum(None))
-    .bind(name)
-    .bind(topics)
-    .bind(log.data.to_vec())
-    .bind(fields.to_string())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(None);
+    let names = ingest_all(conn, contracts, std::slice::from_ref(log)).await?;
+    Ok(names.into_iter().next())
+}
+
+/// One row of `events`.
+struct EventRow<'a> {
+    log: &'a RawLog,
+    name: &'static str,
+    address: String,
+    topics: String,
+    json: String,
+}
+
+/// Logs stored and applied together (the most events of a [`TaskRun`]). A busy chain's block
+/// range holds hundreds of thousands of logs (the bench's 100 blocks: 47,500): in chunks, the
+/// memory a range takes stays bounded while the statements stay few.
+const LOGS_PER_CHUNK: usize = 16_384;
+
+/// Stores the logs not stored yet (a log is its block number and log index; re-indexing a range
+/// is a no-op) and applies their effects in the order given. Returns the names of the newly
+/// stored events.
+///
+/// Written in bulk, not a statement per event: every statement is a round trip to the SQLite
+/// connection's worker thread, and with one statement per row of each table (17 per task life)
+/// the backfill spent more time switching threads than in SQLite (`perf`, `make bench`). The
+/// `events` rows go in multi-row statements, the effects through [`apply_all`], a chunk of
+/// logs at a time.
+pub async fn ingest_all(
+    conn: &mut SqliteConnection,
+    contracts: &Contracts,
+    logs: &[RawLog],
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    let mut names = Vec::with_capacity(logs.len());
+    for chunk in logs.chunks(LOGS_PER_CHUNK) {
+        names.extend(ingest_chunk(conn, contracts, chunk).await?);
     }
-    apply(conn, log, &event).await?;
-    Ok(Some(name))
+    Ok(names)
+}
+
+async fn ingest_chunk(
+    conn: &mut SqliteConnection,
+    contracts: &Contracts,
+    logs: &[RawLog],
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    let (Some(lo), Some(hi)) = (
+        logs.iter().map(|l| l.block_number).min(),
+        logs.iter().map(|l| l.block_number).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut stored: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT block_number, log_index FROM events WHERE block_number BETWEEN ? AND ?",
+    )
+    .bind(i64_of(lo))
+    .bind(i64_of(hi))
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let mut rows = Vec::with_capacity(logs.len());
+    let mut events = Vec::with_capacity(logs.len());
+    for log in logs {
+        if !stored.insert((i64_of(log.block_number), i64_of(log.log_index))) {
+            continue;
+        }
+        let event = decode(contracts, log);
+        let (name, fields) = describe(&event);
+        rows.push(EventRow {
+            log,
+            name,
+            address: log.address.to_checksum(None),
+            topics: Value::from(log.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+                .to_string(),
+            json: fields.to_string(),
+        });
+        events.push(event);
+    }
+    // Every new row is in `events` before any effect is applied, as in the replay after a
+    // rollback (the one effect reading `events`, Slashed's, reads only earlier logs).
+    insert_rows(
+        conn,
+        "INSERT INTO events (block_number, log_index, tx_hash, block_time, address, name, topics, data, json) ",
+        "",
+        &rows,
+        |mut b, r| {
+            b.push_bind(i64_of(r.log.block_number))
+                .push_bind(i64_of(r.log.log_index))
+                .push_bind(r.log.tx_hash.to_string())
+                .push_bind(i64_of(r.log.block_time))
+                .push_bind(r.address.as_str())
+                .push_bind(r.name)
+                .push_bind(r.topics.as_str())
+                .push_bind(r.log.data.as_ref())
+                .push_bind(r.json.as_str());
+        },
+    )
+    .await?;
+    let names = rows.iter().map(|r| r.name).collect();
+    let items: Vec<(&RawLog, &Event)> = rows.iter().map(|r| r.log).zip(&events).collect();
+    drop(rows); // the rows' text, before the effects take their memory
+    apply_all(conn, &items).await?;
+    Ok(names)
 }
 
 /// Applies the derived effects of an already stored event (used by `ingest` and by the replay
@@ -342,14 +422,42 @@ pub async fn apply(
     log: &RawLog,
     event: &Event,
 ) -> Result<(), sqlx::Error> {
-    match event {
-        Event::Task(e) => apply_task(conn, log, e).await,
-        Event::Model(e) => apply_model(conn, log, e).await,
-        Event::Staking(e) => apply_staking(conn, log, e).await,
-        Event::Settlement(e) => apply_settlement(conn, log, e).await,
-        Event::Audit(e) => crate::audit::apply(conn, log, e).await,
-        Event::Unknown => Ok(()),
+    apply_all(conn, &[(log, event)]).await
+}
+
+/// Applies the derived effects of already stored events, in order. Runs of consecutive
+/// TaskManager events (most of a chain's events) are applied together by [`TaskRun`], each other
+/// event by its own statements; either way the result is that of applying them one by one.
+pub async fn apply_all(
+    conn: &mut SqliteConnection,
+    items: &[(&RawLog, &Event)],
+) -> Result<(), sqlx::Error> {
+    let mut rest = items;
+    while let Some(&(log, event)) = rest.first() {
+        let run: Vec<(&RawLog, &ITaskManagerEvents)> = rest
+            .iter()
+            .map_while(|&(log, event)| match event {
+                Event::Task(e) => Some((log, e)),
+                _ => None,
+            })
+            .take(LOGS_PER_CHUNK)
+            .collect();
+        if !run.is_empty() {
+            TaskRun::apply(conn, &run).await?;
+            rest = &rest[run.len()..];
+            continue;
+        }
+        match event {
+            Event::Task(_) => unreachable!("a TaskManager event starts a run"),
+            Event::Model(e) => apply_model(conn, log, e).await?,
+            Event::Staking(e) => apply_staking(conn, log, e).await?,
+            Event::Settlement(e) => apply_settlement(conn, log, e).await?,
+            Event::Audit(e) => crate::audit::apply(conn, log, e).await?,
+            Event::Unknown => {}
+        }
+        rest = &rest[1..];
     }
+    Ok(())
 }
 
 /// SQLite integers are i64; block numbers, times and indexes never come near 2^63.
@@ -438,291 +546,714 @@ pub(crate) async fn task_event(
     Ok(())
 }
 
-fn warn_missing_task(rows: u64, task_id: i64, event: &str) {
-    if rows == 0 {
-        tracing::warn!(
-            task_id,
-            event,
-            "event for a task submitted before the indexed range; ignored"
-        );
+fn warn_missing_task(task_id: i64, event: &str) {
+    tracing::warn!(
+        task_id,
+        event,
+        "event for a task submitted before the indexed range; ignored"
+    );
+}
+
+/// The most rows one multi-row statement writes (see [`insert_rows`]).
+const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+/// Writes `rows` with `{head}VALUES (..), (..){tail}` statements (`push` binds one row's values).
+/// The rows go in chunks of a power of two, at most [`MAX_ROWS_PER_STATEMENT`], so a statement
+/// has one of nine shapes, each prepared once per connection (sqlx caches them), and the widest
+/// (`tasks`, 30 columns) binds 7,680 values, well under SQLite's limit of 32,766. `head` may
+/// open a subquery that `tail` closes (`UPDATE .. FROM (VALUES ..) AS v ..`).
+pub(crate) async fn insert_rows<'r, T>(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    rows: &'r [T],
+    push: impl Fn(Separated<'_, 'r, Sqlite, &'static str>, &'r T),
+) -> Result<(), sqlx::Error> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_ROWS_PER_STATEMENT);
+        let n = 1 << (usize::BITS - 1 - n.leading_zeros()); // the largest power of two <= n
+        let (chunk, after) = rest.split_at(n);
+        let mut q = QueryBuilder::<Sqlite>::new(head);
+        q.push_values(chunk, &push);
+        q.push(tail);
+        q.build().execute(&mut *conn).await?;
+        rest = after;
+    }
+    Ok(())
+}
+
+/// Columns of `tasks`, in [`TaskRow`]'s order.
+const TASK_COLUMNS: &str = "task_id, model_id, submitter, worker, fee, input, output, output_hash, code, status, batch_id,
+    deadline, misses, submitted_block, submitted_time, submitted_tx, assigned_block, assigned_time,
+    committed_block, committed_time, finalized_block, finalized_time, latency, compute_units, quality,
+    developer_fee, worker_fee, validator_fee, protocol_fee, refund";
+
+/// One row of `tasks`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct TaskRow {
+    task_id: i64,
+    model_id: i64,
+    submitter: String,
+    worker: Option<String>,
+    fee: String,
+    input: Vec<u8>,
+    output: Option<Vec<u8>>,
+    output_hash: Option<String>,
+    code: Option<i64>,
+    status: String,
+    batch_id: Option<String>,
+    deadline: Option<i64>,
+    misses: i64,
+    submitted_block: i64,
+    submitted_time: i64,
+    submitted_tx: String,
+    assigned_block: Option<i64>,
+    assigned_time: Option<i64>,
+    committed_block: Option<i64>,
+    committed_time: Option<i64>,
+    finalized_block: Option<i64>,
+    finalized_time: Option<i64>,
+    latency: Option<i64>,
+    compute_units: Option<i64>,
+    quality: Option<i64>,
+    developer_fee: Option<String>,
+    worker_fee: Option<String>,
+    validator_fee: Option<String>,
+    protocol_fee: Option<String>,
+    refund: Option<String>,
+}
+
+/// A task's row in a [`TaskRun`]: as stored when the run began (`None`: no such task), then as
+/// the run's events change it.
+struct TaskSlot {
+    row: Option<TaskRow>,
+    changed: bool,
+}
+
+/// One row of `task_events`.
+struct TaskEventRow {
+    block_number: i64,
+    log_index: i64,
+    task_id: i64,
+    kind: &'static str,
+    worker: Option<String>,
+    tx_hash: String,
+    block_time: i64,
+    detail: String,
+}
+
+/// One row of `batches`.
+struct BatchRow {
+    batch_id: String,
+    worker: String,
+    root: String,
+    task_count: i64,
+    block_number: i64,
+    tx_hash: String,
+}
+
+/// A run of consecutive TaskManager events, applied in memory and written together.
+///
+/// Applying them one statement at a time, with a read before each amount added, took 17
+/// statements per task life, each a round trip to the connection's worker thread. A run reads
+/// the rows its events change (their tasks, the finalizing workers' earnings, the models'
+/// royalties) in three queries, applies the events to them in order with the rules of the
+/// contract's events, then writes each table in multi-row statements: a task submitted,
+/// assigned, committed and finalized within one block range is written once. Only these events
+/// write these rows while the run is applied (any other event ends the run), and they read
+/// nothing else, so the tables end as they would with the events applied one by one.
+#[derive(Default)]
+struct TaskRun {
+    tasks: HashMap<i64, TaskSlot>,
+    task_events: Vec<TaskEventRow>,
+    /// Keys of `task_events` rows of the run (a key's first row is the one stored).
+    task_event_keys: HashSet<(i64, i64, i64)>,
+    /// Per worker, its new `task_events` rows counted as `node_task_counts` counts them.
+    task_counts: BTreeMap<String, TaskCounts>,
+    batches: Vec<BatchRow>,
+    /// `ensure_node` of each address the run names, at its first block in the run.
+    new_nodes: Vec<(String, i64)>,
+    named_nodes: HashSet<String>,
+    /// `nodes.earned` of the workers whose tasks the run finalizes: as stored, then added to.
+    earned: HashMap<String, U256>,
+    /// `models.royalties` of the existing models whose tasks the run finalizes.
+    royalties: HashMap<i64, U256>,
+    changed_earned: BTreeSet<String>,
+    changed_royalties: BTreeSet<i64>,
+}
+
+/// A worker's `task_events` rows counted by kind (`node_task_counts`).
+#[derive(Debug, Default, Clone, Copy)]
+struct TaskCounts {
+    assigned: i64,
+    committed: i64,
+    /// Commits whose detail has a non-zero `code`.
+    failed: i64,
+    missed: i64,
+    finalized: i64,
+}
+
+/// Task ids an event names (those that fit the table's integer key).
+fn task_ids(event: &ITaskManagerEvents) -> Vec<i64> {
+    use ITaskManagerEvents as T;
+    let one = |id: U256| task_key(id).into_iter().collect();
+    match event {
+        T::TaskSubmitted(e) => one(e.taskId),
+        T::TaskAssigned(e) => one(e.taskId),
+        T::TaskMissed(e) => one(e.taskId),
+        T::AssignmentDeferred(e) => one(e.taskId),
+        T::ResultsCommitted(e) => e.taskIds.iter().filter_map(|t| task_key(*t)).collect(),
+        T::TaskFinalized(e) => one(e.taskId),
+        T::TaskRefunded(e) => one(e.taskId),
+        T::TaskHeld(e) => one(e.taskId),
+        T::TaskReleased(e) => one(e.taskId),
+        T::TaskRated(e) => one(e.taskId),
+        T::PayoutWithdrawn(_) => Vec::new(),
     }
 }
 
-async fn apply_task(
-    conn: &mut SqliteConnection,
-    log: &RawLog,
-    event: &ITaskManagerEvents,
-) -> Result<(), sqlx::Error> {
-    use ITaskManagerEvents as T;
-    let block = i64_of(log.block_number);
-    let time = i64_of(log.block_time);
-    match event {
-        T::TaskSubmitted(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            sqlx::query(
-                "INSERT INTO tasks (task_id, model_id, submitter, fee, input, status, submitted_block, submitted_time, submitted_tx)
-                 VALUES (?, ?, ?, ?, ?, 'submitted', ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(i64::from(e.modelId))
-            .bind(addr(e.submitter))
-            .bind(e.fee.to_string())
-            .bind(e.input.to_vec())
-            .bind(block)
-            .bind(time)
-            .bind(log.tx_hash.to_string())
-            .execute(&mut *conn)
-            .await?;
-            task_event(
-                conn,
-                log,
-                id,
-                "submitted",
-                None,
-                json!({"fee": e.fee.to_string(), "submitter": addr(e.submitter)}),
-            )
-            .await?;
+impl TaskRun {
+    /// Applies `events` (consecutive, in chain order) and writes what they changed.
+    async fn apply(
+        conn: &mut SqliteConnection,
+        events: &[(&RawLog, &ITaskManagerEvents)],
+    ) -> Result<(), sqlx::Error> {
+        let mut run = TaskRun::load(conn, events).await?;
+        for (log, event) in events {
+            run.apply_event(log, event);
         }
-        T::TaskAssigned(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            ensure_node(conn, e.worker, log.block_number).await?;
-            let rows = sqlx::query(
-                "UPDATE tasks SET worker = ?, deadline = ?, status = 'assigned', assigned_block = ?, assigned_time = ?
-                 WHERE task_id = ?",
-            )
-            .bind(addr(e.worker))
-            .bind(i64_of(e.deadline))
-            .bind(block)
-            .bind(time)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            warn_missing_task(rows, id, "TaskAssigned");
-            task_event(
-                conn,
-                log,
-                id,
-                "assigned",
-                Some(e.worker),
-                json!({"deadline": e.deadline}),
-            )
-            .await?;
-        }
-        T::TaskMissed(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            ensure_node(conn, e.worker, log.block_number).await?;
-            sqlx::query("UPDATE tasks SET misses = misses + 1 WHERE task_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            task_event(conn, log, id, "missed", Some(e.worker), json!({})).await?;
-        }
-        T::AssignmentDeferred(e) => {
-            // waiting again for its worker to be drawn (after a miss, or a draw not made in time)
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            sqlx::query("UPDATE tasks SET status = 'submitted' WHERE task_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            task_event(
-                conn,
-                log,
-                id,
-                "draw_deferred",
-                None,
-                json!({"drawBlock": e.drawBlock}),
-            )
-            .await?;
-        }
-        T::ResultsCommitted(e) => {
-            let batch_id = e.batchId.to_string();
-            sqlx::query(
-                "INSERT INTO batches (batch_id, worker, root, task_count, block_number, tx_hash) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (batch_id) DO NOTHING",
-            )
-            .bind(&batch_id)
-            .bind(addr(e.worker))
-            .bind(e.root.to_string())
-            .bind(i64::try_from(e.taskIds.len()).unwrap_or(i64::MAX))
-            .bind(block)
-            .bind(log.tx_hash.to_string())
-            .execute(&mut *conn)
-            .await?;
-            for (i, task_id) in e.taskIds.iter().enumerate() {
-                let Some(id) = task_key(*task_id) else {
-                    continue;
-                };
-                let hash = e.outputHashes.get(i).copied().unwrap_or_default();
-                let code = e.codes.get(i).copied().unwrap_or_default();
-                let output = e.outputs.get(i).map(|b| b.to_vec());
-                let status = if code == 0 { "committed" } else { "failed" };
-                let rows = sqlx::query(
-                    "UPDATE tasks SET output = ?, output_hash = ?, code = ?, status = ?, batch_id = ?,
-                         committed_block = ?, committed_time = ?,
-                         latency = CASE WHEN assigned_time IS NULL THEN NULL ELSE ? - assigned_time END
-                     WHERE task_id = ?",
-                )
-                .bind(output)
-                .bind(hash.to_string())
-                .bind(i64::from(code))
-                .bind(status)
-                .bind(&batch_id)
-                .bind(block)
-                .bind(time)
-                .bind(time)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                warn_missing_task(rows, id, "ResultsCommitted");
-                task_event(
-                    conn,
-                    log,
-                    id,
-                    "committed",
-                    Some(e.worker),
-                    json!({"batchId": batch_id, "outputHash": hash.to_string(), "code": code, "root": e.root.to_string()}),
-                )
-                .await?;
+        run.write(conn).await
+    }
+
+    /// The stored rows `events` change.
+    async fn load(
+        conn: &mut SqliteConnection,
+        events: &[(&RawLog, &ITaskManagerEvents)],
+    ) -> Result<Self, sqlx::Error> {
+        let mut ids = BTreeSet::new();
+        let mut workers = BTreeSet::new();
+        let mut models = BTreeSet::new();
+        for (_, event) in events {
+            ids.extend(task_ids(event));
+            if let ITaskManagerEvents::TaskFinalized(e) = event {
+                workers.insert(addr(e.worker));
+                models.insert(i64::from(e.modelId));
             }
         }
-        T::TaskFinalized(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            let rows = sqlx::query(
-                "UPDATE tasks SET status = 'finalized', code = ?, compute_units = ?, quality = ?, latency = ?,
-                     developer_fee = ?, worker_fee = ?, validator_fee = ?, protocol_fee = ?, refund = ?,
-                     finalized_block = ?, finalized_time = ?
-                 WHERE task_id = ?",
-            )
-            .bind(i64::from(e.code))
-            .bind(i64::from(e.computeUnits))
-            .bind(i64::from(e.quality))
-            .bind(i64::from(e.latency))
-            .bind(e.developerFee.to_string())
-            .bind(e.workerFee.to_string())
-            .bind(e.validatorFee.to_string())
-            .bind(e.protocolFee.to_string())
-            .bind(e.refund.to_string())
-            .bind(block)
-            .bind(time)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            warn_missing_task(rows, id, "TaskFinalized");
-            ensure_node(conn, e.worker, log.block_number).await?;
-            add_amount(
-                conn,
-                "nodes",
-                "earned",
-                "address",
-                &addr(e.worker),
-                e.workerFee,
-            )
+        let mut run = TaskRun {
+            tasks: ids
+                .iter()
+                .map(|id| {
+                    let slot = TaskSlot {
+                        row: None,
+                        changed: false,
+                    };
+                    (*id, slot)
+                })
+                .collect(),
+            ..TaskRun::default()
+        };
+        // key lists travel as one JSON array each: one statement shape whatever their length
+        let json_list = |v: Vec<Value>| Value::from(v).to_string();
+        if !ids.is_empty() {
+            let rows: Vec<TaskRow> = sqlx::query_as(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))"
+            ))
+            .bind(json_list(ids.iter().map(|id| Value::from(*id)).collect()))
+            .fetch_all(&mut *conn)
             .await?;
-            add_amount(
-                conn,
-                "models",
-                "royalties",
-                "model_id",
-                &e.modelId.to_string(),
-                e.developerFee,
-            )
-            .await?;
-            task_event(
-                conn,
-                log,
-                id,
-                "finalized",
-                Some(e.worker),
-                json!({"code": e.code, "quality": e.quality, "latency": e.latency, "workerFee": e.workerFee.to_string(),
-                       "refund": e.refund.to_string()}),
-            )
-            .await?;
-        }
-        T::TaskRefunded(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            let rows = sqlx::query(
-                "UPDATE tasks SET status = 'refunded', refund = ?, finalized_block = ?, finalized_time = ? WHERE task_id = ?",
-            )
-            .bind(e.amount.to_string())
-            .bind(block)
-            .bind(time)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            warn_missing_task(rows, id, "TaskRefunded");
-            task_event(
-                conn,
-                log,
-                id,
-                "refunded",
-                None,
-                json!({"amount": e.amount.to_string()}),
-            )
-            .await?;
-        }
-        T::TaskHeld(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            let rows = sqlx::query("UPDATE tasks SET status = 'disputed' WHERE task_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            warn_missing_task(rows, id, "TaskHeld");
-            task_event(conn, log, id, "held", None, json!({})).await?;
-        }
-        T::TaskReleased(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            // A fraud release refunds the submitter: TaskRefunded follows in the same call and
-            // sets `refunded`. Otherwise the task is what it was again (a result, or an input
-            // fault's failure), finalizable at once.
-            if !e.fraud {
-                sqlx::query(
-                    "UPDATE tasks SET status = CASE WHEN COALESCE(code, 0) = 0 THEN 'committed' ELSE 'failed' END
-                     WHERE task_id = ? AND status = 'disputed'",
-                )
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            for row in rows {
+                if let Some(slot) = run.tasks.get_mut(&row.task_id) {
+                    slot.row = Some(row);
+                }
             }
-            task_event(conn, log, id, "released", None, json!({"fraud": e.fraud})).await?;
         }
-        T::PayoutWithdrawn(_) => {}
-        T::TaskRated(e) => {
-            let Some(id) = task_key(e.taskId) else {
-                return Ok(());
-            };
-            task_event(
-                conn,
-                log,
-                id,
-                "rated",
-                None,
-                json!({"score": e.score, "modelId": e.modelId}),
+        if !workers.is_empty() {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT address, earned FROM nodes WHERE address IN (SELECT value FROM json_each(?))",
             )
+            .bind(json_list(workers.into_iter().map(Value::from).collect()))
+            .fetch_all(&mut *conn)
             .await?;
+            run.earned = rows
+                .into_iter()
+                .map(|(a, earned)| (a, parse_amount(&earned)))
+                .collect();
+        }
+        if !models.is_empty() {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT model_id, royalties FROM models WHERE model_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(json_list(models.into_iter().map(Value::from).collect()))
+            .fetch_all(&mut *conn)
+            .await?;
+            run.royalties = rows
+                .into_iter()
+                .map(|(m, royalties)| (m, parse_amount(&royalties)))
+                .collect();
+        }
+        Ok(run)
+    }
+
+    /// `INSERT INTO nodes .. ON CONFLICT DO NOTHING`: the first block naming the node counts.
+    fn ensure_node(&mut self, who: Address, block: i64) {
+        let a = addr(who);
+        if self.named_nodes.insert(a.clone()) {
+            self.new_nodes.push((a, block));
         }
     }
-    Ok(())
+
+    /// Changes a task's row; a task unknown here is not stored (submitted before the indexed
+    /// range): `warn` names the event when that is worth a warning.
+    fn update(&mut self, id: i64, warn: Option<&str>, change: impl FnOnce(&mut TaskRow)) {
+        let slot = self
+            .tasks
+            .get_mut(&id)
+            .expect("TaskRun::load reads every task its events name");
+        match &mut slot.row {
+            Some(row) => {
+                change(row);
+                slot.changed = true;
+            }
+            None => {
+                if let Some(event) = warn {
+                    warn_missing_task(id, event);
+                }
+            }
+        }
+    }
+
+    fn task_event(
+        &mut self,
+        log: &RawLog,
+        task_id: i64,
+        kind: &'static str,
+        worker: Option<Address>,
+        detail: Value,
+    ) {
+        let key = (i64_of(log.block_number), i64_of(log.log_index), task_id);
+        if !self.task_event_keys.insert(key) {
+            return; // `ON CONFLICT DO NOTHING` would keep the first (a task twice in one commit)
+        }
+        if let Some(w) = worker {
+            let counted = matches!(kind, "assigned" | "committed" | "missed" | "finalized");
+            if counted {
+                let c = self.task_counts.entry(addr(w)).or_default();
+                match kind {
+                    "assigned" => c.assigned += 1,
+                    "committed" => {
+                        c.committed += 1;
+                        // `json_extract(detail, '$.code') != 0`
+                        if detail
+                            .get("code")
+                            .is_some_and(|code| !code.is_null() && *code != 0)
+                        {
+                            c.failed += 1;
+                        }
+                    }
+                    "missed" => c.missed += 1,
+                    _ => c.finalized += 1,
+                }
+            }
+        }
+        self.task_events.push(TaskEventRow {
+            block_number: i64_of(log.block_number),
+            log_index: i64_of(log.log_index),
+            task_id,
+            kind,
+            worker: worker.map(addr),
+            tx_hash: log.tx_hash.to_string(),
+            block_time: i64_of(log.block_time),
+            detail: detail.to_string(),
+        });
+    }
+
+    /// One event's effects, in memory.
+    fn apply_event(&mut self, log: &RawLog, event: &ITaskManagerEvents) {
+        use ITaskManagerEvents as T;
+        let block = i64_of(log.block_number);
+        let time = i64_of(log.block_time);
+        match event {
+            T::TaskSubmitted(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                let slot = self
+                    .tasks
+                    .get_mut(&id)
+                    .expect("TaskRun::load reads every task its events name");
+                if slot.row.is_none() {
+                    slot.row = Some(TaskRow {
+                        task_id: id,
+                        model_id: i64::from(e.modelId),
+                        submitter: addr(e.submitter),
+                        worker: None,
+                        fee: e.fee.to_string(),
+                        input: e.input.to_vec(),
+                        output: None,
+                        output_hash: None,
+                        code: None,
+                        status: "submitted".into(),
+                        batch_id: None,
+                        deadline: None,
+                        misses: 0,
+                        submitted_block: block,
+                        submitted_time: time,
+                        submitted_tx: log.tx_hash.to_string(),
+                        assigned_block: None,
+                        assigned_time: None,
+                        committed_block: None,
+                        committed_time: None,
+                        finalized_block: None,
+                        finalized_time: None,
+                        latency: None,
+                        compute_units: None,
+                        quality: None,
+                        developer_fee: None,
+                        worker_fee: None,
+                        validator_fee: None,
+                        protocol_fee: None,
+                        refund: None,
+                    });
+                    slot.changed = true;
+                }
+                self.task_event(
+                    log,
+                    id,
+                    "submitted",
+                    None,
+                    json!({"fee": e.fee.to_string(), "submitter": addr(e.submitter)}),
+                );
+            }
+            T::TaskAssigned(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.ensure_node(e.worker, block);
+                self.update(id, Some("TaskAssigned"), |t| {
+                    t.worker = Some(addr(e.worker));
+                    t.deadline = Some(i64_of(e.deadline));
+                    t.status = "assigned".into();
+                    t.assigned_block = Some(block);
+                    t.assigned_time = Some(time);
+                });
+                self.task_event(
+                    log,
+                    id,
+                    "assigned",
+                    Some(e.worker),
+                    json!({"deadline": e.deadline}),
+                );
+            }
+            T::TaskMissed(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.ensure_node(e.worker, block);
+                self.update(id, None, |t| t.misses += 1);
+                self.task_event(log, id, "missed", Some(e.worker), json!({}));
+            }
+            T::AssignmentDeferred(e) => {
+                // waiting again for its worker to be drawn (after a miss, or a draw not made in
+                // time)
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.update(id, None, |t| t.status = "submitted".into());
+                self.task_event(
+                    log,
+                    id,
+                    "draw_deferred",
+                    None,
+                    json!({"drawBlock": e.drawBlock}),
+                );
+            }
+            T::ResultsCommitted(e) => {
+                let batch_id = e.batchId.to_string();
+                self.batches.push(BatchRow {
+                    batch_id: batch_id.clone(),
+                    worker: addr(e.worker),
+                    root: e.root.to_string(),
+                    task_count: i64::try_from(e.taskIds.len()).unwrap_or(i64::MAX),
+                    block_number: block,
+                    tx_hash: log.tx_hash.to_string(),
+                });
+                for (i, task_id) in e.taskIds.iter().enumerate() {
+                    let Some(id) = task_key(*task_id) else {
+                        continue;
+                    };
+                    let hash = e.outputHashes.get(i).copied().unwrap_or_default();
+                    let code = e.codes.get(i).copied().unwrap_or_default();
+                    let output = e.outputs.get(i).map(|b| b.to_vec());
+                    let status = if code == 0 { "committed" } else { "failed" };
+                    self.update(id, Some("ResultsCommitted"), |t| {
+                        t.output = output;
+                        t.output_hash = Some(hash.to_string());
+                        t.code = Some(i64::from(code));
+                        t.status = status.into();
+                        t.batch_id = Some(batch_id.clone());
+                        t.committed_block = Some(block);
+                        t.committed_time = Some(time);
+                        t.latency = t.assigned_time.map(|assigned| time - assigned);
+                    });
+                    self.task_event(
+                        log,
+                        id,
+                        "committed",
+                        Some(e.worker),
+                        json!({"batchId": batch_id, "outputHash": hash.to_string(), "code": code, "root": e.root.to_string()}),
+                    );
+                }
+            }
+            T::TaskFinalized(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.update(id, Some("TaskFinalized"), |t| {
+                    t.status = "finalized".into();
+                    t.code = Some(i64::from(e.code));
+                    t.compute_units = Some(i64::from(e.computeUnits));
+                    t.quality = Some(i64::from(e.quality));
+                    t.latency = Some(i64::from(e.latency));
+                    t.developer_fee = Some(e.developerFee.to_string());
+                    t.worker_fee = Some(e.workerFee.to_string());
+                    t.validator_fee = Some(e.validatorFee.to_string());
+                    t.protocol_fee = Some(e.protocolFee.to_string());
+                    t.refund = Some(e.refund.to_string());
+                    t.finalized_block = Some(block);
+                    t.finalized_time = Some(time);
+                });
+                self.ensure_node(e.worker, block);
+                // the node exists now: stored before the run (its earnings were read) or named
+                // by it (from 0)
+                let worker = addr(e.worker);
+                let earned = self.earned.entry(worker.clone()).or_default();
+                *earned = earned.saturating_add(e.workerFee);
+                self.changed_earned.insert(worker);
+                // a model not registered (yet) has no royalties to add to
+                let model = i64::from(e.modelId);
+                if let Some(royalties) = self.royalties.get_mut(&model) {
+                    *royalties = royalties.saturating_add(e.developerFee);
+                    self.changed_royalties.insert(model);
+                }
+                self.task_event(
+                    log,
+                    id,
+                    "finalized",
+                    Some(e.worker),
+                    json!({"code": e.code, "quality": e.quality, "latency": e.latency, "workerFee": e.workerFee.to_string(),
+                           "refund": e.refund.to_string()}),
+                );
+            }
+            T::TaskRefunded(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.update(id, Some("TaskRefunded"), |t| {
+                    t.status = "refunded".into();
+                    t.refund = Some(e.amount.to_string());
+                    t.finalized_block = Some(block);
+                    t.finalized_time = Some(time);
+                });
+                self.task_event(
+                    log,
+                    id,
+                    "refunded",
+                    None,
+                    json!({"amount": e.amount.to_string()}),
+                );
+            }
+            T::TaskHeld(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.update(id, Some("TaskHeld"), |t| t.status = "disputed".into());
+                self.task_event(log, id, "held", None, json!({}));
+            }
+            T::TaskReleased(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                // A fraud release refunds the submitter: TaskRefunded follows in the same call
+                // and sets `refunded`. Otherwise the task is what it was again (a result, or an
+                // input fault's failure), finalizable at once.
+                if !e.fraud {
+                    self.update(id, None, |t| {
+                        if t.status == "disputed" {
+                            t.status = if t.code.unwrap_or(0) == 0 {
+                                "committed"
+                            } else {
+                                "failed"
+                            }
+                            .into();
+                        }
+                    });
+                }
+                self.task_event(log, id, "released", None, json!({"fraud": e.fraud}));
+            }
+            T::PayoutWithdrawn(_) => {}
+            T::TaskRated(e) => {
+                let Some(id) = task_key(e.taskId) else {
+                    return;
+                };
+                self.task_event(
+                    log,
+                    id,
+                    "rated",
+                    None,
+                    json!({"score": e.score, "modelId": e.modelId}),
+                );
+            }
+        }
+    }
+
+    /// Writes what the run changed, a few multi-row statements per table.
+    async fn write(self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        insert_rows(
+            conn,
+            "INSERT INTO nodes (address, first_block, updated_block) ",
+            " ON CONFLICT (address) DO NOTHING",
+            &self.new_nodes,
+            |mut b, (a, block)| {
+                b.push_bind(a.as_str()).push_bind(*block).push_bind(*block);
+            },
+        )
+        .await?;
+        let earned: Vec<(&str, String)> = self
+            .changed_earned
+            .iter()
+            .map(|a| (a.as_str(), self.earned[a].to_string()))
+            .collect();
+        insert_rows(
+            conn,
+            "UPDATE nodes SET earned = v.column2 FROM (",
+            ") AS v WHERE nodes.address = v.column1",
+            &earned,
+            |mut b, (a, amount)| {
+                b.push_bind(*a).push_bind(amount.as_str());
+            },
+        )
+        .await?;
+        let royalties: Vec<(i64, String)> = self
+            .changed_royalties
+            .iter()
+            .map(|m| (*m, self.royalties[m].to_string()))
+            .collect();
+        insert_rows(
+            conn,
+            "UPDATE models SET royalties = v.column2 FROM (",
+            ") AS v WHERE models.model_id = v.column1",
+            &royalties,
+            |mut b, (m, amount)| {
+                b.push_bind(*m).push_bind(amount.as_str());
+            },
+        )
+        .await?;
+        let mut tasks: Vec<&TaskRow> = self
+            .tasks
+            .values()
+            .filter(|s| s.changed)
+            .filter_map(|s| s.row.as_ref())
+            .collect();
+        tasks.sort_unstable_by_key(|t| t.task_id);
+        let update_all = TASK_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .filter(|c| *c != "task_id")
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        insert_rows(
+            conn,
+            &format!("INSERT INTO tasks ({TASK_COLUMNS}) "),
+            &format!(" ON CONFLICT (task_id) DO UPDATE SET {update_all}"),
+            &tasks,
+            |mut b, t| {
+                b.push_bind(t.task_id)
+                    .push_bind(t.model_id)
+                    .push_bind(t.submitter.as_str())
+                    .push_bind(t.worker.as_deref())
+                    .push_bind(t.fee.as_str())
+                    .push_bind(t.input.as_slice())
+                    .push_bind(t.output.as_deref())
+                    .push_bind(t.output_hash.as_deref())
+                    .push_bind(t.code)
+                    .push_bind(t.status.as_str())
+                    .push_bind(t.batch_id.as_deref())
+                    .push_bind(t.deadline)
+                    .push_bind(t.misses)
+                    .push_bind(t.submitted_block)
+                    .push_bind(t.submitted_time)
+                    .push_bind(t.submitted_tx.as_str())
+                    .push_bind(t.assigned_block)
+                    .push_bind(t.assigned_time)
+                    .push_bind(t.committed_block)
+                    .push_bind(t.committed_time)
+                    .push_bind(t.finalized_block)
+                    .push_bind(t.finalized_time)
+                    .push_bind(t.latency)
+                    .push_bind(t.compute_units)
+                    .push_bind(t.quality)
+                    .push_bind(t.developer_fee.as_deref())
+                    .push_bind(t.worker_fee.as_deref())
+                    .push_bind(t.validator_fee.as_deref())
+                    .push_bind(t.protocol_fee.as_deref())
+                    .push_bind(t.refund.as_deref());
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO batches (batch_id, worker, root, task_count, block_number, tx_hash) ",
+            " ON CONFLICT (batch_id) DO NOTHING",
+            &self.batches,
+            |mut b, r| {
+                b.push_bind(r.batch_id.as_str())
+                    .push_bind(r.worker.as_str())
+                    .push_bind(r.root.as_str())
+                    .push_bind(r.task_count)
+                    .push_bind(r.block_number)
+                    .push_bind(r.tx_hash.as_str());
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO task_events (block_number, log_index, task_id, kind, worker, tx_hash, block_time, detail) ",
+            " ON CONFLICT DO NOTHING",
+            &self.task_events,
+            |mut b, r| {
+                b.push_bind(r.block_number)
+                    .push_bind(r.log_index)
+                    .push_bind(r.task_id)
+                    .push_bind(r.kind)
+                    .push_bind(r.worker.as_deref())
+                    .push_bind(r.tx_hash.as_str())
+                    .push_bind(r.block_time)
+                    .push_bind(r.detail.as_str());
+            },
+        )
+        .await?;
+        let counts: Vec<(&String, &TaskCounts)> = self.task_counts.iter().collect();
+        insert_rows(
+            conn,
+            "INSERT INTO node_task_counts (worker, assigned, committed, failed, missed, finalized) ",
+            " ON CONFLICT (worker) DO UPDATE SET assigned = assigned + excluded.assigned,
+                 committed = committed + excluded.committed, failed = failed + excluded.failed,
+                 missed = missed + excluded.missed, finalized = finalized + excluded.finalized",
+            &counts,
+            |mut b, (w, c)| {
+                b.push_bind(w.as_str())
+                    .push_bind(c.assigned)
+                    .push_bind(c.committed)
+                    .push_bind(c.failed)
+                    .push_bind(c.missed)
+                    .push_bind(c.finalized);
+            },
+        )
+        .await
+    }
 }
 
 async fn apply_model(
@@ -1173,4 +1704,389 @@ async fn apply_settlement(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod run_tests {
+    //! A block range is applied in runs (`TaskRun`): its tables must end exactly as with every
+    //! log stored on its own, and as the replay after a rollback leaves them.
+    use super::*;
+    use crate::db::{BlockRef, Db};
+    use alloy::primitives::keccak256;
+    use alloy::sol_types::SolEvent;
+    use protocol::bindings::{IModelRegistry as M, IStaking as S, ITaskManager as T};
+
+    const CHAIN: u64 = 31337;
+
+    fn contracts() -> Contracts {
+        Contracts {
+            task_manager: Address::repeat_byte(0x71),
+            model_registry: Address::repeat_byte(0x72),
+            staking: Address::repeat_byte(0x73),
+            settlement: Address::repeat_byte(0x74),
+            audit_manager: Address::repeat_byte(0x75),
+        }
+    }
+
+    fn block(n: u64) -> BlockRef {
+        BlockRef {
+            number: n,
+            hash: keccak256(n.to_be_bytes()),
+            timestamp: 1_000 + 12 * n,
+        }
+    }
+
+    struct History(Vec<RawLog>);
+
+    impl History {
+        fn push<E: SolEvent>(&mut self, block: u64, address: Address, event: E) -> &mut Self {
+            let data = event.encode_log_data();
+            let index = self.0.iter().filter(|l| l.block_number == block).count() as u64;
+            self.0.push(RawLog {
+                block_number: block,
+                log_index: index,
+                tx_hash: keccak256([block.to_be_bytes(), index.to_be_bytes()].concat()),
+                block_time: 1_000 + 12 * block,
+                address,
+                topics: data.topics().to_vec(),
+                data: data.data.clone(),
+            });
+            self
+        }
+    }
+
+    /// Every TaskManager event, unknown tasks, repeats, a model never registered, and other
+    /// events (stakes, a slash) cutting the runs.
+    fn history() -> Vec<RawLog> {
+        let c = contracts();
+        let (w1, w2, user, dev) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+            Address::repeat_byte(4),
+        );
+        let fee = U256::from(1_000_000_000_000_000_000u128);
+        let submit = |id: u64, model: u32| T::TaskSubmitted {
+            taskId: U256::from(id),
+            submitter: user,
+            modelId: model,
+            fee,
+            input: Bytes::from(vec![id as u8; 5]),
+        };
+        let assign = |id: u64, worker: Address| T::TaskAssigned {
+            taskId: U256::from(id),
+            worker,
+            deadline: 5_000 + id,
+        };
+        let finalize = |id: u64, worker: Address, model: u32| T::TaskFinalized {
+            taskId: U256::from(id),
+            worker,
+            modelId: model,
+            code: 0,
+            computeUnits: 10,
+            quality: 1_000_000,
+            latency: 12,
+            developerFee: fee / U256::from(10),
+            workerFee: fee * U256::from(7) / U256::from(10),
+            validatorFee: fee / U256::from(10),
+            protocolFee: fee / U256::from(10),
+            refund: U256::ZERO,
+        };
+        let commit =
+            |batch: u64, worker: Address, ids: &[u64], codes: &[u16]| T::ResultsCommitted {
+                batchId: U256::from(batch),
+                worker,
+                root: B256::repeat_byte(batch as u8),
+                taskIds: ids.iter().map(|i| U256::from(*i)).collect(),
+                outputHashes: ids.iter().map(|i| B256::repeat_byte(*i as u8)).collect(),
+                codes: codes.to_vec(),
+                outputs: ids.iter().map(|i| Bytes::from(vec![*i as u8; 3])).collect(),
+            };
+        let mut h = History(Vec::new());
+        h.push(
+            1,
+            c.staking,
+            S::Staked {
+                account: w1,
+                role: 0,
+                amount: fee,
+                newStake: fee,
+            },
+        )
+        .push(
+            1,
+            c.model_registry,
+            M::ModelRegistered {
+                modelId: 1,
+                developer: dev,
+                sha256Hash: B256::repeat_byte(0xab),
+                uri: "file:///m.json".into(),
+                pricePerCall: alloy::primitives::Uint::from(fee),
+                computeUnits: 10,
+                rule: 2,
+                tolerance: 0,
+                parent: 0,
+            },
+        )
+        .push(1, c.task_manager, assign(77, w1)) // a task submitted before the range
+        .push(2, c.task_manager, submit(1, 1))
+        .push(2, c.task_manager, assign(1, w1))
+        .push(2, c.task_manager, submit(2, 1))
+        .push(2, c.task_manager, assign(2, w2)) // w2 first named here
+        .push(2, c.task_manager, submit(3, 9))
+        .push(2, c.task_manager, submit(1, 1)) // again: no change
+        .push(
+            3,
+            c.task_manager,
+            T::TaskMissed {
+                taskId: U256::from(3),
+                worker: w1,
+            },
+        )
+        .push(
+            3,
+            c.task_manager,
+            T::AssignmentDeferred {
+                taskId: U256::from(3),
+                drawBlock: 4,
+            },
+        )
+        .push(3, c.task_manager, assign(3, w2))
+        .push(3, c.task_manager, commit(1, w1, &[1, 1, 88], &[0, 0, 0]))
+        .push(3, c.task_manager, commit(2, w2, &[2, 3], &[0, 5]))
+        .push(4, c.task_manager, finalize(1, w1, 1))
+        .push(
+            4,
+            c.task_manager,
+            T::TaskHeld {
+                taskId: U256::from(2),
+            },
+        )
+        .push(
+            4,
+            c.task_manager,
+            T::TaskReleased {
+                taskId: U256::from(2),
+                fraud: false,
+            },
+        )
+        .push(4, c.task_manager, finalize(2, w2, 1))
+        .push(
+            4,
+            c.staking,
+            S::Slashed {
+                account: w2,
+                role: 0,
+                reason: 1,
+                amount: fee / U256::from(4),
+                beneficiary: user,
+                rewarded: U256::ZERO,
+                burned: fee / U256::from(4),
+            },
+        )
+        .push(4, c.task_manager, finalize(3, w2, 9)) // model 9 is not registered
+        .push(4, c.task_manager, finalize(99, w1, 1)) // no such task
+        .push(
+            5,
+            c.task_manager,
+            T::TaskRated {
+                taskId: U256::from(1),
+                modelId: 1,
+                submitter: user,
+                score: 80,
+            },
+        )
+        .push(
+            5,
+            c.task_manager,
+            T::TaskHeld {
+                taskId: U256::from(3),
+            },
+        )
+        .push(
+            5,
+            c.task_manager,
+            T::TaskReleased {
+                taskId: U256::from(3),
+                fraud: true,
+            },
+        )
+        .push(
+            5,
+            c.task_manager,
+            T::TaskRefunded {
+                taskId: U256::from(3),
+                submitter: user,
+                amount: fee,
+            },
+        )
+        .push(5, c.task_manager, submit(4, 1))
+        .push(
+            5,
+            c.task_manager,
+            T::PayoutWithdrawn {
+                account: w1,
+                amount: fee,
+            },
+        );
+        h.0
+    }
+
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        async fn open(name: &str) -> (Self, Db) {
+            let path = std::env::temp_dir().join(format!(
+                "chainstore-run-tests-{}-{name}.sqlite",
+                std::process::id()
+            ));
+            let t = TempDb(path);
+            t.remove();
+            let db = Db::open(t.0.to_str().unwrap()).await.unwrap();
+            (t, db)
+        }
+
+        fn remove(&self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = self.0.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            self.remove();
+        }
+    }
+
+    /// `events` and every derived table, each row as SQL literals (types included).
+    async fn tables(db: &Db) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for table in std::iter::once("events").chain(DERIVED_TABLES) {
+            let columns: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(db.pool())
+                    .await
+                    .unwrap();
+            let row = columns
+                .iter()
+                .map(|c| format!("quote({c})"))
+                .collect::<Vec<_>>()
+                .join(" || ',' || ");
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT {row} FROM {table} ORDER BY 1"))
+                    .fetch_all(db.pool())
+                    .await
+                    .unwrap();
+            out.push((table.to_string(), rows));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_range_in_runs_equals_its_logs_one_by_one_and_the_replay() {
+        let logs = history();
+        let last = logs.last().unwrap().block_number;
+        let blocks: Vec<BlockRef> = (1..=last).map(block).collect();
+
+        let (_a, whole) = TempDb::open("whole").await;
+        let names = whole
+            .index_range(CHAIN, &contracts(), &logs, &blocks, block(last))
+            .await
+            .unwrap();
+        assert_eq!(names.len(), logs.len());
+        assert!(!names.contains(&"Unknown"), "{names:?}");
+        let expected = tables(&whole).await;
+
+        let (_b, single) = TempDb::open("single").await;
+        for log in &logs {
+            let b = block(log.block_number);
+            single
+                .index_range(CHAIN, &contracts(), std::slice::from_ref(log), &[b], b)
+                .await
+                .unwrap();
+        }
+        assert_eq!(tables(&single).await, expected, "one log per range");
+
+        // the same range again stores nothing; a rollback replays every event in runs
+        let again = whole
+            .index_range(CHAIN, &contracts(), &logs, &blocks, block(last))
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(tables(&whole).await, expected, "indexed twice");
+        whole
+            .rollback_to(CHAIN, &contracts(), Some(block(last)))
+            .await
+            .unwrap();
+        assert_eq!(tables(&whole).await, expected, "replayed");
+
+        // spot checks of the rules
+        let pool = whole.pool();
+        let statuses: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT task_id, status, misses FROM tasks ORDER BY task_id")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let statuses: Vec<(i64, &str, i64)> = statuses
+            .iter()
+            .map(|(t, s, m)| (*t, s.as_str(), *m))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (1, "finalized", 0),
+                (2, "finalized", 0),
+                (3, "refunded", 1),
+                (4, "submitted", 0)
+            ]
+        );
+        let earned: Vec<(String, String)> =
+            sqlx::query_as("SELECT address, earned FROM nodes ORDER BY address")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        // fees are paid as the events say, a task unknown here (99) or a model not registered
+        // (9, no royalties) or not
+        let fee_07 = "1400000000000000000".to_string();
+        assert_eq!(
+            earned,
+            [
+                (addr(Address::repeat_byte(1)), fee_07.clone()),
+                (addr(Address::repeat_byte(2)), fee_07),
+            ]
+        );
+        let royalties: String = sqlx::query_scalar("SELECT royalties FROM models")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(royalties, "300000000000000000");
+        // the counts kept as the rows go in are the rows counted (migration 0006's backfill)
+        type Counts = (String, i64, i64, i64, i64, i64);
+        let kept: Vec<Counts> = sqlx::query_as(
+            "SELECT worker, assigned, committed, failed, missed, finalized FROM node_task_counts
+             ORDER BY worker",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let counted: Vec<Counts> = sqlx::query_as(
+            "SELECT worker, SUM(kind = 'assigned'), SUM(kind = 'committed'),
+                 COALESCE(SUM(kind = 'committed' AND json_extract(detail, '$.code') != 0), 0),
+                 SUM(kind = 'missed'), SUM(kind = 'finalized')
+             FROM task_events
+             WHERE worker IS NOT NULL AND kind IN ('assigned', 'committed', 'missed', 'finalized')
+             GROUP BY worker ORDER BY worker",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(kept, counted);
+        // w1: tasks 77 (not stored) and 1 assigned, 1 and 88 committed (1 twice in the batch),
+        // 3 missed, 1 and 99 finalized; w2: 2 and 3, 3 failed (code 5)
+        let (w1, w2) = (addr(Address::repeat_byte(1)), addr(Address::repeat_byte(2)));
+        assert_eq!(kept, [(w1, 2, 2, 0, 1, 2), (w2, 2, 2, 1, 0, 2)]);
+    }
 }

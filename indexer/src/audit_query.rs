@@ -8,9 +8,9 @@ use crate::audit::{
 };
 use crate::query::{SlashReason, StakeRole};
 use crate::schema::{Address, Decimal, Hash, Wei};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use utoipa::ToSchema;
 
 const PPM: f64 = 1_000_000.0;
@@ -352,24 +352,37 @@ pub struct Slash {
     time: i64,
 }
 
-/// One `slashes` row in the API's shape.
-pub fn slash_json(r: &SqliteRow) -> Result<Slash, sqlx::Error> {
-    let reason: i64 = r.try_get("reason")?;
-    Ok(Slash {
-        role: StakeRole::from_value(r.try_get("role")?),
-        reason,
-        reason_name: SlashReason::from_value(reason),
-        amount: r.try_get("amount")?,
-        beneficiary: r.try_get("beneficiary")?,
-        rewarded: r.try_get("rewarded")?,
-        burned: r.try_get("burned")?,
-        task_id: r
-            .try_get::<Option<i64>, _>("task_id")?
-            .map(|t| t.to_string()),
-        block: r.try_get("block_number")?,
-        tx: r.try_get("tx_hash")?,
-        time: r.try_get("block_time")?,
-    })
+/// One `slashes` row, as [`Slash`] shows it.
+#[derive(Debug, FromRow, Deserialize)]
+pub(crate) struct SlashRow {
+    role: i64,
+    reason: i64,
+    amount: String,
+    beneficiary: String,
+    rewarded: String,
+    burned: String,
+    task_id: Option<i64>,
+    block_number: i64,
+    tx_hash: String,
+    block_time: i64,
+}
+
+impl From<SlashRow> for Slash {
+    fn from(r: SlashRow) -> Self {
+        Slash {
+            role: StakeRole::from_value(r.role),
+            reason: r.reason,
+            reason_name: SlashReason::from_value(r.reason),
+            amount: r.amount,
+            beneficiary: r.beneficiary,
+            rewarded: r.rewarded,
+            burned: r.burned,
+            task_id: r.task_id.map(|t| t.to_string()),
+            block: r.block_number,
+            tx: r.tx_hash,
+            time: r.block_time,
+        }
+    }
 }
 
 /// The task's audit record in the validation layer.
@@ -389,16 +402,17 @@ pub struct TaskAudit {
 
 /// The `audit` object of `/tasks/{id}`: the audit state (as `IAuditManager.AuditState` names
 /// it), the batch's seal, verdicts, the dispute with its votes, the canary report, validators'
-/// missed deadlines, a revealed forced error and the slashes it caused.
+/// missed deadlines, a revealed forced error and the slashes it caused. Read on the caller's
+/// connection, so that a read transaction gives the task and its audit from one snapshot.
 pub async fn task_audit(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     task_id: i64,
     batch_id: Option<&str>,
 ) -> Result<TaskAudit, sqlx::Error> {
     let seal = match batch_id {
         Some(b) => sqlx::query("SELECT * FROM batch_seals WHERE batch_id = ?")
             .bind(b)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
             .map(|r| -> Result<Seal, sqlx::Error> {
                 let p: String = r.try_get("p_wad")?;
@@ -417,38 +431,38 @@ pub async fn task_audit(
     let verdicts =
         sqlx::query("SELECT * FROM verdicts WHERE task_id = ? ORDER BY block_number, log_index")
             .bind(task_id)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     let dispute_row = sqlx::query("SELECT * FROM disputes WHERE task_id = ?")
         .bind(task_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     let votes = sqlx::query(
         "SELECT * FROM dispute_votes WHERE task_id = ? ORDER BY block_number, log_index",
     )
     .bind(task_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let canary_row = sqlx::query("SELECT * FROM first_canaries WHERE task_id = ?")
         .bind(task_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     let misses = sqlx::query(
         "SELECT * FROM deadline_misses WHERE task_id = ? ORDER BY block_number, log_index",
     )
     .bind(task_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let forced = sqlx::query(
         "SELECT * FROM forced_errors WHERE task_id = ? ORDER BY block_number, log_index LIMIT 1",
     )
     .bind(task_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
-    let slashes =
-        sqlx::query("SELECT * FROM slashes WHERE task_id = ? ORDER BY block_number, log_index")
+    let slashes: Vec<SlashRow> =
+        sqlx::query_as("SELECT * FROM slashes WHERE task_id = ? ORDER BY block_number, log_index")
             .bind(task_id)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
 
     // The record's state, as AuditManager keeps it (latest transition wins).
@@ -521,7 +535,7 @@ pub async fn task_audit(
                 })
             })
             .transpose()?,
-        slashes: slashes.iter().map(slash_json).collect::<Result<_, _>>()?,
+        slashes: slashes.into_iter().map(Slash::from).collect(),
     })
 }
 
@@ -560,40 +574,38 @@ pub struct NodeAudits {
     validator_weight: Option<String>,
 }
 
-/// The `audits` object of `/nodes/{address}` (`key`: checksummed address): its record as a
-/// worker (its results' verdicts, disputes and canary reports) and as a validator (verdicts
-/// signed, votes, missed deadlines, false accusations, lazy approvals caught), plus its draw
-/// weight.
-pub async fn node_audits(pool: &SqlitePool, key: &str) -> Result<NodeAudits, sqlx::Error> {
-    let r = sqlx::query(
-        "SELECT
-            (SELECT COUNT(*) FROM verdicts WHERE worker = ?1) AS audited,
-            (SELECT COUNT(*) FROM verdicts WHERE worker = ?1 AND matches = 1) AS passed,
-            (SELECT COUNT(*) FROM verdicts WHERE worker = ?1 AND matches = 0) AS failed,
-            (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND opener != ?2) AS challenged,
-            (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND outcome = ?3) AS fraud_proven,
-            (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND outcome = ?4) AS cleared,
-            (SELECT COUNT(*) FROM first_canaries WHERE worker = ?1) AS canaries,
-            (SELECT COUNT(*) FROM first_canaries WHERE worker = ?1 AND matches = 1) AS canaries_passed,
-            (SELECT COUNT(*) FROM verdicts WHERE validator = ?1) AS verdicts_signed,
-            (SELECT COUNT(*) FROM dispute_votes WHERE validator = ?1) AS dispute_votes,
-            (SELECT COUNT(*) FROM deadline_misses WHERE validator = ?1 AND kind = 0) AS missed_audits,
-            (SELECT COUNT(*) FROM deadline_misses WHERE validator = ?1 AND kind = 1) AS missed_votes,
-            (SELECT COUNT(*) FROM disputes WHERE accuser = ?1 AND opener = ?2 AND outcome = ?4) AS false_accusations,
-            (SELECT COUNT(*) FROM forced_errors WHERE validator = ?1 AND caught_lazy = 1) AS lazy_caught,
-            (SELECT weight FROM audit_validators WHERE address = ?1) AS validator_weight",
+/// The `audits` object of `/nodes/{address}` as columns of the node's row (`?1`: its checksummed
+/// address; read by [`node_audits`]): its record as a worker (its results' verdicts, disputes and
+/// canary reports) and as a validator (verdicts signed, votes, missed deadlines, false
+/// accusations, lazy approvals caught), plus its draw weight.
+pub(crate) fn node_audits_columns() -> String {
+    format!(
+        "(SELECT COUNT(*) FROM verdicts WHERE worker = ?1) AS audited,
+        (SELECT COUNT(*) FROM verdicts WHERE worker = ?1 AND matches = 1) AS passed,
+        (SELECT COUNT(*) FROM verdicts WHERE worker = ?1 AND matches = 0) AS failed_audits,
+        (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND opener != {OPENER_VALIDATOR}) AS challenged,
+        (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND outcome = {OUTCOME_FRAUD}) AS fraud_proven,
+        (SELECT COUNT(*) FROM disputes WHERE worker = ?1 AND outcome = {OUTCOME_CLEARED}) AS cleared,
+        (SELECT COUNT(*) FROM first_canaries WHERE worker = ?1) AS canaries,
+        (SELECT COUNT(*) FROM first_canaries WHERE worker = ?1 AND matches = 1) AS canaries_passed,
+        (SELECT COUNT(*) FROM verdicts WHERE validator = ?1) AS verdicts_signed,
+        (SELECT COUNT(*) FROM dispute_votes WHERE validator = ?1) AS dispute_votes,
+        (SELECT COUNT(*) FROM deadline_misses WHERE validator = ?1 AND kind = 0) AS missed_audits,
+        (SELECT COUNT(*) FROM deadline_misses WHERE validator = ?1 AND kind = 1) AS missed_votes,
+        (SELECT COUNT(*) FROM disputes
+            WHERE accuser = ?1 AND opener = {OPENER_VALIDATOR} AND outcome = {OUTCOME_CLEARED}) AS false_accusations,
+        (SELECT COUNT(*) FROM forced_errors WHERE validator = ?1 AND caught_lazy = 1) AS lazy_caught,
+        (SELECT weight FROM audit_validators WHERE address = ?1) AS validator_weight"
     )
-    .bind(key)
-    .bind(OPENER_VALIDATOR)
-    .bind(OUTCOME_FRAUD)
-    .bind(OUTCOME_CLEARED)
-    .fetch_one(pool)
-    .await?;
+}
+
+/// The `audits` object of a row with [`node_audits_columns`].
+pub(crate) fn node_audits(r: &SqliteRow) -> Result<NodeAudits, sqlx::Error> {
     let n = |k: &str| r.try_get::<i64, _>(k);
     Ok(NodeAudits {
         audited: n("audited")?,
         passed: n("passed")?,
-        failed: n("failed")?,
+        failed: n("failed_audits")?,
         challenged: n("challenged")?,
         fraud_proven: n("fraud_proven")?,
         cleared: n("cleared")?,
@@ -607,17 +619,6 @@ pub async fn node_audits(pool: &SqlitePool, key: &str) -> Result<NodeAudits, sql
         lazy_caught: n("lazy_caught")?,
         validator_weight: r.try_get("validator_weight")?,
     })
-}
-
-/// Every slash of `key`, oldest first.
-pub async fn node_slashes(pool: &SqlitePool, key: &str) -> Result<Vec<Slash>, sqlx::Error> {
-    sqlx::query("SELECT * FROM slashes WHERE account = ? ORDER BY block_number, log_index")
-        .bind(key)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(slash_json)
-        .collect()
 }
 
 /// Filters of `GET /audits`.

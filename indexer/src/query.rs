@@ -8,9 +8,11 @@ use crate::schema::{Address as AddressSchema, Decimal, Hash, Wei};
 use crate::tensor::{self, HumanForm};
 use alloy::primitives::Address;
 use protocol::codes::FailureCode;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqlitePool};
+use std::sync::OnceLock;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
@@ -209,22 +211,90 @@ pub struct BlockTime {
     time: Option<i64>,
 }
 
-/// One row of `tasks`.
-#[derive(Debug, FromRow)]
-struct TaskRow {
+/// The columns of a task as listed: the payloads' sizes, not the payloads (a page of `/tasks`
+/// read every input and output for their lengths).
+const SUMMARY_COLUMNS: &str =
+    "task_id, model_id, submitter, worker, fee, status, code, output_hash,
+    LENGTH(input) AS input_bytes, LENGTH(output) AS output_bytes, submitted_block, submitted_time,
+    submitted_tx, assigned_block, assigned_time, committed_block, committed_time, finalized_block,
+    finalized_time, latency";
+
+/// The field names of `T` in declaration order, as its derived `Deserialize` knows them (for
+/// [`json_rows`]; `T` is a plain struct, no `#[serde(flatten)]`).
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    /// Answers `deserialize_struct` with the field names it is given, and nothing else.
+    struct Names<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Names<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("field names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(Names(&mut names));
+    names
+}
+
+/// A query whose one value is the rows of `select` (a subquery with a column named after each
+/// field of `T`) as a JSON array built by SQLite: each row an array of `T`'s fields in order,
+/// the rows in `order`. [`decode_rows`] reads it back.
+///
+/// sqlx's SQLite driver copies every value of a row and hands each row over from the
+/// connection's thread on its own: about 5 µs a row under load on the bench's 2 cores, more than
+/// SQLite takes to read it. The lists of the routes that return many rows come back as one value
+/// instead (`GET /tasks?limit=50`: 3,000 requests/s read row by row, 7,800 as one array).
+pub(crate) fn json_rows<T: DeserializeOwned>(select: &str, order: &str) -> String {
+    format!("{}{select})", json_rows_head::<T>(order))
+}
+
+/// [`json_rows`] up to its subquery, which the caller appends and closes.
+fn json_rows_head<T: DeserializeOwned>(order: &str) -> String {
+    format!(
+        "SELECT json_group_array(json_array({}) ORDER BY {order}) FROM (",
+        field_names::<T>().join(", ")
+    )
+}
+
+/// The rows of a [`json_rows`] value (a struct deserializes from an array of its fields).
+pub(crate) fn decode_rows<T: DeserializeOwned>(json: &str) -> Result<Vec<T>, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+/// A task as listed ([`SUMMARY_COLUMNS`] of `tasks`).
+#[derive(Debug, FromRow, Deserialize)]
+struct SummaryRow {
     task_id: i64,
     model_id: i64,
     submitter: String,
     worker: Option<String>,
     fee: String,
-    input: Vec<u8>,
-    output: Option<Vec<u8>>,
-    output_hash: Option<String>,
-    code: Option<i64>,
     status: String,
-    batch_id: Option<String>,
-    deadline: Option<i64>,
-    misses: i64,
+    code: Option<i64>,
+    output_hash: Option<String>,
+    input_bytes: i64,
+    output_bytes: Option<i64>,
     submitted_block: i64,
     submitted_time: i64,
     submitted_tx: String,
@@ -235,6 +305,18 @@ struct TaskRow {
     finalized_block: Option<i64>,
     finalized_time: Option<i64>,
     latency: Option<i64>,
+}
+
+/// One row of `tasks`: [`SUMMARY_COLUMNS`] and the rest ([`TASK_COLUMNS`]).
+#[derive(Debug, FromRow)]
+struct TaskRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    input: Vec<u8>,
+    output: Option<Vec<u8>>,
+    batch_id: Option<String>,
+    deadline: Option<i64>,
+    misses: i64,
     compute_units: Option<i64>,
     quality: Option<i64>,
     developer_fee: Option<String>,
@@ -243,6 +325,10 @@ struct TaskRow {
     protocol_fee: Option<String>,
     refund: Option<String>,
 }
+
+/// What [`TaskRow`] reads of `tasks`.
+const TASK_COLUMNS: &str = "input, output, batch_id, deadline, misses, compute_units, quality,
+    developer_fee, worker_fee, validator_fee, protocol_fee, refund";
 
 /// A task as listed (`/tasks`, a node's `recent_tasks`): parties, fee, state, result hash and
 /// sizes, and the blocks it reached each state in.
@@ -399,25 +485,25 @@ pub struct Task {
     audit: TaskAudit,
 }
 
-impl TaskRow {
-    fn summary(&self) -> TaskSummary {
+impl SummaryRow {
+    fn summary(self) -> TaskSummary {
         let at =
             |block: Option<i64>, time: Option<i64>| block.map(|block| BlockTime { block, time });
         TaskSummary {
             task_id: self.task_id.to_string(),
             model_id: self.model_id,
-            submitter: self.submitter.clone(),
-            worker: self.worker.clone(),
-            fee: self.fee.clone(),
-            status: self.status.clone(),
+            submitter: self.submitter,
+            worker: self.worker,
+            fee: self.fee,
+            status: self.status,
             code: failure_code(self.code),
-            output_hash: self.output_hash.clone(),
-            input_bytes: self.input.len(),
-            output_bytes: self.output.as_ref().map(Vec::len),
+            output_hash: self.output_hash,
+            input_bytes: usize::try_from(self.input_bytes).unwrap_or(0),
+            output_bytes: self.output_bytes.map(|n| usize::try_from(n).unwrap_or(0)),
             submitted: TxRef {
                 block: self.submitted_block,
                 time: self.submitted_time,
-                tx: self.submitted_tx.clone(),
+                tx: self.submitted_tx,
             },
             assigned: at(self.assigned_block, self.assigned_time),
             committed: at(self.committed_block, self.committed_time),
@@ -425,9 +511,11 @@ impl TaskRow {
             latency_secs: self.latency,
         }
     }
+}
 
+impl TaskRow {
     fn detail(self, audit_trail: Vec<TrailEvent>, audit: TaskAudit) -> Task {
-        let fee_split = self.finalized_block.is_some().then(|| FeeSplit {
+        let fee_split = self.summary.finalized_block.is_some().then(|| FeeSplit {
             developer: self.developer_fee.clone(),
             worker: self.worker_fee.clone(),
             validator: self.validator_fee.clone(),
@@ -435,7 +523,7 @@ impl TaskRow {
             refund: self.refund.clone(),
         });
         Task {
-            summary: self.summary(),
+            summary: self.summary.summary(),
             input: payload(&self.input),
             output: self.output.as_deref().map(payload),
             batch_id: self.batch_id,
@@ -503,7 +591,11 @@ pub struct TaskPage {
 
 /// A page of tasks, newest first, and the cursor of the next page.
 pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM tasks WHERE 1 = 1");
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new(json_rows_head::<SummaryRow>("task_id DESC"));
+    q.push(format_args!(
+        "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE 1 = 1"
+    ));
     if let Some(s) = &f.status {
         q.push(" AND status = ").push_bind(s.clone());
     }
@@ -517,15 +609,17 @@ pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::
         q.push(" AND task_id < ").push_bind(c);
     }
     q.push(" ORDER BY task_id DESC LIMIT ")
-        .push_bind(i64::from(f.limit));
-    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(pool).await?;
+        .push_bind(i64::from(f.limit))
+        .push(")");
+    let page: String = q.build_query_scalar().fetch_one(pool).await?;
+    let rows: Vec<SummaryRow> = decode_rows(&page)?;
     let next_cursor = if rows.len() == f.limit as usize {
         rows.last().map(|r| r.task_id.to_string())
     } else {
         None
     };
     Ok(TaskPage {
-        tasks: rows.iter().map(TaskRow::summary).collect(),
+        tasks: rows.into_iter().map(SummaryRow::summary).collect(),
         next_cursor,
     })
 }
@@ -541,7 +635,7 @@ struct TrailRow {
     detail: String,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, Deserialize)]
 struct UnbondingRow {
     role: i64,
     amount: String,
@@ -553,12 +647,17 @@ struct UnbondingRow {
     closed_block: Option<i64>,
 }
 
-/// One task with decoded tensors, its trail of events and its audit record.
+/// One task with decoded tensors, its trail of events and its audit record, all read in one
+/// read transaction: WAL gives it one snapshot, so a block ingested between the statements cannot
+/// show a task still `disputed` next to the trail and audit that released it.
 pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Task>, sqlx::Error> {
-    let Some(row) = sqlx::query_as::<_, TaskRow>("SELECT * FROM tasks WHERE task_id = ?")
-        .bind(task_id)
-        .fetch_optional(pool)
-        .await?
+    let mut tx = pool.begin().await?;
+    let Some(row) = sqlx::query_as::<_, TaskRow>(&format!(
+        "SELECT {SUMMARY_COLUMNS}, {TASK_COLUMNS} FROM tasks WHERE task_id = ?"
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         return Ok(None);
     };
@@ -567,7 +666,7 @@ pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Task>, sqlx:
          WHERE task_id = ? ORDER BY block_number, log_index",
     )
     .bind(task_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let trail = trail
         .into_iter()
@@ -581,7 +680,8 @@ pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Task>, sqlx:
             detail: serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null),
         })
         .collect();
-    let audit = crate::audit_query::task_audit(pool, task_id, row.batch_id.as_deref()).await?;
+    let audit = crate::audit_query::task_audit(&mut tx, task_id, row.batch_id.as_deref()).await?;
+    tx.rollback().await?;
     Ok(Some(row.detail(trail, audit)))
 }
 
@@ -846,6 +946,8 @@ struct NodeRow {
     failed: i64,
     missed: i64,
     finalized: i64,
+    /// Time of the newest indexed block (to tell whether a jail is still running).
+    now: Option<i64>,
 }
 
 /// A worker's task events, counted.
@@ -928,7 +1030,8 @@ pub struct Node {
 }
 
 impl NodeRow {
-    fn summary(&self, now: i64) -> NodeSummary {
+    fn summary(&self) -> NodeSummary {
+        let now = self.now.unwrap_or(0);
         NodeSummary {
             address: self.address.clone(),
             worker_stake: self.worker_stake.clone(),
@@ -951,34 +1054,17 @@ impl NodeRow {
     }
 }
 
-/// Every node with its task counts. `{filter}` narrows the per-worker sums before they are
-/// grouped: `worker IS NOT NULL` for the listing, `worker = ?1` for one node, whose sums then
-/// read only its own events through `task_events_by_worker` instead of grouping every event of
-/// every worker (0.4 s per request with 100,000 tasks indexed, `make bench`).
-fn node_select(filter: &str) -> String {
-    format!(
-        "SELECT n.*,
-            COALESCE(s.assigned, 0) AS assigned, COALESCE(s.committed, 0) AS committed,
-            COALESCE(s.failed, 0) AS failed, COALESCE(s.missed, 0) AS missed, COALESCE(s.finalized, 0) AS finalized
-         FROM nodes n LEFT JOIN (
-            SELECT worker,
-                SUM(kind = 'assigned') AS assigned,
-                SUM(kind = 'committed') AS committed,
-                SUM(kind = 'committed' AND json_extract(detail, '$.code') != 0) AS failed,
-                SUM(kind = 'missed') AS missed,
-                SUM(kind = 'finalized') AS finalized
-            FROM task_events WHERE {filter} GROUP BY worker
-         ) s ON s.worker = n.address"
-    )
-}
+/// Every node with its task counts (kept as the events go in: `node_task_counts`, migration
+/// 0006; grouping the worker's events per request took 1.4 ms for one of the bench's workers,
+/// every event of every worker for the listing) and the time of the newest indexed block.
+const NODE_SELECT: &str = "SELECT n.*,
+        COALESCE(c.assigned, 0) AS assigned, COALESCE(c.committed, 0) AS committed,
+        COALESCE(c.failed, 0) AS failed, COALESCE(c.missed, 0) AS missed,
+        COALESCE(c.finalized, 0) AS finalized,
+        (SELECT MAX(timestamp) FROM blocks) AS now";
 
-/// Time of the newest indexed block (to tell whether a jail is still running).
-async fn indexed_time(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
-    let t: Option<i64> = sqlx::query_scalar("SELECT MAX(timestamp) FROM blocks")
-        .fetch_one(pool)
-        .await?;
-    Ok(t.unwrap_or(0))
-}
+/// The tables of [`NODE_SELECT`].
+const NODE_FROM: &str = "FROM nodes n LEFT JOIN node_task_counts c ON c.worker = n.address";
 
 /// Every worker and validator seen on-chain.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -988,48 +1074,68 @@ pub struct NodeList {
 
 /// Every node (worker or validator).
 pub async fn nodes(pool: &SqlitePool) -> Result<NodeList, sqlx::Error> {
-    let now = indexed_time(pool).await?;
-    let sql = format!("{} ORDER BY n.address", node_select("worker IS NOT NULL"));
-    let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    let rows: Vec<NodeRow> =
+        sqlx::query_as(&format!("{NODE_SELECT} {NODE_FROM} ORDER BY n.address"))
+            .fetch_all(pool)
+            .await?;
     Ok(NodeList {
-        nodes: rows.iter().map(|r| r.summary(now)).collect(),
+        nodes: rows.iter().map(NodeRow::summary).collect(),
     })
 }
 
-/// One node with unbondings, slashes, models and its most recent tasks.
+/// A model a worker serves (`model_workers`).
+#[derive(Debug, Deserialize)]
+struct NodeModelRow {
+    model_id: i64,
+    weight: String,
+}
+
+/// One node with unbondings, slashes, audit record, models and its most recent tasks, in one
+/// statement (seven before: a round trip to the connection's thread each, plus sqlx's check of
+/// the connection before each).
 pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Node>, sqlx::Error> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "{NODE_SELECT}, {audits},
+                ({unbondings}) AS unbondings, ({slashes}) AS slashes, ({models}) AS models,
+                ({recent}) AS recent_tasks
+             {NODE_FROM} WHERE n.address = ?1",
+            audits = crate::audit_query::node_audits_columns(),
+            unbondings = json_rows::<UnbondingRow>(
+                "SELECT * FROM unbondings WHERE account = ?1",
+                "block_number, log_index"
+            ),
+            slashes = json_rows::<crate::audit_query::SlashRow>(
+                "SELECT * FROM slashes WHERE account = ?1",
+                "block_number, log_index"
+            ),
+            models = json_rows::<NodeModelRow>(
+                "SELECT model_id, weight FROM model_workers WHERE worker = ?1",
+                "model_id"
+            ),
+            recent = json_rows::<SummaryRow>(
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE worker = ?1
+                     ORDER BY task_id DESC LIMIT 20"
+                ),
+                "task_id DESC"
+            ),
+        )
+    });
     let key = address.to_checksum(None);
-    let now = indexed_time(pool).await?;
-    let sql = format!("{} WHERE n.address = ?1", node_select("worker = ?1"));
-    let Some(row) = sqlx::query_as::<_, NodeRow>(&sql)
-        .bind(&key)
-        .fetch_optional(pool)
-        .await?
-    else {
+    let Some(r) = sqlx::query(sql).bind(&key).fetch_optional(pool).await? else {
         return Ok(None);
     };
-    let unbondings: Vec<UnbondingRow> = sqlx::query_as(
-        "SELECT role, amount, remaining, release_at, block_number, tx_hash, status, closed_block FROM unbondings
-         WHERE account = ? ORDER BY block_number, log_index",
-    )
-    .bind(&key)
-    .fetch_all(pool)
-    .await?;
-    let slashes = crate::audit_query::node_slashes(pool, &key).await?;
-    let audits = crate::audit_query::node_audits(pool, &key).await?;
-    let models: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT model_id, weight FROM model_workers WHERE worker = ? ORDER BY model_id",
-    )
-    .bind(&key)
-    .fetch_all(pool)
-    .await?;
-    let recent: Vec<TaskRow> =
-        sqlx::query_as("SELECT * FROM tasks WHERE worker = ? ORDER BY task_id DESC LIMIT 20")
-            .bind(&key)
-            .fetch_all(pool)
-            .await?;
+    let row = NodeRow::from_row(&r)?;
+    let audits = crate::audit_query::node_audits(&r)?;
+    let unbondings: Vec<UnbondingRow> = decode_rows(r.try_get("unbondings")?)?;
+    let slashes: Vec<crate::audit_query::SlashRow> = decode_rows(r.try_get("slashes")?)?;
+    let slashes = slashes.into_iter().map(Slash::from).collect();
+    let models: Vec<NodeModelRow> = decode_rows(r.try_get("models")?)?;
+    let recent: Vec<SummaryRow> = decode_rows(r.try_get("recent_tasks")?)?;
     Ok(Some(Node {
-        summary: row.summary(now),
+        summary: row.summary(),
         unbondings: unbondings
             .into_iter()
             .map(|u| Unbonding {
@@ -1047,9 +1153,9 @@ pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Node>, s
         audits,
         models: models
             .into_iter()
-            .map(|(model_id, weight)| NodeModel { model_id, weight })
+            .map(|NodeModelRow { model_id, weight }| NodeModel { model_id, weight })
             .collect(),
-        recent_tasks: recent.iter().map(TaskRow::summary).collect(),
+        recent_tasks: recent.into_iter().map(SummaryRow::summary).collect(),
     }))
 }
 
@@ -1084,5 +1190,31 @@ mod bundle_tests {
         assert!(bundle_summary("https://example.com/m.json", &sha).is_null());
         let missing = bundle_summary("file:///nonexistent/manifest.json", &sha);
         assert!(missing["error"].as_str().unwrap().contains("cannot read"));
+    }
+}
+
+#[cfg(test)]
+mod json_rows_tests {
+    use super::{decode_rows, field_names, json_rows, NodeModelRow, SummaryRow};
+
+    #[test]
+    fn a_struct_names_its_fields_in_order_and_reads_back_from_arrays() {
+        assert_eq!(field_names::<NodeModelRow>(), ["model_id", "weight"]);
+        let summary = field_names::<SummaryRow>();
+        assert_eq!(summary.len(), 20);
+        assert_eq!(summary[..3], ["task_id", "model_id", "submitter"]);
+        assert_eq!(
+            json_rows::<NodeModelRow>("SELECT * FROM model_workers", "model_id"),
+            "SELECT json_group_array(json_array(model_id, weight) ORDER BY model_id) \
+             FROM (SELECT * FROM model_workers)"
+        );
+        let rows: Vec<NodeModelRow> = decode_rows(r#"[[1,"5"],[2,"7"]]"#).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.model_id, r.weight.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "5"), (2, "7")]
+        );
+        assert!(decode_rows::<NodeModelRow>(r#"[["1","5"]]"#).is_err());
     }
 }
