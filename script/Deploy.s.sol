@@ -8,13 +8,14 @@ import {ModelRegistry} from "../contracts/ModelRegistry.sol";
 import {TaskManager} from "../contracts/TaskManager.sol";
 import {Settlement} from "../contracts/Settlement.sol";
 import {AuditManager} from "../contracts/AuditManager.sol";
+import {ProbeRegistry} from "../contracts/ProbeRegistry.sol";
 import {IAuditManager} from "../contracts/interfaces/IAuditManager.sol";
 import {IStakeObserver} from "../contracts/interfaces/IStaking.sol";
 import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
-/// @notice Deploys DNToken, Staking, ModelRegistry and TaskManager, wires their roles and writes
-///         deployments/<chainId>.json for the Rust services.
+/// @notice Deploys DNToken, Staking, ModelRegistry, TaskManager, Settlement, AuditManager and ProbeRegistry,
+///         wires their roles and writes deployments/<chainId>.json for the Rust services.
 /// Usage: forge script script/Deploy.s.sol --rpc-url $RPC --broadcast --private-key $KEY
 /// Parameters (env, with defaults): DN_INITIAL_SUPPLY (100_000_000e18, minted to the deployer),
 /// DN_MIN_WORKER_STAKE (100e18), DN_MIN_VALIDATOR_STAKE (1000e18), DN_UNBONDING_PERIOD (7 days),
@@ -27,13 +28,17 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// DN_ADMIN (deployer: proposes and cancels admin operations), DN_ADMIN_DELAY (2 days; at least 1 day
 /// outside a devnet, chain 31337), DN_SENTINEL_PLANTER (none: the sentinel's planter wallet, granted
 /// AuditManager's PLANTER_ROLE so that `executor --sentinel-key` can plant forced errors from the start;
-/// later planters are granted through the timelock).
+/// later planters are granted through the timelock), DN_PROBER (none: the prober's wallet, granted
+/// ProbeRegistry's PROBER_ROLE so that it can reveal its probe wallets from the start; later probers are
+/// granted through the timelock), DN_PROBE_EMISSION (false: when true, probe emission is switched on at
+/// deployment, i.e. the epoch computation pays the workers' emission pool on revealed probe tasks only;
+/// later changes go through the timelock).
 /// Admin: every contract's DEFAULT_ADMIN_ROLE (and the registry's STATUS_ROLE) ends with an OpenZeppelin
 /// TimelockController: DN_ADMIN proposes, anyone executes once DN_ADMIN_DELAY has passed, so every
 /// parameter change, role grant (MINTER_ROLE included) and recipient change is public for the delay before
 /// it applies. The deployer keeps no role. Settlement holds MINTER_ROLE, TRUST_ROLE and STATUS_ROLE;
 /// AuditManager SLASHER_ROLE, AUDITOR_ROLE and TRUST_ROLE; Settlement SLASHER_ROLE (equivocating report
-/// signers); TaskManager JAILER_ROLE.
+/// signers); TaskManager JAILER_ROLE; ProbeRegistry's PROBER_ROLE only DN_PROBER, when set.
 contract Deploy is Script {
     struct Deployment {
         uint256 startBlock;
@@ -46,6 +51,7 @@ contract Deploy is Script {
         TaskManager taskManager;
         Settlement settlement;
         AuditManager auditManager;
+        ProbeRegistry probeRegistry;
         TimelockController timelock;
     }
 
@@ -119,6 +125,11 @@ contract Deploy is Script {
         // the sentinel (lazy validators lose stake to its planted forced errors, issue 14)
         address planter = vm.envOr("DN_SENTINEL_PLANTER", address(0));
         if (planter != address(0)) d.auditManager.grantRole(d.auditManager.PLANTER_ROLE(), planter);
+        // probe emission (issue 14): the prober reveals its probe wallets after each epoch
+        d.probeRegistry = new ProbeRegistry(d.deployer, address(d.settlement));
+        address prober = vm.envOr("DN_PROBER", address(0));
+        if (prober != address(0)) d.probeRegistry.grantRole(d.probeRegistry.PROBER_ROLE(), prober);
+        if (vm.envOr("DN_PROBE_EMISSION", false)) d.probeRegistry.setProbeEmission(true);
         _handOver(d);
         vm.stopBroadcast();
     }
@@ -146,8 +157,8 @@ contract Deploy is Script {
         address t = address(d.timelock);
         d.registry.grantRole(d.registry.STATUS_ROLE(), t);
         d.registry.renounceRole(d.registry.STATUS_ROLE(), d.deployer);
-        AccessControl[5] memory all =
-            [AccessControl(d.token), d.staking, d.registry, d.taskManager, d.auditManager];
+        AccessControl[6] memory all =
+            [AccessControl(d.token), d.staking, d.registry, d.taskManager, d.auditManager, d.probeRegistry];
         for (uint256 i = 0; i < all.length; ++i) {
             all[i].grantRole(bytes32(0), t);
             all[i].renounceRole(bytes32(0), d.deployer);
@@ -175,6 +186,7 @@ contract Deploy is Script {
         vm.serializeAddress(key, "treasury", d.treasury);
         vm.serializeAddress(key, "settlement", address(d.settlement));
         vm.serializeAddress(key, "auditManager", address(d.auditManager));
+        vm.serializeAddress(key, "probeRegistry", address(d.probeRegistry));
         vm.serializeAddress(key, "adminTimelock", address(d.timelock));
         string memory json = vm.serializeAddress(key, "validatorPool", d.validatorPool);
         string memory dir = string.concat(vm.projectRoot(), "/deployments");

@@ -22,18 +22,19 @@ contract DeployTest is Test {
         deployer = d.deployer;
     }
 
-    function _admins() internal view returns (IAccessControl[5] memory) {
+    function _admins() internal view returns (IAccessControl[6] memory) {
         return [
             IAccessControl(address(d.token)),
             IAccessControl(address(d.staking)),
             IAccessControl(address(d.registry)),
             IAccessControl(address(d.taskManager)),
-            IAccessControl(address(d.auditManager))
+            IAccessControl(address(d.auditManager)),
+            IAccessControl(address(d.probeRegistry))
         ];
     }
 
     function test_Deploy_DeployerKeepsNoRole() public view {
-        IAccessControl[5] memory all = _admins();
+        IAccessControl[6] memory all = _admins();
         for (uint256 i = 0; i < all.length; ++i) {
             assertFalse(all[i].hasRole(bytes32(0), deployer), "deployer is not admin");
             assertTrue(all[i].hasRole(bytes32(0), address(d.timelock)), "timelock is admin");
@@ -130,5 +131,47 @@ contract DeployTest is Test {
         assertTrue(e.auditManager.hasRole(role, planter), "the sentinel's planter may plant");
         assertFalse(e.auditManager.hasRole(role, e.deployer));
         vm.setEnv("DN_SENTINEL_PLANTER", vm.toString(address(0)));
+    }
+
+    /// ProbeRegistry follows the Settlement's epochs, its admin is the timelock like every other contract's,
+    /// and the deploy grants PROBER_ROLE to DN_PROBER and switches probe emission on with DN_PROBE_EMISSION;
+    /// without them nobody may reveal and probe emission stays off (the timelock changes either later).
+    function test_Deploy_WiresTheProbeRegistry() public {
+        assertEq(d.probeRegistry.settlement(), address(d.settlement));
+        assertEq(d.probeRegistry.genesis(), d.settlement.genesis());
+        assertEq(d.probeRegistry.epochLength(), d.settlement.epochLength());
+        bytes32 role = d.probeRegistry.PROBER_ROLE();
+        assertFalse(d.probeRegistry.hasRole(role, deployer), "the deployer is no prober");
+        assertFalse(d.probeRegistry.hasRole(role, address(d.timelock)), "nor is the timelock");
+
+        address prober = makeAddr("prober");
+        vm.setEnv("DN_PROBER", vm.toString(address(0)));
+        vm.setEnv("DN_PROBE_EMISSION", "false");
+        Deploy.Deployment memory plain = new Deploy().deploy();
+        assertFalse(plain.probeRegistry.hasRole(role, prober), "no prober unless configured");
+        assertFalse(plain.probeRegistry.probeEmission(), "probe emission off by default");
+
+        vm.setEnv("DN_PROBER", vm.toString(prober));
+        vm.setEnv("DN_PROBE_EMISSION", "true");
+        Deploy.Deployment memory e = new Deploy().deploy();
+        vm.setEnv("DN_PROBER", vm.toString(address(0)));
+        vm.setEnv("DN_PROBE_EMISSION", "false");
+        assertTrue(e.probeRegistry.hasRole(role, prober), "the configured prober may reveal");
+        assertTrue(e.probeRegistry.probeEmission(), "probe emission switched on");
+        assertFalse(e.probeRegistry.hasRole(role, e.deployer));
+        assertFalse(e.probeRegistry.hasRole(bytes32(0), e.deployer), "the deployer keeps no admin role");
+        assertTrue(e.probeRegistry.hasRole(bytes32(0), address(e.timelock)), "the timelock is admin");
+
+        // the deployer cannot switch it back: only the timelock can
+        vm.prank(e.deployer);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, e.deployer, bytes32(0)
+            )
+        );
+        e.probeRegistry.setProbeEmission(false);
+        vm.prank(address(e.timelock));
+        e.probeRegistry.setProbeEmission(false);
+        assertFalse(e.probeRegistry.probeEmission());
     }
 }

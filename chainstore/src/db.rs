@@ -152,9 +152,14 @@ impl Db {
             ("start_block", d.start_block.to_string()),
             ("audit_manager", d.audit_manager.to_checksum(None)),
         ];
+        // A probe registry is recorded once a deployment names one (files written before it
+        // have none): a database that followed the chain without it indexes it again.
+        let probe_registry = (d.probe_registry != Address::ZERO)
+            .then(|| ("probe_registry", d.probe_registry.to_checksum(None)));
         let mut tx = self.pool.begin().await?;
         let mut added_audit_manager = false;
-        for (key, value) in expected {
+        let mut added_probe_registry = false;
+        for (key, value) in expected.into_iter().chain(probe_registry) {
             let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
                 .bind(key)
                 .fetch_optional(&mut *tx)
@@ -170,6 +175,7 @@ impl Db {
                 Some(_) => {}
                 None => {
                     added_audit_manager |= key == "audit_manager";
+                    added_probe_registry |= key == "probe_registry";
                     sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?)")
                         .bind(key)
                         .bind(&value)
@@ -179,15 +185,16 @@ impl Db {
             }
         }
         tx.commit().await?;
-        // A database filled before the indexer followed the AuditManager lacks its logs (and
-        // decoded TaskHeld / TaskReleased as unknown): index it again from the start block.
-        if added_audit_manager
-            && d.audit_manager != Address::ZERO
-            && self.cursor(d.chain_id).await?.is_some()
+        // A database filled before the indexer followed the AuditManager (or the probe
+        // registry) lacks its logs (and decoded TaskHeld / TaskReleased as unknown): index it
+        // again from the start block.
+        let added_audit_manager = added_audit_manager && d.audit_manager != Address::ZERO;
+        if (added_audit_manager || added_probe_registry) && self.cursor(d.chain_id).await?.is_some()
         {
             tracing::warn!(
                 audit_manager = %d.audit_manager,
-                "database indexed without the AuditManager; re-indexing from the start block"
+                probe_registry = %d.probe_registry,
+                "database indexed without the AuditManager or the ProbeRegistry; re-indexing from the start block"
             );
             self.rollback_to(d.chain_id, &Contracts::of(d), None)
                 .await?;

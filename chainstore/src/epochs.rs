@@ -51,6 +51,15 @@
 //!   unaudited result the worker's accuracy estimate `a` of this epoch (`protocol::powr`),
 //!   scaled by the event's `quality` when that is below 1.0 (`TaskManager` emits 1.0).
 //!
+//! - **probes** (formula version 4): when probe emission is on (the last
+//!   `ProbeRegistry.ProbeEmissionSet` before the epoch's end says so), the tasks whose submitter
+//!   the prober revealed for the epoch (`ProbesRevealed(epoch, submitter)` with a block time in
+//!   `[end, facts_until]`; `facts_until` is then at least `end - 1 + responseWindow`, the
+//!   prober's time to reveal) are the epoch's probes: each worker's probe assignments, their
+//!   on-time commits and latencies (completion and speed are measured on these), its finalized
+//!   probe tasks (the only PoWR work counted) and each model's probe compute units (the
+//!   developers' pool).
+//!
 //! # Trust
 //! Epoch `e` starts from the trust computed for `e - 1` (stored in `epoch_nodes`, or recomputed
 //! in memory when this database has not stored it); an address never seen starts at
@@ -63,7 +72,7 @@
 //! The epoch budget `B = epoch_budget(initialEmission, decayWad, e, cap_room)` (the same steps
 //! as `Settlement.epochBudget`) is split into three pools:
 //! - **workers, 70 %**: in proportion to their PoWR score `S_i = Σ computeUnits·quality·T_i`
-//!   (trust after this epoch's update);
+//!   (trust after this epoch's update), over the probe tasks only when probe emission is on;
 //! - **validators, 20 %**: in proportion to the weight `stake · r` of each validator with active
 //!   validator stake at the epoch's end (replayed from `Staked`, `UnstakeRequested` and `Slashed`
 //!   events before the end). `r = (done + 1)/(done + missed + 2)`
@@ -74,7 +83,8 @@
 //!   so an epoch without audits splits by stake. A validator slashed as a validator (false
 //!   accusation or lazy approval) in the epoch has weight 0;
 //! - **model developers, 10 % (plus the rounding dust of the other two)**: in proportion to the
-//!   compute units of their models' results (code 0) finalized in the epoch.
+//!   compute units of their models' results (code 0) finalized in the epoch (of probe tasks
+//!   only when probe emission is on).
 //!
 //! Each pool is split with largest-remainder rounding (`powr::split_budget`) and the three lists
 //! are merged per account (`powr::merge_rewards`). A pool without recipients (no finalized work,
@@ -503,10 +513,12 @@ pub async fn gather_facts(
         return Err(not_ready(end - 1));
     }
     let pool = db.pool();
+    let probe_emission = probe_emission_at(pool, end).await?;
 
     // Assignments of the epoch with their on-time commit, if any.
     let rows = sqlx::query(
         "SELECT a.worker AS worker, a.block_time AS assigned_time,
+                (SELECT LOWER(t.submitter) FROM tasks t WHERE t.task_id = a.task_id) AS submitter,
                 CAST(json_extract(a.detail, '$.deadline') AS INTEGER) AS deadline,
                 (SELECT MIN(c.block_time) FROM task_events c
                   WHERE c.task_id = a.task_id AND c.kind = 'committed' AND c.worker = a.worker
@@ -523,25 +535,49 @@ pub async fn gather_facts(
     .await?;
     let mut acc: BTreeMap<Address, WorkerFacts> = BTreeMap::new();
     let mut facts_until = end - 1;
+    if probe_emission {
+        // the prober reveals its wallets once the epoch has ended: give it a response window
+        facts_until = facts_until.max(end - 1 + u64::from(cfg.response_window_secs));
+    }
+    for r in &rows {
+        let deadline: Option<i64> = r.try_get("deadline")?;
+        facts_until = facts_until.max(deadline.map(u64_of).unwrap_or(0));
+    }
+    if cursor_time.is_none_or(|t| t <= facts_until) {
+        return Err(not_ready(facts_until));
+    }
+    let probe_submitters = if probe_emission {
+        probe_submitters(pool, epoch, end, facts_until).await?
+    } else {
+        BTreeSet::new()
+    };
+    let is_probe = |r: &sqlx::sqlite::SqliteRow| -> Result<bool, sqlx::Error> {
+        let submitter: Option<String> = r.try_get("submitter")?;
+        Ok(submitter.is_some_and(|s| probe_submitters.contains(&s)))
+    };
     let mut tasks_assigned = 0u64;
     for r in &rows {
         let worker: Option<String> = r.try_get("worker")?;
         let Some(worker) = worker else { continue };
         let a = acc.entry(parse_addr(&worker)?).or_default();
         let assigned_time = u64_of(r.try_get("assigned_time")?);
-        let deadline: Option<i64> = r.try_get("deadline")?;
-        facts_until = facts_until.max(deadline.map(u64_of).unwrap_or(0));
         let committed: Option<i64> = r.try_get("committed_time")?;
+        let probe = is_probe(r)?;
         a.assigned += 1;
         tasks_assigned += 1;
+        if probe {
+            a.probe_assigned += 1;
+        }
         if let Some(c) = committed {
             a.on_time += 1;
             let latency = u64_of(c).saturating_sub(assigned_time);
-            a.latencies.push(u32::try_from(latency).unwrap_or(u32::MAX));
+            let latency = u32::try_from(latency).unwrap_or(u32::MAX);
+            a.latencies.push(latency);
+            if probe {
+                a.probe_on_time += 1;
+                a.probe_latencies.push(latency);
+            }
         }
-    }
-    if cursor_time.is_none_or(|t| t <= facts_until) {
-        return Err(not_ready(facts_until));
     }
 
     // Uptime window: per worker, the epochs with work and those with a commit.
@@ -614,6 +650,7 @@ pub async fn gather_facts(
     // lowest of a passed verdict, a dispute's outcome and a canary report made before the end).
     let rows = sqlx::query(
         "SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
+                LOWER(t.submitter) AS submitter,
                 COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code,
                 (SELECT MIN(v.quality_ppm, 1000000) FROM verdicts v
                   WHERE v.task_id = te.task_id AND v.matches = 1 AND v.block_time < ?) AS verdict_quality,
@@ -633,7 +670,8 @@ pub async fn gather_facts(
     .bind(i64_of(end))
     .fetch_all(pool)
     .await?;
-    let mut usage: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    // per model: tasks finalized, compute units of results, of which probe tasks'
+    let mut usage: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
     let mut tasks_finalized = 0u64;
     for r in &rows {
         let worker: String = r.try_get("worker")?;
@@ -649,9 +687,13 @@ pub async fn gather_facts(
             .flatten()
             .min()
             .map(|q| u32::try_from(q).unwrap_or(0));
+        let probe = is_probe(r)?;
         let a = acc.entry(parse_addr(&worker)?).or_default();
-        a.finalized
-            .push((units, if ok { judged } else { Some(0) }, quality));
+        let work = (units, if ok { judged } else { Some(0) }, quality);
+        a.finalized.push(work);
+        if probe {
+            a.probes.push(work);
+        }
         a.tasks_finalized += 1;
         tasks_finalized += 1;
         let m = usage.entry(model_id).or_default();
@@ -659,6 +701,9 @@ pub async fn gather_facts(
         if ok {
             a.compute_units += u64::from(units);
             m.1 += u64::from(units);
+            if probe {
+                m.2 += u64::from(units);
+            }
         }
     }
 
@@ -715,7 +760,7 @@ pub async fn gather_facts(
 
     // Models and their developers.
     let mut model_usage = BTreeMap::new();
-    for (model_id, (count, units)) in usage {
+    for (model_id, (count, units, probe_units)) in usage {
         let developer: Option<String> =
             sqlx::query_scalar("SELECT developer FROM models WHERE model_id = ?")
                 .bind(i64::from(model_id))
@@ -735,6 +780,7 @@ pub async fn gather_facts(
                 developer: parse_addr(&developer)?,
                 tasks_finalized: count,
                 compute_units: units,
+                probe_compute_units: probe_units,
             },
         );
     }
@@ -757,7 +803,44 @@ pub async fn gather_facts(
         models,
         tasks_assigned,
         tasks_finalized,
+        probe_emission,
     })
+}
+
+/// Whether probe emission is on at `end`: the last `ProbeEmissionSet` before it (off without
+/// one, or without a probe registry).
+async fn probe_emission_at(pool: &sqlx::SqlitePool, end: u64) -> Result<bool, EpochError> {
+    let enabled: Option<bool> = sqlx::query_scalar(
+        "SELECT json_extract(json, '$.enabled') FROM events
+         WHERE name = 'ProbeEmissionSet' AND block_time < ?
+         ORDER BY block_number DESC, log_index DESC LIMIT 1",
+    )
+    .bind(i64_of(end))
+    .fetch_optional(pool)
+    .await?;
+    Ok(enabled.unwrap_or(false))
+}
+
+/// The submitters the prober revealed for `epoch` (lower-case addresses): `ProbesRevealed`
+/// events with a block time in `[end, facts_until]` (the contract refuses a reveal before the
+/// epoch's end; a later one does not count, so every validator reads the same set).
+async fn probe_submitters(
+    pool: &sqlx::SqlitePool,
+    epoch: u64,
+    end: u64,
+    facts_until: u64,
+) -> Result<BTreeSet<String>, EpochError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT LOWER(json_extract(json, '$.submitter')) FROM events
+         WHERE name = 'ProbesRevealed' AND CAST(json_extract(json, '$.epoch') AS INTEGER) = ?
+           AND block_time >= ? AND block_time <= ?",
+    )
+    .bind(i64_of(epoch))
+    .bind(i64_of(end))
+    .bind(i64_of(facts_until))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Registry status of every model registered before `end` (`ModelRegistered` = Active, then

@@ -6,7 +6,8 @@ use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::SolEventInterface;
 use protocol::bindings::{
     IAuditManager::IAuditManagerEvents, IModelRegistry::IModelRegistryEvents,
-    ISettlement::ISettlementEvents, IStaking::IStakingEvents, ITaskManager::ITaskManagerEvents,
+    IProbeRegistry::IProbeRegistryEvents, ISettlement::ISettlementEvents, IStaking::IStakingEvents,
+    ITaskManager::ITaskManagerEvents,
 };
 use protocol::Deployment;
 use serde_json::{json, Value};
@@ -27,6 +28,9 @@ pub struct Contracts {
     pub settlement: Address,
     /// AuditManager address (audit draw, verdicts, disputes, forced errors, canaries).
     pub audit_manager: Address,
+    /// ProbeRegistry address (probe emission switch, probe submitters revealed); zero for a
+    /// deployment without one.
+    pub probe_registry: Address,
 }
 
 impl Contracts {
@@ -38,14 +42,15 @@ impl Contracts {
             staking: d.staking,
             settlement: d.settlement,
             audit_manager: d.audit_manager,
+            probe_registry: d.probe_registry,
         }
     }
 
-    /// Addresses for an `eth_getLogs` filter (zero settlement and audit manager addresses are
-    /// left out).
+    /// Addresses for an `eth_getLogs` filter (zero settlement, audit manager and probe registry
+    /// addresses are left out).
     pub fn addresses(&self) -> Vec<Address> {
         let mut a = vec![self.task_manager, self.model_registry, self.staking];
-        for optional in [self.settlement, self.audit_manager] {
+        for optional in [self.settlement, self.audit_manager, self.probe_registry] {
             if optional != Address::ZERO {
                 a.push(optional);
             }
@@ -112,6 +117,8 @@ pub enum Event {
     Settlement(ISettlementEvents),
     /// AuditManager event.
     Audit(IAuditManagerEvents),
+    /// ProbeRegistry event (kept in `events` only; the epoch facts read it from there).
+    Probe(IProbeRegistryEvents),
     /// A log the bindings do not know (e.g. an OpenZeppelin AccessControl event); kept raw.
     Unknown,
 }
@@ -128,6 +135,8 @@ pub fn decode(contracts: &Contracts, log: &RawLog) -> Event {
         ISettlementEvents::decode_raw_log(&log.topics, &log.data).map(Event::Settlement)
     } else if log.address == contracts.audit_manager && log.address != Address::ZERO {
         IAuditManagerEvents::decode_raw_log(&log.topics, &log.data).map(Event::Audit)
+    } else if log.address == contracts.probe_registry && log.address != Address::ZERO {
+        IProbeRegistryEvents::decode_raw_log(&log.topics, &log.data).map(Event::Probe)
     } else {
         return Event::Unknown;
     };
@@ -300,6 +309,14 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
             json!({"observer": e.observer.to_checksum(None)}),
         ),
         Event::Audit(e) => crate::audit::describe(e),
+        Event::Probe(IProbeRegistryEvents::ProbesRevealed(e)) => (
+            "ProbesRevealed",
+            json!({"epoch": e.epoch, "submitter": e.submitter.to_checksum(None),
+                   "prober": e.prober.to_checksum(None)}),
+        ),
+        Event::Probe(IProbeRegistryEvents::ProbeEmissionSet(e)) => {
+            ("ProbeEmissionSet", json!({"enabled": e.enabled}))
+        }
         Event::Unknown => ("Unknown", json!({})),
     }
 }
@@ -453,7 +470,7 @@ pub async fn apply_all(
             Event::Staking(e) => apply_staking(conn, log, e).await?,
             Event::Settlement(e) => apply_settlement(conn, log, e).await?,
             Event::Audit(e) => crate::audit::apply(conn, log, e).await?,
-            Event::Unknown => {}
+            Event::Probe(_) | Event::Unknown => {}
         }
         rest = &rest[1..];
     }
@@ -1725,6 +1742,7 @@ mod run_tests {
             staking: Address::repeat_byte(0x73),
             settlement: Address::repeat_byte(0x74),
             audit_manager: Address::repeat_byte(0x75),
+            probe_registry: Address::repeat_byte(0x76),
         }
     }
 

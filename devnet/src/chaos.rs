@@ -1270,6 +1270,7 @@ async fn compare_events(
         d.staking,
         d.settlement,
         d.audit_manager,
+        d.probe_registry,
     ];
     let chain_logs = net
         .provider(&net.user)

@@ -75,6 +75,10 @@ pub struct DevnetConfig {
     /// The sentinel's planter wallet, granted AuditManager's PLANTER_ROLE by the deploy script
     /// (DN_SENTINEL_PLANTER; None: no planter).
     pub sentinel_planter: Option<Address>,
+    /// Probe emission (issue 14): the deploy script grants ProbeRegistry's PROBER_ROLE to a
+    /// dedicated anvil account (`Devnet::prober`, the first index after the developer) and switches
+    /// probe emission on (DN_PROBER, DN_PROBE_EMISSION=true). False: neither is passed, no prober.
+    pub probe: bool,
 }
 
 impl Default for DevnetConfig {
@@ -100,6 +104,7 @@ impl Default for DevnetConfig {
             activation_delay: 0,
             veto_window: 0,
             sentinel_planter: None,
+            probe: false,
         }
     }
 }
@@ -128,6 +133,10 @@ pub struct Devnet {
     pub user: PrivateKeySigner,
     /// Developer of the digits model.
     pub developer: PrivateKeySigner,
+    /// The prober, holding ProbeRegistry's PROBER_ROLE (`DevnetConfig::probe`; None without it): an
+    /// anvil account no other devnet role uses (the index after the developer's), with anvil's ETH
+    /// and no DN.
+    pub prober: Option<PrivateKeySigner>,
     /// The digits model id (0 when not registered).
     pub model_id: u32,
     /// Files of this devnet.
@@ -279,10 +288,12 @@ pub fn sha256_file(path: &Path) -> Result<B256> {
 impl Devnet {
     /// Starts anvil, deploys, funds and stakes. Progress goes to stderr via `tracing`.
     pub async fn start(config: DevnetConfig) -> Result<Devnet> {
-        if config.workers + config.validators + 3 > ANVIL_DEV_KEYS.len() {
+        // deployer, user, developer and (with `probe`) the prober besides workers and validators
+        let others = 3 + usize::from(config.probe);
+        if config.workers + config.validators + others > ANVIL_DEV_KEYS.len() {
             bail!(
                 "at most {} workers + validators on a devnet",
-                ANVIL_DEV_KEYS.len() - 3
+                ANVIL_DEV_KEYS.len() - others
             );
         }
         let root = workspace_root();
@@ -339,6 +350,9 @@ impl Devnet {
                 .collect(),
             user: anvil_signer(config.workers + config.validators + 1),
             developer: anvil_signer(config.workers + config.validators + 2),
+            prober: config
+                .probe
+                .then(|| anvil_signer(config.workers + config.validators + 3)),
             model_id: 0,
             work_dir,
             config: config.clone(),
@@ -424,6 +438,11 @@ impl Devnet {
             if let Some(v) = value {
                 forge.env(var, v);
             }
+        }
+        if let Some(prober) = &self.prober {
+            forge
+                .env("DN_PROBER", prober.address().to_string())
+                .env("DN_PROBE_EMISSION", "true");
         }
         let out = forge
             .current_dir(root)
@@ -820,6 +839,7 @@ fn placeholder_deployment() -> Deployment {
         settlement: Address::ZERO,
         audit_manager: Address::ZERO,
         admin_timelock: Address::ZERO,
+        probe_registry: Address::ZERO,
     }
 }
 

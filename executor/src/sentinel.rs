@@ -402,6 +402,7 @@ mod tests {
                     settlement: Address::ZERO,
                     audit_manager: Address::ZERO,
                     admin_timelock: Address::ZERO,
+                    probe_registry: Address::ZERO,
                 },
             )
             .err()

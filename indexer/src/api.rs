@@ -212,6 +212,10 @@ pub struct DeploymentDoc {
     /// moved behind a timelock).
     #[schema(value_type = schema::Address)]
     admin_timelock: Address,
+    /// ProbeRegistry: probe emission switch and revealed probe wallets (zero in files written
+    /// before it was deployed).
+    #[schema(value_type = schema::Address)]
+    probe_registry: Address,
 }
 
 impl From<&protocol::Deployment> for DeploymentDoc {
@@ -230,6 +234,7 @@ impl From<&protocol::Deployment> for DeploymentDoc {
             settlement,
             audit_manager,
             admin_timelock,
+            probe_registry,
         } = *d;
         Self {
             chain_id,
@@ -243,6 +248,7 @@ impl From<&protocol::Deployment> for DeploymentDoc {
             settlement,
             audit_manager,
             admin_timelock,
+            probe_registry,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use alloy::primitives::Address;
 use common::*;
 use indexer::db::{Db, DbError};
 use indexer::query;
@@ -74,6 +75,42 @@ async fn a_database_of_another_deployment_is_refused() {
     assert!(e.to_string().contains("--db"), "{e}");
     // The same deployment binds again.
     db.bind_deployment(&deployment()).await.unwrap();
+}
+
+/// A database that followed a deployment without a probe registry (files written before it have
+/// none) is indexed again from the start once the deployment names one; a different probe
+/// registry afterwards is another deployment.
+#[tokio::test]
+async fn a_probe_registry_added_to_the_deployment_reindexes_and_then_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("p.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    let mut without = deployment();
+    without.probe_registry = Address::ZERO;
+    db.bind_deployment(&without).await.unwrap();
+    index(&db, &history(), 1, 3).await;
+    assert!(db.cursor(CHAIN).await.unwrap().is_some());
+    db.bind_deployment(&without).await.unwrap();
+    assert!(
+        db.cursor(CHAIN).await.unwrap().is_some(),
+        "same deployment: kept"
+    );
+
+    db.bind_deployment(&deployment()).await.unwrap();
+    assert!(
+        db.cursor(CHAIN).await.unwrap().is_none(),
+        "indexed again from the start block"
+    );
+    assert_eq!(count(&db, "tasks").await, 0);
+    db.bind_deployment(&deployment()).await.unwrap();
+    let mut other = deployment();
+    other.probe_registry = W1;
+    let e = db.bind_deployment(&other).await.unwrap_err();
+    assert!(
+        matches!(e, DbError::OtherDeployment { ref key, .. } if key == "probe_registry"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -116,6 +116,7 @@ async fn chain_log_count(devnet: &Devnet, to: u64) -> usize {
             d.staking,
             d.settlement,
             d.audit_manager,
+            d.probe_registry,
         ])
         .from_block(d.start_block)
         .to_block(to);

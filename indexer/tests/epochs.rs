@@ -12,7 +12,9 @@ use common::*;
 use indexer::api::{router, AppState, SyncStatus};
 use indexer::db::Db;
 use indexer::epochs::{self, compute_epoch, EpochConfig, EpochError};
-use protocol::bindings::{IModelRegistry as M, ISettlement as X, IStaking as S, ITaskManager as T};
+use protocol::bindings::{
+    IModelRegistry as M, IProbeRegistry as P, ISettlement as X, IStaking as S, ITaskManager as T,
+};
 use protocol::merkle;
 use protocol::powr::{account_leaf, PowrParams, WAD};
 use serde_json::Value;
@@ -240,6 +242,90 @@ async fn two_independent_databases_compute_identical_epochs() {
     let e0 = compute_epoch(&b, &cfg, 0).await.unwrap();
     assert_ne!(e0.report.trustRoot, from_scratch.report.trustRoot);
     assert!(e0.budget > from_scratch.budget);
+}
+
+/// Probe emission from the chain's events: on once `ProbeEmissionSet(true)` precedes the epoch's
+/// end; a submitter revealed for the epoch in `[end, facts_until]` makes its tasks probes, a
+/// reveal later than `facts_until` or for another epoch does not count, and without the switch a
+/// reveal changes nothing.
+#[tokio::test]
+async fn probe_reveals_count_for_their_epoch_within_the_reveal_window() {
+    let reveal = |epoch: u64| P::ProbesRevealed {
+        epoch,
+        submitter: USER,
+        prober: DEV,
+    };
+    // epoch 0 is blocks 0..=9 (120 s); facts_until is then at least end - 1 + 60 s: block 14
+    // (what, switch on, revealed in (block, for epoch), the tasks are probes)
+    type Case = (&'static str, bool, Option<(u64, u64)>, bool);
+    let cases: [Case; 5] = [
+        ("switch on, revealed in block 12", true, Some((12, 0)), true),
+        ("switch on, revealed in block 14", true, Some((14, 0)), true),
+        (
+            "switch on, revealed too late (block 15)",
+            true,
+            Some((15, 0)),
+            false,
+        ),
+        (
+            "switch on, revealed for epoch 1",
+            true,
+            Some((12, 1)),
+            false,
+        ),
+        (
+            "switch off, revealed in block 12",
+            false,
+            Some((12, 0)),
+            false,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg();
+    for (i, (what, on, at, probes)) in cases.into_iter().enumerate() {
+        let mut h = standard();
+        if on {
+            h[1].push(PROBES, P::ProbeEmissionSet { enabled: true });
+        }
+        if let Some((block, epoch)) = at {
+            h[block as usize].push(PROBES, reveal(epoch));
+        }
+        let db = db_in(dir.path(), &format!("p{i}.sqlite")).await;
+        index(&db, &h, 0, last_block(&h)).await;
+        let f = epochs::gather_facts(&db, &cfg, 0).await.unwrap();
+        assert_eq!(f.probe_emission, on, "{what}");
+        let (_, end) = cfg.bounds(0).unwrap();
+        if on {
+            assert!(f.facts_until >= end - 1 + RESPONSE_WINDOW, "{what}");
+        }
+        let finalized: usize = f.workers.values().map(|w| w.finalized.len()).sum();
+        let probed: usize = f.workers.values().map(|w| w.probes.len()).sum();
+        let assigned: u64 = f.workers.values().map(|w| w.assigned).sum();
+        let probe_assigned: u64 = f.workers.values().map(|w| w.probe_assigned).sum();
+        assert!(finalized > 0 && assigned > 0, "{what}");
+        if probes {
+            // the fixture's user submitted every task: all of them are probes
+            assert_eq!((probed, probe_assigned), (finalized, assigned), "{what}");
+            let units: u64 = f.model_usage.values().map(|m| m.probe_compute_units).sum();
+            assert_eq!(
+                units,
+                f.model_usage.values().map(|m| m.compute_units).sum::<u64>()
+            );
+        } else {
+            assert_eq!((probed, probe_assigned), (0, 0), "{what}");
+        }
+        let out = compute_epoch(&db, &cfg, 0).await.unwrap();
+        let worker_rewards: U256 = out.workers.iter().map(|w| w.reward).sum();
+        if on && !probes {
+            assert_eq!(
+                worker_rewards,
+                U256::ZERO,
+                "{what}: no probes, no workers' emission"
+            );
+        } else {
+            assert_eq!(worker_rewards, out.worker_pool, "{what}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -80,6 +80,13 @@ sol!(
     "../out/IAuditManager.sol/IAuditManager.json"
 );
 
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    IProbeRegistry,
+    "../out/IProbeRegistry.sol/IProbeRegistry.json"
+);
+
 /// Staking role of workers (`IStaking.Role.Worker`).
 pub const ROLE_WORKER: u8 = 0;
 /// Staking role of validators (`IStaking.Role.Validator`).

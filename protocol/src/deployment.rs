@@ -33,6 +33,10 @@ pub struct Deployment {
     /// the admin moved behind a timelock).
     #[serde(default)]
     pub admin_timelock: Address,
+    /// ProbeRegistry: the probe emission switch and the probe wallets revealed after each epoch
+    /// (zero in files written before it was deployed, so `load` accepts zero here).
+    #[serde(default)]
+    pub probe_registry: Address,
 }
 
 impl Deployment {
@@ -41,7 +45,8 @@ impl Deployment {
         PathBuf::from("deployments").join(format!("{chain_id}.json"))
     }
 
-    /// Reads and validates a deployment file.
+    /// Reads and validates a deployment file: every contract address is non-zero, except the
+    /// fields older files lack (`admin_timelock`, `probe_registry`), which read as zero.
     pub fn load(path: &Path) -> Result<Self, ProtocolError> {
         let err = |reason: String| ProtocolError::Deployment {
             path: path.to_path_buf(),
@@ -109,6 +114,16 @@ mod tests {
         );
         let e = Deployment::load_for_chain(&p, 1).unwrap_err().to_string();
         assert!(e.contains("chain 31337") && e.contains("chain 1"), "{e}");
+        // written before the ProbeRegistry: zero, and accepted
+        assert_eq!(d.probe_registry, Address::ZERO);
+        let probes = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853";
+        std::fs::write(
+            &p,
+            SAMPLE.replace('}', &format!(r#","probeRegistry":"{probes}"}}"#)),
+        )
+        .unwrap();
+        let d = Deployment::load(&p).unwrap();
+        assert_eq!(d.probe_registry, probes.parse::<Address>().unwrap());
     }
 
     #[test]

@@ -37,8 +37,10 @@ pub const MODEL_SHARE_BPS: u64 = 1_000;
 ///    (audited + 1)` over each worker's decayed audit record ([`AuditRecord`]) instead of
 ///    `(quality + 1) / (audited + 2)` over the epoch's judgements alone (big-stake-vs-quality);
 /// 3. a slashed node's trust, 0 for the slash's epoch and 3 more, comes back to the new-node
-///    trust 0.2 in the epoch after (it stayed 0 for good: never drawn, never re-evaluated).
-pub const FORMULA_VERSION: u32 = 3;
+///    trust 0.2 in the epoch after (it stayed 0 for good: never drawn, never re-evaluated);
+/// 4. probe emission ([`EpochFacts::probe_emission`]): when the network switched it on, the
+///    workers' and developers' pools count revealed probe tasks only (issue 14, wash trading).
+pub const FORMULA_VERSION: u32 = 4;
 
 /// Default length `W` of the uptime window, in epochs.
 pub const DEFAULT_UPTIME_WINDOW: u32 = 6;
@@ -79,6 +81,21 @@ pub struct WorkerFacts {
     pub tasks_finalized: u64,
     /// Compute units of its finalized results (code 0).
     pub compute_units: u64,
+    /// Of the assignments, those of probe tasks (submitted by a wallet the prober revealed for
+    /// the epoch). With probe emission on, completion and speed are measured on these only.
+    #[serde(default)]
+    pub probe_assigned: u64,
+    /// Of those, committed by their deadline.
+    #[serde(default)]
+    pub probe_on_time: u64,
+    /// Their latencies (seconds from assignment to commit).
+    #[serde(default)]
+    pub probe_latencies: Vec<u32>,
+    /// The entries of `finalized` that were probe tasks: submitted by a wallet the prober
+    /// revealed for the epoch (`ProbeRegistry.ProbesRevealed`). With probe emission on, the PoWR
+    /// score counts these only.
+    #[serde(default)]
+    pub probes: Vec<(u32, Option<u32>, u32)>,
     /// Judgements of its results made in the epoch.
     pub audited: u64,
     /// Of those, passed.
@@ -98,6 +115,9 @@ pub struct ModelUsage {
     pub tasks_finalized: u64,
     /// Compute units of its results (code 0) finalized in the epoch.
     pub compute_units: u64,
+    /// Of those, the compute units of probe tasks (see [`WorkerFacts::probes`]).
+    #[serde(default)]
+    pub probe_compute_units: u64,
 }
 
 /// One registered model's evidence in an epoch.
@@ -154,6 +174,13 @@ pub struct EpochFacts {
     pub tasks_assigned: u64,
     /// Tasks finalized in the epoch.
     pub tasks_finalized: u64,
+    /// Probe emission is on (`ProbeRegistry.probeEmission` at the epoch's end): the workers'
+    /// pool is split by PoWR scores over probe tasks only and the developers' pool by the
+    /// compute units of probe tasks, so a task its submitter paid earns its fee and no emission
+    /// (a self-paid task loses the validators' and protocol's 15 %). Off: every finalized task
+    /// counts (the rules before formula version 4).
+    #[serde(default)]
+    pub probe_emission: bool,
 }
 
 /// What an epoch carries into the next: every worker's trust, audit record and every model's
@@ -429,10 +456,16 @@ impl WorkerFacts {
     }
 
     /// The PoWR work items: audited results at their judgement's quality, unaudited ones at
-    /// the accuracy estimate (scaled by an on-chain quality below 1.0).
-    pub fn work(&self, accuracy_wad: u64) -> Vec<FinalizedTask> {
+    /// the accuracy estimate (scaled by an on-chain quality below 1.0). With `probes_only`, the
+    /// probe tasks alone ([`EpochFacts::probe_emission`]).
+    pub fn work(&self, accuracy_wad: u64, probes_only: bool) -> Vec<FinalizedTask> {
         let estimate = accuracy_wad.min(powr::WAD) / (powr::WAD / powr::PPM);
-        self.finalized
+        let tasks = if probes_only {
+            &self.probes
+        } else {
+            &self.finalized
+        };
+        tasks
             .iter()
             .map(|&(units, judged, chain_quality)| FinalizedTask {
                 compute_units: units,
@@ -446,6 +479,14 @@ impl WorkerFacts {
             })
             .collect()
     }
+}
+
+/// Completion over probe assignments, `(on_time + 1) / (assigned + 1)` (WAD, floored): 1.0
+/// when every probe was committed in time, whatever their number.
+pub fn probe_completion_wad(on_time: u64, assigned: u64) -> u64 {
+    let on_time = on_time.min(assigned);
+    let v = (u128::from(on_time) + 1) * u128::from(powr::WAD) / (u128::from(assigned) + 1);
+    u64::try_from(v).unwrap_or(powr::WAD)
 }
 
 /// Validators' canary accuracy of a model: `matches / reports` (WAD, floored), 1.0 without
@@ -484,22 +525,32 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
         let is_slashed = facts.slashed.contains(&address) || a.fraud;
         let window = u32::try_from(a.active_epochs.len()).unwrap_or(u32::MAX);
         let up = u32::try_from(a.commit_epochs.len()).unwrap_or(u32::MAX);
+        // With probe emission on, completion and speed are measured on the prober's tasks, the
+        // protocol's own sample: a worker's self-paid tasks would otherwise buy a better
+        // completion (its Laplace prior rewards volume) and speed (fast trivial tasks lower the
+        // median latency), hence trust, sortition weight and probes.
+        let (assigned, on_time, latencies) = if facts.probe_emission {
+            (a.probe_assigned, a.probe_on_time, &a.probe_latencies)
+        } else {
+            (a.assigned, a.on_time, &a.latencies)
+        };
         let node = NodeEpochFacts {
-            assigned: a.assigned,
-            on_time: a.on_time,
+            assigned,
+            on_time,
             audited: a.audited,
             passed: a.passed,
             quality_sum_ppm: a.quality_sum_ppm,
             heartbeat_epochs_in_window: up,
             window: window.max(1),
-            latencies_secs: a.latencies.clone(),
+            latencies_secs: latencies.clone(),
             response_window_secs: facts.response_window_secs,
             slashed: is_slashed,
         };
         let prev_state = prev.get(&address).copied();
         // Judgements alone do not make an idle worker evaluated: its completion and speed would
-        // fall back to their priors and pull a good trust down.
-        let evaluated = a.assigned > 0 || is_slashed;
+        // fall back to their priors and pull a good trust down. With probe emission on, an
+        // epoch without a probe assignment is idle in this sense.
+        let evaluated = assigned > 0 || is_slashed;
         let prev_record = carried.accuracy.get(&address).copied().unwrap_or_default();
         // Accuracy is the posterior over the decayed record (an idle worker's record is kept
         // as it was, like its trust).
@@ -510,6 +561,12 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
         };
         let mut rates = node.rates()?;
         rates.accuracy = audit_record.accuracy_wad();
+        if facts.probe_emission {
+            // A worker gets a few probes an epoch: the `(on_time + 1) / (assigned + 2)` prior
+            // would put a small worker's single on-time probe (0.67) far below a large worker's
+            // hundred (0.99), so a clean probe record is 1.0, as the accuracy's is.
+            rates.completion = probe_completion_wad(on_time, assigned);
+        }
         let quality_wad = epoch_quality(&rates, params);
         let trust = if evaluated {
             next_trust(prev_state, quality_wad, is_slashed, params)
@@ -522,7 +579,11 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
                 _ => next_trust(Some(carried), quality_wad, false, params),
             }
         };
-        let score = powr_score(&a.work(rates.accuracy), rates.accuracy, trust.trust_wad);
+        let score = powr_score(
+            &a.work(rates.accuracy, facts.probe_emission),
+            rates.accuracy,
+            trust.trust_wad,
+        );
         workers.push(WorkerRow {
             address,
             facts: node,
@@ -544,7 +605,12 @@ pub fn compute(facts: &EpochFacts, carried: &Carried) -> Result<EpochOutcome, Ep
     let mut models = Vec::with_capacity(facts.model_usage.len());
     let mut developer_units: BTreeMap<Address, u128> = BTreeMap::new();
     for (&model_id, usage) in &facts.model_usage {
-        *developer_units.entry(usage.developer).or_default() += u128::from(usage.compute_units);
+        let units = if facts.probe_emission {
+            usage.probe_compute_units
+        } else {
+            usage.compute_units
+        };
+        *developer_units.entry(usage.developer).or_default() += u128::from(units);
         models.push(ModelRow {
             model_id,
             developer: usage.developer,
@@ -737,12 +803,14 @@ mod tests {
                     developer: DEV,
                     tasks_finalized: 14,
                     compute_units: 140,
+                    probe_compute_units: 0,
                 },
             )]
             .into(),
             models: [(7, ModelFacts::default())].into(),
             tasks_assigned: 14,
             tasks_finalized: 14,
+            probe_emission: false,
         }
     }
 
@@ -913,6 +981,92 @@ mod tests {
         let out = compute(&f, &carried()).unwrap();
         assert_eq!(out.report.totalRewards, out.worker_pool);
         assert!(out.validators.is_empty() && out.developer_rewards.is_empty());
+    }
+
+    /// Wash trading: a developer serves its own model with its own worker and pays its own
+    /// tasks at any declared compute units. With probe emission on, those tasks earn nothing
+    /// from the pools: the workers' pool follows the probe tasks (the honest worker's two) and
+    /// the developers' pool the probe compute units; off, the self-paid units take most of both.
+    #[test]
+    fn with_probe_emission_self_paid_tasks_earn_no_emission() {
+        const WASH: Address = Address::repeat_byte(0x99);
+        let mut f = facts();
+        let mut wash = busy(50, u32::MAX);
+        wash.audited = 0;
+        f.workers.insert(WASH, wash);
+        f.staked_workers.insert(WASH);
+        f.model_usage.insert(
+            9,
+            ModelUsage {
+                developer: WASH,
+                tasks_finalized: 50,
+                compute_units: 50 * u64::from(u32::MAX),
+                probe_compute_units: 0,
+            },
+        );
+        f.models.insert(9, ModelFacts::default());
+        // two of the honest worker's tasks were the prober's
+        let w = f.workers.get_mut(&W).unwrap();
+        w.probes = w.finalized[..2].to_vec();
+        f.model_usage.get_mut(&7).unwrap().probe_compute_units = 20;
+
+        let before = compute(&f, &carried()).unwrap();
+        let (ww, _, wd) = before.reward_parts(WASH);
+        assert!(
+            ww > before.worker_pool / U256::from(2u8) && wd > before.model_pool / U256::from(2u8),
+            "without probe emission the self-paid units take most of both pools: {ww} {wd}"
+        );
+
+        f.probe_emission = true;
+        let out = compute(&f, &carried()).unwrap();
+        assert_eq!(out.reward_parts(WASH), (U256::ZERO, U256::ZERO, U256::ZERO));
+        assert_eq!(out.reward_parts(W).0, out.worker_pool);
+        assert_eq!(out.reward_parts(DEV).2, out.model_pool);
+        // its self-paid assignments are no probes: its trust is carried as an idle worker's
+        let row = |o: &EpochOutcome, a: Address| o.workers.iter().find(|r| r.address == a).cloned();
+        let wash = row(&out, WASH).unwrap();
+        assert!(!wash.evaluated && wash.trust.trust_wad == wash.prev_trust_wad);
+        assert!(row(&before, WASH).unwrap().evaluated);
+    }
+
+    /// With probe emission on, completion and speed come from probe assignments only: a
+    /// worker's own fast, always-on-time tasks do not raise its trust, and a missed probe counts
+    /// against it however many other tasks it committed on time.
+    #[test]
+    fn with_probe_emission_completion_and_speed_are_measured_on_probes() {
+        let mut f = facts();
+        f.probe_emission = true;
+        let w = f.workers.get_mut(&W).unwrap();
+        w.probe_assigned = 4;
+        w.probe_on_time = 3;
+        w.probe_latencies = vec![30, 30, 30];
+        w.probes = w.finalized[..3].to_vec();
+        let out = compute(&f, &carried()).unwrap();
+        let row = out.workers.iter().find(|r| r.address == W).unwrap();
+        assert!(row.evaluated);
+        assert_eq!((row.facts.assigned, row.facts.on_time), (4, 3));
+        assert_eq!(row.facts.latencies_secs, vec![30, 30, 30]);
+        assert_eq!(row.rates.completion, probe_completion_wad(3, 4));
+        assert_eq!(probe_completion_wad(4, 4), powr::WAD);
+        assert_eq!(probe_completion_wad(1, 1), powr::WAD);
+        assert_eq!(probe_completion_wad(0, 1), powr::WAD / 2);
+        f.probe_emission = false;
+        let all = compute(&f, &carried()).unwrap();
+        let all_row = all.workers.iter().find(|r| r.address == W).unwrap();
+        assert_eq!(all_row.facts.assigned, 10);
+        assert!(row.rates.completion < all_row.rates.completion);
+        assert!(row.trust.trust_wad < all_row.trust.trust_wad);
+    }
+
+    /// With probe emission on and no probe revealed, the workers' and developers' pools are
+    /// left unminted (no fallback to paid tasks: an attacker could otherwise stall the prober's
+    /// reveal and buy the emission again).
+    #[test]
+    fn with_probe_emission_and_no_probes_the_work_pools_stay_unminted() {
+        let mut f = facts();
+        f.probe_emission = true;
+        let out = compute(&f, &carried()).unwrap();
+        assert_eq!(out.report.totalRewards, out.validator_pool);
     }
 
     #[test]

@@ -81,6 +81,12 @@ pub struct Economy {
     pub response_window: u32,
     /// An honest worker's latency, seconds.
     pub latency: u32,
+    /// Probe emission (`ProbeRegistry.probeEmission`, formula version 4): the workers' and
+    /// developers' pools pay for the prober's tasks only.
+    pub probe_emission: bool,
+    /// Share of the paid tasks of the catalogue model that the prober submits (from wallets it
+    /// reveals after the epoch; workers cannot tell them from users' tasks).
+    pub probe_share: f64,
     /// Trust and audit-rate parameters.
     pub params: PowrParams,
     /// Epochs simulated; the first `warmup` are not measured.
@@ -89,6 +95,10 @@ pub struct Economy {
     pub warmup: u64,
     /// Independent runs averaged.
     pub runs: u64,
+    /// Runs averaged for the strategies whose losses come from rare events (a cheap model wrong
+    /// on 0.1% of its tasks, a worker lazy on 1%: caught about 0.03 and 0.3 times per world),
+    /// against the honest play of the same worlds.
+    pub rare_runs: u64,
 }
 
 impl Default for Economy {
@@ -114,10 +124,13 @@ impl Default for Economy {
             sentinel_forced_errors: 24.0,
             response_window: 120,
             latency: 10,
+            probe_emission: true,
+            probe_share: 0.1,
             params: PowrParams::default(),
             epochs: 24,
             warmup: 8,
             runs: 24,
+            rare_runs: 240,
         }
     }
 }
@@ -180,9 +193,11 @@ pub struct Adversary {
     pub latency: u32,
     /// Quality of its honest results (ppm).
     pub quality_ppm: u32,
-    /// Self-dealing: tasks it pays per epoch to its own model (price 0, `units` compute units,
-    /// served only by its own worker; it is the developer).
-    pub wash: Option<(u64, u32)>,
+    /// Self-dealing: `(tasks, units, price)`: tasks it pays per epoch to its own model (`units`
+    /// compute units, `price` DN per call, served only by its own worker; it is the developer,
+    /// so the worker's and developer's fee shares come back to it). The prober does not probe
+    /// its model (not in the catalogue), so none of these tasks is a probe.
+    pub wash: Option<(u64, u32, f64)>,
     /// A rival model world: the adversary is also the developer of a second model sharing the
     /// traffic with the honest one; `Some(k)`: it pays `k` tasks of the rival model per epoch
     /// and rates each 0 (`Some(0)`: it only competes).
@@ -304,6 +319,7 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
         let sum: f64 = weights.iter().sum();
         let mut ledger = Ledger::default();
         let mut honest_units = 0u64;
+        let mut probe_units = 0u64;
         let mut audits = 0u64;
         let mut my_tasks = 0u64;
         let n_workers = workers.len();
@@ -331,19 +347,29 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
             let (mut caught, mut cleared) = (0u64, 0u64);
             let mut computed = 0.0;
             for _ in 0..n {
+                let probe = rng.gen::<f64>() < e.probe_share;
+                // one draw per task whatever the play, so that a world played honestly and the
+                // same world played with a strategy see the same draws until a strategy's
+                // choice changes what follows (paired worlds: the difference is the strategy's)
+                let u = rng.gen::<f64>();
                 let (bad, cost) = match play {
                     Play::Honest => (false, w.cost),
                     Play::Lazy(r) => {
-                        let bad = rng.gen::<f64>() < r;
+                        let bad = u < r;
                         (bad, if bad { 0.0 } else { w.cost })
                     }
-                    Play::Cheap { matches, cost } => (rng.gen::<f64>() >= matches, w.cost * cost),
+                    Play::Cheap { matches, cost } => (u >= matches, w.cost * cost),
                     Play::Whitewash | Play::Collude(_) => (true, 0.0),
                 };
                 computed += cost;
                 f.assigned += 1;
                 f.on_time += 1;
                 f.latencies.push(w.latency);
+                if probe {
+                    f.probe_assigned += 1;
+                    f.probe_on_time += 1;
+                    f.probe_latencies.push(w.latency);
+                }
                 let audited = rng.gen::<f64>() < p_audit;
                 if audited {
                     audits += 1;
@@ -363,6 +389,10 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
                         f.passed += 1;
                         f.quality_sum_ppm += 1_000_000;
                         f.finalized.push((e.units, Some(1_000_000), 1_000_000));
+                        if probe {
+                            f.probes.push((e.units, Some(1_000_000), 1_000_000));
+                            probe_units += u64::from(e.units);
+                        }
                         f.tasks_finalized += 1;
                         f.compute_units += u64::from(e.units);
                     } else {
@@ -379,6 +409,10 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
                     None
                 };
                 f.finalized.push((e.units, judged, 1_000_000));
+                if probe {
+                    f.probes.push((e.units, judged, 1_000_000));
+                    probe_units += u64::from(e.units);
+                }
                 f.tasks_finalized += 1;
                 f.compute_units += u64::from(e.units);
             }
@@ -440,18 +474,27 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
             let share = if listed { 0.5 } else { 0.0 };
             let rival_tasks = (facts.tasks_finalized as f64 * share) as u64;
             let rival_units = (honest_units as f64 * share) as u64;
+            let rival_probe_units = (probe_units as f64 * share) as u64;
             let zeros = if epoch >= e.warmup && listed {
                 attack
             } else {
                 0
             };
-            for (model, dev, tasks, units, extra) in [
-                (HONEST_MODEL, developer, rival_tasks, rival_units, zeros),
+            for (model, dev, tasks, units, probed, extra) in [
+                (
+                    HONEST_MODEL,
+                    developer,
+                    rival_tasks,
+                    rival_units,
+                    rival_probe_units,
+                    zeros,
+                ),
                 (
                     RIVAL_MODEL,
                     ADVERSARY,
                     facts.tasks_finalized - rival_tasks,
                     honest_units - rival_units,
+                    probe_units - rival_probe_units,
                     0,
                 ),
             ] {
@@ -462,6 +505,7 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
                             developer: dev,
                             tasks_finalized: tasks,
                             compute_units: units,
+                            probe_compute_units: probed,
                         },
                     );
                 }
@@ -489,12 +533,13 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
                     developer,
                     tasks_finalized: facts.tasks_finalized,
                     compute_units: honest_units,
+                    probe_compute_units: probe_units,
                 },
             );
             facts.models.insert(HONEST_MODEL, ModelFacts::default());
         }
-        // Self-dealing: the adversary's own model, price 0, served by its own worker only.
-        if let Some((tasks, units)) = adv.wash.filter(|_| epoch >= e.warmup) {
+        // Self-dealing: the adversary's own model, served by its own worker only.
+        if let Some((tasks, units, price)) = adv.wash.filter(|_| epoch >= e.warmup) {
             let f = facts.workers.entry(ADVERSARY).or_default();
             for _ in 0..tasks {
                 f.assigned += 1;
@@ -510,12 +555,17 @@ pub fn run(e: &Economy, adv: &Adversary, seed: u64) -> Figures {
                     developer: ADVERSARY,
                     tasks_finalized: tasks,
                     compute_units: tasks * u64::from(units),
+                    probe_compute_units: 0,
                 },
             );
             facts.models.insert(WASH_MODEL, ModelFacts::default());
-            // price 0: the fees it pays itself are 0; running its own trivial tasks costs
+            // it pays the fees and gets the worker's and developer's shares back (the
+            // validators' and protocol's shares are lost); running its own trivial tasks costs
             // nothing worth counting
+            ledger.paid += tasks as f64 * price;
+            ledger.fees += tasks as f64 * price * (e.worker_fee_share + e.developer_fee_share);
         }
+        facts.probe_emission = e.probe_emission;
         for (i, v) in validators.iter().enumerate() {
             facts.validator_stake.insert(*v, wei(e.validator_stake));
             let share =
@@ -643,14 +693,30 @@ pub fn lazy_validator(e: &Economy) -> (f64, f64, f64) {
 pub fn strategies(e: &Economy) -> Vec<Outcome> {
     let honest = Adversary::honest(e);
     let base = average(e, &honest).profit;
+    let rare = Economy {
+        runs: e.rare_runs.max(e.runs),
+        ..e.clone()
+    };
+    let rare_base = average(&rare, &honest).profit;
     let mut out = Vec::new();
     let mut worker = |name: &str, play: Play, note: &str| {
-        let profit = average(e, &Adversary { play, ..honest }).profit;
+        let rare_events = matches!(play, Play::Lazy(r) if r < 0.05)
+            || matches!(play, Play::Cheap { matches, .. } if matches > 0.995);
+        let (world, honest_profit) = if rare_events {
+            (&rare, rare_base)
+        } else {
+            (e, base)
+        };
+        let profit = average(world, &Adversary { play, ..honest }).profit;
         out.push(Outcome {
             strategy: name.into(),
             profit,
-            honest: base,
-            note: note.into(),
+            honest: honest_profit,
+            note: if rare_events {
+                format!("{note}; {} worlds (rare catches)", world.runs)
+            } else {
+                note.into()
+            },
         });
     };
     for (name, r) in [
@@ -693,21 +759,36 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
             "a lazy worker whose validators clear its frauds when they are a majority of the 3-seat quorum",
         );
     }
-    // Self-dealing: 10 tasks per epoch at price 0 and 4,294,967,295 compute units.
-    let wash = average(
-        e,
-        &Adversary {
-            wash: Some((10, u32::MAX)),
-            ..honest
-        },
-    )
-    .profit;
-    out.push(Outcome {
-        strategy: "wash-trading".into(),
-        profit: wash,
-        honest: base,
-        note: "its own model at price 0 with u32::MAX compute units, 10 self-paid tasks per epoch, on top of honest work".into(),
-    });
+    // Self-dealing: its own model served by its own worker, on top of honest work: 10 tasks
+    // per epoch at price 0 and 4,294,967,295 compute units, and 1,000 tasks at honest-looking
+    // terms (1 DN, 10 units).
+    for (name, wash, note) in [
+        (
+            "wash-trading",
+            (10, u32::MAX, 0.0),
+            "its own model at price 0 with u32::MAX compute units, 10 self-paid tasks per epoch, on top of honest work; probe emission pays the prober's tasks only",
+        ),
+        (
+            "wash-trading-priced",
+            (1_000, e.units, e.price),
+            "its own model at the honest terms (1 DN, 10 units), 1,000 self-paid tasks per epoch, on top of honest work: each loses the validators' and protocol's 15% and earns no emission",
+        ),
+    ] {
+        let profit = average(
+            e,
+            &Adversary {
+                wash: Some(wash),
+                ..honest
+            },
+        )
+        .profit;
+        out.push(Outcome {
+            strategy: name.into(),
+            profit,
+            honest: base,
+            note: note.into(),
+        });
+    }
     // Rating attack: a competing developer pays 5 tasks of the rival model per epoch and rates
     // each 0, against the same developer only competing.
     let compete = average(
@@ -858,13 +939,16 @@ mod tests {
     }
 
     #[test]
-    fn self_dealing_with_declared_compute_units_takes_most_of_the_emission() {
-        // the finding of issue 14 the simulation must reproduce before the mechanism changes
-        let e = small();
+    fn without_probe_emission_self_dealing_takes_most_of_the_emission() {
+        // the finding of issue 14, reproduced under the rules before formula version 4
+        let e = Economy {
+            probe_emission: false,
+            ..small()
+        };
         let wash = average(
             &e,
             &Adversary {
-                wash: Some((10, u32::MAX)),
+                wash: Some((10, u32::MAX, 0.0)),
                 ..Adversary::honest(&e)
             },
         );
@@ -877,10 +961,44 @@ mod tests {
     }
 
     #[test]
+    fn with_probe_emission_self_dealing_loses_against_honest_play() {
+        let e = small();
+        let honest = average(&e, &Adversary::honest(&e));
+        for wash in [(10, u32::MAX, 0.0), (200, e.units, e.price)] {
+            let w = average(
+                &e,
+                &Adversary {
+                    wash: Some(wash),
+                    ..Adversary::honest(&e)
+                },
+            );
+            assert!(
+                w.emission < 0.05 * e.emission,
+                "{wash:?}: self-dealing earned {} of {}",
+                w.emission,
+                e.emission
+            );
+            assert!(
+                w.profit <= honest.profit,
+                "{wash:?}: self-dealing {} vs honest {}",
+                w.profit,
+                honest.profit
+            );
+        }
+    }
+
+    #[test]
     fn per_task_a_small_perfect_worker_earns_more_than_a_big_slow_one() {
         // issue 14's big-stake-vs-quality: with a per-epoch 0.5 accuracy prior the small
         // worker's few audits ranked it below a 1000x larger worker of quality 0.9
-        let e = small();
+        // with probe emission a small worker is evaluated only in epochs with a probe (about one
+        // an epoch here), so its trust settles over more epochs and its emission is noisier
+        let e = Economy {
+            epochs: 20,
+            warmup: 10,
+            runs: 8,
+            ..small()
+        };
         let per_task = |stake: f64, latency: u32, q: u32| {
             let r = average(
                 &e,

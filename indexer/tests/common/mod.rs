@@ -22,6 +22,7 @@ pub const USER: Address = address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65")
 pub const DEV: Address = address!("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc");
 pub const SETTLEMENT: Address = address!("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
 pub const AM: Address = address!("0x5FC8d32690cc91D4c39d9d3abcBD16989F875707");
+pub const PROBES: Address = address!("0x0165878A594ca255338adfa4d48449f69242Eb8F");
 
 /// A response type of the API as the JSON it is served as.
 pub fn to_json<T: serde::Serialize>(v: T) -> Value {
@@ -206,6 +207,7 @@ pub fn deployment() -> Deployment {
         settlement: SETTLEMENT,
         audit_manager: AM,
         admin_timelock: Address::ZERO,
+        probe_registry: PROBES,
     }
 }
 
