@@ -106,6 +106,16 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
         stdout.contains("indexer: http://127.0.0.1:"),
         "indexer URLs printed"
     );
+    // issue 14: the attack simulation over the same epoch rules, at its default parameters
+    let sim = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo: sim "))
+        .unwrap_or_else(|| panic!("no `demo: sim` line:\n{stdout}"));
+    let (k, verdict) = sim
+        .split_once(" strategies, ")
+        .expect("demo: sim K strategies, ...");
+    assert!(k.parse::<usize>().expect("K") >= 14, "{sim}");
+    assert_eq!(verdict, "all unprofitable at these parameters", "{sim}");
     // the gateway: its URL, and six calls through OpenAI's API, each checked on-chain
     let gateway = stdout
         .lines()

@@ -70,6 +70,10 @@ struct Args {
     /// --cheater, where pMin is set to p0 too so that every task is audited].
     #[arg(long)]
     audit_p0: Option<f64>,
+    /// Skip the economics simulation (`make sim`'s strategies at their default parameters, run
+    /// on a thread alongside the demo: about two minutes of CPU) and its `demo: sim` line.
+    #[arg(long, env = "DN_DEMO_NO_SIM", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    no_sim: bool,
 }
 
 /// Child processes that are stopped when the demo ends, however it ends.
@@ -266,6 +270,28 @@ async fn main() {
     }
 }
 
+/// `demo: sim <K> strategies, all unprofitable at these parameters`, or the profitable ones.
+fn sim_line(outcomes: &[sim::Outcome]) -> String {
+    let profitable: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(|o| o.strategy.as_str())
+        .collect();
+    if profitable.is_empty() {
+        format!(
+            "demo: sim {} strategies, all unprofitable at these parameters",
+            outcomes.len()
+        )
+    } else {
+        format!(
+            "demo: sim {} strategies, {} profitable at these parameters: {}",
+            outcomes.len(),
+            profitable.len(),
+            profitable.join(", ")
+        )
+    }
+}
+
 async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let samples = digits::heldout()?;
@@ -278,6 +304,9 @@ async fn run(args: Args) -> Result<()> {
     if args.epochs == 0 || args.epoch_length < 8 {
         bail!("--epochs must be >= 1 and --epoch-length >= 8 seconds");
     }
+    // The attack simulation over the same epoch rules, while the devnet works.
+    let simulation =
+        (!args.no_sim).then(|| std::thread::spawn(|| sim::strategies(&sim::Economy::default())));
     let executor_bin = sibling_binary("executor")?;
     let indexer_bin = sibling_binary("indexer")?;
     let verifier_bin = sibling_binary("verifier")?;
@@ -854,6 +883,13 @@ async fn run(args: Args) -> Result<()> {
             "{}",
             gateway_calls(&net, &reader, &gateway_url, &mut children).await?
         );
+    }
+    if let Some(simulation) = simulation {
+        step("waiting for the economics simulation (make sim's strategies)");
+        let outcomes = simulation
+            .join()
+            .map_err(|_| anyhow::anyhow!("the economics simulation panicked"))?;
+        println!("{}", sim_line(&outcomes));
     }
     println!(
         "elapsed: {:.0}s from start; trust chart: {}",
