@@ -3,6 +3,8 @@
 //! and read over HTTP. Covers backfill + follow, stop/restart resume without duplicates, and a
 //! reorg (anvil snapshot/revert) rolled back and re-indexed.
 
+mod live;
+
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::Provider;
@@ -10,31 +12,10 @@ use alloy::rpc::types::Filter;
 use clap::Parser;
 use devnet::{Devnet, DevnetConfig};
 use inference::tensor::{encode, Tensor};
+use live::{indexer_args, submit_tasks, wait_for};
 use protocol::bindings::ITaskManager;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn indexer_args(devnet: &Devnet, db: &Path, confirmations: u64, batch: u64) -> indexer::Args {
-    indexer::Args::try_parse_from([
-        "indexer",
-        "--rpc-url",
-        &devnet.rpc_url,
-        "--deployment",
-        devnet.deployment_path.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--confirmations",
-        &confirmations.to_string(),
-        "--poll-interval-ms",
-        "100",
-        "--batch-blocks",
-        &batch.to_string(),
-    ])
-    .unwrap()
-}
 
 async fn get(url: &str) -> Value {
     let res = reqwest::get(url)
@@ -42,29 +23,6 @@ async fn get(url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(res.status().is_success(), "GET {url}: {}", res.status());
     res.json().await.unwrap()
-}
-
-/// Polls `url` until `done` holds (60 s at most).
-async fn wait_for(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let res = reqwest::get(url).await.unwrap();
-        if res.status().is_success() {
-            let v: Value = res.json().await.unwrap();
-            if done(&v) {
-                return v;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                panic!("timed out waiting for {what} at {url}; last answer: {v}");
-            }
-        } else if start.elapsed() > Duration::from_secs(60) {
-            panic!(
-                "timed out waiting for {what} at {url}; status {}",
-                res.status()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn digit_inputs(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
@@ -78,29 +36,14 @@ fn digit_inputs(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
 /// Submits inputs as one `submitTasks` transaction from the devnet user, draws their workers
 /// (`Devnet::assign`: no executor runs here) and returns the task ids.
 async fn submit(devnet: &Devnet, inputs: &[Vec<u8>]) -> Vec<U256> {
-    let tm = ITaskManager::new(
+    let ids = submit_tasks(
+        &devnet.provider(&devnet.user),
         devnet.deployment.task_manager,
-        devnet.provider(&devnet.user),
-    );
-    let bytes: Vec<alloy::primitives::Bytes> = inputs.iter().map(|b| b.clone().into()).collect();
-    let call = tm.submitTasks(devnet.model_id, bytes, devnet.config.model_price_wei);
-    let gas = call.estimate_gas().await.unwrap();
-    let receipt = call
-        .gas(gas * 3 / 2)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status(), "submitTasks reverted");
-    let ids: Vec<U256> = receipt
-        .inner
-        .logs()
-        .iter()
-        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-        .map(|l| l.inner.data.taskId)
-        .collect();
+        devnet.model_id,
+        devnet.config.model_price_wei,
+        inputs.iter().map(|b| b.clone().into()).collect(),
+    )
+    .await;
     devnet.assign(&ids).await.expect("assignTasks");
     ids
 }

@@ -6,36 +6,20 @@
 //!
 //! Its own test binary: it sets DN_EPOCH_LENGTH process-wide (the deploy script reads it).
 
+mod live;
+
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::SignerSync;
-use clap::Parser;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
+use live::{indexer_args, wait_for};
 use protocol::bindings::{ISettlement, ITaskManager};
 use protocol::merkle;
 use protocol::powr::{account_leaf, report_digest, EpochReport};
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 const EPOCH_LENGTH: u64 = 30;
-
-async fn wait_for(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let res = reqwest::get(url).await.unwrap();
-        let ok = res.status().is_success();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        if ok && done(&v) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what} at {url}; last answer: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_epoch_passes_is_computed_posted_and_claimed() {
@@ -59,22 +43,7 @@ async fn an_epoch_passes_is_computed_posted_and_claimed() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let args = indexer::Args::try_parse_from([
-        "indexer",
-        "--rpc-url",
-        &devnet.rpc_url,
-        "--deployment",
-        devnet.deployment_path.to_str().unwrap(),
-        "--db",
-        dir.path().join("db.sqlite").to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--confirmations",
-        "1",
-        "--poll-interval-ms",
-        "100",
-    ])
-    .unwrap();
+    let args = indexer_args(&devnet, &dir.path().join("db.sqlite"), 1, 2000);
     let running = indexer::start(args).await.expect("indexer starts");
     let url = running.url();
 

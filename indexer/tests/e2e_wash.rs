@@ -9,69 +9,25 @@
 //!
 //! Its own test binary: it sets DN_EPOCH_LENGTH process-wide (the deploy script reads it).
 
+mod live;
+
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use clap::Parser;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
+use live::{indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{DNToken, IModelRegistry, IProbeRegistry, IStaking, ITaskManager};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 const EPOCH_LENGTH: u64 = 30;
-
-async fn wait_for(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let res = reqwest::get(url).await.unwrap();
-        let ok = res.status().is_success();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        if ok && done(&v) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what} at {url}; last answer: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 fn wei(v: &Value) -> U256 {
     v.as_str()
         .unwrap_or_else(|| panic!("not a decimal string: {v}"))
         .parse()
         .unwrap()
-}
-
-/// Submits `inputs` to `model` from `p` at `fee` each and returns the task ids.
-async fn submit(
-    p: &alloy::providers::DynProvider,
-    tm: Address,
-    model: u32,
-    fee: U256,
-    inputs: Vec<Bytes>,
-) -> Vec<U256> {
-    let tm = ITaskManager::new(tm, p);
-    let call = tm.submitTasks(model, inputs, fee);
-    let gas = call.estimate_gas().await.unwrap();
-    let r = call
-        .gas(gas * 3 / 2)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status(), "submitTasks reverted");
-    r.inner
-        .logs()
-        .iter()
-        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-        .map(|l| l.inner.data.taskId)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,22 +55,7 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let args = indexer::Args::try_parse_from([
-        "indexer",
-        "--rpc-url",
-        &devnet.rpc_url,
-        "--deployment",
-        devnet.deployment_path.to_str().unwrap(),
-        "--db",
-        dir.path().join("db.sqlite").to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--confirmations",
-        "1",
-        "--poll-interval-ms",
-        "100",
-    ])
-    .unwrap();
+    let args = indexer_args(&devnet, &dir.path().join("db.sqlite"), 1, 2000);
     let running = indexer::start(args).await.expect("indexer starts");
     let url = running.url();
 
@@ -206,7 +147,7 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
     approve(ap.clone(), d.task_manager, U256::MAX).await;
     approve(pp.clone(), d.task_manager, U256::MAX).await;
     let fee = devnet.config.model_price_wei;
-    let wash_ids = submit(
+    let wash_ids = submit_tasks(
         &ap,
         d.task_manager,
         wash_model,
@@ -215,7 +156,7 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
     )
     .await;
     let samples = devnet::digits::heldout().unwrap();
-    let probe_ids = submit(
+    let probe_ids = submit_tasks(
         &pp,
         d.task_manager,
         devnet.model_id,

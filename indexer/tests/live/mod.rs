@@ -1,0 +1,85 @@
+//! What the indexer's end-to-end tests on a devnet share: the indexer's arguments, polling its
+//! REST API, and submitting tasks.
+#![allow(dead_code)]
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::DynProvider;
+use clap::Parser;
+use devnet::Devnet;
+use protocol::bindings::ITaskManager;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The indexer's arguments against `devnet`, serving on a free port.
+pub fn indexer_args(devnet: &Devnet, db: &Path, confirmations: u64, batch: u64) -> indexer::Args {
+    indexer::Args::try_parse_from([
+        "indexer",
+        "--rpc-url",
+        &devnet.rpc_url,
+        "--deployment",
+        devnet.deployment_path.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--confirmations",
+        &confirmations.to_string(),
+        "--poll-interval-ms",
+        "100",
+        "--batch-blocks",
+        &batch.to_string(),
+    ])
+    .unwrap()
+}
+
+/// Polls `url` until it answers 2xx with a body for which `done` holds (120 s at most; the
+/// panic names `what` and the last answer).
+pub async fn wait_for(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let res = reqwest::get(url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = res.status();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        if status.is_success() && done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what} at {url}; last answer ({status}): {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Submits `inputs` to `model` at `fee` each in one `submitTasks` transaction from `p`'s
+/// wallet and returns the task ids in order.
+pub async fn submit_tasks(
+    p: &DynProvider,
+    task_manager: Address,
+    model: u32,
+    fee: U256,
+    inputs: Vec<Bytes>,
+) -> Vec<U256> {
+    let tm = ITaskManager::new(task_manager, p);
+    let call = tm.submitTasks(model, inputs, fee);
+    let gas = call.estimate_gas().await.unwrap();
+    let receipt = call
+        .gas(gas * 3 / 2)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "submitTasks reverted");
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
+        .map(|l| l.inner.data.taskId)
+        .collect()
+}
