@@ -20,7 +20,10 @@ use std::path::PathBuf;
         to the Settlement contract once signatures holding >= 2/3 of the validator stake are at hand \
         (its own, plus co-signers' from --signatures-dir). After a report is posted it refreshes \
         every node's sortition trust weight with a Merkle proof. Each epoch prints one JSON line \
-        {epoch, report, digest, signer, signature, postedTx} on stdout; logs go to stderr."
+        {epoch, report, digest, signer, signature, postedTx} on stdout; logs go to stderr. \
+        With --probe-key it also runs the protocol's prober: each epoch, probe tasks from a fresh \
+        wallet derived from --probe-seed, revealed (ProbeRegistry.revealProbes) once the epoch \
+        has ended."
 )]
 pub struct Args {
     /// RPC endpoint and deployment file.
@@ -103,6 +106,62 @@ pub struct Args {
     /// Seconds between canary tasks.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub canary_interval_secs: u64,
+    /// Prober key (hex; better via the env var): runs the protocol's prober in this process,
+    /// alongside the settlement (probe emission, see the README's "Economics"). This wallet must
+    /// hold ProbeRegistry's PROBER_ROLE (checked at start); it reveals each epoch's probe wallet
+    /// once the epoch has ended, and funds the per-epoch wallets with DN (the tasks' fees) and
+    /// ETH (their gas), so it needs both. Not the validator's key nor the canary's. Requires
+    /// --probe-seed, --probe-model and --probe-inputs. Known limit: the funding transfers link the
+    /// epoch wallets to this key on-chain (fine on a devnet; a production prober funds them
+    /// through an unlinkable route).
+    #[arg(long, value_name = "HEX", env = "DN_PROBE_PRIVATE_KEY", hide_env_values = true,
+          requires_all = ["probe_seed", "probe_model", "probe_inputs"])]
+    pub probe_key: Option<crate::probe::Secret>,
+    /// Secret 32 bytes (64 hex digits; better via the env var) from which the prober derives the
+    /// fresh submitter wallet of every epoch: keccak256(seed || chain id || epoch), chain id and
+    /// epoch as 8-byte big-endian integers. Keep it secret and keep it the same across restarts:
+    /// whoever knows it can tell probe tasks from users' tasks.
+    #[arg(
+        long,
+        value_name = "HEX32",
+        env = "DN_PROBE_SEED",
+        hide_env_values = true,
+        requires = "probe_key"
+    )]
+    pub probe_seed: Option<crate::probe::Secret>,
+    /// Catalogue model to probe (repeat the flag, or a comma-separated list in the env var); each
+    /// must exist and not be delisted. Probe tasks go to the models in turn, at each model's
+    /// pricePerCall.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "DN_PROBE_MODELS",
+        value_delimiter = ',',
+        requires = "probe_key"
+    )]
+    pub probe_model: Vec<u32>,
+    /// Directory of task inputs for the probes (*.safetensors for tensor models; *.json, *.txt,
+    /// *.png, *.jpg, *.wav for the other kinds), used in turn in name order.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DN_PROBE_INPUTS",
+        requires = "probe_key"
+    )]
+    pub probe_inputs: Option<PathBuf>,
+    /// Probe tasks per epoch, spread over it: task k of N is submitted once chain time reaches
+    /// epoch start + k x epoch length / (N + 1), moved by a secret offset (from --probe-seed) of
+    /// less than half that spacing, so probes have no fixed place in the epoch. A task missed
+    /// while the prober was down is caught up while its epoch runs.
+    #[arg(long, value_name = "N", env = "DN_PROBE_TASKS_PER_EPOCH",
+          default_value_t = crate::probe::DEFAULT_TASKS_PER_EPOCH,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub probe_tasks_per_epoch: u32,
+    /// ETH (for gas) an epoch wallet is topped up to from the probe key, when it holds less than
+    /// half of it.
+    #[arg(long, value_name = "ETH", env = "DN_PROBE_GAS_ETH",
+          default_value = crate::probe::DEFAULT_GAS_ETH, value_parser = crate::probe::parse_eth)]
+    pub probe_gas_eth: alloy::primitives::U256,
     /// TEST-ONLY: `rubber-stamp` approves every audit without re-executing (a lazy validator);
     /// `false-accuse` calls every audited result a mismatch. Both lose stake: for tests and demos.
     #[arg(long, value_enum, default_value_t = crate::audit::AuditMode::Honest, hide = true)]
@@ -167,6 +226,42 @@ impl Args {
         protocol::task_inputs::read_dir(dir, "--canary-inputs").map_err(anyhow::Error::msg)
     }
 
+    /// The prober's settings (None without --probe-key), checked locally: the key and the seed
+    /// parse (errors never repeat them), the inputs directory holds task inputs.
+    pub fn probe_config(&self) -> anyhow::Result<Option<crate::probe::ProbeConfig>> {
+        let Some(key) = &self.probe_key else {
+            return Ok(None);
+        };
+        let key: alloy::signers::local::PrivateKeySigner =
+            key.expose().trim().parse().map_err(|_| {
+                anyhow::anyhow!("--probe-key / DN_PROBE_PRIVATE_KEY: not a 32-byte hex private key")
+            })?;
+        let seed = self.probe_seed.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--probe-seed / DN_PROBE_SEED: required with --probe-key")
+        })?;
+        let seed = crate::probe::ProbeSeed::parse(seed.expose()).map_err(anyhow::Error::msg)?;
+        if self.probe_model.is_empty() {
+            anyhow::bail!(
+                "--probe-model: required with --probe-key (the catalogue models to probe)"
+            );
+        }
+        let dir = self
+            .probe_inputs
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("--probe-inputs: required with --probe-key"))?;
+        let inputs =
+            protocol::task_inputs::read_dir(dir, "--probe-inputs").map_err(anyhow::Error::msg)?;
+        Ok(Some(crate::probe::ProbeConfig {
+            key,
+            seed,
+            models: self.probe_model.clone(),
+            inputs,
+            tasks_per_epoch: self.probe_tasks_per_epoch,
+            gas_wei: self.probe_gas_eth,
+            poll: std::time::Duration::from_millis(self.poll_interval_ms),
+        }))
+    }
+
     /// `--db`, or `verifier-<address>.sqlite` in the working directory.
     pub fn db_spec(&self, me: Address) -> String {
         self.db
@@ -197,6 +292,76 @@ mod tests {
         let a = Args::try_parse_from(["verifier", "--refresh-trust"]).unwrap();
         assert!(a.refresh_trust);
         assert!(Args::try_parse_from(["verifier", "--poll-interval-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn probe_flags_come_together_and_are_checked_locally() {
+        // a key alone, or a seed without a key, is refused by clap
+        let e = Args::try_parse_from(["verifier", "--probe-key", "0x01"]).unwrap_err();
+        assert!(e.to_string().contains("--probe-seed"), "{e}");
+        assert!(Args::try_parse_from(["verifier", "--probe-model", "1"]).is_err());
+        let a = Args::try_parse_from(["verifier"]).unwrap();
+        assert!(a.probe_config().unwrap().is_none());
+        assert_eq!(a.probe_tasks_per_epoch, 4);
+        assert_eq!(
+            a.probe_gas_eth,
+            alloy::primitives::U256::from(50_000_000_000_000_000u64)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+        let seed = "11".repeat(32);
+        let parse = |key: &str, seed: &str| {
+            Args::try_parse_from([
+                "verifier",
+                "--probe-key",
+                key,
+                "--probe-seed",
+                seed,
+                "--probe-model",
+                "1",
+                "--probe-model",
+                "2",
+                "--probe-inputs",
+                dir.path().to_str().unwrap(),
+                "--probe-tasks-per-epoch",
+                "3",
+            ])
+            .unwrap()
+        };
+        let e = parse(key, &seed).probe_config().unwrap_err().to_string();
+        assert!(
+            e.contains("--probe-inputs") && e.contains("no task inputs"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("a.safetensors"), b"first").unwrap();
+        let c = parse(key, &seed).probe_config().unwrap().unwrap();
+        assert_eq!(c.models, vec![1, 2]);
+        assert_eq!(c.inputs, vec![b"first".to_vec()]);
+        assert_eq!(c.tasks_per_epoch, 3);
+        let e = parse(key, "0x1234").probe_config().unwrap_err().to_string();
+        assert!(e.contains("--probe-seed"), "{e}");
+        let e = parse("0xnot-a-key", &seed)
+            .probe_config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--probe-key") && !e.contains("not-a-key"), "{e}");
+        // secrets never show in Debug
+        let dbg = format!("{:?}", parse(key, &seed));
+        assert!(!dbg.contains(&seed) && !dbg.contains(&key[2..]), "{dbg}");
+        assert!(Args::try_parse_from([
+            "verifier",
+            "--probe-key",
+            key,
+            "--probe-seed",
+            &seed,
+            "--probe-model",
+            "1",
+            "--probe-inputs",
+            "/x",
+            "--probe-gas-eth",
+            "lots",
+        ])
+        .is_err());
     }
 
     #[test]

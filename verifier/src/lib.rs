@@ -2,7 +2,8 @@
 //! contracts (the `chainstore` crate's `Db` + `Follower`, shared with the indexer; no REST
 //! server) that computes each epoch's PoWR report with the protocol's formulas, signs its
 //! EIP-712 digest, posts it with co-signatures holding >= 2/3 of the validator stake and
-//! refreshes the nodes' trust weights.
+//! refreshes the nodes' trust weights. With `--probe-key` the same process also runs the
+//! protocol's prober ([`probe`]): probe tasks from a fresh wallet each epoch, revealed after it.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod cosign;
 pub mod crash;
 pub mod metrics;
+pub mod probe;
 pub mod settle;
 pub mod store;
 
@@ -90,13 +92,29 @@ pub async fn facts_json(
     }))
 }
 
-/// Checks every setting (key, signatures directory, RPC, deployment, validator stake, database),
-/// each failure one line naming it; then follows the chain and settles epochs until `shutdown`
-/// resolves, `--stop-after-epoch` is reached, or a fatal error.
+/// Checks every setting (key, signatures directory, RPC, deployment, validator stake, database,
+/// the prober's role and models with `--probe-key`), each failure one line naming it; then follows
+/// the chain and settles epochs (and probes, with `--probe-key`) until `shutdown` resolves,
+/// `--stop-after-epoch` is reached, or a fatal error.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // Local configuration first: a bad flag should not wait on the network.
     let signer = args.key.signer()?;
     let me = signer.address();
+    let probe_config = args.probe_config()?;
+    if let Some(p) = &probe_config {
+        if p.key.address() == me {
+            anyhow::bail!("--probe-key: use a wallet other than the validator's (their transactions would race for nonces, and the prober's wallet funds the probes)");
+        }
+        let canary = args.canary_key.as_deref().and_then(|k| {
+            k.trim()
+                .trim_start_matches("0x")
+                .parse::<alloy::signers::local::PrivateKeySigner>()
+                .ok()
+        });
+        if canary.is_some_and(|c| c.address() == p.key.address()) {
+            anyhow::bail!("--probe-key: use a wallet other than the canary's");
+        }
+    }
     if let Some(dir) = &args.signatures_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--signatures-dir {}: cannot create it", dir.display()))?;
@@ -128,6 +146,17 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
         return Ok(());
     }
 
+    // The prober runs alongside the settlement (its own task, its own key and nonces); a prober
+    // that cannot work (no PROBER_ROLE, unknown model) stops the verifier at start.
+    let prober = match probe_config {
+        Some(c) => Some(
+            probe::Prober::start(c, &args.rpc)
+                .await
+                .context("starting the prober (--probe-key)")?,
+        ),
+        None => None,
+    };
+
     if let Some(addr) = args.metrics_listen {
         let handle = metrics::install()?;
         let bound = metrics::serve(addr, handle).await?;
@@ -150,6 +179,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     // The follower also stores each computed epoch, so the next one starts from its trust.
     .with_epochs(cfg.clone());
     let follow = tokio::spawn(follower.run(stop_rx.clone()));
+    let prober = prober.map(|p| tokio::spawn(p.run(stop_rx.clone())));
     let canary = match &args.canary_key {
         None => None,
         Some(key) => {
@@ -235,6 +265,13 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
         match a.await {
             Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "audit loop failed"),
             Err(_) => tracing::error!("audit loop panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if let Some(p) = prober {
+        match p.await {
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "prober failed"),
+            Err(_) => tracing::error!("prober panicked"),
             Ok(Ok(())) => {}
         }
     }

@@ -20,6 +20,12 @@ pub const TRUST_REFRESHED: &str = "verifier_trust_refreshed_total";
 pub const MODEL_STATUS_APPLIED: &str = "verifier_model_status_applied_total";
 /// Failed settlement steps (RPC outages and the like; retried).
 pub const STEP_ERRORS: &str = "verifier_step_errors_total";
+/// Probe tasks submitted by the prober (`--probe-key`).
+pub const PROBES_SUBMITTED: &str = "verifier_probes_submitted_total";
+/// Probe wallets revealed by the prober (`revealProbes`).
+pub const PROBE_REVEALS: &str = "verifier_probe_reveals_total";
+/// Failed prober steps (RPC outages, funding shortfalls and the like; retried).
+pub const PROBE_ERRORS: &str = "verifier_probe_errors_total";
 /// Last epoch handled.
 pub const LAST_EPOCH: &str = "verifier_last_epoch";
 /// Gas used by the last postReport of this verifier.
@@ -41,6 +47,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(TRUST_REFRESHED, "refreshTrust transactions sent");
     metrics::describe_counter!(MODEL_STATUS_APPLIED, "applyModelStatus transactions sent");
     metrics::describe_counter!(STEP_ERRORS, "Failed settlement steps (retried)");
+    metrics::describe_counter!(PROBES_SUBMITTED, "Probe tasks submitted by the prober");
+    metrics::describe_counter!(PROBE_REVEALS, "Probe wallets revealed by the prober");
+    metrics::describe_counter!(PROBE_ERRORS, "Failed prober steps (retried)");
     metrics::describe_gauge!(LAST_EPOCH, "Last epoch handled");
     metrics::describe_gauge!(POST_GAS, "Gas used by the last postReport");
     Ok(handle)

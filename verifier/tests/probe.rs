@@ -1,0 +1,492 @@
+//! The prober (`verifier --probe-key`, `verifier::probe`) against a real chain: anvil with the
+//! contracts deployed by the devnet harness, probe emission on and the devnet's prober holding
+//! PROBER_ROLE (no executors: the probe tasks just wait for a worker). Covers: one fresh wallet per
+//! epoch, never the prober's, submitting the epoch's probes within it; each such wallet revealed
+//! once, after the epoch's end and within one response window; no reveal of an epoch without
+//! probes; restarts that reveal what is due from the chain and never twice; and a probe key without
+//! the role (or an unknown model) refused at start.
+//!
+//! Its own test binary: it sets DN_EPOCH_LENGTH process-wide (the deploy script reads it).
+
+use alloy::primitives::{keccak256, Address, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, Log};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use chainstore::epochs::EpochConfig;
+use clap::Parser;
+use devnet::{key_hex, Devnet, DevnetConfig};
+use protocol::bindings::{DNToken, IProbeRegistry, ITaskManager};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use verifier::probe::{epoch_signer, slot_times, ProbeSeed, Prober};
+
+mod common;
+
+const EPOCH_LENGTH: u64 = 20;
+/// The prober's time to reveal after an epoch's end.
+const RESPONSE_WINDOW: u64 = 15;
+const TASKS_PER_EPOCH: u32 = 2;
+const SEED: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+async fn start_devnet() -> Devnet {
+    // every test of this binary uses the same value
+    std::env::set_var("DN_EPOCH_LENGTH", EPOCH_LENGTH.to_string());
+    Devnet::start(DevnetConfig {
+        probe: true,
+        response_window: RESPONSE_WINDOW,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet")
+}
+
+/// A few digits inputs in a fresh directory.
+fn inputs_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, s) in devnet::digits::heldout().unwrap()[..3].iter().enumerate() {
+        let bytes = devnet::digits::encode_input(&s.pixels).unwrap();
+        std::fs::write(dir.path().join(format!("{i}.safetensors")), bytes).unwrap();
+    }
+    dir
+}
+
+fn probe_args(
+    devnet: &Devnet,
+    key: &PrivateKeySigner,
+    model: u32,
+    inputs: &Path,
+) -> verifier::Args {
+    verifier::Args::try_parse_from([
+        "verifier".to_string(),
+        "--rpc-url".into(),
+        devnet.rpc_url.clone(),
+        "--deployment".into(),
+        devnet.deployment_path.to_str().unwrap().into(),
+        "--poll-interval-ms".into(),
+        "100".into(),
+        "--probe-key".into(),
+        key_hex(key),
+        "--probe-seed".into(),
+        SEED.into(),
+        "--probe-model".into(),
+        model.to_string(),
+        "--probe-inputs".into(),
+        inputs.to_str().unwrap().into(),
+        "--probe-tasks-per-epoch".into(),
+        TASKS_PER_EPOCH.to_string(),
+    ])
+    .expect("probe flags parse")
+}
+
+async fn start_prober(args: &verifier::Args) -> Prober {
+    let cfg = args.probe_config().unwrap().expect("--probe-key given");
+    Prober::start(cfg, &args.rpc).await.expect("prober starts")
+}
+
+async fn chain_time(p: &DynProvider) -> u64 {
+    p.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp
+}
+
+async fn block_time(p: &DynProvider, log: &Log) -> u64 {
+    let n = log.block_number.expect("mined log");
+    p.get_block_by_number(n.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp
+}
+
+/// Polls `done` every 100 ms until it holds; panics naming `what` after `timeout`.
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every log of `E` at `address` since the deployment, optionally with topic 1 / topic 2.
+async fn logs<E: SolEvent>(devnet: &Devnet, address: Address, topic2: Option<Address>) -> Vec<Log> {
+    let mut f = Filter::new()
+        .address(address)
+        .event_signature(E::SIGNATURE_HASH)
+        .from_block(devnet.deployment.start_block);
+    if let Some(a) = topic2 {
+        f = f.topic2(a.into_word());
+    }
+    devnet.provider(&devnet.user).get_logs(&f).await.unwrap()
+}
+
+/// Tasks submitted by `wallet`.
+async fn submitted_by(devnet: &Devnet, wallet: Address) -> usize {
+    logs::<ITaskManager::TaskSubmitted>(devnet, devnet.deployment.task_manager, Some(wallet))
+        .await
+        .len()
+}
+
+struct World {
+    devnet: Devnet,
+    reader: DynProvider,
+    cfg: EpochConfig,
+    seed: ProbeSeed,
+}
+
+impl World {
+    fn wallet(&self, epoch: u64) -> Address {
+        epoch_signer(&self.seed, self.devnet.chain_id, epoch).address()
+    }
+
+    async fn epoch_now(&self) -> u64 {
+        self.cfg.epoch_at(chain_time(&self.reader).await).unwrap()
+    }
+
+    async fn revealed(&self, epoch: u64) -> bool {
+        IProbeRegistry::new(self.devnet.deployment.probe_registry, &self.reader)
+            .isProbeSubmitter(epoch, self.wallet(epoch))
+            .call()
+            .await
+            .unwrap()
+    }
+
+    /// Whether the running prober has work due: a slot of the running epoch not submitted yet,
+    /// or the ended epoch's probes waiting for their reveal. The test never moves the clock past
+    /// either (that would be unfair to the prober: on a real chain time runs at its own pace).
+    async fn prober_busy(&self) -> bool {
+        let now = chain_time(&self.reader).await;
+        let e = self.cfg.epoch_at(now).unwrap();
+        let (start, _) = self.cfg.bounds(e).unwrap();
+        let due = slot_times(
+            &self.seed,
+            self.devnet.chain_id,
+            e,
+            start,
+            EPOCH_LENGTH,
+            TASKS_PER_EPOCH,
+        )
+        .into_iter()
+        .filter(|t| *t <= now)
+        .count();
+        if submitted_by(&self.devnet, self.wallet(e)).await < due {
+            return true;
+        }
+        match e.checked_sub(1) {
+            Some(prev) => {
+                submitted_by(&self.devnet, self.wallet(prev)).await > 0
+                    && !self.revealed(prev).await
+            }
+            None => false,
+        }
+    }
+
+    /// Moves the chain clock 1 s at a time (while the prober is not busy) until `done` holds;
+    /// panics naming `what` after 3 minutes.
+    async fn drive_until<F, Fut>(&self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let timeout = Duration::from_secs(180);
+        let start = Instant::now();
+        while !done().await {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what} (chain time {})",
+                chain_time(&self.reader).await
+            );
+            if !self.prober_busy().await {
+                self.devnet.advance_time(1).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Lets the running prober probe `epoch`: its slots submitted, the epoch ended, its reveal.
+    async fn probe_epoch(&self, epoch: u64) {
+        let wallet = self.wallet(epoch);
+        self.drive_until(
+            &format!("{TASKS_PER_EPOCH} probe tasks of epoch {epoch} from {wallet}"),
+            || async { submitted_by(&self.devnet, wallet).await >= TASKS_PER_EPOCH as usize },
+        )
+        .await;
+        self.to_end_of(epoch).await;
+        wait_for(
+            &format!("the reveal of epoch {epoch}'s wallet {wallet}"),
+            Duration::from_secs(60),
+            || self.revealed(epoch),
+        )
+        .await;
+    }
+
+    async fn to_end_of(&self, epoch: u64) {
+        let (_, end) = self.cfg.bounds(epoch).unwrap();
+        self.drive_until(
+            &format!("the end of epoch {epoch} (time {end})"),
+            || async { chain_time(&self.reader).await >= end },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prober_submits_from_a_fresh_wallet_each_epoch_and_reveals_it_once_in_time() {
+    let devnet = start_devnet().await;
+    let d = devnet.deployment.clone();
+    let prober = devnet.prober.clone().expect("the devnet's prober");
+    let reader = devnet.provider(&devnet.user);
+    // the prober has ETH but no DN: the user funds it
+    let dn = |n: u64| U256::from(n) * U256::from(10u64).pow(U256::from(18u64));
+    let r = DNToken::new(d.token, &reader)
+        .transfer(prober.address(), dn(100))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "funding the prober");
+    let cfg = EpochConfig::load(&reader, &d).await.expect("epoch config");
+    assert_eq!(
+        (cfg.epoch_length, u64::from(cfg.response_window_secs)),
+        (EPOCH_LENGTH, RESPONSE_WINDOW)
+    );
+    let world = World {
+        seed: ProbeSeed::parse(SEED).unwrap(),
+        devnet,
+        reader,
+        cfg,
+    };
+    let devnet = &world.devnet;
+    // the documented derivation: keccak256(seed || chain id || epoch), 8-byte big-endian each
+    let mut pre = alloy::hex::decode(SEED).unwrap();
+    pre.extend_from_slice(&devnet.chain_id.to_be_bytes());
+    pre.extend_from_slice(&3u64.to_be_bytes());
+    assert_eq!(
+        PrivateKeySigner::from_bytes(&keccak256(&pre))
+            .unwrap()
+            .address(),
+        world.wallet(3)
+    );
+
+    let dir = inputs_dir();
+    let args = probe_args(devnet, &prober, devnet.model_id, dir.path());
+    let started = Instant::now();
+
+    // 1. A prober runs through two whole epochs.
+    let p1 = start_prober(&args).await;
+    assert_eq!(p1.address(), prober.address());
+    let (stop, stop_rx) = watch::channel(false);
+    let run1 = tokio::spawn(p1.run(stop_rx));
+    let e0 = world.epoch_now().await;
+    let (e1, e2, e3, e4) = (e0 + 1, e0 + 2, e0 + 3, e0 + 4);
+    world.probe_epoch(e1).await;
+    eprintln!(
+        "epoch {e1} probed and revealed after {:?}",
+        started.elapsed()
+    );
+
+    // 2. It submits epoch e2's probes and stops before the epoch ends; a fresh prober (nothing in
+    //    memory) reveals e2 from what the chain says, and nothing already revealed again.
+    let w2 = world.wallet(e2);
+    world
+        .drive_until(&format!("the probe tasks of epoch {e2}"), || async {
+            submitted_by(devnet, w2).await >= TASKS_PER_EPOCH as usize
+        })
+        .await;
+    stop.send(true).unwrap();
+    run1.await.unwrap().expect("the first prober stops cleanly");
+    let (_, end2) = world.cfg.bounds(e2).unwrap();
+    assert!(
+        chain_time(&world.reader).await < end2,
+        "stopped within epoch {e2}"
+    );
+    assert!(!world.revealed(e2).await, "not revealed before the end");
+    let mut p2 = start_prober(&args).await;
+    world.to_end_of(e2).await;
+    let out = p2.step().await.expect("the restarted prober's first step");
+    assert_eq!(out.epoch, Some(e3));
+    assert_eq!(
+        out.revealed,
+        vec![e2],
+        "only epoch {e2} was due for a reveal"
+    );
+    let out = p2.step().await.expect("a second step");
+    assert!(out.revealed.is_empty(), "no reveal twice: {out:?}");
+    drop(p2);
+
+    // 3. Nobody probes epoch e3: once it has ended, a prober started in e4 reveals nothing for it
+    //    (and nothing twice), then probes e4.
+    assert_eq!(
+        submitted_by(devnet, world.wallet(e3)).await,
+        0,
+        "the second prober's two steps came before epoch {e3}'s first slot"
+    );
+    let (start4, _) = world.cfg.bounds(e4).unwrap();
+    let now = chain_time(&world.reader).await;
+    devnet.advance_time(start4 + 1 - now).await.unwrap();
+    let mut p3 = start_prober(&args).await;
+    let out = p3.step().await.expect("the third prober's first step");
+    assert_eq!(out.epoch, Some(e4));
+    assert!(out.revealed.is_empty(), "nothing to reveal: {out:?}");
+    let (stop, stop_rx) = watch::channel(false);
+    let run3 = tokio::spawn(p3.run(stop_rx));
+    world.probe_epoch(e4).await;
+    stop.send(true).unwrap();
+    run3.await.unwrap().expect("the third prober stops cleanly");
+    eprintln!("epochs {e1}..={e4} done after {:?}", started.elapsed());
+
+    // From the chain: every task came from an epoch wallet, within its epoch.
+    let mut by_wallet: BTreeMap<Address, Vec<u64>> = BTreeMap::new();
+    for log in logs::<ITaskManager::TaskSubmitted>(devnet, d.task_manager, None).await {
+        let ev = log.log_decode::<ITaskManager::TaskSubmitted>().unwrap();
+        assert_eq!(ev.inner.data.modelId, devnet.model_id);
+        assert_ne!(
+            ev.inner.data.submitter,
+            prober.address(),
+            "the prober never submits"
+        );
+        by_wallet
+            .entry(ev.inner.data.submitter)
+            .or_default()
+            .push(block_time(&world.reader, &log).await);
+    }
+    let mut probed = BTreeSet::new();
+    for e in e0..=e4 {
+        let w = world.wallet(e);
+        let Some(times) = by_wallet.remove(&w) else {
+            continue;
+        };
+        let (start, end) = world.cfg.bounds(e).unwrap();
+        assert!(
+            times.iter().all(|t| (start..end).contains(t)),
+            "tasks of epoch {e}'s wallet at {times:?}, outside [{start}, {end})"
+        );
+        assert!(
+            times.len() <= TASKS_PER_EPOCH as usize,
+            "epoch {e}: {times:?}"
+        );
+        probed.insert(e);
+    }
+    assert!(
+        by_wallet.is_empty(),
+        "tasks from other wallets: {by_wallet:?}"
+    );
+    for e in [e1, e2, e4] {
+        assert!(probed.contains(&e), "epoch {e} probed");
+    }
+    assert!(!probed.contains(&e3), "nobody probed epoch {e3}");
+    let wallets: BTreeSet<Address> = probed.iter().map(|e| world.wallet(*e)).collect();
+    assert_eq!(wallets.len(), probed.len(), "one wallet per epoch");
+    assert!(!wallets.contains(&prober.address()));
+
+    // Each probed epoch revealed once, by the prober, after its end and in time to count; no
+    // reveal of an epoch without probes.
+    let mut reveals: BTreeMap<u64, Vec<(Address, u64)>> = BTreeMap::new();
+    for log in logs::<IProbeRegistry::ProbesRevealed>(devnet, d.probe_registry, None).await {
+        let ev = log.log_decode::<IProbeRegistry::ProbesRevealed>().unwrap();
+        assert_eq!(ev.inner.data.prober, prober.address());
+        reveals.entry(ev.inner.data.epoch).or_default().push((
+            ev.inner.data.submitter,
+            block_time(&world.reader, &log).await,
+        ));
+    }
+    assert_eq!(
+        reveals.keys().copied().collect::<BTreeSet<_>>(),
+        probed,
+        "reveals exactly for the probed epochs"
+    );
+    for (e, rs) in &reveals {
+        assert_eq!(rs.len(), 1, "epoch {e} revealed once: {rs:?}");
+        let (submitter, at) = rs[0];
+        assert_eq!(submitter, world.wallet(*e));
+        let (_, end) = world.cfg.bounds(*e).unwrap();
+        assert!(
+            at >= end && at <= end - 1 + RESPONSE_WINDOW,
+            "epoch {e} revealed at {at}, outside [{end}, {}]",
+            end - 1 + RESPONSE_WINDOW
+        );
+    }
+    assert!(!world.revealed(e3).await);
+    assert_eq!(
+        world
+            .reader
+            .get_transaction_count(world.wallet(e3))
+            .await
+            .unwrap(),
+        0,
+        "epoch {e3}'s wallet never used"
+    );
+    // the leftover DN went back (the fees were exact: nothing is left)
+    let token = DNToken::new(d.token, &world.reader);
+    for e in &probed {
+        assert_eq!(
+            token.balanceOf(world.wallet(*e)).call().await.unwrap(),
+            U256::ZERO,
+            "epoch {e}'s wallet holds no DN"
+        );
+    }
+    eprintln!("checked after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_key_without_the_role_or_an_unknown_model_is_refused_at_start() {
+    let devnet = start_devnet().await;
+    let dir = inputs_dir();
+    // the verifier binary, with a staked validator's key and the user's as the probe key
+    let db = tempfile::tempdir().unwrap();
+    let model = devnet.model_id.to_string();
+    let user_key = key_hex(&devnet.user);
+    let (ok, _, stderr) = common::verifier(
+        &devnet,
+        Some(&devnet.validators[0]),
+        &db.path().join("v.sqlite"),
+        &[
+            "--audit",
+            "false",
+            "--probe-key",
+            &user_key,
+            "--probe-seed",
+            SEED,
+            "--probe-model",
+            &model,
+            "--probe-inputs",
+            dir.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok, "a prober without the role must not start:\n{stderr}");
+    assert!(
+        stderr.contains("PROBER_ROLE") && stderr.contains(&devnet.user.address().to_string()),
+        "the error names the role and the address:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(SEED) && !stderr.contains(&user_key[2..]),
+        "no secret in the logs"
+    );
+
+    // the prober's own key, a model that does not exist
+    let prober = devnet.prober.clone().unwrap();
+    let args = probe_args(&devnet, &prober, 999, dir.path());
+    let e = Prober::start(args.probe_config().unwrap().unwrap(), &args.rpc)
+        .await
+        .err()
+        .expect("an unknown model is refused")
+        .to_string();
+    assert!(e.contains("--probe-model 999"), "{e}");
+}
