@@ -13,7 +13,7 @@ use alloy::providers::Provider;
 use alloy::signers::SignerSync;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
-use live::{indexer_args, wait_for};
+use live::{indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{ISettlement, ITaskManager};
 use protocol::merkle;
 use protocol::powr::{account_leaf, report_digest, EpochReport};
@@ -54,24 +54,14 @@ async fn an_epoch_passes_is_computed_posted_and_claimed() {
         .iter()
         .map(|s| devnet::digits::encode_input(&s.pixels).unwrap().into())
         .collect();
-    let call = tm.submitTasks(devnet.model_id, inputs, devnet.config.model_price_wei);
-    let gas = call.estimate_gas().await.unwrap();
-    let receipt = call
-        .gas(gas * 3 / 2)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status());
-    let ids: Vec<U256> = receipt
-        .inner
-        .logs()
-        .iter()
-        .filter_map(|l| l.log_decode::<ITaskManager::TaskSubmitted>().ok())
-        .map(|l| l.inner.data.taskId)
-        .collect();
+    let ids = submit_tasks(
+        &user,
+        d.task_manager,
+        devnet.model_id,
+        devnet.config.model_price_wei,
+        inputs,
+    )
+    .await;
     assert_eq!(ids.len(), 4);
     devnet.assign(&ids).await.unwrap();
     let mut workers = Vec::new();
