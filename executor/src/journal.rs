@@ -342,6 +342,31 @@ pub struct Journal {
     state: JournalState,
 }
 
+/// How long [`lock`] waits for a lock held elsewhere before [`JournalError::Locked`].
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the journal's exclusive lock (`flock`), retrying for [`LOCK_WAIT`]: a lock is shared by
+/// every copy of its descriptor, and a process forked by another thread (a child being spawned)
+/// holds a copy until its `exec` closes it, so a journal closed and reopened at that moment looks
+/// locked for a few milliseconds (a flaky `Locked` in the unit tests). Another executor holding it
+/// still fails, after the wait.
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(_) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(_) => {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+        }
+    }
+}
+
 impl Journal {
     /// Opens (creating if needed) and replays the journal. A truncated last line is dropped
     /// (and cut from the file so the next append starts on a clean line); any other bad line
@@ -361,9 +386,7 @@ impl Journal {
             .open(path)
             .map_err(io)?;
         // Two executors appending to one journal would each think the other's work is theirs.
-        file.try_lock().map_err(|_| JournalError::Locked {
-            path: path.to_path_buf(),
-        })?;
+        lock(&file, path)?;
         let mut state = JournalState::default();
         let mut report = ReplayReport::default();
 
@@ -478,9 +501,7 @@ impl Journal {
             .append(true)
             .open(&self.path)
             .map_err(io)?;
-        file.try_lock().map_err(|_| JournalError::Locked {
-            path: self.path.clone(),
-        })?;
+        lock(&file, &self.path)?;
         self.file = file;
         let mut replayed = JournalState::default();
         for rec in self.state.compacted_records() {
