@@ -13,7 +13,7 @@ use alloy::providers::Provider;
 use alloy::signers::SignerSync;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
-use live::{indexer_args, submit_tasks, wait_for};
+use live::{commit_as, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{ISettlement, ITaskManager};
 use protocol::merkle;
 use protocol::powr::{account_leaf, report_digest, EpochReport};
@@ -72,31 +72,10 @@ async fn an_epoch_passes_is_computed_posted_and_claimed() {
             .iter()
             .find(|w| w.address() == worker)
             .unwrap();
-        let output = b"label 4".to_vec();
-        let r = ITaskManager::new(d.task_manager, devnet.provider(signer))
-            .commit(*id, protocol::output_hash(&output), 0, output.into())
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        assert!(r.status(), "commit of {id}");
+        commit_as(&devnet, signer, *id, b"label 4").await;
         workers.push(worker);
     }
-    devnet
-        .advance_time(devnet.config.challenge_window + 1)
-        .await
-        .unwrap();
-    let r = tm
-        .finalizeBatch(ids.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status(), "finalizeBatch");
+    let r = finalize_after_challenge(&devnet, ids.clone()).await;
     let block = user
         .get_block_by_number(r.block_number.unwrap().into())
         .await

@@ -16,7 +16,7 @@ use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
-use live::{indexer_args, submit_tasks, wait_for};
+use live::{commit_as, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{DNToken, IModelRegistry, IProbeRegistry, IStaking, ITaskManager};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -192,34 +192,13 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
                 "only the attacker serves its model"
             );
         }
-        let output = b"label 4".to_vec();
-        let r = ITaskManager::new(d.task_manager, devnet.provider(signer))
-            .commit(*id, protocol::output_hash(&output), 0, output.into())
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        assert!(r.status(), "commit of {id}");
+        commit_as(&devnet, signer, *id, b"label 4").await;
     }
     assert!(
         !probe_workers.contains(&attacker.address()),
         "the attacker serves only its own model"
     );
-    devnet
-        .advance_time(devnet.config.challenge_window + 1)
-        .await
-        .unwrap();
-    let r = tm
-        .finalizeBatch(all.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status(), "finalizeBatch");
+    let r = finalize_after_challenge(&devnet, all.clone()).await;
     // what the attacker's own fees lost: the validators' and protocol's shares
     let mut burned = U256::ZERO;
     for l in r.inner.logs() {

@@ -83,3 +83,45 @@ pub async fn submit_tasks(
         .map(|l| l.inner.data.taskId)
         .collect()
 }
+
+/// Commits `output` (code 0) for task `id` as `signer`, its drawn worker.
+pub async fn commit_as(
+    devnet: &Devnet,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    id: U256,
+    output: &[u8],
+) {
+    let r = ITaskManager::new(devnet.deployment.task_manager, devnet.provider(signer))
+        .commit(id, protocol::output_hash(output), 0, output.to_vec().into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "commit of {id}");
+}
+
+/// Lets the challenge window pass and finalizes `ids` in one `finalizeBatch` from the user.
+pub async fn finalize_after_challenge(
+    devnet: &Devnet,
+    ids: Vec<U256>,
+) -> alloy::rpc::types::TransactionReceipt {
+    devnet
+        .advance_time(devnet.config.challenge_window + 1)
+        .await
+        .unwrap();
+    let r = ITaskManager::new(
+        devnet.deployment.task_manager,
+        devnet.provider(&devnet.user),
+    )
+    .finalizeBatch(ids)
+    .send()
+    .await
+    .unwrap()
+    .get_receipt()
+    .await
+    .unwrap();
+    assert!(r.status(), "finalizeBatch");
+    r
+}
