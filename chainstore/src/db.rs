@@ -70,6 +70,27 @@ pub struct Db {
     pool: SqlitePool,
 }
 
+/// The last indexed block of `chain_id` (None before the first range), read through `e`: a
+/// transaction that also reads rows sees the cursor that names them (every range stored and every
+/// rollback moves the cursor in the same transaction as the rows).
+pub async fn read_cursor<'e, E: sqlx::SqliteExecutor<'e>>(
+    e: E,
+    chain_id: u64,
+) -> Result<Option<BlockRef>, DbError> {
+    let row =
+        sqlx::query("SELECT block_number, block_hash, updated_at FROM cursor WHERE chain_id = ?")
+            .bind(i64_of(chain_id))
+            .fetch_optional(e)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: String = row.try_get("block_hash")?;
+    Ok(Some(BlockRef {
+        number: u64_of(row.try_get("block_number")?),
+        hash: hash.parse().unwrap_or_default(),
+        timestamp: u64_of(row.try_get("updated_at")?),
+    }))
+}
+
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -212,19 +233,7 @@ impl Db {
 
     /// Last indexed block of `chain_id`, if any.
     pub async fn cursor(&self, chain_id: u64) -> Result<Option<BlockRef>, DbError> {
-        let row = sqlx::query(
-            "SELECT block_number, block_hash, updated_at FROM cursor WHERE chain_id = ?",
-        )
-        .bind(i64_of(chain_id))
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let hash: String = row.try_get("block_hash")?;
-        Ok(Some(BlockRef {
-            number: u64_of(row.try_get("block_number")?),
-            hash: hash.parse().unwrap_or_default(),
-            timestamp: u64_of(row.try_get("updated_at")?),
-        }))
+        read_cursor(&self.pool, chain_id).await
     }
 
     /// Stores the logs of a block range, the hashes of its blocks and the new cursor, all in one

@@ -45,6 +45,8 @@ pub struct AppState {
     /// The deployment being indexed, served at `/deployment.json` (the staking page reads the
     /// contract addresses from it).
     pub deployment: Option<protocol::Deployment>,
+    /// Serialized `GET /tasks` pages of the last indexed block ([`crate::cache`]).
+    pub task_pages: Arc<crate::cache::PageCache>,
 }
 
 /// What went wrong, in the `error` field of every error response.
@@ -512,7 +514,7 @@ impl TaskQuery {
 async fn list_tasks(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<query::TaskPage> {
+) -> Result<Response, ApiError> {
     let q = TaskQuery::parse(&q)?;
     let f = query::TaskFilter {
         status: q.status,
@@ -521,7 +523,34 @@ async fn list_tasks(
         limit: q.limit.unwrap_or(DEFAULT_LIMIT),
         cursor: q.cursor,
     };
-    Ok(Json(query::tasks(s.db.pool(), &f).await?))
+    // the page of this query at the last indexed block, when already read there
+    let key = format!("{f:?}");
+    let cached = chainstore::db::read_cursor(s.db.pool(), s.chain_id)
+        .await?
+        .and_then(|c| s.task_pages.get(&key, cache_at(&c)));
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let (page, at) = query::tasks_at(s.db.pool(), s.chain_id, &f).await?;
+            let body =
+                axum::body::Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    detail: format!("encoding the page: {e}"),
+                })?);
+            if let Some(c) = at {
+                s.task_pages.put(key, cache_at(&c), body.clone());
+            }
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn cache_at(c: &chainstore::db::BlockRef) -> crate::cache::At {
+    crate::cache::At {
+        number: c.number,
+        hash: c.hash,
+    }
 }
 
 /// One task with its decoded payloads, trail of events and audit record.

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod audit_query;
 pub mod blobs;
+pub mod cache;
 pub use chainstore::{audit, db, epochs, follow, ingest, model_selection};
 pub mod epoch_query;
 pub mod limits;
@@ -194,6 +195,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
         metrics: metrics_handle(),
         web_dir: args.web_dir.clone(),
         deployment: Some(deployment.clone()),
+        task_pages: Default::default(),
     };
     let app = limits::apply(
         api::router(state),

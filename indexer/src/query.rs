@@ -591,6 +591,28 @@ pub struct TaskPage {
 
 /// A page of tasks, newest first, and the cursor of the next page.
 pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    tasks_on(&mut conn, f).await
+}
+
+/// [`tasks`] and the cursor of `chain_id` (the last indexed block), read in one read transaction:
+/// the cursor names the data the page shows (`GET /tasks` keeps pages by it, [`crate::cache`]).
+pub async fn tasks_at(
+    pool: &SqlitePool,
+    chain_id: u64,
+    f: &TaskFilter,
+) -> Result<(TaskPage, Option<chainstore::db::BlockRef>), crate::db::DbError> {
+    let mut tx = pool.begin().await?;
+    let at = chainstore::db::read_cursor(&mut *tx, chain_id).await?;
+    let page = tasks_on(&mut tx, f).await?;
+    tx.commit().await?;
+    Ok((page, at))
+}
+
+async fn tasks_on(
+    conn: &mut sqlx::SqliteConnection,
+    f: &TaskFilter,
+) -> Result<TaskPage, sqlx::Error> {
     let mut q: QueryBuilder<Sqlite> =
         QueryBuilder::new(json_rows_head::<SummaryRow>("task_id DESC"));
     q.push(format_args!(
@@ -611,7 +633,7 @@ pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::
     q.push(" ORDER BY task_id DESC LIMIT ")
         .push_bind(i64::from(f.limit))
         .push(")");
-    let page: String = q.build_query_scalar().fetch_one(pool).await?;
+    let page: String = q.build_query_scalar().fetch_one(conn).await?;
     let rows: Vec<SummaryRow> = decode_rows(&page)?;
     let next_cursor = if rows.len() == f.limit as usize {
         rows.last().map(|r| r.task_id.to_string())

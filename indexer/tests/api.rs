@@ -270,6 +270,59 @@ async fn task_list_pages_by_id_and_filters() {
     );
 }
 
+/// `GET /tasks` keeps each page by the indexed block it was read at (`indexer::cache`): every
+/// stored range and every rollback shows at once, and a page read again at the same block is the
+/// kept one.
+#[tokio::test]
+async fn task_pages_follow_every_indexed_range_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let history = history();
+    index(&db, &history, 1, 3).await;
+    let api = Api {
+        state: api_state(db.clone()),
+        _dir: dir,
+    };
+    let uncached = || async {
+        let f = indexer::query::TaskFilter {
+            status: None,
+            worker: None,
+            model: None,
+            limit: 50,
+            cursor: None,
+        };
+        to_json(indexer::query::tasks(db.pool(), &f).await.unwrap())
+    };
+    let early = api.ok("/tasks?limit=50").await;
+    assert_eq!(early, uncached().await);
+    assert_eq!(api.state.task_pages.len(), 1, "the page is kept");
+    assert_eq!(api.ok("/tasks?limit=50").await, early, "and served again");
+    assert_eq!(api.ok("/tasks").await, early, "the default limit is 50");
+
+    index(&db, &history, 4, 7).await;
+    let late = api.ok("/tasks?limit=50").await;
+    assert_ne!(late, early, "the fixture's later blocks change the tasks");
+    assert_eq!(late, uncached().await, "a new range shows at once");
+    assert_eq!(
+        api.state.task_pages.len(),
+        1,
+        "pages of the old block dropped"
+    );
+
+    db.rollback_to(CHAIN, &contracts(), Some(block(3)))
+        .await
+        .unwrap();
+    assert_eq!(
+        api.ok("/tasks?limit=50").await,
+        early,
+        "a rollback shows at once"
+    );
+    // a filtered page is its own entry
+    let w2 = api.ok(&format!("/tasks?worker={W2}")).await;
+    assert_ne!(w2, early);
+    assert_eq!(api.state.task_pages.len(), 2);
+}
+
 #[tokio::test]
 async fn bad_parameters_are_400_naming_the_parameter() {
     let api = api().await;
