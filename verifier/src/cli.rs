@@ -109,11 +109,11 @@ pub struct Args {
     /// Prober key (hex; better via the env var): runs the protocol's prober in this process,
     /// alongside the settlement (probe emission, see the README's "Economics"). This wallet must
     /// hold ProbeRegistry's PROBER_ROLE (checked at start); it reveals each epoch's probe wallet
-    /// once the epoch has ended, and funds the per-epoch wallets with DN (the tasks' fees) and
-    /// ETH (their gas), so it needs both. Not the validator's key nor the canary's. Requires
-    /// --probe-seed, --probe-model and --probe-inputs. Known limit: the funding transfers link the
-    /// epoch wallets to this key on-chain (fine on a devnet; a production prober funds them
-    /// through an unlinkable route).
+    /// once the epoch has ended (so it needs ETH for gas) and, with --probe-funding key, funds the
+    /// per-epoch wallets with DN (the tasks' fees) and ETH (their gas). Not the validator's key nor
+    /// the canary's. Requires --probe-seed, --probe-model and --probe-inputs. Known limit of
+    /// --probe-funding key: the funding transfers link the epoch wallets to this key on-chain
+    /// (fine on a devnet; a production prober uses --probe-funding external).
     #[arg(long, value_name = "HEX", env = "DN_PROBE_PRIVATE_KEY", hide_env_values = true,
           requires_all = ["probe_seed", "probe_model", "probe_inputs"])]
     pub probe_key: Option<crate::probe::Secret>,
@@ -162,6 +162,29 @@ pub struct Args {
     #[arg(long, value_name = "ETH", env = "DN_PROBE_GAS_ETH",
           default_value = crate::probe::DEFAULT_GAS_ETH, value_parser = crate::probe::parse_eth)]
     pub probe_gas_eth: alloy::primitives::U256,
+    /// Who funds the per-epoch probe wallets. `key`: the prober tops each epoch wallet up from the
+    /// probe key (simple; links the wallets to the prober on-chain: fine for devnets and tests).
+    /// `external`: the prober never sends funds to an epoch wallet: an operator funds each epoch's
+    /// wallet in advance (DN for its probes' fees, ETH for its gas) through a route not linked to
+    /// the prober (list them with --probe-print-wallets); a wallet short of DN or ETH when a probe
+    /// is due is skipped with a warning naming the wallet, the epoch and the amounts missing, and
+    /// retried at the next poll.
+    #[arg(long, value_name = "MODE", env = "DN_PROBE_FUNDING", value_enum,
+          default_value_t = crate::probe::ProbeFunding::Key, requires = "probe_key")]
+    pub probe_funding: crate::probe::ProbeFunding,
+    /// Print the probe wallets of N epochs, from the one running at the chain head, and exit
+    /// instead of running the verifier: one line `epoch <E> wallet <0xADDR> from <START> to <END>
+    /// [needs <DN> DN]` each (unix seconds, chain clock; `needs`: --probe-tasks-per-epoch x the
+    /// highest pricePerCall among the --probe-model, when readable), for an operator funding them
+    /// with --probe-funding external. Reads the chain only; needs no validator key, and never
+    /// prints the seed or a key.
+    #[arg(long, value_name = "N", requires_all = ["probe_key", "probe_seed"],
+          value_parser = clap::value_parser!(u64).range(1..=crate::probe::MAX_PRINT_WALLETS))]
+    pub probe_print_wallets: Option<u64>,
+    /// With --probe-print-wallets: print one JSON array of {epoch, wallet, start, end, needs}
+    /// instead of lines.
+    #[arg(long, requires = "probe_print_wallets")]
+    pub json: bool,
     /// TEST-ONLY: `rubber-stamp` approves every audit without re-executing (a lazy validator);
     /// `false-accuse` calls every audited result a mismatch. Both lose stake: for tests and demos.
     #[arg(long, value_enum, default_value_t = crate::audit::AuditMode::Honest, hide = true)]
@@ -236,10 +259,7 @@ impl Args {
             key.expose().trim().parse().map_err(|_| {
                 anyhow::anyhow!("--probe-key / DN_PROBE_PRIVATE_KEY: not a 32-byte hex private key")
             })?;
-        let seed = self.probe_seed.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("--probe-seed / DN_PROBE_SEED: required with --probe-key")
-        })?;
-        let seed = crate::probe::ProbeSeed::parse(seed.expose()).map_err(anyhow::Error::msg)?;
+        let seed = self.parsed_probe_seed()?;
         if self.probe_model.is_empty() {
             anyhow::bail!(
                 "--probe-model: required with --probe-key (the catalogue models to probe)"
@@ -258,8 +278,17 @@ impl Args {
             inputs,
             tasks_per_epoch: self.probe_tasks_per_epoch,
             gas_wei: self.probe_gas_eth,
+            funding: self.probe_funding,
             poll: std::time::Duration::from_millis(self.poll_interval_ms),
         }))
+    }
+
+    /// `--probe-seed`, parsed (the error never repeats it).
+    pub fn parsed_probe_seed(&self) -> anyhow::Result<crate::probe::ProbeSeed> {
+        let seed = self.probe_seed.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--probe-seed / DN_PROBE_SEED: required with --probe-key")
+        })?;
+        crate::probe::ProbeSeed::parse(seed.expose()).map_err(anyhow::Error::msg)
     }
 
     /// `--db`, or `verifier-<address>.sqlite` in the working directory.
@@ -362,6 +391,58 @@ mod tests {
             "lots",
         ])
         .is_err());
+    }
+
+    #[test]
+    fn probe_funding_and_print_wallets_flags_are_checked_by_clap() {
+        let key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+        let seed = "11".repeat(32);
+        let with = |extra: &[&str]| {
+            let mut v = vec![
+                "verifier",
+                "--probe-key",
+                key,
+                "--probe-seed",
+                &seed,
+                "--probe-model",
+                "1",
+                "--probe-inputs",
+                "/x",
+            ];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v)
+        };
+        let a = with(&[]).unwrap();
+        assert_eq!(a.probe_funding, crate::probe::ProbeFunding::Key);
+        assert_eq!(a.probe_print_wallets, None);
+        let a = with(&["--probe-funding", "external"]).unwrap();
+        assert_eq!(a.probe_funding, crate::probe::ProbeFunding::External);
+        let e = with(&["--probe-funding", "bogus"]).unwrap_err().to_string();
+        assert!(
+            e.contains("bogus")
+                && e.contains("--probe-funding")
+                && e.contains("possible values")
+                && e.contains("key")
+                && e.contains("external"),
+            "{e}"
+        );
+        // needs the prober's flags
+        assert!(Args::try_parse_from(["verifier", "--probe-funding", "external"]).is_err());
+        let a = with(&["--probe-print-wallets", "3", "--json"]).unwrap();
+        assert_eq!(a.probe_print_wallets, Some(3));
+        assert!(a.json);
+        assert!(with(&["--probe-print-wallets", "1000"]).is_ok());
+        for bad in ["0", "1001", "many"] {
+            let e = with(&["--probe-print-wallets", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--probe-print-wallets"), "{bad}: {e}");
+        }
+        assert!(Args::try_parse_from(["verifier", "--probe-print-wallets", "3"]).is_err());
+        assert!(
+            with(&["--json"]).is_err(),
+            "--json only with --probe-print-wallets"
+        );
     }
 
     #[test]

@@ -92,11 +92,40 @@ pub async fn facts_json(
     }))
 }
 
+/// `--probe-print-wallets N`: prints the probe wallets of N epochs from the running one (lines,
+/// or one JSON array with `--json`) on stdout; never the seed nor a key.
+async fn print_probe_wallets(args: &Args, count: u64) -> anyhow::Result<()> {
+    let seed = args.parsed_probe_seed()?;
+    let lines = probe::epoch_wallets(
+        &args.rpc,
+        &seed,
+        &args.probe_model,
+        args.probe_tasks_per_epoch,
+        count,
+    )
+    .await
+    .context("--probe-print-wallets")?;
+    if args.json {
+        let all: Vec<serde_json::Value> = lines.iter().map(probe::WalletLine::to_json).collect();
+        println!("{}", serde_json::Value::Array(all));
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
+
 /// Checks every setting (key, signatures directory, RPC, deployment, validator stake, database,
 /// the prober's role and models with `--probe-key`), each failure one line naming it; then follows
 /// the chain and settles epochs (and probes, with `--probe-key`) until `shutdown` resolves,
-/// `--stop-after-epoch` is reached, or a fatal error.
+/// `--stop-after-epoch` is reached, or a fatal error. With `--probe-print-wallets` it only lists
+/// the coming probe wallets and returns, before any of that.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    if let Some(count) = args.probe_print_wallets {
+        // A read-only listing for the operator: no validator key, database or prober needed.
+        return print_probe_wallets(&args, count).await;
+    }
     // Local configuration first: a bad flag should not wait on the network.
     let signer = args.key.signer()?;
     let me = signer.address();

@@ -4,8 +4,9 @@
 //!
 //! When `ProbeRegistry.probeEmission()` is on, an epoch's workers' and developers' pools pay only
 //! for probe tasks: tasks whose submitter the prober (`PROBER_ROLE`) revealed with
-//! `revealProbes(epoch, [submitter])` once the epoch had ended, in a block no later than the
-//! epoch's `facts_until` (at least `end - 1 + responseWindow`). Workers must not be able to tell a
+//! `revealProbes(epoch, [submitter])` for the epoch they were submitted in, once that epoch had
+//! ended, in a block no later than `end - 1 + responseWindow` (counted in the epoch each is
+//! finalized in). Workers must not be able to tell a
 //! probe from a user's task before the reveal, and a revealed wallet is known for good, so every
 //! epoch has its own submitter wallet:
 //!
@@ -22,10 +23,17 @@
 //!   `--probe-model` and the files of `--probe-inputs`), at the model's `pricePerCall`. A slot
 //!   missed while the prober was down is caught up, one per poll, as long as its epoch runs; a
 //!   slot of an epoch that has ended is never submitted (its wallet would show up in the next).
-//! - **funding**: before a submission, the epoch's wallet is topped up from the probe key with the
-//!   DN of the epoch's remaining tasks and, when it holds less than half of `--probe-gas-eth`, ETH
-//!   up to `--probe-gas-eth`; the wallet then approves the TaskManager for the remaining fees and
-//!   submits `submitTasks(model, [input], price)`.
+//! - **funding** (`--probe-funding`): with `key` (the default), before a submission the epoch's
+//!   wallet is topped up from the probe key with the DN of the epoch's remaining tasks and, when it
+//!   holds less than half of `--probe-gas-eth`, ETH up to `--probe-gas-eth`. With `external` the
+//!   prober never sends funds to an epoch wallet: an operator funds each epoch's wallet in advance
+//!   through a route not linked to the prober (`--probe-print-wallets N` lists the coming epochs'
+//!   wallets, their time spans and the DN each needs at most); a wallet holding no ETH, or less DN
+//!   than the slot's fee, when a probe is due is skipped with a warning naming the wallet, the
+//!   epoch and the amounts missing (the step fails, nothing is submitted or revealed, and
+//!   `verifier_probe_errors_total` counts it), and retried on the following polls. Either way the
+//!   wallet then approves the TaskManager for the remaining fees (a transaction of the wallet
+//!   itself, which links it to nothing) and submits `submitTasks(model, [input], price)`.
 //! - **reveal**: once chain time reaches an epoch's end, the prober reveals the epoch's wallet from
 //!   the probe key (`revealProbes(epoch, [wallet])`), only if the wallet submitted a task (its
 //!   nonce is > 0 and a `TaskSubmitted` log names it as submitter) and only if it is not revealed
@@ -35,17 +43,20 @@
 //!   `end - 1 + responseWindow` is logged as a warning: the epoch computation does not count it.
 //!   The prober polls every `--poll-interval-ms`, well within a response window.
 //! - **sweep**: after an epoch is settled (revealed, or found without probes), the DN left in its
-//!   wallet goes back to the probe key (best effort: a failure is a warning; ETH is left).
+//!   wallet goes back to the probe key (best effort: a failure is a warning; ETH is left), in both
+//!   funding modes: by then the wallet is public, or it submitted nothing there was to hide.
 //!
 //! What it is trusted with, and the known limit:
 //! - the prober could reveal a colluding wallet (whose self-paid tasks would then earn emission),
 //!   like any role holder: `PROBER_ROLE` is granted and revoked through the admin timelock, and
 //!   every reveal is a public event;
-//! - **the funding transfers link the wallets to the prober on-chain**: DN and ETH go straight from
-//!   the probe key to each epoch's wallet (and the sweep back), so a worker that follows the funds
-//!   recognises probes before the reveal. A production prober must fund its wallets through a
-//!   route that does not link them to it or to one another (e.g. DN bought on an exchange to the
-//!   fresh address), which this service does not do: it is fit for devnets and tests;
+//! - **funding links**: with `--probe-funding key`, DN and ETH go straight from the probe key to
+//!   each epoch's wallet, so a worker that follows the funds recognises probes before the reveal:
+//!   fit for devnets and tests only. `--probe-funding external` removes the on-chain link the
+//!   prober itself creates (before a reveal the probe key sends nothing to, and receives nothing
+//!   from, an epoch wallet); what remains is the operator's route, which must link the wallets
+//!   neither to the prober nor to one another (e.g. DN and ETH bought on an exchange and withdrawn
+//!   straight to each fresh address): this service cannot check that;
 //! - the probe key is not the validator's key (their transactions would race for nonces), and its
 //!   tasks are audited like any other (grading probes against labels is not built).
 
@@ -78,6 +89,20 @@ alloy::sol! {
 pub const DEFAULT_TASKS_PER_EPOCH: u32 = 4;
 /// Default `--probe-gas-eth`.
 pub const DEFAULT_GAS_ETH: &str = "0.05";
+/// Most epochs `--probe-print-wallets` lists.
+pub const MAX_PRINT_WALLETS: u64 = 1000;
+
+/// How the epoch wallets get their DN and ETH (`--probe-funding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeFunding {
+    /// The prober tops each epoch wallet up from the probe key (links the wallets to it on-chain).
+    #[default]
+    Key,
+    /// The prober never sends funds to an epoch wallet: an operator funds them in advance through
+    /// a route not linked to the prober.
+    External,
+}
+
 /// `IModelRegistry.ModelStatus.Delisted`.
 const MODEL_DELISTED: u8 = 2;
 /// How long a transaction's receipt is awaited.
@@ -227,6 +252,124 @@ pub fn slot_pick(
     (at(models), at(inputs))
 }
 
+/// One coming epoch's wallet, as `--probe-print-wallets` lists it: what an operator funding the
+/// wallets in advance (`--probe-funding external`) needs to know, and nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletLine {
+    /// The epoch.
+    pub epoch: u64,
+    /// Its submitter wallet ([`epoch_signer`]'s address).
+    pub wallet: Address,
+    /// First second of the epoch (unix time, chain clock).
+    pub start: u64,
+    /// End of the epoch (exclusive).
+    pub end: u64,
+    /// DN (wei) the wallet needs at most for the epoch's probes: tasks per epoch x the highest
+    /// `pricePerCall` among the listed `--probe-model`s (None when a price could not be read).
+    pub needs: Option<U256>,
+}
+
+impl std::fmt::Display for WalletLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {} wallet {} from {} to {}",
+            self.epoch, self.wallet, self.start, self.end
+        )?;
+        if let Some(n) = self.needs {
+            write!(f, " needs {} DN", format_dn(n))?;
+        }
+        Ok(())
+    }
+}
+
+impl WalletLine {
+    /// `{epoch, wallet, start, end, needs}` (`needs` in DN as a decimal string, or null).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "epoch": self.epoch,
+            "wallet": self.wallet.to_string(),
+            "start": self.start,
+            "end": self.end,
+            "needs": self.needs.map(format_dn),
+        })
+    }
+}
+
+/// The wallets of epochs `first .. first + count` on `chain_id`, with their time spans.
+pub fn wallet_lines(
+    seed: &ProbeSeed,
+    chain_id: u64,
+    epochs: &EpochConfig,
+    first: u64,
+    count: u64,
+    needs: Option<U256>,
+) -> Result<Vec<WalletLine>> {
+    (0..count)
+        .map(|i| {
+            let epoch = first
+                .checked_add(i)
+                .ok_or_else(|| anyhow!("epoch {first} + {i} overflows"))?;
+            let (start, end) = epochs.bounds(epoch)?;
+            Ok(WalletLine {
+                epoch,
+                wallet: epoch_signer(seed, chain_id, epoch).address(),
+                start,
+                end,
+                needs,
+            })
+        })
+        .collect()
+}
+
+/// `--probe-print-wallets N`: the wallets of the `count` epochs from the one running at the chain
+/// head (epoch 0 before genesis), read-only (no key is used, nothing is sent), with what each
+/// needs at most (`tasks_per_epoch` x the highest `pricePerCall` among the listed `models`).
+pub async fn epoch_wallets(
+    rpc: &RpcArgs,
+    seed: &ProbeSeed,
+    models: &[u32],
+    tasks_per_epoch: u32,
+    count: u64,
+) -> Result<Vec<WalletLine>> {
+    if !(1..=MAX_PRINT_WALLETS).contains(&count) {
+        bail!("--probe-print-wallets: between 1 and {MAX_PRINT_WALLETS} epochs, got {count}");
+    }
+    let (provider, chain_id) = rpc.connect().await?;
+    let deployment = rpc.load_deployment(chain_id)?;
+    let epochs = EpochConfig::load(&provider, &deployment)
+        .await
+        .context("reading the epoch parameters from the contracts")?;
+    let now = provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await
+        .context("reading the latest block")?
+        .ok_or_else(|| anyhow!("the node has no latest block"))?
+        .header
+        .timestamp;
+    let first = epochs.epoch_at(now).unwrap_or(0);
+    let mr = IModelRegistry::new(deployment.model_registry, &provider);
+    let mut highest: Option<U256> = None;
+    let mut readable = !models.is_empty();
+    for &id in models {
+        match mr.getModel(id).call().await {
+            Ok(m) if m.status != MODEL_DELISTED => {
+                let p = U256::from(m.pricePerCall);
+                highest = Some(highest.map_or(p, |h| h.max(p)));
+            }
+            Ok(_) => tracing::warn!(model = id, "--probe-model {id} is delisted: not probed"),
+            Err(e) => {
+                tracing::warn!(model = id, error = %e, "--probe-model {id}: cannot read its price");
+                readable = false;
+            }
+        }
+    }
+    let needs = highest
+        .filter(|_| readable)
+        .map(|h| h * U256::from(tasks_per_epoch));
+    wallet_lines(seed, chain_id, &epochs, first, count, needs)
+}
+
 /// What the prober is set up with (from the CLI, `Args::probe_config`).
 pub struct ProbeConfig {
     /// The PROBER_ROLE holder: reveals, and funds the epoch wallets.
@@ -239,8 +382,10 @@ pub struct ProbeConfig {
     pub inputs: Vec<Vec<u8>>,
     /// Tasks per epoch.
     pub tasks_per_epoch: u32,
-    /// ETH an epoch wallet is topped up to, in wei.
+    /// ETH an epoch wallet is topped up to, in wei (`ProbeFunding::Key`).
     pub gas_wei: U256,
+    /// Who funds the epoch wallets.
+    pub funding: ProbeFunding,
     /// Time between two steps.
     pub poll: Duration,
 }
@@ -254,6 +399,7 @@ impl std::fmt::Debug for ProbeConfig {
             .field("inputs", &self.inputs.len())
             .field("tasks_per_epoch", &self.tasks_per_epoch)
             .field("gas_wei", &self.gas_wei)
+            .field("funding", &self.funding)
             .field("poll", &self.poll)
             .finish()
     }
@@ -293,6 +439,7 @@ pub struct Prober {
     inputs: Vec<Vec<u8>>,
     tasks_per_epoch: u32,
     gas_wei: U256,
+    funding: ProbeFunding,
     poll: Duration,
     current: Option<EpochWallet>,
     /// Epochs before this one are settled (revealed, or nothing to reveal).
@@ -384,19 +531,28 @@ impl Prober {
             inputs: cfg.inputs,
             tasks_per_epoch: cfg.tasks_per_epoch,
             gas_wei: cfg.gas_wei,
+            funding: cfg.funding,
             poll: cfg.poll,
             current: None,
             reveal_from: None,
         };
         let per_epoch = cost * U256::from(prober.tasks_per_epoch);
-        let balance = DNToken::new(prober.deployment.token, &prober.provider)
-            .balanceOf(me)
-            .call()
-            .await
-            .context("DNToken.balanceOf(prober)")?;
-        if balance < per_epoch {
-            tracing::warn!(prober = %me, balance = %format_dn(balance), per_epoch = %format_dn(per_epoch),
-                "the probe key holds less DN than one epoch of probes costs: fund it, or epochs go unprobed");
+        match prober.funding {
+            ProbeFunding::Key => {
+                let balance = DNToken::new(prober.deployment.token, &prober.provider)
+                    .balanceOf(me)
+                    .call()
+                    .await
+                    .context("DNToken.balanceOf(prober)")?;
+                if balance < per_epoch {
+                    tracing::warn!(prober = %me, balance = %format_dn(balance), per_epoch = %format_dn(per_epoch),
+                        "the probe key holds less DN than one epoch of probes costs: fund it, or epochs go unprobed");
+                }
+            }
+            ProbeFunding::External => {
+                tracing::info!(per_epoch = %format_dn(per_epoch),
+                    "external funding: the prober sends no funds to its epoch wallets (fund them in advance, see --probe-print-wallets)");
+            }
         }
         if emission {
             tracing::info!("probe emission is on: the workers' and developers' pools pay for revealed probe tasks only");
@@ -410,6 +566,7 @@ impl Prober {
             inputs = prober.inputs.len(),
             tasks_per_epoch = prober.tasks_per_epoch,
             gas_eth = %format_ether(prober.gas_wei),
+            funding = ?prober.funding,
             response_window_secs = prober.response_window,
             "prober started"
         );
@@ -687,7 +844,7 @@ impl Prober {
             .fold(U256::ZERO, |a, p| a + p);
         let price = prices[mi].unwrap_or_default();
         let model_id = self.models[mi];
-        self.fund(wallet, &wallet_provider, remaining, price)
+        self.fund(epoch, wallet, &wallet_provider, remaining, price)
             .await?;
         let tm = ITaskManager::new(self.deployment.task_manager, &wallet_provider);
         let receipt = tm
@@ -717,11 +874,14 @@ impl Prober {
         Ok(1)
     }
 
-    /// Tops `wallet` up from the probe key: ETH to `--probe-gas-eth` when below half of it, DN to
-    /// `remaining` (the epoch's remaining fees); then approves the TaskManager for them when its
-    /// allowance is below `price`.
+    /// Makes `wallet` (of `epoch`) ready to pay `price` for the due slot. `ProbeFunding::Key`: tops
+    /// it up from the probe key, ETH to `--probe-gas-eth` when below half of it, DN to `remaining`
+    /// (the epoch's remaining fees). `ProbeFunding::External`: sends nothing, and fails (naming the
+    /// epoch, the wallet and what it lacks) when the wallet holds no ETH or less DN than `price`.
+    /// Then approves the TaskManager for the remaining fees when the allowance is below `price`.
     async fn fund(
         &self,
+        epoch: u64,
         wallet: Address,
         wallet_provider: &DynProvider,
         remaining: U256,
@@ -733,6 +893,67 @@ impl Prober {
             .get_balance(wallet)
             .await
             .context("reading the epoch wallet's ETH balance")?;
+        match self.funding {
+            ProbeFunding::Key => self.fund_from_key(wallet, eth, remaining).await?,
+            ProbeFunding::External => {
+                let dn = DNToken::new(d.token, &self.provider)
+                    .balanceOf(wallet)
+                    .call()
+                    .await
+                    .context("reading the epoch wallet's DN balance")?;
+                if eth.is_zero() || dn < price {
+                    let mut missing = Vec::new();
+                    if dn < remaining {
+                        missing.push(format!("{} DN", format_dn(remaining - dn)));
+                    }
+                    if eth.is_zero() {
+                        missing.push("ETH for gas".to_string());
+                    }
+                    bail!(
+                        "epoch {epoch}: the epoch wallet {wallet} holds {} DN of the {} DN its remaining probes need and {} ETH (missing: {}); probe skipped, retried at the next poll. --probe-funding external: fund it through a route not linked to the prober",
+                        format_dn(dn),
+                        format_dn(remaining),
+                        format_ether(eth),
+                        missing.join(" and ")
+                    );
+                }
+                if dn < remaining {
+                    tracing::warn!(epoch, wallet = %wallet, held = %format_dn(dn), needed = %format_dn(remaining),
+                        missing = %format_dn(remaining - dn),
+                        "the epoch wallet holds less DN than the epoch's remaining probes need: later probes wait for more (--probe-funding external)");
+                }
+            }
+        }
+        let wallet_token = DNToken::new(d.token, wallet_provider);
+        let allowance = wallet_token
+            .allowance(wallet, d.task_manager)
+            .call()
+            .await
+            .context("reading the epoch wallet's allowance")?;
+        if allowance < price {
+            let r = wallet_token
+                .approve(d.task_manager, remaining.max(price))
+                .send()
+                .await
+                .map_err(|e| anyhow!("approving the TaskManager from the epoch wallet: {e}"))?
+                .with_timeout(Some(RECEIPT_TIMEOUT))
+                .get_receipt()
+                .await
+                .context("approve: waiting for the receipt")?;
+            if !r.status() {
+                bail!(
+                    "approve from the epoch wallet reverted in tx {}",
+                    r.transaction_hash
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `ProbeFunding::Key`: sends `wallet` (holding `eth`) ETH up to `--probe-gas-eth` when it
+    /// holds less than half of it, and DN up to `remaining`, from the probe key.
+    async fn fund_from_key(&self, wallet: Address, eth: U256, remaining: U256) -> Result<()> {
+        let d = &self.deployment;
         if eth < self.gas_wei / U256::from(2) {
             let amount = self.gas_wei - eth;
             let tx = TransactionRequest::default()
@@ -786,33 +1007,14 @@ impl Prober {
             }
             tracing::debug!(wallet = %wallet, dn = %format_dn(amount), "epoch wallet funded with DN");
         }
-        let wallet_token = DNToken::new(d.token, wallet_provider);
-        let allowance = wallet_token
-            .allowance(wallet, d.task_manager)
-            .call()
-            .await
-            .context("reading the epoch wallet's allowance")?;
-        if allowance < price {
-            let r = wallet_token
-                .approve(d.task_manager, remaining.max(price))
-                .send()
-                .await
-                .map_err(|e| anyhow!("approving the TaskManager from the epoch wallet: {e}"))?
-                .with_timeout(Some(RECEIPT_TIMEOUT))
-                .get_receipt()
-                .await
-                .context("approve: waiting for the receipt")?;
-            if !r.status() {
-                bail!(
-                    "approve from the epoch wallet reverted in tx {}",
-                    r.transaction_hash
-                );
-            }
-        }
         Ok(())
     }
 
     /// Sends the DN left in ended epoch `e`'s wallet back to the probe key (best effort).
+    ///
+    /// Also with `ProbeFunding::External`: the sweep runs only once `e` is settled, when the
+    /// wallet is revealed (the link to the prober is public anyway) or submitted no task (there
+    /// is no probe to recognise), so it gives nothing away; the operator's DN is not stranded.
     async fn sweep(&self, e: u64, signer: PrivateKeySigner) {
         let wallet = signer.address();
         let result: Result<()> = async {
@@ -977,6 +1179,39 @@ mod tests {
         assert_eq!(slot_pick(0, 3, 4, 2, 3), (1, 0));
         assert_eq!(slot_pick(1, 0, 4, 2, 3), (0, 1));
         assert_eq!(slot_pick(u64::MAX, u32::MAX, u32::MAX, 1, 1), (0, 0));
+    }
+
+    #[test]
+    fn a_wallet_line_shows_the_address_and_span_and_needs_only_when_known() {
+        let s = seed();
+        let wallet = epoch_signer(&s, 31337, 7).address();
+        let mut l = WalletLine {
+            epoch: 7,
+            wallet,
+            start: 140,
+            end: 160,
+            needs: None,
+        };
+        assert_eq!(
+            l.to_string(),
+            format!("epoch 7 wallet {wallet} from 140 to 160")
+        );
+        assert_eq!(l.to_json()["needs"], serde_json::Value::Null);
+        l.needs =
+            Some(U256::from(3u64) * U256::from(10u64).pow(U256::from(18u64)) / U256::from(2u64));
+        assert_eq!(
+            l.to_string(),
+            format!("epoch 7 wallet {wallet} from 140 to 160 needs 1.5 DN")
+        );
+        let json = l.to_json();
+        assert_eq!(json["wallet"], wallet.to_string());
+        assert_eq!(
+            (json["start"].as_u64(), json["end"].as_u64()),
+            (Some(140), Some(160))
+        );
+        assert_eq!(json["needs"], "1.5");
+        let all = format!("{l} {json}").to_lowercase();
+        assert!(!all.contains(&"ab".repeat(32)), "the seed: {all}");
     }
 
     #[test]

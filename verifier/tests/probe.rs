@@ -3,20 +3,26 @@
 //! PROBER_ROLE (no executors: the probe tasks just wait for a worker). Covers: one fresh wallet per
 //! epoch, never the prober's, submitting the epoch's probes within it; each such wallet revealed
 //! once, after the epoch's end and within one response window; no reveal of an epoch without
-//! probes; restarts that reveal what is due from the chain and never twice; and a probe key without
-//! the role (or an unknown model) refused at start.
+//! probes; restarts that reveal what is due from the chain and never twice; a probe key without
+//! the role (or an unknown model) refused at start; `--probe-funding external` (the probe key sends
+//! nothing to the epoch wallets, an unfunded wallet's probe waits for its funds); and
+//! `--probe-print-wallets` (the coming wallets, nothing secret).
 //!
 //! Its own test binary: it sets DN_EPOCH_LENGTH process-wide (the deploy script reads it).
 
+use alloy::consensus::Transaction as _;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::utils::parse_ether;
 use alloy::primitives::{keccak256, Address, U256};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
 use alloy::rpc::types::{Filter, Log};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use chainstore::epochs::EpochConfig;
 use clap::Parser;
 use devnet::{key_hex, Devnet, DevnetConfig};
-use protocol::bindings::{DNToken, IProbeRegistry, ITaskManager};
+use protocol::bindings::{DNToken, IModelRegistry, IProbeRegistry, ITaskManager};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
@@ -60,7 +66,18 @@ fn probe_args(
     model: u32,
     inputs: &Path,
 ) -> verifier::Args {
-    verifier::Args::try_parse_from([
+    probe_args_with(devnet, key, model, inputs, &[])
+}
+
+/// [`probe_args`] plus `extra` flags.
+fn probe_args_with(
+    devnet: &Devnet,
+    key: &PrivateKeySigner,
+    model: u32,
+    inputs: &Path,
+    extra: &[&str],
+) -> verifier::Args {
+    let args = [
         "verifier".to_string(),
         "--rpc-url".into(),
         devnet.rpc_url.clone(),
@@ -78,8 +95,9 @@ fn probe_args(
         inputs.to_str().unwrap().into(),
         "--probe-tasks-per-epoch".into(),
         TASKS_PER_EPOCH.to_string(),
-    ])
-    .expect("probe flags parse")
+    ];
+    verifier::Args::try_parse_from(args.into_iter().chain(extra.iter().map(|s| s.to_string())))
+        .expect("probe flags parse")
 }
 
 async fn start_prober(args: &verifier::Args) -> Prober {
@@ -489,4 +507,389 @@ async fn a_probe_key_without_the_role_or_an_unknown_model_is_refused_at_start() 
         .expect("an unknown model is refused")
         .to_string();
     assert!(e.contains("--probe-model 999"), "{e}");
+}
+
+/// The catalogue price of `model`.
+async fn price_of(devnet: &Devnet, model: u32) -> U256 {
+    let m = IModelRegistry::new(
+        devnet.deployment.model_registry,
+        devnet.provider(&devnet.user),
+    )
+    .getModel(model)
+    .call()
+    .await
+    .unwrap();
+    U256::from(m.pricePerCall)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_funding_sends_nothing_from_the_probe_key_and_waits_for_funds() {
+    let devnet = start_devnet().await;
+    let d = devnet.deployment.clone();
+    let prober = devnet.prober.clone().expect("the devnet's prober");
+    let reader = devnet.provider(&devnet.user);
+    let cfg = EpochConfig::load(&reader, &d).await.expect("epoch config");
+    let world = World {
+        seed: ProbeSeed::parse(SEED).unwrap(),
+        devnet,
+        reader,
+        cfg,
+    };
+    let devnet = &world.devnet;
+    let token = DNToken::new(d.token, &world.reader);
+    let price = price_of(devnet, devnet.model_id).await;
+    assert!(!price.is_zero());
+    let dir = inputs_dir();
+    let args = probe_args_with(
+        devnet,
+        &prober,
+        devnet.model_id,
+        dir.path(),
+        &["--probe-funding", "external"],
+    );
+    // the probe key as it starts (it holds ETH for its reveals, no DN: external funding needs none)
+    let nonce_at_start = world
+        .reader
+        .get_transaction_count(prober.address())
+        .await
+        .unwrap();
+    let dn_at_start = token.balanceOf(prober.address()).call().await.unwrap();
+    let mut p = start_prober(&args).await;
+
+    // 1. The first slot of the next epoch is due and its wallet holds nothing: the step fails,
+    //    naming the epoch, the wallet and the mode; nothing is sent or submitted.
+    let e1 = world.epoch_now().await + 1;
+    let wallet = p.epoch_wallet(e1);
+    assert_eq!(wallet, world.wallet(e1));
+    let (start1, end1) = world.cfg.bounds(e1).unwrap();
+    let slots = slot_times(
+        &world.seed,
+        devnet.chain_id,
+        e1,
+        start1,
+        EPOCH_LENGTH,
+        TASKS_PER_EPOCH,
+    );
+    let now = chain_time(&world.reader).await;
+    devnet
+        .advance_time(slots[0].saturating_sub(now))
+        .await
+        .unwrap();
+    let polling = Instant::now();
+    let err = loop {
+        match p.step().await {
+            Err(e) => break format!("{e:#}"),
+            Ok(out) => {
+                assert_eq!(out.submitted, 0, "nothing to pay with: {out:?}");
+                assert!(
+                    polling.elapsed() < Duration::from_secs(30),
+                    "the unfunded wallet's slot never came due: {out:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(
+        err.contains(&wallet.to_string())
+            && err.contains(&format!("epoch {e1}"))
+            && err.contains("--probe-funding external")
+            && err.contains("DN"),
+        "the error names the epoch, the wallet and the mode: {err}"
+    );
+    eprintln!("unfunded epoch wallet, as the prober reports it: {err}");
+    // retried at the next poll: same answer, still nothing sent
+    let again = format!("{:#}", p.step().await.expect_err("still unfunded"));
+    assert!(again.contains(&wallet.to_string()), "{again}");
+    assert_eq!(submitted_by(devnet, wallet).await, 0);
+    assert_eq!(
+        world.reader.get_transaction_count(wallet).await.unwrap(),
+        0,
+        "the unfunded wallet sent nothing"
+    );
+    assert_eq!(
+        world
+            .reader
+            .get_transaction_count(prober.address())
+            .await
+            .unwrap(),
+        nonce_at_start,
+        "the probe key sent nothing"
+    );
+    assert!(!world.revealed(e1).await);
+
+    // 2. The operator funds the wallet through its own route (here: the devnet's user), DN for
+    //    the epoch's probes and one more fee, ETH for gas; the running prober then probes.
+    let r = token
+        .transfer(wallet, price * U256::from(TASKS_PER_EPOCH + 1))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status());
+    let r = world
+        .reader
+        .send_transaction(
+            TransactionRequest::default()
+                .with_to(wallet)
+                .with_value(parse_ether("0.01").unwrap()),
+        )
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status());
+    assert!(
+        chain_time(&world.reader).await < end1,
+        "epoch {e1} still runs once its wallet is funded"
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(p.run(stop_rx));
+    world
+        .drive_until(
+            &format!("{TASKS_PER_EPOCH} probe tasks of epoch {e1} from {wallet}"),
+            || async { submitted_by(devnet, wallet).await >= TASKS_PER_EPOCH as usize },
+        )
+        .await;
+    assert_eq!(
+        world
+            .reader
+            .get_transaction_count(prober.address())
+            .await
+            .unwrap(),
+        nonce_at_start,
+        "before the reveal the probe key sent no transaction (no ETH, no DN)"
+    );
+    world.to_end_of(e1).await;
+    wait_for(
+        &format!("the reveal of epoch {e1}'s wallet {wallet}"),
+        Duration::from_secs(60),
+        || world.revealed(e1),
+    )
+    .await;
+    // the sweep still returns the leftover fee to the probe key after the reveal
+    let swept = dn_at_start + price;
+    wait_for(
+        "the leftover DN swept back to the probe key",
+        Duration::from_secs(60),
+        || async { token.balanceOf(prober.address()).call().await.unwrap() == swept },
+    )
+    .await;
+    stop.send(true).unwrap();
+    run.await.unwrap().expect("the prober stops cleanly");
+
+    // From the chain: the probe key's only transaction is the reveal (no value), and no DN ever
+    // went from it to the wallet; the wallet's DN came from the operator's route only.
+    assert_eq!(
+        world
+            .reader
+            .get_transaction_count(prober.address())
+            .await
+            .unwrap(),
+        nonce_at_start + 1,
+        "the probe key sent one transaction: the reveal"
+    );
+    let reveals = logs::<IProbeRegistry::ProbesRevealed>(devnet, d.probe_registry, None).await;
+    assert_eq!(reveals.len(), 1, "{reveals:?}");
+    let tx = world
+        .reader
+        .get_transaction_by_hash(reveals[0].transaction_hash.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tx.inner.signer(), prober.address());
+    assert_eq!(tx.inner.to(), Some(d.probe_registry));
+    assert!(tx.inner.value().is_zero(), "the reveal carries no ETH");
+    let from_prober = world
+        .reader
+        .get_logs(
+            &Filter::new()
+                .address(d.token)
+                .event_signature(DNToken::Transfer::SIGNATURE_HASH)
+                .topic1(prober.address().into_word())
+                .from_block(d.start_block),
+        )
+        .await
+        .unwrap();
+    assert!(
+        from_prober.is_empty(),
+        "DN transfers from the probe key: {from_prober:?}"
+    );
+    let into_wallet = logs::<DNToken::Transfer>(devnet, d.token, Some(wallet)).await;
+    assert!(!into_wallet.is_empty());
+    for log in &into_wallet {
+        let ev = log.log_decode::<DNToken::Transfer>().unwrap();
+        assert_eq!(
+            ev.inner.data.from,
+            devnet.user.address(),
+            "the wallet's DN came from the operator's route only"
+        );
+    }
+    assert_eq!(
+        token.balanceOf(wallet).call().await.unwrap(),
+        U256::ZERO,
+        "the leftover went back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn print_wallets_lists_the_coming_epoch_wallets_and_nothing_secret() {
+    let devnet = start_devnet().await;
+    let prober = devnet.prober.clone().expect("the devnet's prober");
+    let seed = ProbeSeed::parse(SEED).unwrap();
+    let reader = devnet.provider(&devnet.user);
+    let cfg = EpochConfig::load(&reader, &devnet.deployment)
+        .await
+        .unwrap();
+    let price = price_of(&devnet, devnet.model_id).await;
+    let needs = price * U256::from(TASKS_PER_EPOCH);
+    let dir = inputs_dir();
+    let args = probe_args_with(
+        &devnet,
+        &prober,
+        devnet.model_id,
+        dir.path(),
+        &["--probe-print-wallets", "5"],
+    );
+    let secrets = |signers: &[u64]| -> Vec<String> {
+        let mut s = vec![SEED.to_string(), key_hex(&prober)[2..].to_string()];
+        for e in signers {
+            s.push(alloy::hex::encode(
+                epoch_signer(&seed, devnet.chain_id, *e).to_bytes(),
+            ));
+        }
+        s
+    };
+
+    // the function behind the flag
+    let before = cfg.epoch_at(chain_time(&reader).await).unwrap();
+    let lines = verifier::probe::epoch_wallets(
+        &args.rpc,
+        &args.parsed_probe_seed().unwrap(),
+        &args.probe_model,
+        args.probe_tasks_per_epoch,
+        args.probe_print_wallets.unwrap(),
+    )
+    .await
+    .expect("the wallets");
+    let after = cfg.epoch_at(chain_time(&reader).await).unwrap();
+    assert_eq!(lines.len(), 5);
+    let first = lines[0].epoch;
+    assert!(
+        (before..=after).contains(&first),
+        "starts at the running epoch"
+    );
+    let epochs: Vec<u64> = lines.iter().map(|l| l.epoch).collect();
+    assert_eq!(epochs, (first..first + 5).collect::<Vec<_>>());
+    let hidden = secrets(&epochs);
+    for l in &lines {
+        assert_eq!(
+            l.wallet,
+            epoch_signer(&seed, devnet.chain_id, l.epoch).address()
+        );
+        assert_eq!((l.start, l.end), cfg.bounds(l.epoch).unwrap());
+        assert_eq!(l.needs, Some(needs));
+        let text = l.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "epoch {} wallet {} from {} to {} needs {} DN",
+                l.epoch,
+                l.wallet,
+                l.start,
+                l.end,
+                protocol::format_dn(needs)
+            )
+        );
+        let json = l.to_json().to_string().to_lowercase();
+        for s in &hidden {
+            assert!(
+                !text.to_lowercase().contains(s) && !json.contains(s),
+                "a secret in {text}"
+            );
+        }
+    }
+
+    // the binary: no validator key, no database, exits 0, one line per epoch
+    let db = tempfile::tempdir().unwrap();
+    let db_file = db.path().join("v.sqlite");
+    let model = devnet.model_id.to_string();
+    let key = key_hex(&prober);
+    let flags = |json: bool| {
+        let mut v = vec![
+            "--probe-key",
+            key.as_str(),
+            "--probe-seed",
+            SEED,
+            "--probe-model",
+            model.as_str(),
+            "--probe-inputs",
+            dir.path().to_str().unwrap(),
+            "--probe-tasks-per-epoch",
+            "2",
+            "--probe-print-wallets",
+            "3",
+        ];
+        if json {
+            v.push("--json");
+        }
+        v
+    };
+    assert_eq!(TASKS_PER_EPOCH, 2);
+    let (ok, stdout, stderr) = common::verifier(&devnet, None, &db_file, &flags(false)).await;
+    assert!(
+        ok,
+        "--probe-print-wallets runs without a validator key:\n{stderr}"
+    );
+    assert!(!db_file.exists(), "no database is opened");
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(printed.len(), 3, "{stdout}");
+    let mut seen = Vec::new();
+    for line in &printed {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.len(), 11, "{line}");
+        assert_eq!(
+            (words[0], words[2], words[4], words[6], words[8], words[10]),
+            ("epoch", "wallet", "from", "to", "needs", "DN"),
+            "{line}"
+        );
+        assert_eq!(words[9], protocol::format_dn(needs), "{line}");
+        let e: u64 = words[1].parse().unwrap();
+        let w: Address = words[3].parse().unwrap();
+        assert_eq!(w, epoch_signer(&seed, devnet.chain_id, e).address());
+        let (start, end) = cfg.bounds(e).unwrap();
+        assert_eq!(
+            (words[5], words[7]),
+            (&*start.to_string(), &*end.to_string())
+        );
+        seen.push(e);
+    }
+    assert_eq!(seen, (seen[0]..seen[0] + 3).collect::<Vec<_>>());
+    assert!(seen[0] >= first);
+    let (ok, json_out, json_err) = common::verifier(&devnet, None, &db_file, &flags(true)).await;
+    assert!(ok, "{json_err}");
+    let v: serde_json::Value = serde_json::from_str(json_out.trim()).expect("one JSON array");
+    let arr = v.as_array().expect("an array");
+    assert_eq!(arr.len(), 3);
+    for item in arr {
+        let e = item["epoch"].as_u64().unwrap();
+        let w: Address = item["wallet"].as_str().unwrap().parse().unwrap();
+        assert_eq!(w, epoch_signer(&seed, devnet.chain_id, e).address());
+        assert_eq!(
+            (
+                item["start"].as_u64().unwrap(),
+                item["end"].as_u64().unwrap()
+            ),
+            cfg.bounds(e).unwrap()
+        );
+        assert_eq!(item["needs"].as_str().unwrap(), protocol::format_dn(needs));
+    }
+    let all = format!("{stdout}{stderr}{json_out}{json_err}").to_lowercase();
+    let mut epochs_printed = seen.clone();
+    epochs_printed.extend(arr.iter().map(|i| i["epoch"].as_u64().unwrap()));
+    for s in secrets(&epochs_printed) {
+        assert!(!all.contains(&s), "a secret in the output:\n{all}");
+    }
 }
