@@ -24,15 +24,18 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// DN_INITIAL_EMISSION (1_000_000e18 per epoch), DN_EMISSION_DECAY (0.99e18 per epoch),
 /// DN_ACTIVATION_DELAY (the epoch length: report signing stake is the stake in place when the epoch began),
 /// DN_VETO_WINDOW (a quarter of the epoch length: how long a posted report can be vetoed before it pays),
-/// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (3),
+/// DN_AUDIT_P0 (0.3e18), DN_AUDIT_P_MIN (0.02e18), DN_DISPUTE_WINDOW (300 s), DN_QUORUM (5, QUORUM_DEFAULT: dispute seats;
+/// a network with fewer other validators seats them all),
 /// DN_ADMIN (deployer: proposes and cancels admin operations), DN_ADMIN_DELAY (2 days; at least 1 day
 /// outside a devnet, chain 31337), DN_SENTINEL_PLANTER (none: the sentinel's planter wallet, granted
 /// AuditManager's PLANTER_ROLE so that `executor --sentinel-key` can plant forced errors from the start;
 /// later planters are granted through the timelock), DN_PROBER (none: the prober's wallet, granted
 /// ProbeRegistry's PROBER_ROLE so that it can reveal its probe wallets from the start; later probers are
-/// granted through the timelock), DN_PROBE_EMISSION (false: when true, probe emission is switched on at
-/// deployment, i.e. the epoch computation pays the workers' emission pool on revealed probe tasks only;
-/// later changes go through the timelock).
+/// granted through the timelock), DN_PROBE_EMISSION (true, PROBE_EMISSION_DEFAULT: probe emission is switched
+/// on at deployment, i.e. the epoch computation pays the workers' and developers' emission pools on revealed
+/// probe tasks only, so self-paid tasks buy no emission; without a prober those pools stay unminted until
+/// one is granted; false keeps the fee-blind v3 rules, which wash trading drains; later changes go through
+/// the timelock).
 /// Admin: every contract's DEFAULT_ADMIN_ROLE (and the registry's STATUS_ROLE) ends with an OpenZeppelin
 /// TimelockController: DN_ADMIN proposes, anyone executes once DN_ADMIN_DELAY has passed, so every
 /// parameter change, role grant (MINTER_ROLE included) and recipient change is public for the delay before
@@ -40,6 +43,12 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 /// AuditManager SLASHER_ROLE, AUDITOR_ROLE and TRUST_ROLE; Settlement SLASHER_ROLE (equivocating report
 /// signers); TaskManager JAILER_ROLE; ProbeRegistry's PROBER_ROLE only DN_PROBER, when set.
 contract Deploy is Script {
+    /// DN_PROBE_EMISSION when unset: emissions follow only the protocol's own probe tasks (issue 14).
+    bool public constant PROBE_EMISSION_DEFAULT = true;
+    /// DN_QUORUM when unset: five dispute seats, so colluders need three of them (issue 14: with 1/3 of
+    /// the validator stake they win a 5-seat majority 21% of the time, a 3-seat one 26%).
+    uint8 public constant QUORUM_DEFAULT = 5;
+
     struct Deployment {
         uint256 startBlock;
         address deployer;
@@ -129,7 +138,14 @@ contract Deploy is Script {
         d.probeRegistry = new ProbeRegistry(d.deployer, address(d.settlement));
         address prober = vm.envOr("DN_PROBER", address(0));
         if (prober != address(0)) d.probeRegistry.grantRole(d.probeRegistry.PROBER_ROLE(), prober);
-        if (vm.envOr("DN_PROBE_EMISSION", false)) d.probeRegistry.setProbeEmission(true);
+        if (vm.envOr("DN_PROBE_EMISSION", PROBE_EMISSION_DEFAULT)) {
+            d.probeRegistry.setProbeEmission(true);
+            if (prober == address(0)) {
+                console.log(
+                    "probe emission on without DN_PROBER: work pools stay unminted until a prober is granted"
+                );
+            }
+        }
         _handOver(d);
         vm.stopBroadcast();
     }
@@ -165,13 +181,14 @@ contract Deploy is Script {
         }
     }
 
-    /// Audit parameters from DN_AUDIT_P0 / DN_AUDIT_P_MIN (WAD), DN_DISPUTE_WINDOW (s), DN_QUORUM.
+    /// Audit parameters from DN_AUDIT_P0 / DN_AUDIT_P_MIN (WAD), DN_DISPUTE_WINDOW (s), DN_QUORUM (default
+    /// QUORUM_DEFAULT, not the contract's 3).
     function _auditParams(AuditManager audits) internal {
         IAuditManager.Params memory p = audits.params();
         p.p0Wad = uint64(vm.envOr("DN_AUDIT_P0", uint256(p.p0Wad)));
         p.pMinWad = uint64(vm.envOr("DN_AUDIT_P_MIN", uint256(p.pMinWad)));
         p.disputeWindow = uint32(vm.envOr("DN_DISPUTE_WINDOW", uint256(p.disputeWindow)));
-        p.quorum = uint8(vm.envOr("DN_QUORUM", uint256(p.quorum)));
+        p.quorum = uint8(vm.envOr("DN_QUORUM", uint256(QUORUM_DEFAULT)));
         audits.setParams(p);
     }
 

@@ -133,9 +133,25 @@ contract DeployTest is Test {
         vm.setEnv("DN_SENTINEL_PLANTER", vm.toString(address(0)));
     }
 
+    /// Unset, DN_PROBE_EMISSION switches probe emission on: a deployment that forgets it does not pay
+    /// emission on self-paid tasks (wash trading, issue 14).
+    function test_Deploy_ProbeEmissionOnByDefault() public {
+        assertTrue(new Deploy().PROBE_EMISSION_DEFAULT());
+    }
+
+    /// Unset, DN_QUORUM gives disputes five seats (the contract's own default is 3).
+    function test_Deploy_FiveSeatQuorumByDefault() public {
+        assertEq(new Deploy().QUORUM_DEFAULT(), 5);
+        vm.setEnv("DN_QUORUM", "7");
+        Deploy.Deployment memory e = new Deploy().deploy();
+        vm.setEnv("DN_QUORUM", "5");
+        assertEq(e.auditManager.params().quorum, 7, "DN_QUORUM overrides it");
+    }
+
     /// ProbeRegistry follows the Settlement's epochs, its admin is the timelock like every other contract's,
     /// and the deploy grants PROBER_ROLE to DN_PROBER and switches probe emission on with DN_PROBE_EMISSION;
-    /// without them nobody may reveal and probe emission stays off (the timelock changes either later).
+    /// without a prober nobody may reveal, and DN_PROBE_EMISSION=false keeps probe emission off (the timelock
+    /// changes either later).
     function test_Deploy_WiresTheProbeRegistry() public {
         assertEq(d.probeRegistry.settlement(), address(d.settlement));
         assertEq(d.probeRegistry.genesis(), d.settlement.genesis());
@@ -149,7 +165,7 @@ contract DeployTest is Test {
         vm.setEnv("DN_PROBE_EMISSION", "false");
         Deploy.Deployment memory plain = new Deploy().deploy();
         assertFalse(plain.probeRegistry.hasRole(role, prober), "no prober unless configured");
-        assertFalse(plain.probeRegistry.probeEmission(), "probe emission off by default");
+        assertFalse(plain.probeRegistry.probeEmission(), "DN_PROBE_EMISSION=false keeps it off");
 
         vm.setEnv("DN_PROBER", vm.toString(prober));
         vm.setEnv("DN_PROBE_EMISSION", "true");

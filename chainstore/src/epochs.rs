@@ -51,14 +51,17 @@
 //!   unaudited result the worker's accuracy estimate `a` of this epoch (`protocol::powr`),
 //!   scaled by the event's `quality` when that is below 1.0 (`TaskManager` emits 1.0).
 //!
-//! - **probes** (formula version 4): when probe emission is on (the last
-//!   `ProbeRegistry.ProbeEmissionSet` before the epoch's end says so), the tasks whose submitter
-//!   the prober revealed for the epoch (`ProbesRevealed(epoch, submitter)` with a block time in
-//!   `[end, facts_until]`; `facts_until` is then at least `end - 1 + responseWindow`, the
-//!   prober's time to reveal) are the epoch's probes: each worker's probe assignments, their
-//!   on-time commits and latencies (completion and speed are measured on these), its finalized
-//!   probe tasks (the only PoWR work counted) and each model's probe compute units (the
-//!   developers' pool).
+//! - **probes** (formula version 5): when probe emission is on (the last
+//!   `ProbeRegistry.ProbeEmissionSet` before the epoch's end says so), a probe is a task whose
+//!   submitter the prober revealed for the epoch the task was submitted in
+//!   (`ProbesRevealed(ep, submitter)` with a block time in `[end(ep), end(ep) - 1 +
+//!   responseWindow]`, the prober's time to reveal; `facts_until` is then at least `end - 1 +
+//!   responseWindow`). The epoch's facts count each worker's probe assignments of the epoch,
+//!   their on-time commits and latencies (completion and speed are measured on these), its probe
+//!   tasks finalized in the epoch, whatever epoch they were submitted in (the only PoWR work
+//!   counted; version 4 counted only those submitted in the same epoch, so a probe finalized
+//!   after its epoch's end was lost), and each model's probe compute units (the developers'
+//!   pool).
 //!
 //! # Trust
 //! Epoch `e` starts from the trust computed for `e - 1` (stored in `epoch_nodes`, or recomputed
@@ -519,6 +522,7 @@ pub async fn gather_facts(
     let rows = sqlx::query(
         "SELECT a.worker AS worker, a.block_time AS assigned_time,
                 (SELECT LOWER(t.submitter) FROM tasks t WHERE t.task_id = a.task_id) AS submitter,
+                (SELECT t.submitted_time FROM tasks t WHERE t.task_id = a.task_id) AS submitted_time,
                 CAST(json_extract(a.detail, '$.deadline') AS INTEGER) AS deadline,
                 (SELECT MIN(c.block_time) FROM task_events c
                   WHERE c.task_id = a.task_id AND c.kind = 'committed' AND c.worker = a.worker
@@ -547,13 +551,21 @@ pub async fn gather_facts(
         return Err(not_ready(facts_until));
     }
     let probe_submitters = if probe_emission {
-        probe_submitters(pool, epoch, end, facts_until).await?
+        probe_submitters(pool, cfg, epoch).await?
     } else {
         BTreeSet::new()
     };
+    // a probe: a task whose submitter the prober revealed for the epoch the task was submitted
+    // in (its work counts in the epoch it is finalized in, maybe a later one)
     let is_probe = |r: &sqlx::sqlite::SqliteRow| -> Result<bool, sqlx::Error> {
         let submitter: Option<String> = r.try_get("submitter")?;
-        Ok(submitter.is_some_and(|s| probe_submitters.contains(&s)))
+        let submitted: Option<i64> = r.try_get("submitted_time")?;
+        Ok(match (submitter, submitted.map(u64_of)) {
+            (Some(s), Some(t)) if t >= cfg.genesis => {
+                probe_submitters.contains(&((t - cfg.genesis) / cfg.epoch_length, s))
+            }
+            _ => false,
+        })
     };
     let mut tasks_assigned = 0u64;
     for r in &rows {
@@ -650,7 +662,7 @@ pub async fn gather_facts(
     // lowest of a passed verdict, a dispute's outcome and a canary report made before the end).
     let rows = sqlx::query(
         "SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
-                LOWER(t.submitter) AS submitter,
+                LOWER(t.submitter) AS submitter, t.submitted_time AS submitted_time,
                 COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code,
                 (SELECT MIN(v.quality_ppm, 1000000) FROM verdicts v
                   WHERE v.task_id = te.task_id AND v.matches = 1 AND v.block_time < ?) AS verdict_quality,
@@ -821,26 +833,33 @@ async fn probe_emission_at(pool: &sqlx::SqlitePool, end: u64) -> Result<bool, Ep
     Ok(enabled.unwrap_or(false))
 }
 
-/// The submitters the prober revealed for `epoch` (lower-case addresses): `ProbesRevealed`
-/// events with a block time in `[end, facts_until]` (the contract refuses a reveal before the
-/// epoch's end; a later one does not count, so every validator reads the same set).
+/// The wallets the prober revealed, with the epoch each probed: `ProbesRevealed(ep, submitter)`
+/// for an epoch `ep <= epoch`, mined within `ep`'s reveal window `[end(ep), end(ep) - 1 +
+/// responseWindow]` (a later reveal never counts, whatever epoch is computed).
 async fn probe_submitters(
     pool: &sqlx::SqlitePool,
+    cfg: &EpochConfig,
     epoch: u64,
-    end: u64,
-    facts_until: u64,
-) -> Result<BTreeSet<String>, EpochError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT LOWER(json_extract(json, '$.submitter')) FROM events
-         WHERE name = 'ProbesRevealed' AND CAST(json_extract(json, '$.epoch') AS INTEGER) = ?
-           AND block_time >= ? AND block_time <= ?",
+) -> Result<BTreeSet<(u64, String)>, EpochError> {
+    let rows = sqlx::query(
+        "SELECT CAST(json_extract(json, '$.epoch') AS INTEGER) AS ep,
+                LOWER(json_extract(json, '$.submitter')) AS submitter, block_time
+         FROM events WHERE name = 'ProbesRevealed' AND CAST(json_extract(json, '$.epoch') AS INTEGER) <= ?",
     )
     .bind(i64_of(epoch))
-    .bind(i64_of(end))
-    .bind(i64_of(facts_until))
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    let mut out = BTreeSet::new();
+    for r in &rows {
+        let ep = u64_of(r.try_get("ep")?);
+        let submitter: String = r.try_get("submitter")?;
+        let at = u64_of(r.try_get("block_time")?);
+        let (_, end) = cfg.bounds(ep)?;
+        if at >= end && at <= end - 1 + u64::from(cfg.response_window_secs) {
+            out.insert((ep, submitter));
+        }
+    }
+    Ok(out)
 }
 
 /// Registry status of every model registered before `end` (`ModelRegistered` = Active, then

@@ -63,7 +63,8 @@ pub struct DevnetConfig {
     pub audit_p_min_wad: Option<u64>,
     /// Seconds a dispute quorum has to vote (DN_DISPUTE_WINDOW; None: 300).
     pub dispute_window: Option<u64>,
-    /// Dispute quorum size (DN_QUORUM; None: 3).
+    /// Dispute quorum size (DN_QUORUM; None: the deploy script's 5, which a devnet of four or
+    /// fewer validators fills with every validator but the accuser).
     pub quorum: Option<u8>,
     /// Seconds before an epoch's end its report signing stake is read (DN_ACTIVATION_DELAY).
     /// The deploy script's default is the whole epoch (stake in place when it began); the devnet's
@@ -77,7 +78,9 @@ pub struct DevnetConfig {
     pub sentinel_planter: Option<Address>,
     /// Probe emission (issue 14): the deploy script grants ProbeRegistry's PROBER_ROLE to a
     /// dedicated anvil account (`Devnet::prober`, the first index after the developer) and switches
-    /// probe emission on (DN_PROBER, DN_PROBE_EMISSION=true). False: neither is passed, no prober.
+    /// probe emission on (DN_PROBER, DN_PROBE_EMISSION=true); the prober gets 1,000 DN for probe
+    /// fees. False: DN_PROBE_EMISSION=false and no prober (the pre-probe rules, which tests of
+    /// rewards for users' tasks use; the deploy script's own default is on).
     pub probe: bool,
 }
 
@@ -439,11 +442,13 @@ impl Devnet {
                 forge.env(var, v);
             }
         }
-        if let Some(prober) = &self.prober {
-            forge
+        // always explicit: the deploy script's default is probe emission on
+        match &self.prober {
+            Some(prober) => forge
                 .env("DN_PROBER", prober.address().to_string())
-                .env("DN_PROBE_EMISSION", "true");
-        }
+                .env("DN_PROBE_EMISSION", "true"),
+            None => forge.env("DN_PROBE_EMISSION", "false"),
+        };
         let out = forge
             .current_dir(root)
             .args([
@@ -568,6 +573,10 @@ impl Devnet {
         }
         funded.push((self.user.address(), dn(100_000)));
         funded.push((self.developer.address(), dn(1_000)));
+        if let Some(prober) = &self.prober {
+            // the probe tasks' fees (the prober funds each epoch's probe wallet from them)
+            funded.push((prober.address(), dn(1_000)));
+        }
         for (to, amount) in funded {
             token
                 .transfer(to, amount)

@@ -402,8 +402,8 @@ async fn a_quorum_member_voting_with_the_losing_minority_is_slashed() -> Result<
     .await?;
     let procs = false_accusers_and_honest_nodes(&net, 2).await?;
     let liars = [net.validators[0].address(), net.validators[1].address()];
-    // Rounds until a liar has voted in the other's dispute (each dispute seats the other liar
-    // with probability about 3/4).
+    // Rounds until a liar has voted in the other's dispute (the deploy's 5 seats exceed the four
+    // validators other than the accuser, so each dispute seats the other liar).
     let mut minority_votes = Vec::new();
     for round in 0..6 {
         let ids = net.submit_inputs(net.model_id, &inputs(8), 8).await?;

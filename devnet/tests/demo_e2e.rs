@@ -106,6 +106,30 @@ fn demo_finalizes_all_tasks_and_matches_direct_onnx_runtime() {
         stdout.contains("indexer: http://127.0.0.1:"),
         "indexer URLs printed"
     );
+    // issue 14: probe emission (the deploy default) with the prober in the first verifier: its
+    // probe wallets revealed after their epochs, and workers paid for the probes they served
+    let probes = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo: prober "))
+        .unwrap_or_else(|| panic!("no `demo: prober` line:\n{stdout}"));
+    let words: Vec<&str> = probes.split_whitespace().collect();
+    let (probe_tasks, wallets): (usize, usize) =
+        (words[0].parse().unwrap(), words[4].parse().unwrap());
+    assert!(wallets >= 1 && probe_tasks >= wallets, "{probes}");
+    let settled = stdout
+        .lines()
+        .find(|l| l.starts_with("demo: ") && l.contains(" epochs settled, "))
+        .unwrap_or_else(|| panic!("no epochs line:\n{stdout}"));
+    let claimers: usize = settled
+        .split(" DN claimed by ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("epochs line form: {settled}"));
+    assert!(
+        claimers >= 1,
+        "a worker that served probes claims a reward: {settled}"
+    );
     // issue 14: the attack simulation over the same epoch rules, at its default parameters
     let sim = stdout
         .lines()

@@ -168,6 +168,42 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
     )
     .await;
     assert_eq!((wash_ids.len(), probe_ids.len()), (8, 4));
+    let time = |n: u64| {
+        let user = user.clone();
+        async move {
+            user.get_block_by_number(n.into())
+                .await
+                .unwrap()
+                .unwrap()
+                .header
+                .timestamp
+        }
+    };
+    // the probes' epoch: the one they were submitted in (one transaction)
+    let submitted = user
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(d.task_manager)
+                .event_signature(
+                    <ITaskManager::TaskSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                )
+                .topic1(probe_ids[0]),
+        )
+        .await
+        .unwrap();
+    let probe_epoch = cfg
+        .epoch_at(time(submitted[0].block_number.unwrap()).await)
+        .unwrap();
+    let (_, probe_end) = cfg.bounds(probe_epoch).unwrap();
+    // A reveal during the epoch is refused (it would tell workers which tasks are probes).
+    let early = probes
+        .revealProbes(probe_epoch, vec![prober.address()])
+        .call()
+        .await;
+    assert!(
+        early.is_err(),
+        "a reveal before the epoch's end must revert"
+    );
     let all: Vec<U256> = wash_ids.iter().chain(&probe_ids).copied().collect();
     devnet.assign(&all).await.unwrap();
     let tm = ITaskManager::new(d.task_manager, &user);
@@ -212,37 +248,18 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
         burned > U256::ZERO,
         "the self-paid fees paid validators and protocol"
     );
-    let time = |n: u64| {
-        let user = user.clone();
-        async move {
-            user.get_block_by_number(n.into())
-                .await
-                .unwrap()
-                .unwrap()
-                .header
-                .timestamp
-        }
-    };
+    // the epoch that pays them: the one they were finalized in (the same or the next)
     let epoch = cfg.epoch_at(time(r.block_number.unwrap()).await).unwrap();
     let (_, end) = cfg.bounds(epoch).unwrap();
 
-    // A reveal during the epoch is refused (it would tell workers which tasks are probes).
-    let early = probes
-        .revealProbes(epoch, vec![prober.address()])
-        .call()
-        .await;
-    assert!(
-        early.is_err(),
-        "a reveal before the epoch's end must revert"
-    );
-    // Once it has ended, the prober reveals its wallet.
+    // Once the probes' epoch has ended, the prober reveals its wallet for that epoch, within a
+    // response window.
     let now = time(user.get_block_number().await.unwrap()).await;
-    devnet
-        .advance_time(end.saturating_sub(now).max(1))
-        .await
-        .unwrap();
+    if now < probe_end {
+        devnet.advance_time(probe_end - now).await.unwrap();
+    }
     let r = probes
-        .revealProbes(epoch, vec![prober.address()])
+        .revealProbes(probe_epoch, vec![prober.address()])
         .send()
         .await
         .unwrap()
@@ -250,9 +267,20 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
         .await
         .unwrap();
     assert!(r.status(), "revealProbes");
-    assert!(time(r.block_number.unwrap()).await >= end);
+    let revealed_at = time(r.block_number.unwrap()).await;
+    assert!(
+        revealed_at >= probe_end
+            && revealed_at <= probe_end - 1 + u64::from(cfg.response_window_secs),
+        "the reveal is within the window the epoch computation counts"
+    );
+    // the paying epoch's facts run to its end plus a response window
+    let now = time(user.get_block_number().await.unwrap()).await;
     devnet
-        .advance_time(devnet.config.response_window + 1)
+        .advance_time(
+            (end + devnet.config.response_window + 1)
+                .saturating_sub(now)
+                .max(1),
+        )
         .await
         .unwrap();
 

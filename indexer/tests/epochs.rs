@@ -328,6 +328,67 @@ async fn probe_reveals_count_for_their_epoch_within_the_reveal_window() {
     }
 }
 
+/// A probe submitted near its epoch's end is finalized in the next epoch: its work counts there
+/// (formula version 5; version 4 counted it nowhere), and a task of a wallet revealed for another
+/// epoch than its submission's is no probe.
+#[tokio::test]
+async fn a_probe_counts_in_the_epoch_it_is_finalized_in() {
+    let mut h = standard();
+    h[1].push(PROBES, P::ProbeEmissionSet { enabled: true });
+    h[12].push(
+        PROBES,
+        P::ProbesRevealed {
+            epoch: 0,
+            submitter: USER,
+            prober: DEV,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path(), "db.sqlite").await;
+    index(&db, &h, 0, last_block(&h)).await;
+    let cfg = cfg();
+    let (_, end0) = cfg.bounds(0).unwrap();
+    let (start1, end1) = cfg.bounds(1).unwrap();
+    // the fixture's user submitted every task: those of epoch 0 are probes, wherever finalized
+    let finalized_in_1_of_0 = count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM task_events te JOIN tasks t ON t.task_id = te.task_id
+             WHERE te.kind = 'finalized' AND te.worker IS NOT NULL AND te.block_time >= {start1}
+               AND te.block_time < {end1} AND t.submitted_time < {end0}"
+        ),
+    )
+    .await;
+    assert!(
+        finalized_in_1_of_0 > 0,
+        "the fixture finalizes some of epoch 0's tasks in epoch 1"
+    );
+    let f = epochs::gather_facts(&db, &cfg, 1).await.unwrap();
+    let finalized: usize = f.workers.values().map(|w| w.finalized.len()).sum();
+    let probed: usize = f.workers.values().map(|w| w.probes.len()).sum();
+    assert_eq!(probed as i64, finalized_in_1_of_0);
+    assert!(
+        probed < finalized,
+        "epoch 1's own tasks (no reveal for epoch 1) are no probes"
+    );
+    let probe_assigned: u64 = f.workers.values().map(|w| w.probe_assigned).sum();
+    let assigned_in_1_of_0 = count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM task_events a JOIN tasks t ON t.task_id = a.task_id
+             WHERE a.kind = 'assigned' AND a.block_time >= {start1} AND a.block_time < {end1}
+               AND t.submitted_time < {end0}"
+        ),
+    )
+    .await;
+    assert_eq!(probe_assigned as i64, assigned_in_1_of_0);
+    // and the workers' pool of epoch 1 pays them
+    let out = compute_epoch(&db, &cfg, 1).await.unwrap();
+    let worker_rewards: U256 = out.workers.iter().map(|w| w.reward).sum();
+    assert_eq!(worker_rewards, out.worker_pool);
+    assert!(worker_rewards > U256::ZERO);
+}
+
 #[tokio::test]
 async fn rewards_add_up_within_the_budget_and_every_proof_verifies() {
     let h = standard();

@@ -39,8 +39,12 @@ pub const MODEL_SHARE_BPS: u64 = 1_000;
 /// 3. a slashed node's trust, 0 for the slash's epoch and 3 more, comes back to the new-node
 ///    trust 0.2 in the epoch after (it stayed 0 for good: never drawn, never re-evaluated);
 /// 4. probe emission ([`EpochFacts::probe_emission`]): when the network switched it on, the
-///    workers' and developers' pools count revealed probe tasks only (issue 14, wash trading).
-pub const FORMULA_VERSION: u32 = 4;
+///    workers' and developers' pools count revealed probe tasks only (issue 14, wash trading);
+/// 5. a probe is a task revealed for the epoch it was submitted in, counted in the epoch it is
+///    finalized in (version 4 required both in one epoch: a probe finalized after its epoch's
+///    end, which the demo's short epochs made the rule, counted nowhere); a reveal counts within
+///    one response window of its epoch's end.
+pub const FORMULA_VERSION: u32 = 5;
 
 /// Default length `W` of the uptime window, in epochs.
 pub const DEFAULT_UPTIME_WINDOW: u32 = 6;

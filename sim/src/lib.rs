@@ -67,7 +67,7 @@ pub struct Economy {
     pub slash_reward: f64,
     /// Share of a minority quorum voter's stake slashed (`minoritySlashBps` 1000).
     pub minority_slash: f64,
-    /// Dispute quorum seats (`quorum` 3).
+    /// Dispute quorum seats (the deploy's `DN_QUORUM` 5).
     pub quorum: u32,
     /// Share of an approving validator's slashable stake taken when a forced error it approved
     /// is revealed (`lazySlashBps` 5000).
@@ -119,7 +119,7 @@ impl Default for Economy {
             false_accusation_slash: 0.2,
             slash_reward: 0.5,
             minority_slash: 0.1,
-            quorum: 3,
+            quorum: 5,
             lazy_slash: 0.5,
             sentinel_forced_errors: 24.0,
             response_window: 120,
@@ -756,7 +756,7 @@ pub fn strategies(e: &Economy) -> Vec<Outcome> {
         worker(
             name,
             Play::Collude(f),
-            "a lazy worker whose validators clear its frauds when they are a majority of the 3-seat quorum",
+            "a lazy worker whose validators clear its frauds when they are a majority of the dispute quorum (5 seats)",
         );
     }
     // Self-dealing: its own model served by its own worker, on top of honest work: 10 tasks
@@ -886,6 +886,9 @@ mod tests {
         assert!((collusion_majority(1.0 / 3.0, 3) - 7.0 / 27.0).abs() < 1e-12);
         assert!((collusion_majority(0.25, 3) - 10.0 / 64.0).abs() < 1e-12);
         assert_eq!(collusion_majority(0.0, 3), 0.0);
+        // the deploy's 5 seats: 3, 4 or 5 colluding members
+        assert!((collusion_majority(1.0 / 3.0, 5) - 51.0 / 243.0).abs() < 1e-12);
+        assert!(collusion_majority(1.0 / 3.0, 5) < collusion_majority(1.0 / 3.0, 3));
         // not a majority: 0 or 1 colluding seat of 3
         let f: f64 = 0.25;
         let p0 = (1.0 - f).powi(3);

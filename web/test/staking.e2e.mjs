@@ -303,6 +303,9 @@ async function main() {
           // counts the stake at the epoch's end, and claims open at once (no veto window)
           DN_ACTIVATION_DELAY: '0',
           DN_VETO_WINDOW: '0',
+          // the page account's worker reward comes from the user's tasks it served: the pre-probe
+          // rules (the deploy script's default, probe emission, pays on the prober's tasks only)
+          DN_PROBE_EMISSION: 'false',
         },
       },
     );

@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Probe tasks the prober submits per epoch (`verifier --probe-tasks-per-epoch`).
+const PROBES_PER_EPOCH: u32 = 3;
+/// Held-out images the prober cycles through.
+const PROBE_INPUTS: usize = 6;
+
 /// Runs a local DeepNode devnet end to end and prints the results.
 #[derive(Debug, Parser)]
 #[command(name = "deepnode-demo", version, about)]
@@ -336,6 +341,8 @@ async fn run(args: Args) -> Result<()> {
         response_window: (args.epoch_length / 2).max(4),
         jail_duration: Some(args.epoch_length / 2),
         initial_emission_dn: Some(1_000),
+        // probe emission, the deploy script's default: the first verifier runs the prober
+        probe: true,
         ..Default::default()
     })
     .await?;
@@ -448,6 +455,21 @@ async fn run(args: Args) -> Result<()> {
         None
     };
 
+    // The prober's task inputs: held-out images the demo's own waves do not use (or the first
+    // ones when --tasks takes them all); workers cannot tell its tasks from the user's.
+    let probe_inputs = work_dir.join("probe-inputs");
+    std::fs::create_dir_all(&probe_inputs)?;
+    let probe_samples = if samples.len() >= args.tasks + PROBE_INPUTS {
+        &samples[samples.len() - PROBE_INPUTS..]
+    } else {
+        &samples[..PROBE_INPUTS.min(samples.len())]
+    };
+    for (i, s) in probe_samples.iter().enumerate() {
+        std::fs::write(
+            probe_inputs.join(format!("{i}.safetensors")),
+            digits::encode_input(&s.pixels)?,
+        )?;
+    }
     let sig_dir = work_dir.join("signatures");
     for (i, v) in net.validators.iter().enumerate() {
         step(&format!(
@@ -459,7 +481,7 @@ async fn run(args: Args) -> Result<()> {
         } else {
             format!("verifier{i}")
         };
-        let v_args = common(&[
+        let mut v_args = common(&[
             "--db",
             &work_dir
                 .join(format!("{name}.sqlite"))
@@ -477,11 +499,33 @@ async fn run(args: Args) -> Result<()> {
             "--poll-interval-ms",
             "500",
         ]);
+        let mut env = vec![("DN_PRIVATE_KEY", key_hex(v))];
+        if let (0, Some(prober)) = (i, &net.prober) {
+            // the protocol's prober, in the first verifier's process: its own key (PROBER_ROLE)
+            // and a seed for its per-epoch wallets (derived here: anvil's keys are public anyway)
+            v_args.extend([
+                "--probe-model".to_string(),
+                net.model_id.to_string(),
+                "--probe-inputs".to_string(),
+                probe_inputs.display().to_string(),
+                "--probe-tasks-per-epoch".to_string(),
+                PROBES_PER_EPOCH.to_string(),
+            ]);
+            let seed = alloy::primitives::keccak256(
+                [
+                    b"deepnode-demo probe seed".as_slice(),
+                    &prober.to_bytes()[..],
+                ]
+                .concat(),
+            );
+            env.push(("DN_PROBE_PRIVATE_KEY", key_hex(prober)));
+            env.push(("DN_PROBE_SEED", hex::encode(seed)));
+        }
         let v_child = spawn_logged(
             "verifier",
             &verifier_bin,
             &v_args,
-            &[("DN_PRIVATE_KEY", key_hex(v))],
+            &env,
             &work_dir.join(format!("{name}.log")),
         )?;
         children.0.push((name, v_child));
@@ -712,7 +756,7 @@ async fn run(args: Args) -> Result<()> {
     println!();
     println!(
         "{:>5}  {:<12} {:>8} {:>8} {:>7} {:>12}",
-        "epoch", "worker", "assigned", "on time", "trust", "reward DN"
+        "epoch", "worker", "probes", "on time", "trust", "reward DN"
     );
     let mut claimed_total = U256::ZERO;
     let mut claimers: std::collections::BTreeSet<Address> = Default::default();
@@ -780,7 +824,7 @@ async fn run(args: Args) -> Result<()> {
             claimers.insert(addr);
         }
     }
-    println!("assigned = tasks assigned to the worker in the epoch; trust after the epoch (starts at 0.2)");
+    println!("probes = the prober's tasks assigned to the worker in the epoch (probe emission: they alone set trust and rewards); trust after the epoch (starts at 0.2)");
 
     // Trust over epochs as a chart, from the indexer's history.
     let mut series = Vec::new();
@@ -829,6 +873,10 @@ async fn run(args: Args) -> Result<()> {
         format_dn(claimed_total),
         claimers.len(),
         trust_list.join(" ")
+    );
+    let (probe_tasks, probe_wallets) = probe_summary(&reader, &d, args.epochs).await?;
+    println!(
+        "demo: prober {probe_tasks} probe tasks from {probe_wallets} epoch wallets, each revealed after its epoch; rewards follow probes only"
     );
     if args.cheater {
         let cheater = net.workers[0].address();
@@ -929,6 +977,47 @@ const CATALOGUE_RESPONSE_WINDOW: u32 = 120;
 /// Challenge window (seconds) of the catalogue's results: time for the validator to re-run
 /// every kind and post its verdicts before the results finalize.
 const CATALOGUE_CHALLENGE_WINDOW: u32 = 60;
+
+/// Probe tasks and probe wallets of epochs `0..epochs`, from the chain: the wallets the prober
+/// revealed (`ProbesRevealed`) and the tasks they submitted.
+async fn probe_summary(
+    reader: &DynProvider,
+    d: &protocol::Deployment,
+    epochs: u64,
+) -> Result<(usize, usize)> {
+    let reveals = reader
+        .get_logs(
+            &Filter::new()
+                .address(d.probe_registry)
+                .event_signature(protocol::bindings::IProbeRegistry::ProbesRevealed::SIGNATURE_HASH)
+                .from_block(d.start_block),
+        )
+        .await?;
+    let mut wallets = std::collections::BTreeSet::new();
+    for log in reveals {
+        let ev = log
+            .log_decode::<protocol::bindings::IProbeRegistry::ProbesRevealed>()?
+            .inner
+            .data;
+        if ev.epoch < epochs {
+            wallets.insert(ev.submitter);
+        }
+    }
+    let mut tasks = 0;
+    for w in &wallets {
+        tasks += reader
+            .get_logs(
+                &Filter::new()
+                    .address(d.task_manager)
+                    .event_signature(ITaskManager::TaskSubmitted::SIGNATURE_HASH)
+                    .topic2(w.into_word())
+                    .from_block(d.start_block),
+            )
+            .await?
+            .len();
+    }
+    Ok((tasks, wallets.len()))
+}
 
 /// Registers every bundle of the catalogue, submits each kind's real inputs from the user
 /// account (large ones through the blob store), waits until every task is final, and returns
