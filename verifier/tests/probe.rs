@@ -167,6 +167,26 @@ struct World {
 }
 
 impl World {
+    /// A devnet with probe emission on and its prober (which the devnet gives 1,000 DN for the
+    /// probes' fees), and the epoch parameters read back from the chain.
+    async fn start() -> World {
+        let devnet = start_devnet().await;
+        let reader = devnet.provider(&devnet.user);
+        let cfg = EpochConfig::load(&reader, &devnet.deployment)
+            .await
+            .expect("epoch config");
+        assert_eq!(
+            (cfg.epoch_length, u64::from(cfg.response_window_secs)),
+            (EPOCH_LENGTH, RESPONSE_WINDOW)
+        );
+        World {
+            seed: ProbeSeed::parse(SEED).unwrap(),
+            devnet,
+            reader,
+            cfg,
+        }
+    }
+
     fn wallet(&self, epoch: u64) -> Address {
         epoch_signer(&self.seed, self.devnet.chain_id, epoch).address()
     }
@@ -264,33 +284,10 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prober_submits_from_a_fresh_wallet_each_epoch_and_reveals_it_once_in_time() {
-    let devnet = start_devnet().await;
+    let world = World::start().await;
+    let devnet = &world.devnet;
     let d = devnet.deployment.clone();
     let prober = devnet.prober.clone().expect("the devnet's prober");
-    let reader = devnet.provider(&devnet.user);
-    // the prober has ETH but no DN: the user funds it
-    let dn = |n: u64| U256::from(n) * U256::from(10u64).pow(U256::from(18u64));
-    let r = DNToken::new(d.token, &reader)
-        .transfer(prober.address(), dn(100))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status(), "funding the prober");
-    let cfg = EpochConfig::load(&reader, &d).await.expect("epoch config");
-    assert_eq!(
-        (cfg.epoch_length, u64::from(cfg.response_window_secs)),
-        (EPOCH_LENGTH, RESPONSE_WINDOW)
-    );
-    let world = World {
-        seed: ProbeSeed::parse(SEED).unwrap(),
-        devnet,
-        reader,
-        cfg,
-    };
-    let devnet = &world.devnet;
     // the documented derivation: keccak256(seed || chain id || epoch), 8-byte big-endian each
     let mut pre = alloy::hex::decode(SEED).unwrap();
     pre.extend_from_slice(&devnet.chain_id.to_be_bytes());
@@ -524,18 +521,10 @@ async fn price_of(devnet: &Devnet, model: u32) -> U256 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_funding_sends_nothing_from_the_probe_key_and_waits_for_funds() {
-    let devnet = start_devnet().await;
+    let world = World::start().await;
+    let devnet = &world.devnet;
     let d = devnet.deployment.clone();
     let prober = devnet.prober.clone().expect("the devnet's prober");
-    let reader = devnet.provider(&devnet.user);
-    let cfg = EpochConfig::load(&reader, &d).await.expect("epoch config");
-    let world = World {
-        seed: ProbeSeed::parse(SEED).unwrap(),
-        devnet,
-        reader,
-        cfg,
-    };
-    let devnet = &world.devnet;
     let token = DNToken::new(d.token, &world.reader);
     let price = price_of(devnet, devnet.model_id).await;
     assert!(!price.is_zero());
