@@ -333,7 +333,7 @@ impl Devnet {
                 "--chain-id",
                 "31337",
                 "--accounts",
-                "10",
+                &ANVIL_DEV_KEYS.len().to_string(),
             ])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))

@@ -394,7 +394,6 @@ async fn validator_signing_false_mismatches_is_outvoted_and_slashed() -> Result<
 async fn a_quorum_member_voting_with_the_losing_minority_is_slashed() -> Result<()> {
     let _turn = SERIAL.lock().await;
     let net = Devnet::start(DevnetConfig {
-        // a devnet holds at most 7 workers + validators
         workers: 2,
         validators: 5,
         ..audit_all()

@@ -89,9 +89,10 @@ impl KeyArgs {
     }
 }
 
-/// anvil's ten default private keys (mnemonic "test test ... junk"): public knowledge, so any
+/// anvil's first twenty private keys (mnemonic "test test ... junk", indices 0..19; anvil prints
+/// the first ten by default, the devnet starts it with `--accounts 20`): public knowledge, so any
 /// funds behind them on a real chain are lost at once.
-pub const ANVIL_DEV_KEYS: [&str; 10] = [
+pub const ANVIL_DEV_KEYS: [&str; 20] = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
@@ -102,6 +103,16 @@ pub const ANVIL_DEV_KEYS: [&str; 10] = [
     "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+    "0xf214f2b2cd398c806f84e317254e0f0b801d0643303237d97a22a48e01628897",
+    "0x701b615bbdfb9de65240bc28bd21bbc0d996645a3dd57e7b12bc2bdf6f192c82",
+    "0xa267530f49f8280200edf313ee7af6b827f2a8bce2897751d06a843f644967b1",
+    "0x47c99abed3324a2707c28affff1267e45918ec8c3f20b8aa892e8b065d2942dd",
+    "0xc526ee95bf44d8fc405a158bb884d9d1238d99f0612e9f33d006bb0789009aaa",
+    "0x8166f546bab6da521a8369cab06c5d2b9e46670292d85c875ee9ec20e84ffb61",
+    "0xea6c44ac03bff858b476bba40716402b03e41b8e97e276d1baec7c37d42484a0",
+    "0x689af8efa8c651a91ad287602527f3af2fe9f6501a7ac4b061667b5a93e037fd",
+    "0xde9be858da4a475276426320d5e9262ecfc3ba460bfac56360bfa6c4c28b4ee0",
+    "0xdf57089febbacf7ba0bc227dafbffa9fc08a93fdc68e1e42411a14efcf23656e",
 ];
 
 /// Addresses of [`ANVIL_DEV_KEYS`].
@@ -134,7 +145,22 @@ mod tests {
     #[test]
     fn dev_keys_are_the_anvil_accounts() {
         let addrs = anvil_dev_addresses();
-        assert_eq!(addrs.len(), 10);
+        assert_eq!(addrs.len(), 20);
+        let distinct: std::collections::BTreeSet<_> = addrs.iter().collect();
+        assert_eq!(distinct.len(), 20);
+        // indices 10 and 19 of the mnemonic (`cast wallet address --mnemonic ... --mnemonic-index N`)
+        assert_eq!(
+            addrs[10],
+            "0xBcd4042DE499D14e55001CcbB24a551F3b954096"
+                .parse::<Address>()
+                .unwrap()
+        );
+        assert_eq!(
+            addrs[19],
+            "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199"
+                .parse::<Address>()
+                .unwrap()
+        );
         assert_eq!(
             addrs[0],
             "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

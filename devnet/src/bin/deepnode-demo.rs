@@ -690,12 +690,16 @@ async fn run(args: Args) -> Result<()> {
     println!();
     println!("fees in DN; latency = seconds from assignment to commit (block time 1s)");
     println!("audit: - not drawn, pass = a validator re-executed it and signed a matching verdict, fraud = mismatch upheld by the quorum");
-    let audited = audits.len();
+    // the user's tasks only (the prober's are audited too)
+    let own: Vec<&String> = ids.iter().filter_map(|id| audits.get(id)).collect();
+    let audited = own.len();
+    let passed = own.iter().filter(|a| a.as_str() == "pass").count();
     println!(
-        "demo: {audited} of {} tasks audited (p0 = {audit_p0}), {} verdicts passed, {} frauds proven",
+        "demo: {} of {} tasks audited (p0 = {audit_p0}), {} verdicts passed, {} frauds proven",
+        audited,
         ids.len(),
-        audits.values().filter(|a| *a == "pass").count(),
-        audits.values().filter(|a| *a == "fraud").count()
+        passed,
+        own.iter().filter(|a| a.as_str() == "fraud").count()
     );
     let pct = if ids.is_empty() {
         0.0
@@ -704,8 +708,7 @@ async fn run(args: Args) -> Result<()> {
     };
     println!("demo: {final_count} tasks finalized, {correct} correct ({pct:.1}%)");
     let digits_line = format!(
-        "demo: model digits-mlp tensor: {final_count} tasks finalized, {audited} audited, {} passed, e.g. {correct} of {} digits read right",
-        audits.values().filter(|a| *a == "pass").count(),
+        "demo: model digits-mlp tensor: {final_count} tasks finalized, {audited} audited, {passed} passed, e.g. {correct} of {} digits read right",
         ids.len()
     );
 
