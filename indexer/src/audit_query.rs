@@ -8,9 +8,9 @@ use crate::audit::{
 };
 use crate::query::{SlashReason, StakeRole};
 use crate::schema::{Address, Decimal, Hash, Wei};
+use chainstore::sql::{Builder, Conn, DbRow, Pool};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, Row};
 use utoipa::ToSchema;
 
 const PPM: f64 = 1_000_000.0;
@@ -28,7 +28,7 @@ pub struct Position {
     time: i64,
 }
 
-fn position(r: &SqliteRow) -> Result<Position, sqlx::Error> {
+fn position(r: &DbRow) -> Result<Position, sqlx::Error> {
     Ok(Position {
         block: r.try_get("block_number")?,
         log_index: r.try_get("log_index")?,
@@ -159,7 +159,7 @@ pub struct Verdict {
     at: Position,
 }
 
-fn verdict(r: &SqliteRow) -> Result<Verdict, sqlx::Error> {
+fn verdict(r: &DbRow) -> Result<Verdict, sqlx::Error> {
     let q: i64 = r.try_get("quality_ppm")?;
     Ok(Verdict {
         task_id: r.try_get::<i64, _>("task_id")?.to_string(),
@@ -170,7 +170,7 @@ fn verdict(r: &SqliteRow) -> Result<Verdict, sqlx::Error> {
         validator_output_hash: r.try_get("validator_output_hash")?,
         quality_ppm: q,
         quality: q as f64 / PPM,
-        matches: r.try_get("matches")?,
+        matches: chainstore::sql::flag(r, "matches")?,
         at: position(r)?,
     })
 }
@@ -206,7 +206,7 @@ pub struct Dispute {
     resolved: Option<Resolution>,
 }
 
-fn dispute(r: &SqliteRow) -> Result<Dispute, sqlx::Error> {
+fn dispute(r: &DbRow) -> Result<Dispute, sqlx::Error> {
     let outcome: Option<i64> = r.try_get("outcome")?;
     let members: String = r.try_get("members")?;
     let resolved: Option<i64> = r.try_get("resolved_block")?;
@@ -271,14 +271,14 @@ pub struct CanaryReport {
     at: Position,
 }
 
-fn canary(r: &SqliteRow) -> Result<CanaryReport, sqlx::Error> {
+fn canary(r: &DbRow) -> Result<CanaryReport, sqlx::Error> {
     let q: i64 = r.try_get("quality_ppm")?;
     Ok(CanaryReport {
         validator: r.try_get("validator")?,
         worker: r.try_get("worker")?,
         model_id: r.try_get("model_id")?,
         expected_output_hash: r.try_get("expected_output_hash")?,
-        matches: r.try_get("matches")?,
+        matches: chainstore::sql::flag(r, "matches")?,
         quality_ppm: q,
         quality: q as f64 / PPM,
         at: position(r)?,
@@ -405,65 +405,71 @@ pub struct TaskAudit {
 /// missed deadlines, a revealed forced error and the slashes it caused. Read on the caller's
 /// connection, so that a read transaction gives the task and its audit from one snapshot.
 pub async fn task_audit(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     task_id: i64,
     batch_id: Option<&str>,
 ) -> Result<TaskAudit, sqlx::Error> {
     let seal = match batch_id {
-        Some(b) => sqlx::query("SELECT * FROM batch_seals WHERE batch_id = ?")
-            .bind(b)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| -> Result<Seal, sqlx::Error> {
-                let p: String = r.try_get("p_wad")?;
-                Ok(Seal {
-                    batch_id: r.try_get("batch_id")?,
-                    randomness: r.try_get("randomness")?,
-                    p: p.parse::<f64>().unwrap_or(0.0) / 1e18,
-                    p_wad: p,
-                    full: r.try_get("full_audit")?,
-                    at: position(&r)?,
-                })
+        Some(b) => sqlx::query(chainstore::sql!(
+            "SELECT * FROM batch_seals WHERE batch_id = ?"
+        ))
+        .bind(b)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| -> Result<Seal, sqlx::Error> {
+            let p: String = r.try_get("p_wad")?;
+            Ok(Seal {
+                batch_id: r.try_get("batch_id")?,
+                randomness: r.try_get("randomness")?,
+                p: p.parse::<f64>().unwrap_or(0.0) / 1e18,
+                p_wad: p,
+                full: chainstore::sql::flag(&r, "full_audit")?,
+                at: position(&r)?,
             })
-            .transpose()?,
+        })
+        .transpose()?,
         None => None,
     };
-    let verdicts =
-        sqlx::query("SELECT * FROM verdicts WHERE task_id = ? ORDER BY block_number, log_index")
-            .bind(task_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let dispute_row = sqlx::query("SELECT * FROM disputes WHERE task_id = ?")
-        .bind(task_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let votes = sqlx::query(
-        "SELECT * FROM dispute_votes WHERE task_id = ? ORDER BY block_number, log_index",
-    )
+    let verdicts = sqlx::query(chainstore::sql!(
+        "SELECT * FROM verdicts WHERE task_id = ? ORDER BY block_number, log_index"
+    ))
     .bind(task_id)
     .fetch_all(&mut *conn)
     .await?;
-    let canary_row = sqlx::query("SELECT * FROM first_canaries WHERE task_id = ?")
+    let dispute_row = sqlx::query(chainstore::sql!("SELECT * FROM disputes WHERE task_id = ?"))
         .bind(task_id)
         .fetch_optional(&mut *conn)
         .await?;
-    let misses = sqlx::query(
-        "SELECT * FROM deadline_misses WHERE task_id = ? ORDER BY block_number, log_index",
-    )
+    let votes = sqlx::query(chainstore::sql!(
+        "SELECT * FROM dispute_votes WHERE task_id = ? ORDER BY block_number, log_index"
+    ))
     .bind(task_id)
     .fetch_all(&mut *conn)
     .await?;
-    let forced = sqlx::query(
-        "SELECT * FROM forced_errors WHERE task_id = ? ORDER BY block_number, log_index LIMIT 1",
-    )
+    let canary_row = sqlx::query(chainstore::sql!(
+        "SELECT * FROM first_canaries WHERE task_id = ?"
+    ))
     .bind(task_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let slashes: Vec<SlashRow> =
-        sqlx::query_as("SELECT * FROM slashes WHERE task_id = ? ORDER BY block_number, log_index")
-            .bind(task_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let misses = sqlx::query(chainstore::sql!(
+        "SELECT * FROM deadline_misses WHERE task_id = ? ORDER BY block_number, log_index"
+    ))
+    .bind(task_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let forced = sqlx::query(chainstore::sql!(
+        "SELECT * FROM forced_errors WHERE task_id = ? ORDER BY block_number, log_index LIMIT 1"
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let slashes: Vec<SlashRow> = sqlx::query_as(chainstore::sql!(
+        "SELECT * FROM slashes WHERE task_id = ? ORDER BY block_number, log_index"
+    ))
+    .bind(task_id)
+    .fetch_all(&mut *conn)
+    .await?;
 
     // The record's state, as AuditManager keeps it (latest transition wins).
     let outcome: Option<Option<i64>> = dispute_row
@@ -472,7 +478,7 @@ pub async fn task_audit(
         .transpose()?;
     let passed = verdicts
         .iter()
-        .map(|v| v.try_get::<bool, _>("matches"))
+        .map(|v| chainstore::sql::flag(v, "matches"))
         .collect::<Result<Vec<_>, _>>()?
         .contains(&true);
     let missed = misses
@@ -502,7 +508,7 @@ pub async fn task_audit(
             .map(|r| -> Result<DisputeVote, sqlx::Error> {
                 Ok(DisputeVote {
                     validator: r.try_get("validator")?,
-                    fraud: r.try_get("fraud")?,
+                    fraud: chainstore::sql::flag(r, "fraud")?,
                     output_hash: r.try_get("output_hash")?,
                     at: position(r)?,
                 })
@@ -530,7 +536,7 @@ pub async fn task_audit(
             .map(|r| -> Result<ForcedError, sqlx::Error> {
                 Ok(ForcedError {
                     validator: r.try_get("validator")?,
-                    caught_lazy: r.try_get("caught_lazy")?,
+                    caught_lazy: chainstore::sql::flag(r, "caught_lazy")?,
                     at: position(r)?,
                 })
             })
@@ -600,7 +606,7 @@ pub(crate) fn node_audits_columns() -> String {
 }
 
 /// The `audits` object of a row with [`node_audits_columns`].
-pub(crate) fn node_audits(r: &SqliteRow) -> Result<NodeAudits, sqlx::Error> {
+pub(crate) fn node_audits(r: &DbRow) -> Result<NodeAudits, sqlx::Error> {
     let n = |k: &str| r.try_get::<i64, _>(k);
     Ok(NodeAudits {
         audited: n("audited")?,
@@ -634,7 +640,7 @@ pub struct AuditFilter {
     pub offset: u64,
 }
 
-fn push_filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a AuditFilter) {
+fn push_filters<'a>(q: &mut Builder<'a>, f: &'a AuditFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(w) = &f.worker {
         q.push(" AND v.worker = ").push_bind(w.as_str());
@@ -675,8 +681,8 @@ pub struct AuditPage {
 }
 
 /// `GET /audits`: verdicts, newest first, each with the outcome of the dispute it opened.
-pub async fn audits(pool: &SqlitePool, f: &AuditFilter) -> Result<AuditPage, sqlx::Error> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+pub async fn audits(pool: &Pool, f: &AuditFilter) -> Result<AuditPage, sqlx::Error> {
+    let mut q: Builder = Builder::new(
         "SELECT v.*, d.task_id AS dispute_task, d.outcome, d.fraud_votes, d.honest_votes, d.resolved_block
          FROM verdicts v LEFT JOIN disputes d ON d.task_id = v.task_id",
     );
@@ -686,7 +692,7 @@ pub async fn audits(pool: &SqlitePool, f: &AuditFilter) -> Result<AuditPage, sql
         .push(" OFFSET ")
         .push_bind(i64::try_from(f.offset).unwrap_or(i64::MAX));
     let rows = q.build().fetch_all(pool).await?;
-    let mut c: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM verdicts v");
+    let mut c: Builder = Builder::new("SELECT COUNT(*) FROM verdicts v");
     push_filters(&mut c, f);
     let total: i64 = c.build_query_scalar().fetch_one(pool).await?;
     let audits = rows
@@ -731,15 +737,13 @@ pub struct ModelCanaries {
 
 /// `canary_accuracy` (matching first reports / first reports of the model's tasks, null without
 /// any) and the counts behind it, for `/models/{id}`.
-pub async fn model_canaries(
-    pool: &SqlitePool,
-    model_id: u32,
-) -> Result<ModelCanaries, sqlx::Error> {
-    let (reports, matches): (i64, Option<i64>) =
-        sqlx::query_as("SELECT COUNT(*), SUM(matches) FROM first_canaries WHERE model_id = ?")
-            .bind(i64::from(model_id))
-            .fetch_one(pool)
-            .await?;
+pub async fn model_canaries(pool: &Pool, model_id: u32) -> Result<ModelCanaries, sqlx::Error> {
+    let (reports, matches): (i64, Option<i64>) = sqlx::query_as(chainstore::sql!(
+        "SELECT COUNT(*), CAST(SUM(matches) AS BIGINT) FROM first_canaries WHERE model_id = ?"
+    ))
+    .bind(i64::from(model_id))
+    .fetch_one(pool)
+    .await?;
     let matches = matches.unwrap_or(0);
     Ok(ModelCanaries {
         reports,

@@ -5,9 +5,10 @@
 use crate::query::ModelStatus;
 use crate::schema::{Address as AddressSchema, Decimal, Hash, Wei};
 use alloy::primitives::{Address, U256};
+use chainstore::sql::{DbRow, Pool};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
@@ -39,7 +40,7 @@ fn amount(s: &str) -> U256 {
 }
 
 /// Claimed totals per epoch from `RewardClaimed`.
-async fn claimed_by_epoch(pool: &SqlitePool) -> Result<BTreeMap<i64, (U256, i64)>, sqlx::Error> {
+async fn claimed_by_epoch(pool: &Pool) -> Result<BTreeMap<i64, (U256, i64)>, sqlx::Error> {
     let rows = sqlx::query("SELECT epoch, amount FROM reward_claims")
         .fetch_all(pool)
         .await?;
@@ -86,7 +87,7 @@ pub struct OnChainReport {
 }
 
 fn on_chain_report(
-    r: Option<&sqlx::sqlite::SqliteRow>,
+    r: Option<&DbRow>,
     rewards_root: &str,
     trust_root: &str,
 ) -> Result<OnChainReport, sqlx::Error> {
@@ -174,7 +175,7 @@ pub struct EpochSummary {
 }
 
 fn epoch_summary(
-    r: &sqlx::sqlite::SqliteRow,
+    r: &DbRow,
     claimed: Option<&(U256, i64)>,
     on_chain: OnChainReport,
 ) -> Result<EpochSummary, sqlx::Error> {
@@ -216,7 +217,7 @@ pub struct EpochList {
 }
 
 /// `GET /epochs`: every computed epoch, newest first.
-pub async fn epochs(pool: &SqlitePool) -> Result<EpochList, sqlx::Error> {
+pub async fn epochs(pool: &Pool) -> Result<EpochList, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM epochs ORDER BY epoch DESC")
         .fetch_all(pool)
         .await?;
@@ -310,7 +311,7 @@ pub struct EpochNode {
     reward: String,
 }
 
-fn epoch_node(r: &sqlx::sqlite::SqliteRow) -> Result<EpochNode, sqlx::Error> {
+fn epoch_node(r: &DbRow) -> Result<EpochNode, sqlx::Error> {
     let wad = |k: &str| -> Result<(String, f64), sqlx::Error> {
         let v: i64 = r.try_get(k)?;
         Ok((v.to_string(), wad_f64(v)))
@@ -342,8 +343,8 @@ fn epoch_node(r: &sqlx::sqlite::SqliteRow) -> Result<EpochNode, sqlx::Error> {
             uptime: uptime_wad,
             speed: speed_wad,
         },
-        evaluated: r.try_get("evaluated")?,
-        slashed: r.try_get("slashed")?,
+        evaluated: chainstore::sql::flag(r, "evaluated")?,
+        slashed: chainstore::sql::flag(r, "slashed")?,
         zero_epochs_left: r.try_get("zero_epochs_left")?,
         tasks_assigned: r.try_get("tasks_assigned")?,
         tasks_on_time: r.try_get("tasks_on_time")?,
@@ -354,7 +355,7 @@ fn epoch_node(r: &sqlx::sqlite::SqliteRow) -> Result<EpochNode, sqlx::Error> {
             audited: r.try_get("audited")?,
             passed: r.try_get("passed")?,
             quality_sum_ppm: r.try_get("quality_sum_ppm")?,
-            fraud: r.try_get("fraud")?,
+            fraud: chainstore::sql::flag(r, "fraud")?,
         },
         score: r.try_get("score")?,
         reward: r.try_get("reward")?,
@@ -400,35 +401,40 @@ pub struct Epoch {
 }
 
 /// `GET /epochs/{n}`: the report, totals, and the per-worker, validator and model tables.
-pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Epoch>, sqlx::Error> {
-    let Some(r) = sqlx::query("SELECT * FROM epochs WHERE epoch = ?")
+pub async fn epoch(pool: &Pool, epoch: i64) -> Result<Option<Epoch>, sqlx::Error> {
+    let Some(r) = sqlx::query(chainstore::sql!("SELECT * FROM epochs WHERE epoch = ?"))
         .bind(epoch)
         .fetch_optional(pool)
         .await?
     else {
         return Ok(None);
     };
-    let report = sqlx::query("SELECT * FROM epoch_reports WHERE epoch = ?")
-        .bind(epoch)
-        .fetch_optional(pool)
-        .await?;
+    let report = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_reports WHERE epoch = ?"
+    ))
+    .bind(epoch)
+    .fetch_optional(pool)
+    .await?;
     let rr: String = r.try_get("rewards_root")?;
     let tr: String = r.try_get("trust_root")?;
     let on_chain = on_chain_report(report.as_ref(), &rr, &tr)?;
     let claimed = claimed_by_epoch(pool).await?;
     let summary = epoch_summary(&r, claimed.get(&epoch), on_chain)?;
-    let nodes = sqlx::query("SELECT * FROM epoch_nodes WHERE epoch = ? ORDER BY address")
-        .bind(epoch)
-        .fetch_all(pool)
-        .await?;
+    let nodes = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_nodes WHERE epoch = ? ORDER BY address"
+    ))
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
     let nodes = nodes.iter().map(epoch_node).collect::<Result<_, _>>()?;
     let validators = epoch_validators(pool, &r).await?;
     let models = epoch_models(pool, epoch).await?;
-    let rewarded_accounts: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM epoch_rewards WHERE epoch = ?")
-            .bind(epoch)
-            .fetch_one(pool)
-            .await?;
+    let rewarded_accounts: i64 = sqlx::query_scalar(chainstore::sql!(
+        "SELECT COUNT(*) FROM epoch_rewards WHERE epoch = ?"
+    ))
+    .bind(epoch)
+    .fetch_one(pool)
+    .await?;
     Ok(Some(Epoch {
         summary,
         rewarded_accounts,
@@ -442,17 +448,14 @@ pub async fn epoch(pool: &SqlitePool, epoch: i64) -> Result<Option<Epoch>, sqlx:
 /// stake, reward and the audit record its reward weight followed (verdicts and dispute votes
 /// done, deadlines missed, reliability, a validator slash), read from the same facts and with the
 /// same code as the epoch computation ([`crate::epochs::validator_audits`]).
-async fn epoch_validators(
-    pool: &SqlitePool,
-    epoch: &sqlx::sqlite::SqliteRow,
-) -> Result<Vec<EpochValidator>, sqlx::Error> {
+async fn epoch_validators(pool: &Pool, epoch: &DbRow) -> Result<Vec<EpochValidator>, sqlx::Error> {
     let e: i64 = epoch.try_get("epoch")?;
     let start = u64::try_from(epoch.try_get::<i64, _>("start_time")?).unwrap_or(0);
     let end = u64::try_from(epoch.try_get::<i64, _>("end_time")?).unwrap_or(0);
     let audits = crate::epochs::validator_audits(pool, start, end).await?;
-    let rows = sqlx::query(
-        "SELECT address, stake, reward FROM epoch_validators WHERE epoch = ? ORDER BY address",
-    )
+    let rows = sqlx::query(chainstore::sql!(
+        "SELECT address, stake, reward FROM epoch_validators WHERE epoch = ? ORDER BY address"
+    ))
     .bind(e)
     .fetch_all(pool)
     .await?;
@@ -525,7 +528,7 @@ impl QualityFields {
 }
 
 /// The quality fields of an `epoch_model_quality` row.
-fn quality_fields(r: &sqlx::sqlite::SqliteRow) -> Result<QualityFields, sqlx::Error> {
+fn quality_fields(r: &DbRow) -> Result<QualityFields, sqlx::Error> {
     let wad = |k: &str| -> Result<(String, f64), sqlx::Error> {
         let v: i64 = r.try_get(k)?;
         Ok((v.to_string(), wad_f64(v)))
@@ -550,7 +553,7 @@ fn quality_fields(r: &sqlx::sqlite::SqliteRow) -> Result<QualityFields, sqlx::Er
         prev_status: ModelStatus::from_value(prev),
         chain_status: ModelStatus::from_value(r.try_get("chain_status")?),
         status_changed: status != prev,
-        in_report: r.try_get("in_report")?,
+        in_report: chainstore::sql::flag(r, "in_report")?,
     })
 }
 
@@ -570,10 +573,10 @@ pub struct EpochModel {
 
 /// The `models` rows of `GET /epochs/{n}`: every model with usage or a quality row in the epoch,
 /// ascending by id, with its usage, measured quality and status after the epoch.
-async fn epoch_models(pool: &SqlitePool, epoch: i64) -> Result<Vec<EpochModel>, sqlx::Error> {
+async fn epoch_models(pool: &Pool, epoch: i64) -> Result<Vec<EpochModel>, sqlx::Error> {
     let mut out: BTreeMap<i64, EpochModel> = BTreeMap::new();
     let usage = sqlx::query(
-        "SELECT model_id, developer, tasks_finalized, compute_units FROM epoch_models WHERE epoch = ?",
+        chainstore::sql!("SELECT model_id, developer, tasks_finalized, compute_units FROM epoch_models WHERE epoch = ?"),
     )
     .bind(epoch)
     .fetch_all(pool)
@@ -591,10 +594,10 @@ async fn epoch_models(pool: &SqlitePool, epoch: i64) -> Result<Vec<EpochModel>, 
             },
         );
     }
-    let quality = sqlx::query(
+    let quality = sqlx::query(chainstore::sql!(
         "SELECT q.*, m.developer AS model_developer FROM epoch_model_quality q
-         LEFT JOIN models m ON m.model_id = q.model_id WHERE q.epoch = ?",
-    )
+         LEFT JOIN models m ON m.model_id = q.model_id WHERE q.epoch = ?"
+    ))
     .bind(epoch)
     .fetch_all(pool)
     .await?;
@@ -631,13 +634,15 @@ pub struct ModelQuality {
 /// `quality_history` (oldest first) and `measured_quality` (the latest epoch's quality, null
 /// before any computed epoch) of `GET /models/{id}`.
 pub async fn model_quality(
-    pool: &SqlitePool,
+    pool: &Pool,
     model_id: u32,
 ) -> Result<(Vec<ModelQuality>, Option<f64>), sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM epoch_model_quality WHERE model_id = ? ORDER BY epoch")
-        .bind(i64::from(model_id))
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_model_quality WHERE model_id = ? ORDER BY epoch"
+    ))
+    .bind(i64::from(model_id))
+    .fetch_all(pool)
+    .await?;
     let history = rows
         .iter()
         .map(|r| -> Result<ModelQuality, sqlx::Error> {
@@ -690,21 +695,22 @@ pub struct ModelStatusProof {
 /// `GET /epochs/{n}/model-status/{id}`: the model's leaf of the epoch's model status tree with
 /// its proof (the arguments of `Settlement.applyModelStatus`) and whether it was applied.
 pub async fn model_status(
-    pool: &SqlitePool,
+    pool: &Pool,
     epoch: i64,
     model_id: u32,
 ) -> Result<ModelStatusLeaf, sqlx::Error> {
-    let hash: Option<String> =
-        sqlx::query_scalar("SELECT model_status_hash FROM epochs WHERE epoch = ?")
-            .bind(epoch)
-            .fetch_optional(pool)
-            .await?;
+    let hash: Option<String> = sqlx::query_scalar(chainstore::sql!(
+        "SELECT model_status_hash FROM epochs WHERE epoch = ?"
+    ))
+    .bind(epoch)
+    .fetch_optional(pool)
+    .await?;
     let Some(hash) = hash else {
         return Ok(ModelStatusLeaf::NoEpoch);
     };
-    let Some(r) = sqlx::query(
-        "SELECT * FROM epoch_model_quality WHERE epoch = ? AND model_id = ? AND in_report = 1",
-    )
+    let Some(r) = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_model_quality WHERE epoch = ? AND model_id = ? AND in_report = 1"
+    ))
     .bind(epoch)
     .bind(i64::from(model_id))
     .fetch_optional(pool)
@@ -717,12 +723,12 @@ pub async fn model_status(
     let proof = proof
         .and_then(|p| serde_json::from_str::<Vec<String>>(&p).ok())
         .unwrap_or_default();
-    let applied: Option<String> = sqlx::query_scalar(
+    let applied: Option<String> = sqlx::query_scalar(chainstore::sql!(
         "SELECT tx_hash FROM events WHERE name = 'ModelStatusApplied'
-           AND CAST(json_extract(json, '$.epoch') AS INTEGER) = ?
-           AND CAST(json_extract(json, '$.modelId') AS INTEGER) = ?
-         ORDER BY block_number DESC, log_index DESC LIMIT 1",
-    )
+           AND CAST(json_extract(json, '$.epoch') AS BIGINT) = ?
+           AND CAST(json_extract(json, '$.modelId') AS BIGINT) = ?
+         ORDER BY block_number DESC, log_index DESC LIMIT 1"
+    ))
     .bind(epoch)
     .bind(i64::from(model_id))
     .fetch_optional(pool)
@@ -777,30 +783,34 @@ pub struct Reward {
 
 /// `GET /epochs/{n}/rewards/{address}`: the leaf, its proof and whether it was claimed.
 pub async fn reward(
-    pool: &SqlitePool,
+    pool: &Pool,
     epoch: i64,
     account: Address,
 ) -> Result<Option<Reward>, sqlx::Error> {
     let a = account.to_checksum(None);
-    let Some(r) = sqlx::query("SELECT * FROM epoch_rewards WHERE epoch = ? AND account = ?")
-        .bind(epoch)
-        .bind(&a)
-        .fetch_optional(pool)
-        .await?
+    let Some(r) = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_rewards WHERE epoch = ? AND account = ?"
+    ))
+    .bind(epoch)
+    .bind(&a)
+    .fetch_optional(pool)
+    .await?
     else {
         return Ok(None);
     };
-    let root: Option<String> =
-        sqlx::query_scalar("SELECT rewards_root FROM epochs WHERE epoch = ?")
-            .bind(epoch)
-            .fetch_optional(pool)
-            .await?;
-    let claim =
-        sqlx::query("SELECT amount, tx_hash FROM reward_claims WHERE epoch = ? AND account = ?")
-            .bind(epoch)
-            .bind(&a)
-            .fetch_optional(pool)
-            .await?;
+    let root: Option<String> = sqlx::query_scalar(chainstore::sql!(
+        "SELECT rewards_root FROM epochs WHERE epoch = ?"
+    ))
+    .bind(epoch)
+    .fetch_optional(pool)
+    .await?;
+    let claim = sqlx::query(chainstore::sql!(
+        "SELECT amount, tx_hash FROM reward_claims WHERE epoch = ? AND account = ?"
+    ))
+    .bind(epoch)
+    .bind(&a)
+    .fetch_optional(pool)
+    .await?;
     let proof: String = r.try_get("proof")?;
     Ok(Some(Reward {
         epoch,
@@ -842,28 +852,28 @@ pub struct NodeTrust {
 }
 
 /// `GET /nodes/{address}/trust`: the node's trust history, oldest first (None: never seen).
-pub async fn node_trust(
-    pool: &SqlitePool,
-    node: Address,
-) -> Result<Option<NodeTrust>, sqlx::Error> {
+pub async fn node_trust(pool: &Pool, node: Address) -> Result<Option<NodeTrust>, sqlx::Error> {
     let a = node.to_checksum(None);
-    let rows = sqlx::query("SELECT * FROM epoch_nodes WHERE address = ? ORDER BY epoch")
-        .bind(&a)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(chainstore::sql!(
+        "SELECT * FROM epoch_nodes WHERE address = ? ORDER BY epoch"
+    ))
+    .bind(&a)
+    .fetch_all(pool)
+    .await?;
     if rows.is_empty() {
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT address FROM nodes WHERE address = ?")
-                .bind(&a)
-                .fetch_optional(pool)
-                .await?;
+        let known: Option<String> = sqlx::query_scalar(chainstore::sql!(
+            "SELECT address FROM nodes WHERE address = ?"
+        ))
+        .bind(&a)
+        .fetch_optional(pool)
+        .await?;
         if known.is_none() {
             return Ok(None);
         }
     }
     let history: Vec<EpochNode> = rows.iter().map(epoch_node).collect::<Result<_, _>>()?;
     let refreshed: Option<(i64, String)> = sqlx::query_as(
-        "SELECT epoch, trust_wad FROM trust_refreshes WHERE node = ? ORDER BY block_number DESC, log_index DESC LIMIT 1",
+        chainstore::sql!("SELECT epoch, trust_wad FROM trust_refreshes WHERE node = ? ORDER BY block_number DESC, log_index DESC LIMIT 1"),
     )
     .bind(&a)
     .fetch_optional(pool)
@@ -952,7 +962,7 @@ pub struct Leaderboard {
 
 /// `GET /leaderboard?role=`: accounts ranked by what they earned over all computed epochs.
 /// `role` must be one of [`LEADERBOARD_ROLES`].
-pub async fn leaderboard(pool: &SqlitePool, role: &str) -> Result<Leaderboard, sqlx::Error> {
+pub async fn leaderboard(pool: &Pool, role: &str) -> Result<Leaderboard, sqlx::Error> {
     let entries: Vec<LeaderboardEntry> = match role {
         "worker" => {
             let rows = sqlx::query(
@@ -1044,7 +1054,7 @@ struct ModelTotals {
 /// Models ranked by quality × usage: the compute units of each epoch weighted by the model's
 /// measured quality in that epoch (1.0 for epochs computed before quality was measured), then
 /// by compute units, then by id.
-async fn model_leaderboard(pool: &SqlitePool) -> Result<Vec<ModelRank>, sqlx::Error> {
+async fn model_leaderboard(pool: &Pool) -> Result<Vec<ModelRank>, sqlx::Error> {
     let mut acc: BTreeMap<i64, ModelTotals> = BTreeMap::new();
     let quality = sqlx::query(
         "SELECT epoch, model_id, quality_wad, status FROM epoch_model_quality ORDER BY epoch",

@@ -44,10 +44,12 @@ pub struct Args {
     /// RPC endpoint and deployment file.
     #[command(flatten)]
     pub rpc: protocol::rpc::RpcArgs,
-    /// SQLite database file (created if missing), or a sqlite:// URL.
+    /// Database: an SQLite file (created if missing) or sqlite:// URL, or a PostgreSQL URL
+    /// (postgres://user:password@host:port/database; the database must exist). Several indexers
+    /// may serve one PostgreSQL database (README, "Scale out on PostgreSQL").
     #[arg(
         long,
-        value_name = "FILE",
+        value_name = "FILE|URL",
         env = "DN_INDEXER_DB",
         default_value = "indexer.sqlite"
     )]
@@ -221,7 +223,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
         chain_id,
         task_manager = %deployment.task_manager,
         start_block = deployment.start_block,
-        db = %args.db,
+        db = %db::redacted(&args.db),
         "indexer listening on http://{addr}"
     );
     Ok(Running {

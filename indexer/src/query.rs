@@ -7,11 +7,12 @@ use crate::epoch_query::ModelQuality;
 use crate::schema::{Address as AddressSchema, Decimal, Hash, Wei};
 use crate::tensor::{self, HumanForm};
 use alloy::primitives::Address;
+use chainstore::sql::{Backend, Builder, Conn, Pool};
 use protocol::codes::FailureCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{FromRow, Row};
 use std::sync::OnceLock;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
@@ -265,16 +266,25 @@ fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
 /// connection's thread on its own: about 5 µs a row under load on the bench's 2 cores, more than
 /// SQLite takes to read it. The lists of the routes that return many rows come back as one value
 /// instead (`GET /tasks?limit=50`: 3,000 requests/s read row by row, 7,800 as one array).
-pub(crate) fn json_rows<T: DeserializeOwned>(select: &str, order: &str) -> String {
-    format!("{}{select})", json_rows_head::<T>(order))
+pub(crate) fn json_rows<T: DeserializeOwned>(
+    backend: Backend,
+    select: &str,
+    order: &str,
+) -> String {
+    format!("{}{select}) AS r", json_rows_head::<T>(backend, order))
 }
 
-/// [`json_rows`] up to its subquery, which the caller appends and closes.
-fn json_rows_head<T: DeserializeOwned>(order: &str) -> String {
-    format!(
-        "SELECT json_group_array(json_array({}) ORDER BY {order}) FROM (",
-        field_names::<T>().join(", ")
-    )
+/// [`json_rows`] up to its subquery, which the caller appends and closes (`) AS r`).
+fn json_rows_head<T: DeserializeOwned>(backend: Backend, order: &str) -> String {
+    let fields = field_names::<T>().join(", ");
+    match backend {
+        Backend::Sqlite => {
+            format!("SELECT json_group_array(json_array({fields}) ORDER BY {order}) FROM (")
+        }
+        Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array({fields}) ORDER BY {order}), '[]')::text FROM ("
+        ),
+    }
 }
 
 /// The rows of a [`json_rows`] value (a struct deserializes from an array of its fields).
@@ -590,7 +600,7 @@ pub struct TaskPage {
 }
 
 /// A page of tasks, newest first, and the cursor of the next page.
-pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
+pub async fn tasks(pool: &Pool, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     tasks_on(&mut conn, f).await
 }
@@ -598,7 +608,7 @@ pub async fn tasks(pool: &SqlitePool, f: &TaskFilter) -> Result<TaskPage, sqlx::
 /// [`tasks`] and the cursor of `chain_id` (the last indexed block), read in one read transaction:
 /// the cursor names the data the page shows (`GET /tasks` keeps pages by it, [`crate::cache`]).
 pub async fn tasks_at(
-    pool: &SqlitePool,
+    pool: &Pool,
     chain_id: u64,
     f: &TaskFilter,
 ) -> Result<(TaskPage, Option<chainstore::db::BlockRef>), crate::db::DbError> {
@@ -609,12 +619,11 @@ pub async fn tasks_at(
     Ok((page, at))
 }
 
-async fn tasks_on(
-    conn: &mut sqlx::SqliteConnection,
-    f: &TaskFilter,
-) -> Result<TaskPage, sqlx::Error> {
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new(json_rows_head::<SummaryRow>("task_id DESC"));
+async fn tasks_on(conn: &mut Conn, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
+    let mut q = Builder::new(json_rows_head::<SummaryRow>(
+        Backend::of(conn),
+        "task_id DESC",
+    ));
     q.push(format_args!(
         "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE 1 = 1"
     ));
@@ -632,7 +641,7 @@ async fn tasks_on(
     }
     q.push(" ORDER BY task_id DESC LIMIT ")
         .push_bind(i64::from(f.limit))
-        .push(")");
+        .push(") AS r");
     let page: String = q.build_query_scalar().fetch_one(conn).await?;
     let rows: Vec<SummaryRow> = decode_rows(&page)?;
     let next_cursor = if rows.len() == f.limit as usize {
@@ -672,21 +681,21 @@ struct UnbondingRow {
 /// One task with decoded tensors, its trail of events and its audit record, all read in one
 /// read transaction: WAL gives it one snapshot, so a block ingested between the statements cannot
 /// show a task still `disputed` next to the trail and audit that released it.
-pub async fn task(pool: &SqlitePool, task_id: i64) -> Result<Option<Task>, sqlx::Error> {
+pub async fn task(pool: &Pool, task_id: i64) -> Result<Option<Task>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Some(row) = sqlx::query_as::<_, TaskRow>(&format!(
+    let Some(row) = sqlx::query_as::<_, TaskRow>(&chainstore::sql::numbered(&format!(
         "SELECT {SUMMARY_COLUMNS}, {TASK_COLUMNS} FROM tasks WHERE task_id = ?"
-    ))
+    )))
     .bind(task_id)
     .fetch_optional(&mut *tx)
     .await?
     else {
         return Ok(None);
     };
-    let trail: Vec<TrailRow> = sqlx::query_as(
+    let trail: Vec<TrailRow> = sqlx::query_as(chainstore::sql!(
         "SELECT kind, worker, block_number, log_index, tx_hash, block_time, detail FROM task_events
-         WHERE task_id = ? ORDER BY block_number, log_index",
-    )
+         WHERE task_id = ? ORDER BY block_number, log_index"
+    ))
     .bind(task_id)
     .fetch_all(&mut *tx)
     .await?;
@@ -840,10 +849,12 @@ pub struct ModelList {
 }
 
 /// Every model.
-pub async fn models(pool: &SqlitePool) -> Result<ModelList, sqlx::Error> {
-    let rows: Vec<ModelRow> = sqlx::query_as(&format!("{MODEL_SELECT} ORDER BY m.model_id"))
-        .fetch_all(pool)
-        .await?;
+pub async fn models(pool: &Pool) -> Result<ModelList, sqlx::Error> {
+    let rows: Vec<ModelRow> = sqlx::query_as(&chainstore::sql::numbered(&format!(
+        "{MODEL_SELECT} ORDER BY m.model_id"
+    )))
+    .fetch_all(pool)
+    .await?;
     Ok(ModelList {
         models: rows.iter().map(ModelRow::summary).collect(),
     })
@@ -892,25 +903,28 @@ pub struct Model {
 }
 
 /// One model with its workers and usage counts.
-pub async fn model(pool: &SqlitePool, model_id: u32) -> Result<Option<Model>, sqlx::Error> {
-    let Some(row) = sqlx::query_as::<_, ModelRow>(&format!("{MODEL_SELECT} WHERE m.model_id = ?"))
-        .bind(i64::from(model_id))
-        .fetch_optional(pool)
-        .await?
+pub async fn model(pool: &Pool, model_id: u32) -> Result<Option<Model>, sqlx::Error> {
+    let Some(row) = sqlx::query_as::<_, ModelRow>(&chainstore::sql::numbered(&format!(
+        "{MODEL_SELECT} WHERE m.model_id = ?"
+    )))
+    .bind(i64::from(model_id))
+    .fetch_optional(pool)
+    .await?
     else {
         return Ok(None);
     };
     let workers: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT worker, weight, opted_in_block, updated_block FROM model_workers WHERE model_id = ? ORDER BY worker",
+        chainstore::sql!("SELECT worker, weight, opted_in_block, updated_block FROM model_workers WHERE model_id = ? ORDER BY worker"),
     )
     .bind(i64::from(model_id))
     .fetch_all(pool)
     .await?;
-    let usage: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE model_id = ? GROUP BY status")
-            .bind(i64::from(model_id))
-            .fetch_all(pool)
-            .await?;
+    let usage: Vec<(String, i64)> = sqlx::query_as(chainstore::sql!(
+        "SELECT status, COUNT(*) FROM tasks WHERE model_id = ? GROUP BY status"
+    ))
+    .bind(i64::from(model_id))
+    .fetch_all(pool)
+    .await?;
     let n = |s: &str| {
         usage
             .iter()
@@ -1095,11 +1109,12 @@ pub struct NodeList {
 }
 
 /// Every node (worker or validator).
-pub async fn nodes(pool: &SqlitePool) -> Result<NodeList, sqlx::Error> {
-    let rows: Vec<NodeRow> =
-        sqlx::query_as(&format!("{NODE_SELECT} {NODE_FROM} ORDER BY n.address"))
-            .fetch_all(pool)
-            .await?;
+pub async fn nodes(pool: &Pool) -> Result<NodeList, sqlx::Error> {
+    let rows: Vec<NodeRow> = sqlx::query_as(&chainstore::sql::numbered(&format!(
+        "{NODE_SELECT} {NODE_FROM} ORDER BY n.address"
+    )))
+    .fetch_all(pool)
+    .await?;
     Ok(NodeList {
         nodes: rows.iter().map(NodeRow::summary).collect(),
     })
@@ -1115,35 +1130,40 @@ struct NodeModelRow {
 /// One node with unbondings, slashes, audit record, models and its most recent tasks, in one
 /// statement (seven before: a round trip to the connection's thread each, plus sqlx's check of
 /// the connection before each).
-pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Node>, sqlx::Error> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        format!(
+pub async fn node(pool: &Pool, address: Address) -> Result<Option<Node>, sqlx::Error> {
+    static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    let backend = Backend::of_pool(pool);
+    let sql = SQL[backend as usize].get_or_init(|| {
+        chainstore::sql::numbered(&format!(
             "{NODE_SELECT}, {audits},
                 ({unbondings}) AS unbondings, ({slashes}) AS slashes, ({models}) AS models,
                 ({recent}) AS recent_tasks
              {NODE_FROM} WHERE n.address = ?1",
             audits = crate::audit_query::node_audits_columns(),
             unbondings = json_rows::<UnbondingRow>(
+                backend,
                 "SELECT * FROM unbondings WHERE account = ?1",
                 "block_number, log_index"
             ),
             slashes = json_rows::<crate::audit_query::SlashRow>(
+                backend,
                 "SELECT * FROM slashes WHERE account = ?1",
                 "block_number, log_index"
             ),
             models = json_rows::<NodeModelRow>(
+                backend,
                 "SELECT model_id, weight FROM model_workers WHERE worker = ?1",
                 "model_id"
             ),
             recent = json_rows::<SummaryRow>(
+                backend,
                 &format!(
                     "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE worker = ?1
                      ORDER BY task_id DESC LIMIT 20"
                 ),
                 "task_id DESC"
             ),
-        )
+        ))
     });
     let key = address.to_checksum(None);
     let Some(r) = sqlx::query(sql).bind(&key).fetch_optional(pool).await? else {
@@ -1182,7 +1202,7 @@ pub async fn node(pool: &SqlitePool, address: Address) -> Result<Option<Node>, s
 }
 
 /// Number of stored events per name (for /health and tests).
-pub async fn event_counts(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn event_counts(pool: &Pool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT name, COUNT(*) FROM events GROUP BY name ORDER BY name")
         .fetch_all(pool)
         .await
@@ -1217,7 +1237,7 @@ mod bundle_tests {
 
 #[cfg(test)]
 mod json_rows_tests {
-    use super::{decode_rows, field_names, json_rows, NodeModelRow, SummaryRow};
+    use super::{decode_rows, field_names, json_rows, Backend, NodeModelRow, SummaryRow};
 
     #[test]
     fn a_struct_names_its_fields_in_order_and_reads_back_from_arrays() {
@@ -1226,9 +1246,14 @@ mod json_rows_tests {
         assert_eq!(summary.len(), 20);
         assert_eq!(summary[..3], ["task_id", "model_id", "submitter"]);
         assert_eq!(
-            json_rows::<NodeModelRow>("SELECT * FROM model_workers", "model_id"),
+            json_rows::<NodeModelRow>(Backend::Sqlite, "SELECT * FROM model_workers", "model_id"),
             "SELECT json_group_array(json_array(model_id, weight) ORDER BY model_id) \
-             FROM (SELECT * FROM model_workers)"
+             FROM (SELECT * FROM model_workers) AS r"
+        );
+        assert_eq!(
+            json_rows::<NodeModelRow>(Backend::Postgres, "SELECT * FROM model_workers", "model_id"),
+            "SELECT COALESCE(json_agg(json_build_array(model_id, weight) ORDER BY model_id), '[]')::text \
+             FROM (SELECT * FROM model_workers) AS r"
         );
         let rows: Vec<NodeModelRow> = decode_rows(r#"[[1,"5"],[2,"7"]]"#).unwrap();
         assert_eq!(

@@ -10,10 +10,12 @@ use indexer::query;
 use serde_json::Value;
 
 async fn count(db: &Db, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(db.pool())
-        .await
-        .unwrap()
+    sqlx::query_scalar(&chainstore::sql::numbered(&format!(
+        "SELECT COUNT(*) FROM {table}"
+    )))
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
 }
 
 /// Everything the API can show, to compare database states.
@@ -45,6 +47,35 @@ async fn open_creates_the_file_and_reopens() {
     // sqlite:// URLs work too, and migrations are not re-applied.
     let url = format!("sqlite://{}?mode=rwc", path.display());
     Db::open(&url).await.unwrap();
+    // a file name with the characters a URL gives a meaning to is still that file
+    let odd = dir.path().join("odd name?#%.sqlite");
+    Db::open(odd.to_str().unwrap()).await.unwrap();
+    assert!(odd.exists());
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_server_names_the_flag_but_not_the_password() {
+    let port = devnet_free_port();
+    let e = Db::open(&format!("postgres://dn:hunter2@127.0.0.1:{port}/deepnode"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "--db postgres://dn:***@127.0.0.1:{port}/deepnode: "
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+/// A local port nothing listens on.
+fn devnet_free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -83,9 +114,7 @@ async fn a_database_of_another_deployment_is_refused() {
 #[tokio::test]
 async fn a_probe_registry_added_to_the_deployment_reindexes_and_then_binds() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("p.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
+    let db = Db::open(&db_spec(dir.path(), "p.sqlite")).await.unwrap();
     let mut without = deployment();
     without.probe_registry = Address::ZERO;
     db.bind_deployment(&without).await.unwrap();

@@ -12,7 +12,7 @@ use alloy::rpc::types::Filter;
 use clap::Parser;
 use devnet::{Devnet, DevnetConfig};
 use inference::tensor::{encode, Tensor};
-use live::{indexer_args, submit_tasks, wait_for};
+use live::{db_spec, indexer_args, pg_database, submit_tasks, wait_for};
 use protocol::bindings::ITaskManager;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -88,7 +88,7 @@ async fn follows_a_devnet_and_resumes_after_restart() {
     assert_eq!(ids.len(), 5);
 
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("indexer.sqlite");
+    let db_path = db_spec(dir.path(), "indexer.sqlite");
     // Small ranges so the backfill takes several transactions.
     let running = indexer::start(indexer_args(&devnet, &db_path, 1, 7))
         .await
@@ -285,7 +285,7 @@ async fn a_reorg_is_rolled_back_and_reindexed() {
     // No confirmation depth, so the reorg reaches indexed blocks.
     let running = indexer::start(indexer_args(
         &devnet,
-        &dir.path().join("db.sqlite"),
+        &db_spec(dir.path(), "db.sqlite"),
         0,
         2000,
     ))
@@ -366,7 +366,7 @@ async fn bad_settings_fail_fast_naming_the_setting() {
     .await
     .unwrap();
     // Missing deployment file.
-    let mut args = indexer_args(&devnet, &dir.path().join("y.sqlite"), 1, 10);
+    let mut args = indexer_args(&devnet, &db_spec(dir.path(), "y.sqlite"), 1, 10);
     args.rpc.deployment = Some(dir.path().join("missing.json"));
     let e = indexer::start(args)
         .await
@@ -375,7 +375,12 @@ async fn bad_settings_fail_fast_naming_the_setting() {
         .to_string();
     assert!(e.contains("missing.json"), "{e}");
     // Database directory that does not exist.
-    let args = indexer_args(&devnet, &dir.path().join("no/such/dir/z.sqlite"), 1, 10);
+    let args = indexer_args(
+        &devnet,
+        dir.path().join("no/such/dir/z.sqlite").to_str().unwrap(),
+        1,
+        10,
+    );
     let e = indexer::start(args)
         .await
         .err()
@@ -399,7 +404,7 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         .args(["--rpc-url", &devnet.rpc_url, "--deployment"])
         .arg(&devnet.deployment_path)
         .arg("--db")
-        .arg(dir.path().join("bin.sqlite"))
+        .arg(db_spec(dir.path(), "bin.sqlite"))
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -520,7 +525,7 @@ async fn an_rpc_outage_is_counted_and_survived() {
     .unwrap();
     let mut proxy = Proxy::start(&devnet.rpc_url).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut args = indexer_args(&devnet, &dir.path().join("db.sqlite"), 1, 2000);
+    let mut args = indexer_args(&devnet, &db_spec(dir.path(), "db.sqlite"), 1, 2000);
     args.rpc.rpc_url = Some(proxy.url());
     args.rpc.rpc_retries = 0;
     args.rpc.rpc_timeout = 2;
@@ -591,9 +596,14 @@ async fn audit_manager_events_are_indexed() {
     assert!(r.status(), "joinValidators reverted");
 
     let dir = tempfile::tempdir().unwrap();
-    let running = indexer::start(indexer_args(&devnet, &dir.path().join("i.sqlite"), 1, 50))
-        .await
-        .expect("indexer starts");
+    let running = indexer::start(indexer_args(
+        &devnet,
+        &db_spec(dir.path(), "i.sqlite"),
+        1,
+        50,
+    ))
+    .await
+    .expect("indexer starts");
     let url = running.url();
 
     let id = submit(&devnet, &digit_inputs(0..1)).await[0];
@@ -750,4 +760,64 @@ async fn audit_manager_events_are_indexed() {
     assert_eq!(w["audits"]["challenged"], 1);
     assert_eq!(w["audits"]["cleared"], 1);
     running.stop().await.unwrap();
+}
+
+/// Two indexers on one PostgreSQL database (always PostgreSQL, whatever `DN_TEST_DB` says): one
+/// takes the writer lock and follows the chain, the other serves what it writes and answers
+/// the same; when the writer stops, the other takes the lock over and follows on.
+#[tokio::test]
+async fn two_indexers_share_one_postgres_database() {
+    let devnet = Devnet::start(DevnetConfig::default())
+        .await
+        .expect("devnet");
+    let db = pg_database();
+    let a = indexer::start(indexer_args(&devnet, &db, 1, 2000))
+        .await
+        .expect("first indexer starts");
+    wait_for(
+        &format!("{}/health", a.url()),
+        "first indexer writes",
+        |v| v["writer"] == true,
+    )
+    .await;
+    let b = indexer::start(indexer_args(&devnet, &db, 1, 2000))
+        .await
+        .expect("second indexer starts");
+    let ids = submit(&devnet, &digit_inputs(0..3)).await;
+    let newest = ids.iter().max().unwrap().to_string();
+    let has_newest = |v: &Value| v["tasks"][0]["task_id"].as_str() == Some(newest.as_str());
+    let page_a = wait_for(
+        &format!("{}/tasks", a.url()),
+        "tasks via the writer",
+        has_newest,
+    )
+    .await;
+    let page_b = wait_for(
+        &format!("{}/tasks", b.url()),
+        "tasks via the reader",
+        has_newest,
+    )
+    .await;
+    assert_eq!(page_a, page_b, "both serve the same rows");
+    let health_b = get(&format!("{}/health", b.url())).await;
+    assert_eq!(health_b["writer"], false, "{health_b}");
+    assert!(health_b["head_block"].as_u64() > Some(0), "{health_b}");
+
+    // The writer stops (its lock's connection closes): the reader takes over and follows on.
+    a.stop().await.unwrap();
+    wait_for(
+        &format!("{}/health", b.url()),
+        "second indexer takes over",
+        |v| v["writer"] == true,
+    )
+    .await;
+    let more = submit(&devnet, &digit_inputs(3..5)).await;
+    let newest = more.iter().max().unwrap().to_string();
+    wait_for(
+        &format!("{}/tasks", b.url()),
+        "tasks after the takeover",
+        |v| v["tasks"][0]["task_id"].as_str() == Some(newest.as_str()),
+    )
+    .await;
+    b.stop().await.unwrap();
 }

@@ -13,7 +13,7 @@ use alloy::providers::Provider;
 use alloy::signers::SignerSync;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
-use live::{commit_as, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
+use live::{commit_as, db_spec, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{ISettlement, ITaskManager};
 use protocol::merkle;
 use protocol::powr::{account_leaf, report_digest, EpochReport};
@@ -43,7 +43,7 @@ async fn an_epoch_passes_is_computed_posted_and_claimed() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let args = indexer_args(&devnet, &dir.path().join("db.sqlite"), 1, 2000);
+    let args = indexer_args(&devnet, &db_spec(dir.path(), "db.sqlite"), 1, 2000);
     let running = indexer::start(args).await.expect("indexer starts");
     let url = running.url();
 

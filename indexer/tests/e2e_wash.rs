@@ -16,7 +16,7 @@ use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use devnet::{Devnet, DevnetConfig};
 use indexer::epochs::EpochConfig;
-use live::{commit_as, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
+use live::{commit_as, db_spec, finalize_after_challenge, indexer_args, submit_tasks, wait_for};
 use protocol::bindings::{DNToken, IModelRegistry, IProbeRegistry, IStaking, ITaskManager};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -55,7 +55,7 @@ async fn a_self_dealing_model_earns_no_emission_and_loses_its_fees_shares() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let args = indexer_args(&devnet, &dir.path().join("db.sqlite"), 1, 2000);
+    let args = indexer_args(&devnet, &db_spec(dir.path(), "db.sqlite"), 1, 2000);
     let running = indexer::start(args).await.expect("indexer starts");
     let url = running.url();
 

@@ -197,7 +197,7 @@ fn synth(workers: usize, per_block: usize, task_blocks: u64, tail: u64) -> Vec<B
 }
 
 async fn db_in(dir: &std::path::Path, name: &str) -> Db {
-    let db = Db::open(dir.join(name).to_str().unwrap()).await.unwrap();
+    let db = Db::open(&db_spec(dir, name)).await.unwrap();
     db.bind_deployment(&deployment()).await.unwrap();
     db
 }

@@ -281,7 +281,7 @@ fn apply_leaf(block: &mut BlockLogs, epoch: u64, model: u32, status: u8) {
 }
 
 async fn db_with(dir: &std::path::Path, name: &str, h: &[BlockLogs], one_range: bool) -> Db {
-    let db = Db::open(dir.join(name).to_str().unwrap()).await.unwrap();
+    let db = Db::open(&db_spec(dir, name)).await.unwrap();
     db.bind_deployment(&deployment()).await.unwrap();
     if one_range {
         index(&db, h, 0, LAST).await;
@@ -461,7 +461,7 @@ async fn two_databases_give_identical_model_status_hashes_stored_or_recomputed()
     // A stores epochs 0 and 1 and continues from the stored statuses; B recomputes in memory.
     assert_eq!(epochs::settle_ready(&a, &cfg, 2).await.unwrap(), [0, 1]);
     let stored: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT epoch, status, in_report FROM epoch_model_quality WHERE model_id = ? ORDER BY epoch",
+        chainstore::sql!("SELECT epoch, status, in_report FROM epoch_model_quality WHERE model_id = ? ORDER BY epoch"),
     )
     .bind(i64::from(BAD))
     .fetch_all(a.pool())

@@ -32,9 +32,10 @@ pub struct Args {
     /// The validator's key (must hold validator stake).
     #[command(flatten)]
     pub key: KeyArgs,
-    /// This verifier's own SQLite database (created if missing) [default: verifier-<address>.sqlite].
+    /// This verifier's own database: an SQLite file (created if missing) [default:
+    /// verifier-<address>.sqlite], or a PostgreSQL URL (postgres://user:password@host/db).
     /// A verifier never reads another service's database: it indexes the chain itself.
-    #[arg(long, value_name = "FILE", env = "DN_VERIFIER_DB")]
+    #[arg(long, value_name = "FILE|URL", env = "DN_VERIFIER_DB")]
     pub db: Option<String>,
     /// Only blocks at or below head - N are indexed, and an epoch is settled only once a block at
     /// or after its end is that deep.

@@ -161,16 +161,22 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     let db_spec = args.db_spec(me);
     let db = Db::open(&db_spec).await?;
     db.bind_deployment(&deployment).await?;
-    let store = store::Store::open(db.pool())
-        .await
-        .with_context(|| format!("--db {db_spec}: creating the verifier's table"))?;
+    let store = store::Store::open(db.pool()).await.with_context(|| {
+        format!(
+            "--db {}: creating the verifier's table",
+            chainstore::db::redacted(&db_spec)
+        )
+    })?;
     let cfg = EpochConfig::load(&provider, &deployment)
         .await
         .context("reading the epoch parameters from the contracts")?;
     if let Some(epoch) = args.print_facts {
-        let v = facts_json(&db, &cfg, epoch)
-            .await
-            .with_context(|| format!("--print-facts {epoch} (--db {db_spec})"))?;
+        let v = facts_json(&db, &cfg, epoch).await.with_context(|| {
+            format!(
+                "--print-facts {epoch} (--db {})",
+                chainstore::db::redacted(&db_spec)
+            )
+        })?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -280,7 +286,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
         chain_id,
         settlement = %deployment.settlement,
         rpc = %args.rpc.redacted_url(),
-        db = %db_spec,
+        db = %chainstore::db::redacted(&db_spec),
         next_epoch = settler.next_epoch(),
         no_post = args.no_post,
         "verifier started"

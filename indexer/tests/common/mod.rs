@@ -11,6 +11,9 @@ use protocol::bindings::{IModelRegistry as M, IStaking as S, ITaskManager as T};
 use protocol::Deployment;
 use serde_json::Value;
 
+#[allow(unused_imports)] // each test binary uses what it needs
+pub use chainstore::testing::{db_spec, pg_database};
+
 pub const CHAIN: u64 = 31337;
 pub const TM: Address = address!("0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9");
 pub const REG: Address = address!("0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0");
@@ -561,9 +564,7 @@ pub async fn index(db: &Db, history: &[BlockLogs], from: u64, to: u64) -> Vec<&'
 
 /// A fresh database file in `dir`, bound to the fixture deployment.
 pub async fn open(dir: &std::path::Path) -> Db {
-    let db = Db::open(dir.join("indexer.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
+    let db = Db::open(&db_spec(dir, "indexer.sqlite")).await.unwrap();
     db.bind_deployment(&deployment()).await.unwrap();
     db
 }

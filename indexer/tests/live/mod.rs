@@ -8,11 +8,13 @@ use clap::Parser;
 use devnet::Devnet;
 use protocol::bindings::ITaskManager;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses what it needs
+pub use chainstore::testing::{db_spec, pg_database};
+
 /// The indexer's arguments against `devnet`, serving on a free port.
-pub fn indexer_args(devnet: &Devnet, db: &Path, confirmations: u64, batch: u64) -> indexer::Args {
+pub fn indexer_args(devnet: &Devnet, db: &str, confirmations: u64, batch: u64) -> indexer::Args {
     indexer::Args::try_parse_from([
         "indexer",
         "--rpc-url",
@@ -20,7 +22,7 @@ pub fn indexer_args(devnet: &Devnet, db: &Path, confirmations: u64, batch: u64) 
         "--deployment",
         devnet.deployment_path.to_str().unwrap(),
         "--db",
-        db.to_str().unwrap(),
+        db,
         "--listen",
         "127.0.0.1:0",
         "--confirmations",
