@@ -62,90 +62,105 @@ done
 # The indexer (issue 15): backfill speed of 100,000 task lifecycles through the real ingestion
 # code, then p99 latency of two REST routes under 64 connections from wrk (Debian's), and the
 # peak RSS. indexer/benches/rest.rs serves until its stdin (a FIFO held open here) closes.
-echo "==> the indexer: backfill of 100,000 tasks, REST p99 under 64 connections (wrk)" >&2
-rest_failed=()
-rest_raw=$kinds_dir/rest.out
-rest_fifo=$kinds_dir/rest.stdin
-wrk=${WRK_PATH:-wrk}
-rest_pid=""
-tools/setup-loadgen.sh >&2 || rest_failed+=(setup-loadgen)
-if ((${#rest_failed[@]} == 0)) &&
-  cargo bench -q -p indexer --bench rest --no-run >&2 && mkfifo "$rest_fifo"; then
-  cargo bench -q -p indexer --bench rest -- --serve-secs 600 <"$rest_fifo" >"$rest_raw" &
-  rest_pid=$!
-  exec 3>"$rest_fifo"
-  # the backfill takes a while on a busy machine: wait for the line, not a fixed time
-  for _ in $(seq 1200); do
-    if grep -q '^bench-raw: rest-listening ' "$rest_raw" 2>/dev/null || ! kill -0 "$rest_pid" 2>/dev/null; then
-      break
+# The indexer on one backend ($1: sqlite, or postgres on tools/pg.sh's throwaway server; the
+# PostgreSQL lines end in -postgres).
+indexer_bench() {
+  local backend=$1 sfx=""
+  [[ $backend == postgres ]] && sfx=-postgres
+  echo "==> the indexer on $backend: backfill of 100,000 tasks, REST p99 under 64 connections (wrk)" >&2
+  rest_failed=()
+  rest_raw=$kinds_dir/rest$sfx.out
+  rest_fifo=$kinds_dir/rest$sfx.stdin
+  wrk=${WRK_PATH:-wrk}
+  rest_pid=""
+  tools/setup-loadgen.sh >&2 || rest_failed+=(setup-loadgen)
+  if ((${#rest_failed[@]} == 0)) &&
+    cargo bench -q -p indexer --bench rest --no-run >&2 && mkfifo "$rest_fifo"; then
+    DN_TEST_DB=$backend cargo bench -q -p indexer --bench rest -- --serve-secs 600 <"$rest_fifo" >"$rest_raw" &
+    rest_pid=$!
+    exec 3>"$rest_fifo"
+    # the backfill takes a while on a busy machine: wait for the line, not a fixed time
+    for _ in $(seq 1200); do
+      if grep -q '^bench-raw: rest-listening ' "$rest_raw" 2>/dev/null || ! kill -0 "$rest_pid" 2>/dev/null; then
+        break
+      fi
+      sleep 0.5
+    done
+  else
+    rest_failed+=(cargo-bench-rest)
+  fi
+  backfill=$(grep -E '^bench-raw: indexer-backfill ' "$rest_raw" 2>/dev/null || true)
+  if [[ -n $backfill ]]; then
+    awk -v sfx="$sfx" '{print "bench: indexer-backfill" sfx " " $3 " events/s (target >= 20000)"}' <<<"$backfill"
+    awk '{print "    (" $5 " events stored in " $7 " s)"}' <<<"$backfill" >&2
+  else
+    echo "error: indexer-backfill$sfx not measured" >&2
+    rest_failed+=("indexer-backfill$sfx")
+  fi
+  listening=$(grep -E '^bench-raw: rest-listening ' "$rest_raw" 2>/dev/null || true)
+  rest_url=$(awk '{print $3}' <<<"$listening")
+  rest_node=$(awk '{print $4}' <<<"$listening")
+  # wrk --latency: "99%  3.21ms" (us, ms or s) and "Requests/sec: 1234.56"; any socket error or
+  # non-2xx answer leaves the figure unmeasured
+  rest_wrk() {
+    local out
+    out=$("$wrk" -t2 -c64 -d10s --timeout 60s --latency "$1" 2>&1) || { echo "$out" >&2; return 1; }
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+      echo "$out" >&2
+      return 1
     fi
-    sleep 0.5
+    python3 -c '
+  import re, sys
+  out = sys.stdin.read()
+  if int(re.search(r"^\s*(\d+) requests in ", out, re.M).group(1)) == 0:
+      sys.exit("wrk: no request answered within its run:\n" + out)
+  v, unit = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M).groups()
+  rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M).group(1)
+  print(float(v) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit], float(rps))' <<<"$out"
+  }
+  for route in tasks node; do
+    case $route in
+      tasks) path="/tasks?limit=50" ;;
+      node) path="/nodes/$rest_node" ;;
+    esac
+    r=""
+    if [[ -n $rest_url && -n $rest_node ]]; then
+      r=$(rest_wrk "$rest_url$path") || r=""
+    fi
+    if [[ -z $r ]]; then
+      echo "error: rest-$route-p99$sfx not measured (GET $path at '${rest_url}')" >&2
+      rest_failed+=("rest-$route-p99$sfx")
+      continue
+    fi
+    read -r p99 rps <<<"$r"
+    if python3 -c "import sys; sys.exit(0 if $p99 >= 2000 else 1)"; then
+      echo "    (rest-$route-p99$sfx is a lower bound: wrk counts only the requests answered in its 10 s)" >&2
+    fi
+    python3 -c "print(f'bench: rest-$route-p99$sfx {$p99:.2f} ms (target < 10; {$rps:.0f} requests/s, 64 connections, 100000 tasks)')"
   done
-else
-  rest_failed+=(cargo-bench-rest)
-fi
-backfill=$(grep -E '^bench-raw: indexer-backfill ' "$rest_raw" 2>/dev/null || true)
-if [[ -n $backfill ]]; then
-  awk '{print "bench: indexer-backfill " $3 " events/s (target >= 20000)"}' <<<"$backfill"
-  awk '{print "    (" $5 " events stored in " $7 " s)"}' <<<"$backfill" >&2
-else
-  echo "error: indexer-backfill not measured" >&2
-  rest_failed+=(indexer-backfill)
-fi
-listening=$(grep -E '^bench-raw: rest-listening ' "$rest_raw" 2>/dev/null || true)
-rest_url=$(awk '{print $3}' <<<"$listening")
-rest_node=$(awk '{print $4}' <<<"$listening")
-# wrk --latency: "99%  3.21ms" (us, ms or s) and "Requests/sec: 1234.56"; any socket error or
-# non-2xx answer leaves the figure unmeasured
-rest_wrk() {
-  local out
-  out=$("$wrk" -t2 -c64 -d10s --timeout 60s --latency "$1" 2>&1) || { echo "$out" >&2; return 1; }
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-    echo "$out" >&2
-    return 1
+  if [[ -n $rest_pid ]]; then
+    exec 3>&- # EOF on the bench's stdin: it prints its peak RSS and exits
+    wait "$rest_pid" || rest_failed+=(cargo-bench-rest)
   fi
-  python3 -c '
-import re, sys
-out = sys.stdin.read()
-if int(re.search(r"^\s*(\d+) requests in ", out, re.M).group(1)) == 0:
-    sys.exit("wrk: no request answered within its run:\n" + out)
-v, unit = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M).groups()
-rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M).group(1)
-print(float(v) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit], float(rps))' <<<"$out"
+  rss=$(grep -E '^bench-raw: indexer-rss ' "$rest_raw" 2>/dev/null | tail -1 | awk '{print $3}' || true)
+  if [[ -n $rss ]]; then
+    echo "bench: indexer-rss$sfx $rss MiB (target report; 100000 tasks indexed)"
+  else
+    echo "error: indexer-rss$sfx not measured" >&2
+    rest_failed+=("indexer-rss$sfx")
+  fi
+  if ((${#rest_failed[@]})); then
+    kinds_failed+=("${rest_failed[@]}")
+  fi
 }
-for route in tasks node; do
-  case $route in
-    tasks) path="/tasks?limit=50" ;;
-    node) path="/nodes/$rest_node" ;;
-  esac
-  r=""
-  if [[ -n $rest_url && -n $rest_node ]]; then
-    r=$(rest_wrk "$rest_url$path") || r=""
+indexer_bench sqlite
+if [[ "${BENCH_SKIP_POSTGRES:-0}" != 1 ]]; then
+  if tools/setup-postgres.sh >&2 && tools/pg.sh start >/dev/null; then
+    indexer_bench postgres
+    tools/pg.sh stop
+  else
+    kinds_failed+=(postgres)
   fi
-  if [[ -z $r ]]; then
-    echo "error: rest-$route-p99 not measured (GET $path at '${rest_url}')" >&2
-    rest_failed+=("rest-$route-p99")
-    continue
-  fi
-  read -r p99 rps <<<"$r"
-  if python3 -c "import sys; sys.exit(0 if $p99 >= 2000 else 1)"; then
-    echo "    (rest-$route-p99 is a lower bound: wrk counts only the requests answered in its 10 s)" >&2
-  fi
-  python3 -c "print(f'bench: rest-$route-p99 {$p99:.2f} ms (target < 10; {$rps:.0f} requests/s, 64 connections, 100000 tasks)')"
-done
-if [[ -n $rest_pid ]]; then
-  exec 3>&- # EOF on the bench's stdin: it prints its peak RSS and exits
-  wait "$rest_pid" || rest_failed+=(cargo-bench-rest)
-fi
-rss=$(grep -E '^bench-raw: indexer-rss ' "$rest_raw" 2>/dev/null | tail -1 | awk '{print $3}' || true)
-if [[ -n $rss ]]; then
-  echo "bench: indexer-rss $rss MiB (target report; 100000 tasks indexed)"
-else
-  echo "error: indexer-rss not measured" >&2
-  rest_failed+=(indexer-rss)
-fi
-if ((${#rest_failed[@]})); then
-  kinds_failed+=("${rest_failed[@]}")
 fi
 
 if [[ "${BENCH_SKIP_LLM:-0}" != 1 ]]; then

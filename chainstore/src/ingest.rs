@@ -579,11 +579,12 @@ pub(crate) async fn insert_rows<'r, T>(
     push: impl Fn(Separated<'_, 'r>, &'r T),
 ) -> Result<(), sqlx::Error> {
     let mut rest = rows;
+    let backend = Backend::of(conn);
     while !rest.is_empty() {
         let n = rest.len().min(MAX_ROWS_PER_STATEMENT);
         let n = 1 << (usize::BITS - 1 - n.leading_zeros()); // the largest power of two <= n
         let (chunk, after) = rest.split_at(n);
-        let mut q = Builder::new(head);
+        let mut q = Builder::new(backend, head);
         q.push_values(chunk, &push);
         q.push(tail);
         q.build().execute(&mut *conn).await?;

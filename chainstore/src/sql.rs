@@ -99,19 +99,22 @@ macro_rules! sql {
 }
 
 /// A statement built piece by piece (filters, `IN` lists, multi-row `VALUES`), whose binds are
-/// numbered as they are pushed: sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
-/// PostgreSQL refuses.
-#[derive(Default)]
+/// written as they are pushed in the backend's own form: numbered `$n` for PostgreSQL (sqlx's
+/// `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL refuses), plain `?` for
+/// SQLite, which looks up each named parameter by a linear scan: a 7,680-value `INSERT` with `$n`
+/// spent 59% of the backfill's time in `sqlite3_bind_parameter_name` (15x slower).
 pub struct Builder<'a> {
+    backend: Backend,
     sql: String,
     args: AnyArguments<'a>,
     binds: usize,
 }
 
 impl<'a> Builder<'a> {
-    /// A statement starting with `init`.
-    pub fn new(init: impl Into<String>) -> Self {
+    /// A statement for `backend` starting with `init`.
+    pub fn new(backend: Backend, init: impl Into<String>) -> Self {
         Builder {
+            backend,
             sql: init.into(),
             args: AnyArguments::default(),
             binds: 0,
@@ -134,8 +137,13 @@ impl<'a> Builder<'a> {
         // Encoding into `AnyArguments` only pushes a value: it cannot fail for the types `Any`
         // supports, and `T: Encode<Any>` admits no others.
         let _ = self.args.add(value);
-        self.sql.push('$');
-        self.sql.push_str(&self.binds.to_string());
+        match self.backend {
+            Backend::Sqlite => self.sql.push('?'),
+            Backend::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.binds.to_string());
+            }
+        }
         self
     }
 
@@ -253,17 +261,22 @@ mod tests {
 
     #[test]
     fn builder_numbers_binds_as_pushed() {
-        let mut b = Builder::new("SELECT * FROM t WHERE a = ");
+        let mut b = Builder::new(Backend::Postgres, "SELECT * FROM t WHERE a = ");
         b.push_bind(1_i64).push(" AND b IN (");
         b.push_separated(["x", "y"], ", ", |b, v| {
             b.push_bind(v);
         });
         b.push(")");
         assert_eq!(b.sql(), "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)");
-        let mut v = Builder::new("INSERT INTO t (a, b) ");
+        let mut v = Builder::new(Backend::Postgres, "INSERT INTO t (a, b) ");
         v.push_values([(1_i64, "p"), (2, "q")], |mut row, (a, b)| {
             row.push_bind(a).push_bind(b);
         });
         assert_eq!(v.sql(), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        let mut l = Builder::new(Backend::Sqlite, "INSERT INTO t (a, b) ");
+        l.push_values([(1_i64, "p"), (2, "q")], |mut row, (a, b)| {
+            row.push_bind(a).push_bind(b);
+        });
+        assert_eq!(l.sql(), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
     }
 }

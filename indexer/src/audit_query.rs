@@ -8,7 +8,7 @@ use crate::audit::{
 };
 use crate::query::{SlashReason, StakeRole};
 use crate::schema::{Address, Decimal, Hash, Wei};
-use chainstore::sql::{Builder, Conn, DbRow, Pool};
+use chainstore::sql::{Backend, Builder, Conn, DbRow, Pool};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row};
 use utoipa::ToSchema;
@@ -682,7 +682,9 @@ pub struct AuditPage {
 
 /// `GET /audits`: verdicts, newest first, each with the outcome of the dispute it opened.
 pub async fn audits(pool: &Pool, f: &AuditFilter) -> Result<AuditPage, sqlx::Error> {
+    let backend = Backend::of_pool(pool);
     let mut q: Builder = Builder::new(
+        backend,
         "SELECT v.*, d.task_id AS dispute_task, d.outcome, d.fraud_votes, d.honest_votes, d.resolved_block
          FROM verdicts v LEFT JOIN disputes d ON d.task_id = v.task_id",
     );
@@ -692,7 +694,7 @@ pub async fn audits(pool: &Pool, f: &AuditFilter) -> Result<AuditPage, sqlx::Err
         .push(" OFFSET ")
         .push_bind(i64::try_from(f.offset).unwrap_or(i64::MAX));
     let rows = q.build().fetch_all(pool).await?;
-    let mut c: Builder = Builder::new("SELECT COUNT(*) FROM verdicts v");
+    let mut c: Builder = Builder::new(backend, "SELECT COUNT(*) FROM verdicts v");
     push_filters(&mut c, f);
     let total: i64 = c.build_query_scalar().fetch_one(pool).await?;
     let audits = rows

@@ -620,10 +620,11 @@ pub async fn tasks_at(
 }
 
 async fn tasks_on(conn: &mut Conn, f: &TaskFilter) -> Result<TaskPage, sqlx::Error> {
-    let mut q = Builder::new(json_rows_head::<SummaryRow>(
-        Backend::of(conn),
-        "task_id DESC",
-    ));
+    let backend = Backend::of(conn);
+    let mut q = Builder::new(
+        backend,
+        json_rows_head::<SummaryRow>(backend, "task_id DESC"),
+    );
     q.push(format_args!(
         "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE 1 = 1"
     ));
