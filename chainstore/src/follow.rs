@@ -240,13 +240,20 @@ impl Follower {
             tracing::info!("another process writes this database (it holds the writer lock): serving only, taking over if it stops");
             *told_reader = true;
         }
+        self.poll_head().await?;
+        Ok(Step::Idle)
+    }
+
+    /// The chain head, recorded for /health and the metrics.
+    async fn poll_head(&self) -> Result<u64, StepError> {
         let head = self
             .provider
             .get_block_number()
             .await
             .map_err(rpc("eth_blockNumber"))?;
         self.sync.head.store(head, Ordering::Relaxed);
-        Ok(Step::Idle)
+        metrics::gauge!("indexer_head_block").set(head as f64);
+        Ok(head)
     }
 
     /// One step, then the epochs it made ready (an epoch error is logged, rate limited, and
@@ -288,13 +295,7 @@ impl Follower {
 
     /// One unit of work: detect a reorg, or index the next range, or find nothing to do.
     pub async fn step(&mut self) -> Result<Step, StepError> {
-        let head = self
-            .provider
-            .get_block_number()
-            .await
-            .map_err(rpc("eth_blockNumber"))?;
-        self.sync.head.store(head, Ordering::Relaxed);
-        metrics::gauge!("indexer_head_block").set(head as f64);
+        let head = self.poll_head().await?;
         let target = head.saturating_sub(self.config.confirmations);
         let cursor = self.db.cursor(self.chain_id).await?;
         if let Some(c) = cursor {
