@@ -37,7 +37,7 @@ def kv_names(names: set, prefix: str, kind: str, layers: int) -> str:
     sys.exit(f"genai_baseline: the graph has no {prefix} {kind} tensors of {layers} layers: {sorted(names)[:6]}...")
 
 
-def genai_config(manifest: dict, graph: str, threads: int) -> dict:
+def genai_config(manifest: dict, graph: str, threads: int, device: str = "cpu") -> dict:
     p = manifest["params"]
     layers = p["num_layers"]
     # Only the names: no optimization, so that opening the graph is quick.
@@ -73,7 +73,7 @@ def genai_config(manifest: dict, graph: str, threads: int) -> dict:
                     "log_id": "onnxruntime-genai",
                     "intra_op_num_threads": threads,
                     "inter_op_num_threads": 1,
-                    "provider_options": [],
+                    "provider_options": [{"cuda": {}}] if device == "cuda" else [],
                 },
                 # hidden_size and num_attention_heads only matter to graphs fed embeddings
                 "head_size": p["head_dim"],
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("bundle")
     ap.add_argument("task")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
@@ -129,7 +130,7 @@ def main() -> None:
         if os.path.exists(graph + ".data"):  # external weights, when the graph has them
             os.symlink(graph + ".data", os.path.join(tmp, os.path.basename(graph) + ".data"))
         with open(os.path.join(tmp, "genai_config.json"), "w") as f:
-            json.dump(genai_config(manifest, graph, a.threads), f, indent=1)
+            json.dump(genai_config(manifest, graph, a.threads, a.device), f, indent=1)
         model = og.Model(tmp)
     prompt, max_tokens = task["prompt_ids"], task["max_tokens"]
     tokens, _ = generate(model, prompt, max_tokens)  # warm-up

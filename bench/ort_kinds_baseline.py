@@ -4,7 +4,7 @@ of the kinds (minilm, efficientnet-lite0). Only the graph runs here (no tokenizi
 decoding): the input tensors are the ones `cargo bench -p inference --bench kinds` prepared and
 wrote with BENCH_KINDS_DUMP=DIR.
 
-usage: ort_kinds_baseline.py BUNDLE_DIR INPUTS.json [--threads N] [--seconds S]
+usage: ort_kinds_baseline.py BUNDLE_DIR INPUTS.json [--threads N] [--seconds S] [--device cpu|cuda]
 BUNDLE_DIR holds manifest.json; its part "model" is the graph. INPUTS.json is
 {"name": {"dtype": "int64"|"float32", "shape": [...], "data": [...]}, ...}.
 Prints one JSON object: {"tasks_per_s": ..., "runs": ..., "threads": ...}.
@@ -17,12 +17,17 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+# The same providers as the executor: CUDA fails rather than falling back silently.
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("bundle")
     ap.add_argument("inputs")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: ONNX Runtime's CUDA provider (the onnxruntime-gpu wheel)")
     ap.add_argument("--seconds", type=float, default=2.0)
     a = ap.parse_args()
     with open(os.path.join(a.bundle, "manifest.json")) as f:
@@ -32,7 +37,7 @@ def main() -> None:
     opts.intra_op_num_threads = a.threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(graph, opts, providers=PROVIDERS[a.device])
     with open(a.inputs) as f:
         spec = json.load(f)
     feed = {

@@ -1,34 +1,70 @@
 #!/usr/bin/env bash
 # make bench: every performance figure as one line, `bench: <name> <value> <unit> (target <op> <target>)`,
-# each ratio measured against its baseline in the same run (these machines are noisy: never a
+# each ratio measured against its baseline measured in the same run (these machines are noisy: never a
 # pass/fail on absolute times). Not part of make test. Needs the catalogue (make models) for the
-# language model lines. BENCH_SKIP_LLM=1 skips them.
+# language model lines. BENCH_SKIP_LLM=1 skips them, BENCH_SKIP_POSTGRES=1 the indexer on
+# PostgreSQL.
+#
+# BENCH_DEVICE=cuda (on a machine with an NVIDIA GPU, CUDA 13's driver and the package registry
+# reachable) runs the inference lines on the GPU: the executor's benches load their models with
+# the CUDA provider (`BENCH_DEVICE`, inference/benches/common), the ONNX Runtime baselines run
+# with CUDAExecutionProvider, both from the onnxruntime-gpu wheel (bench/requirements-gpu.txt,
+# .deps/bench-gpu-venv: its libonnxruntime.so and the NVIDIA runtime wheels it pulls), and each
+# kind's sample answers from the GPU are judged by a CPU validator
+# (`cross-device-false-positives-<model>`, teacher-forced-false-positives). The gas and indexer
+# lines do not depend on the device and are skipped there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+device=${BENCH_DEVICE:-cpu}
+case $device in
+  cpu | cuda) ;;
+  *)
+    echo "error: BENCH_DEVICE=$device: expected cpu or cuda" >&2
+    exit 2
+    ;;
+esac
+export BENCH_DEVICE=$device
 tools/setup-npm.sh
-tools/setup-ort.sh
 export PATH="$PWD/tools/bin:$PWD/node_modules/.bin:$PATH"
-export ORT_DYLIB_PATH="$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1"
-tools/setup-venv.sh .deps/bench-venv bench/requirements.txt python onnxruntime
+if [[ $device == cuda ]]; then
+  venv=.deps/bench-gpu-venv
+  tools/setup-venv.sh $venv bench/requirements-gpu.txt python onnxruntime-gpu
+  capi=$(echo $venv/lib/python3*/site-packages/onnxruntime/capi)
+  export ORT_DYLIB_PATH="$PWD/$capi/libonnxruntime.so.1.31.1"
+  # the CUDA provider library finds cudart, cuBLAS, cuDNN... from the nvidia-* wheels
+  nvlibs=$(find "$PWD/$venv" -path '*/site-packages/nvidia/*' -type d -name lib | paste -sd:)
+  export LD_LIBRARY_PATH="$PWD/$capi:$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >&2; then
+    echo "error: BENCH_DEVICE=cuda but no NVIDIA GPU is visible (nvidia-smi -L)" >&2
+    exit 1
+  fi
+else
+  venv=.deps/bench-venv
+  tools/setup-ort.sh
+  export ORT_DYLIB_PATH="$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1"
+  tools/setup-venv.sh $venv bench/requirements.txt python onnxruntime
+fi
+py=$PWD/$venv/bin/python
+echo "==> device: $device (ONNX Runtime: $ORT_DYLIB_PATH)" >&2
 
+if [[ $device == cpu ]]; then
 echo "==> gas per task end to end (test/Gas.t.sol, isolated transactions)" >&2
 gas=$(forge test --match-test 'test_Gas_Batch(32_WithinDesignTarget|256)' -vv)
 for n in 32 256; do
   v=$(grep -E "batch$n end-to-end per task with tx cost:" <<<"$gas" | grep -oE '[0-9]+$')
   echo "bench: gas-per-task-$n $v gas (target <= 30000)"
 done
+fi
 
 echo "==> the executor's inference path vs ONNX Runtime called directly (digits, 1 thread)" >&2
 raw=$(cargo bench -q -p inference --bench batch 2>/dev/null)
 ours=$(grep -E '^bench-raw: digits-single ' <<<"$raw" | awk '{print $3}')
-base=$(.deps/bench-venv/bin/python bench/ort_baseline.py models/digits/digits.onnx \
-  models/digits/heldout.json --threads 1 --seconds 2 | .deps/bench-venv/bin/python -c \
+base=$("$py" bench/ort_baseline.py models/digits/digits.onnx \
+  models/digits/heldout.json --threads 1 --seconds 2 --device "$device" | "$py" -c \
   'import json,sys; print(json.load(sys.stdin)["tasks_per_s"])')
 python3 -c "o,b=$ours,$base; print(f'bench: executor-vs-ort-digits {o/b:.3f} ratio (target >= 0.97; executor {o:.0f} tasks/s, onnxruntime {b:.0f} tasks/s)')"
-for b in 8 32 128; do
-  r=$(grep -E "^bench-raw: digits-batch-$b " <<<"$raw" | awk '{print $3}')
-  python3 -c "print(f'bench: digits-batch-$b {$r/$ours:.2f} ratio (target report; vs one task per call)')"
-done
+# the batching curve (batch 1/8/32/128: tasks/s and each task's p50/p99 latency with a backlog)
+grep -E '^bench: ' <<<"$raw"
 
 # The kinds (embeddings, image classification): the runner's whole task path (text or JPEG bytes
 # in, canonical JSON out) vs ONNX Runtime running the bundle's graph on the same prepared tensors
@@ -46,8 +82,8 @@ for m in minilm efficientnet-lite0; do
   share=$(grep -E "^bench-raw: $m-preprocess-share " <<<"$raw_kinds" | awk '{print $3}' || true)
   base=""
   if [[ -n $ours && -f $kinds_dir/$m.json ]]; then
-    base=$(.deps/bench-venv/bin/python bench/ort_kinds_baseline.py ".deps/models/$m" \
-      "$kinds_dir/$m.json" --threads 1 --seconds 2 | .deps/bench-venv/bin/python -c \
+    base=$("$py" bench/ort_kinds_baseline.py ".deps/models/$m" \
+      "$kinds_dir/$m.json" --threads 1 --seconds 2 --device "$device" | "$py" -c \
       'import json,sys; print(json.load(sys.stdin)["tasks_per_s"])') || base=""
   fi
   if [[ -z $ours || -z $base ]]; then
@@ -58,6 +94,8 @@ for m in minilm efficientnet-lite0; do
   python3 -c "o,b=$ours,$base; print(f'bench: executor-vs-ort-$m {o/b:.3f} ratio (target >= 0.97; executor {o:.0f} tasks/s, onnxruntime {b:.0f} tasks/s)')"
   echo "    ($m: pre-processing is ${share:-?} of a task through the executor)" >&2
 done
+# each kind's batching curve, and on a GPU the CPU validator's verdicts on the GPU's answers
+grep -E '^bench: ' <<<"$raw_kinds" || true
 
 # The indexer (issue 15): backfill speed of 100,000 task lifecycles through the real ingestion
 # code, then p99 latency of two REST routes under 64 connections from wrk (Debian's), and the
@@ -110,13 +148,13 @@ indexer_bench() {
       return 1
     fi
     python3 -c '
-  import re, sys
-  out = sys.stdin.read()
-  if int(re.search(r"^\s*(\d+) requests in ", out, re.M).group(1)) == 0:
-      sys.exit("wrk: no request answered within its run:\n" + out)
-  v, unit = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M).groups()
-  rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M).group(1)
-  print(float(v) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit], float(rps))' <<<"$out"
+import re, sys
+out = sys.stdin.read()
+if int(re.search(r"^\s*(\d+) requests in ", out, re.M).group(1)) == 0:
+    sys.exit("wrk: no request answered within its run:\n" + out)
+v, unit = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M).groups()
+rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M).group(1)
+print(float(v) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit], float(rps))' <<<"$out"
   }
   for route in tasks node; do
     case $route in
@@ -153,8 +191,10 @@ indexer_bench() {
     kinds_failed+=("${rest_failed[@]}")
   fi
 }
-indexer_bench sqlite
-if [[ "${BENCH_SKIP_POSTGRES:-0}" != 1 ]]; then
+if [[ $device == cpu ]]; then
+  indexer_bench sqlite
+fi
+if [[ $device == cpu && "${BENCH_SKIP_POSTGRES:-0}" != 1 ]]; then
   if tools/setup-postgres.sh >&2 && tools/pg.sh start >/dev/null; then
     indexer_bench postgres
     tools/pg.sh stop
@@ -174,7 +214,7 @@ if [[ "${BENCH_SKIP_LLM:-0}" != 1 ]]; then
   # bench; the two must generate the same tokens.
   echo "==> the language model's generated tokens/s vs onnxruntime-genai (SmolLM2, 64 tokens, 1 thread)" >&2
   raw_llm=$(BENCH_LLM_DUMP="$kinds_dir/llm-task.json" \
-    BENCH_LLM_BASELINE="$PWD/.deps/bench-venv/bin/python $PWD/bench/genai_baseline.py $PWD/.deps/models/smollm2 --threads 1" \
+    BENCH_LLM_BASELINE="$py $PWD/bench/genai_baseline.py $PWD/.deps/models/smollm2 --threads 1 --device $device" \
     cargo bench -q -p inference --bench llm_vs_genai) || kinds_failed+=(cargo-bench-llm_vs_genai)
   ours=$(grep -E '^bench-raw: llm-executor ' <<<"$raw_llm" || true)
   base=$(grep -E '^bench-raw: llm-baseline ' <<<"$raw_llm" || true)

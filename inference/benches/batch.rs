@@ -1,15 +1,19 @@
 //! Single vs batched throughput of the digits model through `Model::run` / `Model::run_batch`
-//! (validation and canonical encoding included). `cargo bench -p inference`
-//! (needs `make deps-ort`; ORT_DYLIB_PATH or .deps/ is used).
+//! (validation and canonical encoding included), and its batching curve (`bench: digits-batch-N`
+//! lines, see `common::batching_curve`). `cargo bench -p inference --bench batch`
+//! (needs `make deps-ort`; ORT_DYLIB_PATH or .deps/ is used; `BENCH_DEVICE=cuda` runs it on a GPU).
+
+mod common;
 
 use std::time::{Duration, Instant};
 
-use inference::{tensor, Device, Model, Runtime, Tensor};
+use inference::{tensor, Model, Runtime, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits");
     let runtime = Runtime::init(None)?;
-    let mut model = Model::load(&runtime, root.join("digits.onnx"), Device::Cpu, Some(1))?;
+    let device = common::device()?;
+    let mut model = Model::load(&runtime, root.join("digits.onnx"), device, Some(1))?;
     let heldout: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(root.join("heldout.json"))?)?;
     let inputs: Vec<Vec<u8>> = heldout
@@ -42,21 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("single   : {:>10.0} tasks/s", single);
     // the machine-readable figure bench/run.sh compares with ONNX Runtime called directly
     println!("bench-raw: digits-single {single:.1} tasks/s");
-    for batch in [8usize, 32, 128, refs.len()] {
-        let rate = measure(|| {
-            for chunk in refs.chunks(batch) {
-                for r in model.run_batch(chunk) {
-                    r.map_err(|e| e.to_string())?;
-                }
-            }
-            Ok(refs.len())
-        })?;
-        println!(
-            "batch {batch:>3}: {rate:>10.0} tasks/s  ({:.1}x single)",
-            rate / single
-        );
-        println!("bench-raw: digits-batch-{batch} {rate:.1} tasks/s");
-    }
+    // The curve: each batch of b distinct held-out digits (cycled when b exceeds them).
+    let cycled: Vec<&[u8]> = refs.iter().copied().cycle().take(128).collect();
+    common::batching_curve("digits", device, |b| {
+        for r in model.run_batch(&cycled[..b]) {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 

@@ -9,6 +9,9 @@
 //! load. A bundle that fails to load or to run its task is named on stderr and makes the bench
 //! exit 1, after the figure of the others. `BENCH_MODELS_DIR=DIR` loads the bundles of another
 //! folder.
+//! `BENCH_DEVICE=cuda` loads the model on a GPU (`common::device`).
+
+mod common;
 
 use std::path::Path;
 
@@ -35,6 +38,7 @@ fn main() -> Result<(), BoxError> {
     let runtime = Runtime::init(None)?;
     let opts = LoadOptions {
         threads: Some(1),
+        device: common::device()?,
         ..LoadOptions::default()
     };
     eprintln!(

@@ -9,13 +9,18 @@
 //! graph run from Rust on the prepared tensors) and `bench-raw: <model>-preprocess-share <f>`
 //! (the share of a task spent tokenizing or decoding/resizing/cropping, timed apart).
 //! With `BENCH_KINDS_DUMP=DIR` it writes `DIR/<model>.json`, the graph's input tensors of the
-//! benched task, for `bench/ort_kinds_baseline.py`.
+//! benched task, for `bench/ort_kinds_baseline.py`. Then each model's batching curve
+//! (`bench: <model>-batch-N`, `common::batching_curve`). `BENCH_DEVICE=cuda` runs the models on a
+//! GPU and adds `bench: cross-device-false-positives-<model>`: each sample task answered on the
+//! GPU, judged by a CPU validator under the kind's rule.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::imageops::{self, FilterType};
-use inference::{kinds, session_from_file, Bundle, Device, LoadOptions, Runtime};
+use inference::{kinds, session_from_file, Bundle, Device, LoadOptions, Runner, Runtime};
 use ort::session::Session;
 
 /// The task of the embeddings bench (the first sentence of models/minilm/samples/pairs.json).
@@ -39,13 +44,14 @@ fn main() -> Result<(), BoxError> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let runtime = Runtime::init(None)?;
     let dump = std::env::var_os("BENCH_KINDS_DUMP").map(PathBuf::from);
+    let device = common::device()?;
     let mut failed = false;
     for (model, input) in [
         ("minilm", SENTENCE.as_bytes().to_vec()),
         ("efficientnet-lite0", std::fs::read(repo.join(IMAGE))?),
     ] {
         // One model failing (bundle not built...) must not hide the other's figures.
-        if let Err(e) = bench(&runtime, &repo, model, &input, dump.as_deref()) {
+        if let Err(e) = bench(&runtime, &repo, model, &input, device, dump.as_deref()) {
             eprintln!("bench kinds: {model}: {e}");
             failed = true;
         }
@@ -61,12 +67,14 @@ fn bench(
     repo: &Path,
     model: &str,
     input: &[u8],
+    device: Device,
     dump: Option<&Path>,
 ) -> Result<(), BoxError> {
     let dir = repo.join(".deps/models").join(model);
     let bundle = Bundle::open_dir(&dir)?;
     let opts = LoadOptions {
         threads: Some(1),
+        device,
         ..LoadOptions::default()
     };
     let mut runner = kinds::load(runtime, &bundle, opts)?;
@@ -109,7 +117,7 @@ fn bench(
     for _ in 0..20 {
         runner.run(input)?;
     }
-    let (mut session, _) = session_from_file(runtime, bundle.part("model")?, Device::Cpu, Some(1))?;
+    let (mut session, _) = session_from_file(runtime, bundle.part("model")?, device, Some(1))?;
     for _ in 0..20 {
         run_session(&mut session, &tensors)?;
     }
@@ -128,6 +136,73 @@ fn bench(
     println!("bench-raw: {model} {full:.1} tasks/s");
     println!("bench-raw: {model}-session-only {graph:.1} tasks/s");
     println!("bench-raw: {model}-preprocess-share {:.4}", full / pre);
+
+    // The batching curve: b copies of the task per batch (the kinds run a batch's tasks one by
+    // one: padding a batch would change the bits of some outputs).
+    let batch: Vec<&[u8]> = vec![input; 128];
+    common::batching_curve(model, device, |b| {
+        for r in runner.run_batch(&batch[..b]) {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
+
+    if device != Device::Cpu {
+        cross_device(runtime, repo, model, &bundle, runner.as_mut(), device)?;
+    }
+    Ok(())
+}
+
+/// Each of the model's sample tasks answered on `device` and judged by a CPU validator (one
+/// thread, as `dn verify` runs) under the kind's rule: how many honest answers it rejects.
+fn cross_device(
+    runtime: &Runtime,
+    repo: &Path,
+    model: &str,
+    bundle: &Bundle,
+    worker: &mut dyn Runner,
+    device: Device,
+) -> Result<(), BoxError> {
+    let samples = repo.join("models").join(model).join("samples");
+    let inputs: Vec<Vec<u8>> = if model == "minilm" {
+        let pairs: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(samples.join("pairs.json"))?)?;
+        pairs
+            .iter()
+            .flat_map(|p| [&p["a"], &p["b"]])
+            .filter_map(|v| v.as_str().map(|s| s.as_bytes().to_vec()))
+            .collect()
+    } else {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(samples.join("samples.json"))?)?;
+        list.iter()
+            .filter_map(|v| v["file"].as_str())
+            .map(|f| std::fs::read(samples.join(f)))
+            .collect::<Result<_, _>>()?
+    };
+    let opts = LoadOptions {
+        threads: Some(1),
+        device: Device::Cpu,
+        ..LoadOptions::default()
+    };
+    let mut validator = kinds::load(runtime, bundle, opts)?;
+    let mut rejected = 0;
+    for input in &inputs {
+        let answer = worker.run(input)?;
+        let verdict = validator.verify(input, &answer)?;
+        if !verdict.matches {
+            eprintln!(
+                "{model}: a {device} answer rejected on cpu: {}",
+                verdict.reason
+            );
+            rejected += 1;
+        }
+    }
+    println!(
+        "bench: cross-device-false-positives-{model} {rejected} answers (target = 0; of {} \
+         {device} answers judged on cpu)",
+        inputs.len()
+    );
     Ok(())
 }
 

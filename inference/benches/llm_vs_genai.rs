@@ -15,6 +15,9 @@
 //! baseline's calls are interleaved with the executor's (a noisy neighbour slows both alike) and
 //! it also prints `bench-raw: llm-baseline <tokens/s> tokens/s <n> tokens <first-token s> s
 //! <name> <version> same-tokens|different-tokens`.
+//! `BENCH_DEVICE=cuda` loads the model on a GPU (`common::device`).
+
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -88,6 +91,7 @@ fn main() -> Result<(), BoxError> {
     let bundle = Bundle::open_dir(&dir).map_err(|e| format!("{e} (run `make models`)"))?;
     let opts = LoadOptions {
         threads: Some(1),
+        device: common::device()?,
         ..LoadOptions::default()
     };
     let mut runner = kinds::load(&Runtime::init(None)?, &bundle, opts)?;

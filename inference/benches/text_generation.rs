@@ -1,21 +1,33 @@
 //! Figures of the text-generation kind on the real SmolLM2 bundle (`make models`): prefill and
 //! decode tokens/s, the teacher-forced check's cost against generating (the ratio the README
-//! quotes), and false positives over honest answers judged at 1 and 2 threads.
+//! quotes), and false positives over honest answers judged at 1 and 2 threads (and, with
+//! `BENCH_DEVICE=cuda`, answered on the GPU and judged on the CPU too).
 //! `cargo bench -p inference --bench text_generation` (the machine should be quiet).
+
+mod common;
 
 use std::time::Instant;
 
-use inference::{kinds, Bundle, LoadOptions, Runner, Runtime};
+use inference::{kinds, Bundle, Device, LoadOptions, Runner, Runtime};
 use serde_json::{json, Value};
 
-fn load(threads: usize) -> Result<Box<dyn Runner>, Box<dyn std::error::Error>> {
+fn load(device: Device, threads: usize) -> Result<Box<dyn Runner>, Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models/smollm2");
     let bundle = Bundle::open_dir(&dir).map_err(|e| format!("{e} (run `make models`)"))?;
     let opts = LoadOptions {
         threads: Some(threads),
+        device,
         ..LoadOptions::default()
     };
     Ok(kinds::load(&Runtime::init(None)?, &bundle, opts)?)
+}
+
+/// Turns of generating and checking per answer length.
+const RUNS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn chat(q: &str, max_tokens: u64) -> Vec<u8> {
@@ -26,8 +38,16 @@ fn chat(q: &str, max_tokens: u64) -> Vec<u8> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut one = load(1)?;
-    let mut two = load(2)?;
+    let device = common::device()?;
+    let mut one = load(device, 1)?;
+    let mut two = load(device, 2)?;
+    // On a GPU, a CPU validator judges the GPU's answers too (the false-positive rate across
+    // devices); on the CPU the 1- and 2-thread judges are the whole line.
+    let mut cpu = if device == Device::Cpu {
+        None
+    } else {
+        Some(load(Device::Cpu, 1)?)
+    };
     let story = "The history of the city is long and full of change. ".repeat(20);
     let prefill = serde_json::to_vec(&json!({"prompt": story, "max_tokens": 1}))?;
     one.run(&prefill)?;
@@ -41,18 +61,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for n in [64u64, 128] {
         let input = chat("Write a long story about a dragon who learns to cook.", n);
-        let t = Instant::now();
-        let out = one.run(&input)?;
-        let gen_s = t.elapsed().as_secs_f64();
-        let k = serde_json::from_slice::<Value>(&out)?["token_ids"]
-            .as_array()
-            .map_or(0, Vec::len);
-        let t = Instant::now();
-        let v = one.verify(&input, &out)?;
-        let ver_s = t.elapsed().as_secs_f64();
-        if !v.matches {
-            return Err(format!("honest {k}-token answer rejected: {}", v.reason).into());
+        // Generating and checking take turns, RUNS times each, and the medians are compared: the
+        // first check of a new length allocates its buffers, which a validator's later checks
+        // reuse, and a noisy neighbour slows both alike.
+        let (mut gens, mut vers, mut k) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let out = one.run(&input)?;
+            gens.push(t.elapsed().as_secs_f64());
+            k = serde_json::from_slice::<Value>(&out)?["token_ids"]
+                .as_array()
+                .map_or(0, Vec::len);
+            let t = Instant::now();
+            let v = one.verify(&input, &out)?;
+            vers.push(t.elapsed().as_secs_f64());
+            if !v.matches {
+                return Err(format!("honest {k}-token answer rejected: {}", v.reason).into());
+            }
         }
+        let (gen_s, ver_s) = (median(gens), median(vers));
         // the figure is the 128-token answer; the 64-token one shows the trend
         let (name, target) = if n == 128 {
             ("verify-vs-generate".to_string(), "<= 0.10")
@@ -60,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (format!("verify-vs-generate-{k}"), "report")
         };
         println!(
-            "bench: {name} {:.3} ratio (target {target}; {k} tokens, generate {gen_s:.2} s, verify {ver_s:.2} s)",
+            "bench: {name} {:.3} ratio (target {target}; {k} tokens, generate {gen_s:.2} s, verify {ver_s:.2} s, medians of {RUNS})",
             ver_s / gen_s
         );
         times.push((k, gen_s));
@@ -85,11 +112,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for q in prompts {
         let input = chat(q, 32);
         let a = one.run(&input)?;
-        for r in [&mut one, &mut two] {
+        for r in [Some(&mut one), Some(&mut two), cpu.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             judged += 1;
             rejected += usize::from(!r.verify(&input, &a)?.matches);
         }
     }
-    println!("bench: teacher-forced-false-positives {rejected} answers (target = 0; of {judged} honest answers judged at 1 and 2 threads)");
+    let judges = if cpu.is_some() {
+        format!("answered on {device}, judged there at 1 and 2 threads and on cpu")
+    } else {
+        "judged at 1 and 2 threads".to_string()
+    };
+    println!("bench: teacher-forced-false-positives {rejected} answers (target = 0; of {judged} honest answers {judges})");
     Ok(())
 }
