@@ -57,9 +57,8 @@ test-cargo: setup models deps-s3 deps-openai deps-fuzz deps-postgres
 	@cargo build --workspace --bins
 	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil; databases on SQLite)"
 	@cargo test --workspace
-	@echo "==> cargo test -p indexer, verifier's store: on PostgreSQL (a throwaway server: tools/pg.sh)"
-	@DN_TEST_DB=postgres cargo test -p indexer
-	@DN_TEST_DB=postgres cargo test -p verifier --lib store
+	@echo "==> the indexer's tests and the verifier's store test on PostgreSQL (a throwaway server: tools/pg.sh)"
+	@tools/test-postgres.sh
 	@tools/pg.sh stop
 
 web: contracts
