@@ -45,8 +45,9 @@ pub struct AppState {
     /// The deployment being indexed, served at `/deployment.json` (the staking page reads the
     /// contract addresses from it).
     pub deployment: Option<protocol::Deployment>,
-    /// Serialized `GET /tasks` pages of the last indexed block ([`crate::cache`]).
-    pub task_pages: Arc<crate::cache::PageCache>,
+    /// Serialized `GET /tasks` and `GET /nodes/{addr}` pages of the last indexed block
+    /// ([`crate::cache`]).
+    pub pages: Arc<crate::cache::PageCache>,
 }
 
 /// What went wrong, in the `error` field of every error response.
@@ -453,12 +454,36 @@ async fn list_nodes(
 async fn get_node(
     State(s): State<AppState>,
     Path(address): Path<String>,
-) -> ApiResult<query::Node> {
+) -> Result<Response, ApiError> {
     let a = parse_address("address", &address)?;
-    query::node(s.db.pool(), a)
+    // the node's record at the last indexed block, when already read there
+    let key = format!("node:{a}");
+    let cached = chainstore::db::read_cursor(s.db.pool(), s.chain_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no node {a}")))
+        .and_then(|c| s.pages.get(&key, cache_at(&c)));
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let (node, at) = query::node_at(s.db.pool(), s.chain_id, a).await?;
+            let node = node.ok_or_else(|| ApiError::not_found(format!("no node {a}")))?;
+            let body = json_bytes(&node, "the node")?;
+            if let Some(c) = at {
+                s.pages.put(key, cache_at(&c), body.clone());
+            }
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A response body of `value` as JSON.
+fn json_bytes<T: serde::Serialize>(value: &T, what: &str) -> Result<axum::body::Bytes, ApiError> {
+    serde_json::to_vec(value)
+        .map(axum::body::Bytes::from)
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: format!("encoding {what}: {e}"),
+        })
 }
 
 /// Query parameters of `GET /tasks`, parsed.
@@ -529,21 +554,17 @@ async fn list_tasks(
         cursor: q.cursor,
     };
     // the page of this query at the last indexed block, when already read there
-    let key = format!("{f:?}");
+    let key = format!("tasks:{f:?}");
     let cached = chainstore::db::read_cursor(s.db.pool(), s.chain_id)
         .await?
-        .and_then(|c| s.task_pages.get(&key, cache_at(&c)));
+        .and_then(|c| s.pages.get(&key, cache_at(&c)));
     let body = match cached {
         Some(body) => body,
         None => {
             let (page, at) = query::tasks_at(s.db.pool(), s.chain_id, &f).await?;
-            let body =
-                axum::body::Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    detail: format!("encoding the page: {e}"),
-                })?);
+            let body = json_bytes(&page, "the page")?;
             if let Some(c) = at {
-                s.task_pages.put(key, cache_at(&c), body.clone());
+                s.pages.put(key, cache_at(&c), body.clone());
             }
             body
         }

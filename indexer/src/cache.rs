@@ -1,6 +1,7 @@
-//! Serialized pages of `GET /tasks`, keyed by the query and by the indexed block they were read at.
+//! Serialized pages of `GET /tasks` and `GET /nodes/{addr}`, keyed by the route and query and by
+//! the indexed block they were read at.
 //!
-//! A task list changes only when the follow loop stores a block range or rolls one back, and both
+//! A task list or a node's record changes only when the follow loop stores a block range or rolls one back, and both
 //! move the cursor (block number and hash) in the same transaction as the rows. A page is read
 //! together with the cursor in one read transaction (one WAL snapshot), so the cursor names the
 //! data exactly; a request first reads the cursor (a primary-key lookup) and, when the cache holds
@@ -46,7 +47,12 @@ impl PageCache {
         let hit = (inner.at == Some(at))
             .then(|| inner.pages.get(key).cloned())
             .flatten();
-        metrics::counter!("indexer_task_page_cache_total", "result" => if hit.is_some() { "hit" } else { "miss" })
+        let route = if key.starts_with("node:") {
+            "node"
+        } else {
+            "tasks"
+        };
+        metrics::counter!("indexer_page_cache_total", "route" => route, "result" => if hit.is_some() { "hit" } else { "miss" })
             .increment(1);
         hit
     }

@@ -197,7 +197,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
         metrics: metrics_handle(),
         web_dir: args.web_dir.clone(),
         deployment: Some(deployment.clone()),
-        task_pages: Default::default(),
+        pages: Default::default(),
     };
     let app = limits::apply(
         api::router(state),

@@ -1132,8 +1132,28 @@ struct NodeModelRow {
 /// statement (seven before: a round trip to the connection's thread each, plus sqlx's check of
 /// the connection before each).
 pub async fn node(pool: &Pool, address: Address) -> Result<Option<Node>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    node_on(&mut conn, address).await
+}
+
+/// [`node`] and the cursor of `chain_id` (the last indexed block), read in one read transaction:
+/// the cursor names the data the record shows (`GET /nodes/{addr}` keeps records by it,
+/// [`crate::cache`]).
+pub async fn node_at(
+    pool: &Pool,
+    chain_id: u64,
+    address: Address,
+) -> Result<(Option<Node>, Option<chainstore::db::BlockRef>), crate::db::DbError> {
+    let mut tx = pool.begin().await?;
+    let at = chainstore::db::read_cursor(&mut *tx, chain_id).await?;
+    let node = node_on(&mut tx, address).await?;
+    tx.commit().await?;
+    Ok((node, at))
+}
+
+async fn node_on(conn: &mut Conn, address: Address) -> Result<Option<Node>, sqlx::Error> {
     static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
-    let backend = Backend::of_pool(pool);
+    let backend = Backend::of(conn);
     let sql = SQL[backend as usize].get_or_init(|| {
         chainstore::sql::numbered(&format!(
             "{NODE_SELECT}, {audits},
@@ -1167,7 +1187,11 @@ pub async fn node(pool: &Pool, address: Address) -> Result<Option<Node>, sqlx::E
         ))
     });
     let key = address.to_checksum(None);
-    let Some(r) = sqlx::query(sql).bind(&key).fetch_optional(pool).await? else {
+    let Some(r) = sqlx::query(sql)
+        .bind(&key)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
         return Ok(None);
     };
     let row = NodeRow::from_row(&r)?;

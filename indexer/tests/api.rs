@@ -274,7 +274,7 @@ async fn task_list_pages_by_id_and_filters() {
 /// stored range and every rollback shows at once, and a page read again at the same block is the
 /// kept one.
 #[tokio::test]
-async fn task_pages_follow_every_indexed_range_and_rollback() {
+async fn pages_follow_every_indexed_range_and_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
     let history = history();
@@ -295,7 +295,7 @@ async fn task_pages_follow_every_indexed_range_and_rollback() {
     };
     let early = api.ok("/tasks?limit=50").await;
     assert_eq!(early, uncached().await);
-    assert_eq!(api.state.task_pages.len(), 1, "the page is kept");
+    assert_eq!(api.state.pages.len(), 1, "the page is kept");
     assert_eq!(api.ok("/tasks?limit=50").await, early, "and served again");
     assert_eq!(api.ok("/tasks").await, early, "the default limit is 50");
 
@@ -303,11 +303,7 @@ async fn task_pages_follow_every_indexed_range_and_rollback() {
     let late = api.ok("/tasks?limit=50").await;
     assert_ne!(late, early, "the fixture's later blocks change the tasks");
     assert_eq!(late, uncached().await, "a new range shows at once");
-    assert_eq!(
-        api.state.task_pages.len(),
-        1,
-        "pages of the old block dropped"
-    );
+    assert_eq!(api.state.pages.len(), 1, "pages of the old block dropped");
 
     db.rollback_to(CHAIN, &contracts(), Some(block(3)))
         .await
@@ -320,7 +316,52 @@ async fn task_pages_follow_every_indexed_range_and_rollback() {
     // a filtered page is its own entry
     let w2 = api.ok(&format!("/tasks?worker={W2}")).await;
     assert_ne!(w2, early);
-    assert_eq!(api.state.task_pages.len(), 2);
+    assert_eq!(api.state.pages.len(), 2);
+}
+
+/// `GET /nodes/{addr}` keeps each node's record by the indexed block it was read at, as the task
+/// pages are kept: a new range or a rollback shows at once, an unknown node is not kept.
+#[tokio::test]
+async fn node_records_follow_every_indexed_range_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let history = history();
+    index(&db, &history, 1, 3).await;
+    let api = Api {
+        state: api_state(db.clone()),
+        _dir: dir,
+    };
+    let uri = format!("/nodes/{W1}");
+    let uncached = || async { to_json(indexer::query::node(db.pool(), W1).await.unwrap()) };
+    let early = api.ok(&uri).await;
+    assert_eq!(early, uncached().await);
+    assert_eq!(api.state.pages.len(), 1, "the record is kept");
+    assert_eq!(api.ok(&uri).await, early, "and served again");
+
+    index(&db, &history, 4, 7).await;
+    let late = api.ok(&uri).await;
+    assert_ne!(late, early, "the fixture's later blocks change the node");
+    assert_eq!(late, uncached().await, "a new range shows at once");
+    assert_eq!(api.state.pages.len(), 1, "records of the old block dropped");
+
+    db.rollback_to(CHAIN, &contracts(), Some(block(3)))
+        .await
+        .unwrap();
+    assert_eq!(api.ok(&uri).await, early, "a rollback shows at once");
+
+    // an unknown node is a 404, and nothing is kept for it
+    let unknown = "0x00000000000000000000000000000000000000aa";
+    api.error(
+        &format!("/nodes/{unknown}"),
+        StatusCode::NOT_FOUND,
+        "no node",
+    )
+    .await;
+    assert_eq!(api.state.pages.len(), 1);
+    // a task page is kept beside the node's record
+    api.ok("/tasks?limit=50").await;
+    assert_eq!(api.state.pages.len(), 2);
+    assert_eq!(api.ok(&uri).await, early);
 }
 
 #[tokio::test]

@@ -418,7 +418,7 @@ fn api(db: Db) -> AppState {
         metrics: None,
         web_dir: None,
         deployment: Some(deployment()),
-        task_pages: Default::default(),
+        pages: Default::default(),
     }
 }
 

@@ -745,7 +745,7 @@ async fn api() -> (Api, epochs::EpochOutcome) {
         metrics: None,
         web_dir: None,
         deployment: None,
-        task_pages: Default::default(),
+        pages: Default::default(),
     };
     (Api { state, _dir: dir }, e0)
 }

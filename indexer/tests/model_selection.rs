@@ -544,7 +544,7 @@ impl Api {
             metrics: None,
             web_dir: None,
             deployment: None,
-            task_pages: Default::default(),
+            pages: Default::default(),
         };
         (Self { state, _dir: dir }, outs)
     }

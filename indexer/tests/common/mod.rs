@@ -586,6 +586,6 @@ pub fn api_state(db: Db) -> indexer::api::AppState {
         metrics: indexer::metrics_handle(),
         web_dir: None,
         deployment: None,
-        task_pages: Default::default(),
+        pages: Default::default(),
     }
 }
