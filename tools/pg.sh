@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the test suites and benchmarks (Debian's postgresql package,
 # installed by `make setup`): `tools/pg.sh start` starts it once (later calls find it running)
-# and prints its URL; `tools/pg.sh stop` stops it. Data in $DN_PG_DIR (default
+# and prints its URL; `tools/pg.sh stop` stops it and deletes its data (the tests' databases and
+# the benchmark's 600 MB one would otherwise pile up run after run). Data in $DN_PG_DIR (default
 # /tmp/deepnode-pg), port $DN_PG_PORT (default 55432), loopback only, trust authentication,
 # fsync off: for tests, never for a network's data.
 set -euo pipefail
@@ -38,6 +39,10 @@ case "${1:-start}" in
     ;;
   stop)
     as_pg "$bin/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
+    # only a folder that is a PostgreSQL data directory (a mistyped DN_PG_DIR stays)
+    if [ -f "$dir/PG_VERSION" ]; then
+      rm -rf "$dir" "$dir.initdb.log"
+    fi
     ;;
   url)
     echo "$url"
