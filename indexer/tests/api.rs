@@ -270,11 +270,9 @@ async fn task_list_pages_by_id_and_filters() {
     );
 }
 
-/// `GET /tasks` keeps each page by the indexed block it was read at (`indexer::cache`): every
-/// stored range and every rollback shows at once, and a page read again at the same block is the
-/// kept one.
-#[tokio::test]
-async fn pages_follow_every_indexed_range_and_rollback() {
+/// An API whose database holds the fixture's blocks 1 to 3 only (the test indexes the rest), the
+/// database and the fixture.
+async fn api_at_block_3() -> (Api, indexer::db::Db, Vec<BlockLogs>) {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
     let history = history();
@@ -283,6 +281,15 @@ async fn pages_follow_every_indexed_range_and_rollback() {
         state: api_state(db.clone()),
         _dir: dir,
     };
+    (api, db, history)
+}
+
+/// `GET /tasks` keeps each page by the indexed block it was read at (`indexer::cache`): every
+/// stored range and every rollback shows at once, and a page read again at the same block is the
+/// kept one.
+#[tokio::test]
+async fn task_pages_follow_every_indexed_range_and_rollback() {
+    let (api, db, history) = api_at_block_3().await;
     let uncached = || async {
         let f = indexer::query::TaskFilter {
             status: None,
@@ -323,14 +330,7 @@ async fn pages_follow_every_indexed_range_and_rollback() {
 /// pages are kept: a new range or a rollback shows at once, an unknown node is not kept.
 #[tokio::test]
 async fn node_records_follow_every_indexed_range_and_rollback() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path()).await;
-    let history = history();
-    index(&db, &history, 1, 3).await;
-    let api = Api {
-        state: api_state(db.clone()),
-        _dir: dir,
-    };
+    let (api, db, history) = api_at_block_3().await;
     let uri = format!("/nodes/{W1}");
     let uncached = || async { to_json(indexer::query::node(db.pool(), W1).await.unwrap()) };
     let early = api.ok(&uri).await;
