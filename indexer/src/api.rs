@@ -456,17 +456,31 @@ async fn get_node(
     Path(address): Path<String>,
 ) -> Result<Response, ApiError> {
     let a = parse_address("address", &address)?;
-    // the node's record at the last indexed block, when already read there
-    let key = format!("node:{a}");
+    kept_or_read(&s, format!("node:{a}"), || async {
+        let (node, at) = query::node_at(s.db.pool(), s.chain_id, a).await?;
+        let node = node.ok_or_else(|| ApiError::not_found(format!("no node {a}")))?;
+        Ok((json_bytes(&node, "the node")?, at))
+    })
+    .await
+}
+
+/// The response of `key` at the last indexed block: the kept bytes when it was read there already
+/// ([`crate::cache`]), else what `read` returns (the body and the cursor it was read at, in one
+/// read transaction), kept for the next request.
+async fn kept_or_read<F, Fut>(s: &AppState, key: String, read: F) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<(axum::body::Bytes, Option<chainstore::db::BlockRef>), ApiError>,
+    >,
+{
     let cached = chainstore::db::read_cursor(s.db.pool(), s.chain_id)
         .await?
         .and_then(|c| s.pages.get(&key, cache_at(&c)));
     let body = match cached {
         Some(body) => body,
         None => {
-            let (node, at) = query::node_at(s.db.pool(), s.chain_id, a).await?;
-            let node = node.ok_or_else(|| ApiError::not_found(format!("no node {a}")))?;
-            let body = json_bytes(&node, "the node")?;
+            let (body, at) = read().await?;
             if let Some(c) = at {
                 s.pages.put(key, cache_at(&c), body.clone());
             }
@@ -553,23 +567,11 @@ async fn list_tasks(
         limit: q.limit.unwrap_or(DEFAULT_LIMIT),
         cursor: q.cursor,
     };
-    // the page of this query at the last indexed block, when already read there
-    let key = format!("tasks:{f:?}");
-    let cached = chainstore::db::read_cursor(s.db.pool(), s.chain_id)
-        .await?
-        .and_then(|c| s.pages.get(&key, cache_at(&c)));
-    let body = match cached {
-        Some(body) => body,
-        None => {
-            let (page, at) = query::tasks_at(s.db.pool(), s.chain_id, &f).await?;
-            let body = json_bytes(&page, "the page")?;
-            if let Some(c) = at {
-                s.pages.put(key, cache_at(&c), body.clone());
-            }
-            body
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    kept_or_read(&s, format!("tasks:{f:?}"), || async {
+        let (page, at) = query::tasks_at(s.db.pool(), s.chain_id, &f).await?;
+        Ok((json_bytes(&page, "the page")?, at))
+    })
+    .await
 }
 
 fn cache_at(c: &chainstore::db::BlockRef) -> crate::cache::At {

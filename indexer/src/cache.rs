@@ -1,14 +1,15 @@
 //! Serialized pages of `GET /tasks` and `GET /nodes/{addr}`, keyed by the route and query and by
 //! the indexed block they were read at.
 //!
-//! A task list or a node's record changes only when the follow loop stores a block range or rolls one back, and both
-//! move the cursor (block number and hash) in the same transaction as the rows. A page is read
-//! together with the cursor in one read transaction (one WAL snapshot), so the cursor names the
-//! data exactly; a request first reads the cursor (a primary-key lookup) and, when the cache holds
-//! the page for that cursor, answers with its bytes: no page query, no JSON built. The cache holds
-//! the pages of one cursor only: the first page read at another one (a new block, or a reorg's
-//! fork point) empties it. It is per process: a database written by another process is fine as
-//! long as that process also moves the cursor with every change, which the chain store does.
+//! A task list or a node's record changes only when the follow loop stores a block range or rolls
+//! one back, and both move the cursor (block number and hash) in the same transaction as the rows.
+//! A page is read together with the cursor in one read transaction (one WAL snapshot), so the
+//! cursor names the data exactly; a request first reads the cursor (a primary-key lookup) and,
+//! when the cache holds the page for that cursor, answers with its bytes: no page query, no JSON
+//! built. The cache holds the pages of one cursor only: the first page read at another one (a new
+//! block, or a reorg's fork point) empties it. It is per process: a database written by another
+//! process is fine as long as that process also moves the cursor with every change, which the
+//! chain store does.
 
 use alloy::primitives::B256;
 use axum::body::Bytes;
