@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: every performance figure as one line, `bench: <name> <value> <unit> (target <op> <target>)`,
-# each ratio measured against its baseline measured in the same run (these machines are noisy: never a
+# each ratio measured against its baseline in the same run (these machines are noisy: never a
 # pass/fail on absolute times). Not part of make test. Needs the catalogue (make models) for the
 # language model lines. BENCH_SKIP_LLM=1 skips them, BENCH_SKIP_POSTGRES=1 the indexer on
 # PostgreSQL.
@@ -48,12 +48,12 @@ py=$PWD/$venv/bin/python
 echo "==> device: $device (ONNX Runtime: $ORT_DYLIB_PATH)" >&2
 
 if [[ $device == cpu ]]; then
-echo "==> gas per task end to end (test/Gas.t.sol, isolated transactions)" >&2
-gas=$(forge test --match-test 'test_Gas_Batch(32_WithinDesignTarget|256)' -vv)
-for n in 32 256; do
-  v=$(grep -E "batch$n end-to-end per task with tx cost:" <<<"$gas" | grep -oE '[0-9]+$')
-  echo "bench: gas-per-task-$n $v gas (target <= 30000)"
-done
+  echo "==> gas per task end to end (test/Gas.t.sol, isolated transactions)" >&2
+  gas=$(forge test --match-test 'test_Gas_Batch(32_WithinDesignTarget|256)' -vv)
+  for n in 32 256; do
+    v=$(grep -E "batch$n end-to-end per task with tx cost:" <<<"$gas" | grep -oE '[0-9]+$')
+    echo "bench: gas-per-task-$n $v gas (target <= 30000)"
+  done
 fi
 
 echo "==> the executor's inference path vs ONNX Runtime called directly (digits, 1 thread)" >&2
