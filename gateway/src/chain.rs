@@ -336,6 +336,10 @@ impl Chain {
         deadline: Instant,
     ) -> Result<Answer, ApiError> {
         let tm = self.tm();
+        // Polls that saw the task committed but found no commit event yet: a node can answer a
+        // call at a new block before its logs are queryable (seen once on anvil in the demo), so
+        // the event is looked for again, a few polls at most.
+        let mut unseen_commits = 0;
         loop {
             let t = tm
                 .getTask(task_id)
@@ -344,7 +348,14 @@ impl Chain {
                 .map_err(|e| ApiError::internal(format!("getTask({task_id}): {e}")))?;
             match t.status {
                 status::COMMITTED | status::FAILED | status::FINALIZED | status::DISPUTED => {
-                    return self.committed(task_id, t.worker, t.fee, from_block).await;
+                    match self
+                        .find_commit(task_id, t.worker, t.fee, from_block)
+                        .await?
+                    {
+                        Some(a) => return Ok(a),
+                        None if unseen_commits < COMMIT_EVENT_POLLS => unseen_commits += 1,
+                        None => return Err(no_commit_event(task_id, t.worker)),
+                    }
                 }
                 status::REFUNDED => {
                     // refunded without a commit (nobody eligible, or a fraud judged already)
@@ -357,7 +368,7 @@ impl Chain {
                 }
                 _ => {}
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline && unseen_commits == 0 {
                 return Err(ApiError::timeout(format!(
                     "task {task_id} has no answer yet (status {}); it stays on-chain: GET /v1/tasks/{task_id} follows it, and the fee is refunded if its worker misses the deadline",
                     status::name(t.status)
@@ -375,6 +386,19 @@ impl Chain {
         fee: U256,
         from_block: u64,
     ) -> Result<Answer, ApiError> {
+        self.find_commit(task_id, worker, fee, from_block)
+            .await?
+            .ok_or_else(|| no_commit_event(task_id, worker))
+    }
+
+    /// [`Chain::committed`], `None` when no ResultsCommitted event of `worker` holds the task.
+    async fn find_commit(
+        &self,
+        task_id: U256,
+        worker: Address,
+        fee: U256,
+        from_block: u64,
+    ) -> Result<Option<Answer>, ApiError> {
         let filter = Filter::new()
             .address(self.deployment.task_manager)
             .event_signature(ITaskManager::ResultsCommitted::SIGNATURE_HASH)
@@ -410,7 +434,7 @@ impl Chain {
                 .zip(&d.codes)
                 .map(|((t, h), c)| protocol::merkle::leaf_hash(*t, *h, *c))
                 .collect();
-            return Ok(Answer {
+            return Ok(Some(Answer {
                 task_id,
                 worker,
                 fee,
@@ -422,12 +446,19 @@ impl Chain {
                 output_hash: hash,
                 leaves,
                 index: i,
-            });
+            }));
         }
-        Err(ApiError::internal(format!(
-            "task {task_id}: no ResultsCommitted event of {worker} holds it"
-        )))
+        Ok(None)
     }
+}
+
+/// How many polls [`Chain::wait`] looks again for the commit event of a task seen committed.
+const COMMIT_EVENT_POLLS: u32 = 20;
+
+fn no_commit_event(task_id: U256, worker: Address) -> ApiError {
+    ApiError::internal(format!(
+        "task {task_id}: no ResultsCommitted event of {worker} holds it"
+    ))
 }
 
 /// Sends the queued requests: the batching loop behind [`Chain::submit`].
