@@ -719,7 +719,21 @@ impl Devnet {
                 tracing::warn!(worker = %w.address(), model_id, error = %e, "worker cannot opt in; left out");
                 continue;
             }
-            pending.push((w.address(), call.send().await?));
+            // the worker's executor signs with the same key (its commits): a nonce it took first
+            // is retried with a fresh one once its transaction is mined
+            let mut tries = 0;
+            let tx = loop {
+                match call.send().await {
+                    Ok(tx) => break tx,
+                    Err(e) if tries < 20 && nonce_taken(&e.to_string()) => {
+                        tries += 1;
+                        tracing::debug!(worker = %w.address(), error = %e, "optIn nonce taken by the worker's executor; retrying");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            pending.push((w.address(), tx));
         }
         for (worker, tx) in pending {
             if !tx.get_receipt().await?.status() {
@@ -887,5 +901,30 @@ pub fn spawn_blobstore(
             let _ = child.kill();
             bail!("blobstore did not report listening within 30 s")
         }
+    }
+}
+
+/// Whether a node refused a transaction because another one from the same key holds its nonce.
+fn nonce_taken(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    [
+        "replacement transaction underpriced",
+        "nonce too low",
+        "already known",
+    ]
+    .iter()
+    .any(|m| e.contains(m))
+}
+
+#[cfg(test)]
+mod nonce_taken_tests {
+    use super::nonce_taken;
+
+    #[test]
+    fn a_nonce_held_by_another_transaction_is_told_apart_from_other_errors() {
+        assert!(nonce_taken("server returned an error response: error code -32003: replacement transaction underpriced"));
+        assert!(nonce_taken("Nonce too low"));
+        assert!(!nonce_taken("execution reverted: not staked"));
+        assert!(!nonce_taken("connection refused"));
     }
 }
