@@ -56,7 +56,8 @@ test-cargo: setup models deps-s3 deps-openai deps-fuzz deps-postgres
 	@echo "==> cargo build (workspace binaries used by the end-to-end tests)"
 	@cargo build --workspace --bins
 	@echo "==> cargo test (workspace: unit tests and end-to-end tests on anvil; databases on SQLite)"
-	@cargo test --workspace
+	@cargo test --workspace --no-run
+	@tools/test-cargo.sh
 	@echo "==> the indexer's tests and the verifier's store test on PostgreSQL (a throwaway server: tools/pg.sh)"
 	@tools/test-postgres.sh
 	@tools/pg.sh stop
@@ -66,8 +67,8 @@ web: contracts
 
 test-web: web
 	@tools/setup-chromium.sh
-	@echo "==> cargo build -p indexer -p verifier"
-	@cargo build -p indexer -p verifier
+	@echo "==> cargo build (workspace binaries: the page's test runs the indexer and the verifier)"
+	@cargo build --workspace --bins
 	@echo "==> browser test of the staking page (headless Chromium)"
 	@DN_WEB_STRICT_DEPLOYMENT=1 node web/test/staking.e2e.mjs
 
