@@ -82,6 +82,12 @@ pub struct Db {
     writer_pid: Arc<AtomicI64>,
 }
 
+/// TCP keepalives the PostgreSQL server sends on each of this process's connections: after 10 s
+/// idle, every 5 s, 3 unanswered close it, so the server drops a vanished client's session (and
+/// its writer lock) within about 25 s. Ignored on a Unix socket, which cannot vanish that way.
+pub const PG_KEEPALIVES: &str =
+    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3;";
+
 /// Key of the PostgreSQL advisory lock held by the one process that writes a database ("DNIX";
 /// advisory locks are per database).
 const WRITER_LOCK_KEY: i64 = 0x444E_4958;
@@ -160,6 +166,13 @@ impl Db {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
+                // The server probes each idle connection (`PG_KEEPALIVES`): a writer whose host
+                // vanishes without closing its socket (power loss, a partition) would otherwise
+                // hold the writer lock until the server's TCP stack gave up on it, two hours
+                // with Linux's defaults, and no other indexer could take over until then.
+                .after_connect(|conn, _| {
+                    Box::pin(async move { conn.execute(PG_KEEPALIVES).await.map(|_| ()) })
+                })
                 .connect(spec)
                 .await
                 .map_err(|e| open_err(e.to_string()))?;

@@ -802,6 +802,24 @@ async fn two_indexers_share_one_postgres_database() {
     let health_b = get(&format!("{}/health", b.url())).await;
     assert_eq!(health_b["writer"], false, "{health_b}");
     assert!(health_b["head_block"].as_u64() > Some(0), "{health_b}");
+    // the server probes the connections (the writer lock's among them): a writer whose host
+    // vanishes loses the lock in about 25 s, not the two hours of the OS's default keepalive
+    let pool = chainstore::db::Db::open(&db)
+        .await
+        .expect("open")
+        .pool()
+        .clone();
+    for (setting, want) in [
+        ("tcp_keepalives_idle", "10"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+    ] {
+        let got: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&pool)
+            .await
+            .expect(setting);
+        assert_eq!(got, want, "{setting}");
+    }
 
     // The writer stops (its lock's connection closes): the reader takes over and follows on.
     a.stop().await.unwrap();
