@@ -42,9 +42,10 @@
 //!   whose reveal could still count (the response window) and two more. A reveal mined after
 //!   `end - 1 + responseWindow` is logged as a warning: the epoch computation does not count it.
 //!   The prober polls every `--poll-interval-ms`, well within a response window.
-//! - **sweep**: after an epoch is settled (revealed, or found without probes), the DN left in its
-//!   wallet goes back to the probe key (best effort: a failure is a warning; ETH is left), in both
-//!   funding modes: by then the wallet is public, or it submitted nothing there was to hide.
+//! - **sweep**: after an epoch is settled (revealed, or found without probes), the DN and then the
+//!   ETH left in its wallet go back to the probe key (best effort: a failure is a warning; the ETH
+//!   transfer's fee cap margin stays, a few gwei times 21,000), in both funding modes: by then the
+//!   wallet is public, or it submitted nothing there was to hide.
 //!
 //! What it is trusted with, and the known limit:
 //! - the prober could reveal a colluding wallet (whose self-paid tasks would then earn emission),
@@ -1010,41 +1011,77 @@ impl Prober {
         Ok(())
     }
 
-    /// Sends the DN left in ended epoch `e`'s wallet back to the probe key (best effort).
+    /// Sends the DN, then the ETH, left in ended epoch `e`'s wallet back to the probe key (best
+    /// effort: a failure is a warning).
     ///
     /// Also with `ProbeFunding::External`: the sweep runs only once `e` is settled, when the
     /// wallet is revealed (the link to the prober is public anyway) or submitted no task (there
-    /// is no probe to recognise), so it gives nothing away; the operator's DN is not stranded.
+    /// is no probe to recognise), so it gives nothing away; the operator's DN and ETH are not
+    /// stranded, epoch after epoch.
     async fn sweep(&self, e: u64, signer: PrivateKeySigner) {
         let wallet = signer.address();
         let result: Result<()> = async {
-            let token = DNToken::new(self.deployment.token, &self.provider);
-            let left = token.balanceOf(wallet).call().await.context("DNToken.balanceOf")?;
-            if left.is_zero() {
-                return Ok(());
-            }
             if self.provider.get_balance(wallet).await.context("eth_getBalance")?.is_zero() {
-                return Ok(()); // never funded with gas: nothing to pay the transfer with
+                return Ok(()); // never funded with gas: nothing to pay a transfer with
             }
             let (p, _) = self.rpc.connect_with_wallet(signer).await?;
-            let r = DNToken::new(self.deployment.token, &p)
-                .transfer(self.me, left)
-                .send()
-                .await
-                .map_err(|e| anyhow!("transfer: {e}"))?
-                .with_timeout(Some(RECEIPT_TIMEOUT))
-                .get_receipt()
-                .await?;
-            if !r.status() {
-                bail!("transfer reverted in tx {}", r.transaction_hash);
+            let token = DNToken::new(self.deployment.token, &p);
+            let left = token.balanceOf(wallet).call().await.context("DNToken.balanceOf")?;
+            if !left.is_zero() {
+                let r = token
+                    .transfer(self.me, left)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("DN transfer: {e}"))?
+                    .with_timeout(Some(RECEIPT_TIMEOUT))
+                    .get_receipt()
+                    .await?;
+                if !r.status() {
+                    bail!("DN transfer reverted in tx {}", r.transaction_hash);
+                }
+                tracing::info!(epoch = e, wallet = %wallet, dn = %format_dn(left), "leftover DN swept back to the probe key");
             }
-            tracing::info!(epoch = e, wallet = %wallet, dn = %format_dn(left), "leftover DN swept back to the probe key");
-            Ok(())
+            self.sweep_eth(e, wallet, &p).await
         }
         .await;
         if let Err(err) = result {
-            tracing::warn!(epoch = e, wallet = %wallet, error = %format!("{err:#}"), "could not sweep the epoch wallet's leftover DN");
+            tracing::warn!(epoch = e, wallet = %wallet, error = %format!("{err:#}"), "could not sweep the epoch wallet's leftovers");
         }
+    }
+
+    /// Sends `wallet`'s ETH back to the probe key less the transfer's fee at its fee cap: a
+    /// plain transfer uses exactly 21,000 gas, so what stays is the cap's margin over the fee
+    /// actually charged (a few gwei times 21,000). Nothing when the ETH would not pay the fee.
+    async fn sweep_eth(&self, e: u64, wallet: Address, p: &impl Provider) -> Result<()> {
+        const TRANSFER_GAS: u64 = 21_000;
+        let eth = p.get_balance(wallet).await.context("eth_getBalance")?;
+        let fees = p
+            .estimate_eip1559_fees()
+            .await
+            .context("estimating the transfer's fee")?;
+        let cap = U256::from(TRANSFER_GAS) * U256::from(fees.max_fee_per_gas);
+        if eth <= cap {
+            return Ok(());
+        }
+        let amount = eth - cap;
+        let tx = TransactionRequest::default()
+            .with_to(self.me)
+            .with_value(amount)
+            .with_gas_limit(TRANSFER_GAS)
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let r = p
+            .send_transaction(tx)
+            .await
+            .map_err(|e| anyhow!("ETH transfer: {e}"))?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await?;
+        if !r.status() {
+            bail!("ETH transfer reverted in tx {}", r.transaction_hash);
+        }
+        tracing::info!(epoch = e, wallet = %wallet, eth = %format_ether(amount), "leftover ETH swept back to the probe key");
+        Ok(())
     }
 
     async fn chain_time(&self) -> Result<u64> {

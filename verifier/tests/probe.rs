@@ -543,6 +543,7 @@ async fn external_funding_sends_nothing_from_the_probe_key_and_waits_for_funds()
         .await
         .unwrap();
     let dn_at_start = token.balanceOf(prober.address()).call().await.unwrap();
+    let eth_at_start = world.reader.get_balance(prober.address()).await.unwrap();
     let mut p = start_prober(&args).await;
 
     // 1. The first slot of the next epoch is due and its wallet holds nothing: the step fails,
@@ -666,6 +667,22 @@ async fn external_funding_sends_nothing_from_the_probe_key_and_waits_for_funds()
         || async { token.balanceOf(prober.address()).call().await.unwrap() == swept },
     )
     .await;
+    // then the ETH the operator sent for gas (0.01; the probes and the DN transfer used under a
+    // tenth of it): what stays is the ETH transfer's fee cap margin, and the probe key, which
+    // paid only for its reveal, ends with more ETH than it started with
+    wait_for(
+        "the leftover ETH swept back to the probe key",
+        Duration::from_secs(60),
+        || async {
+            world.reader.get_balance(wallet).await.unwrap() < parse_ether("0.0005").unwrap()
+        },
+    )
+    .await;
+    assert!(
+        world.reader.get_balance(prober.address()).await.unwrap()
+            > eth_at_start + parse_ether("0.008").unwrap(),
+        "the probe key got the wallet's ETH back"
+    );
     stop.send(true).unwrap();
     run.await.unwrap().expect("the prober stops cleanly");
 
