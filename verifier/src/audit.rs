@@ -19,7 +19,7 @@ use protocol::bindings::{IAuditManager, IModelRegistry, ITaskManager};
 use protocol::merkle;
 use protocol::verdict::{sign_verdict, signature_bytes, Verdict};
 use protocol::Deployment;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -352,7 +352,7 @@ pub struct Auditor {
     disputes: BTreeMap<U256, OpenDispute>,
     /// Others' audits to check for a missed deadline, by the end of their challenge window.
     others: Vec<(u64, OthersAudit)>,
-    judged: HashSet<U256>,
+    judged: Judged,
     /// Canary tasks in flight: task id -> (input, expected output).
     canaries: HashMap<U256, (Vec<u8>, Vec<u8>)>,
     /// Committed canary results whose output could not be fetched yet (blob store unavailable):
@@ -425,7 +425,7 @@ impl Auditor {
             batches: BTreeMap::new(),
             disputes: BTreeMap::new(),
             others: Vec::new(),
-            judged: HashSet::new(),
+            judged: Judged::default(),
             canaries: HashMap::new(),
             canary_retries: Vec::new(),
             next_canary: std::time::Instant::now(),
@@ -963,6 +963,7 @@ impl Auditor {
     /// batch and is judged again on the next step, until its deadline; an audit is marked judged
     /// only once its verdict is signed or it is given up, so it is never signed twice.
     async fn judge_sealed(&mut self, now: u64) -> Result<Vec<Signed>> {
+        self.judged.forget_ended(now);
         let mut out = Vec::new();
         let mut done = Vec::new();
         // TaskManager.challengeWindow, read once per step when an audit of this validator needs it
@@ -1001,7 +1002,7 @@ impl Auditor {
                     }
                 };
                 if drawn.validator != self.me {
-                    self.judged.insert(*task_id);
+                    self.judged.insert(*task_id, task.deadline);
                     self.others.push((
                         task.deadline,
                         OthersAudit {
@@ -1015,7 +1016,7 @@ impl Auditor {
                     continue;
                 }
                 if !(task.status == 2 || task.status == 3) || now > task.deadline {
-                    self.judged.insert(*task_id);
+                    self.judged.insert(*task_id, task.deadline);
                     tracing::debug!(task = %task_id, status = task.status, "audited task no longer open; verdict skipped");
                     continue;
                 }
@@ -1063,7 +1064,7 @@ impl Auditor {
                             self.chain_id,
                             self.deployment.audit_manager,
                         )?;
-                        self.judged.insert(*task_id);
+                        self.judged.insert(*task_id, task.deadline);
                         tracing::info!(task = %task_id, batch = %id, matches, quality_ppm = quality, "audited");
                         out.push(Signed {
                             verdict,
@@ -1076,7 +1077,7 @@ impl Auditor {
                         later = true;
                     }
                     Err(e) => {
-                        self.judged.insert(*task_id);
+                        self.judged.insert(*task_id, task.deadline);
                         tracing::warn!(task = %task_id, error = %format!("{e:#}"), "cannot audit this task; no verdict signed")
                     }
                 }
@@ -1508,6 +1509,33 @@ impl Auditor {
     }
 }
 
+/// The audits this validator is done with (its verdict signed or given up, or another
+/// validator's audit, watched for a missed deadline), by task, with the task's deadline. A batch
+/// whose logs are read again (a step that fails after reading its range reads it again) skips
+/// them, so no verdict is signed twice. Each is forgotten once its deadline has passed, so the set
+/// holds the audits of open tasks rather than every task the validator has seen since it started:
+/// a batch read again after that finds the task past its deadline and signs nothing
+/// (`judge_sealed` checks it before judging), and a missed audit is reported only after a dry run
+/// of the report succeeds (`report_misses`), so watching it twice reports it once.
+#[derive(Debug, Default)]
+struct Judged(HashMap<U256, u64>);
+
+impl Judged {
+    fn insert(&mut self, task: U256, deadline: u64) {
+        self.0.insert(task, deadline);
+    }
+
+    fn contains(&self, task: &U256) -> bool {
+        self.0.contains_key(task)
+    }
+
+    /// Forgets the audits whose task's deadline is before `now` (chain time): the ones
+    /// `judge_sealed` would skip as no longer open (`now > deadline`).
+    fn forget_ended(&mut self, now: u64) {
+        self.0.retain(|_, deadline| *deadline >= now);
+    }
+}
+
 /// Whether a committed code is judged at all: results (0) and input faults (1-3). A worker-side
 /// failure pays the worker nothing, so there is nothing to audit.
 fn auditable(code: u16) -> bool {
@@ -1643,6 +1671,38 @@ async fn run_blocking(
     })
     .await
     .map_err(|e| anyhow!("inference crashed: {e}"))?
+}
+
+#[cfg(test)]
+mod judged_tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_is_remembered_until_its_deadline_has_passed() {
+        let mut j = Judged::default();
+        j.insert(U256::from(1), 100);
+        j.insert(U256::from(2), 200);
+        // at its deadline a task is still open (judge_sealed skips only `now > deadline`)
+        j.forget_ended(100);
+        assert!(j.contains(&U256::from(1)) && j.contains(&U256::from(2)));
+        j.forget_ended(101);
+        assert!(!j.contains(&U256::from(1)), "past its deadline");
+        assert!(j.contains(&U256::from(2)), "still open");
+        j.forget_ended(201);
+        assert!(!j.contains(&U256::from(2)));
+        assert!(j.0.is_empty());
+    }
+
+    #[test]
+    fn a_long_run_keeps_only_the_open_tasks_audits() {
+        // a task a second, each open for 60 s: the set stays at a minute's worth of tasks
+        let mut j = Judged::default();
+        for now in 0..10_000u64 {
+            j.forget_ended(now);
+            j.insert(U256::from(now), now + 60);
+            assert!(j.0.len() <= 61, "{} audits kept at {now}", j.0.len());
+        }
+    }
 }
 
 #[cfg(test)]
