@@ -171,10 +171,13 @@ fn unfetched(err: &blobstore::BlobError, clock: &AuditClock) -> Unfetched {
     }
 }
 
-/// No verdict yet: a payload the audit needs (the task's input, the worker's output) is
-/// unavailable for now. The audit stays pending and is judged again on a later step.
+/// No verdict yet: something the audit needs is unavailable for now (the task's input or the
+/// worker's output behind a blob store outage, or the chain's node not answering the task's input
+/// log or its model). The audit stays pending and is judged again on a later step, until its
+/// deadline: a validator that gave up on a transient failure would miss the audit and be
+/// reported for it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}: blob store unavailable, judged again on a later step")]
+#[error("{0}; judged again on a later step")]
 struct RetryLater(String);
 
 /// Whether `e` (with any context) is a [`RetryLater`].
@@ -268,7 +271,7 @@ async fn fetch_published(
         Unfetched::Wait => {
             tracing::warn!(task = %task_id, error = %err, secs_left, "worker output cannot be fetched: blob store unavailable; no verdict yet, retrying on a later step");
             Err(RetryLater(format!(
-                "task {task_id}: worker output: {err} ({secs_left} s before the deadline)"
+                "task {task_id}: worker output: blob store unavailable: {err} ({secs_left} s before the deadline)"
             )))
         }
         Unfetched::FailedAtDeadline => {
@@ -1115,7 +1118,8 @@ impl Auditor {
         }
         let input = self
             .input_of(task_id, commit_block)
-            .await?
+            .await
+            .map_err(|e| RetryLater(format!("{e:#}")))?
             .ok_or_else(|| anyhow!("no TaskSubmitted event for task {task_id}"))?;
         // The validator must see the input to judge; an input it cannot fetch is its problem
         // (no verdict), not the worker's: while the store is unavailable the audit waits (until
@@ -1127,7 +1131,10 @@ impl Auditor {
                 match self.blobs.fetch(&r).await {
                     Ok(bytes) => bytes,
                     Err(e) if e.is_transient() => {
-                        return Err(RetryLater(format!("task {task_id} input: {e}")).into())
+                        return Err(RetryLater(format!(
+                            "task {task_id} input: blob store unavailable: {e}"
+                        ))
+                        .into())
                     }
                     Err(e) => return Err(anyhow!("task {task_id} input: {e}")),
                 }
@@ -1193,11 +1200,12 @@ impl Auditor {
     }
 
     async fn model(&mut self, id: u32) -> Result<Arc<Mutex<Judge>>> {
+        // the node not answering is no reason to give an audit up (`RetryLater`)
         let m = IModelRegistry::new(self.deployment.model_registry, &self.provider)
             .getModel(id)
             .call()
             .await
-            .with_context(|| format!("getModel({id})"))?;
+            .map_err(|e| RetryLater(format!("getModel({id}): {e}")))?;
         if let Some((sha, model)) = self.models.get(&id) {
             if *sha == m.sha256Hash {
                 return Ok(model.clone());
@@ -1748,6 +1756,96 @@ mod failure_tests {
 }
 
 #[cfg(test)]
+mod node_down_tests {
+    use super::*;
+    use alloy::providers::ProviderBuilder;
+
+    /// An auditor whose chain node refuses every connection (nothing listens on its port).
+    fn auditor_with_node_down(models_dir: &std::path::Path) -> Auditor {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let provider = ProviderBuilder::new()
+            .connect_http(format!("http://127.0.0.1:{port}").parse().unwrap())
+            .erased();
+        let zero = Address::ZERO;
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "chainId": 31337, "startBlock": 0, "token": zero, "staking": zero,
+            "modelRegistry": zero, "taskManager": zero, "treasury": zero,
+            "validatorPool": zero, "settlement": zero, "auditManager": zero,
+        }))
+        .unwrap();
+        let signer = PrivateKeySigner::random();
+        Auditor {
+            provider,
+            me: signer.address(),
+            signer,
+            chain_id: 31337,
+            next_block: 0,
+            deployment,
+            opts: AuditOptions {
+                mode: AuditMode::Honest,
+                models_dir: models_dir.to_path_buf(),
+                ort_lib: None,
+                threads: 1,
+                max_verdicts_per_tx: 8,
+                blob_timeout: Duration::from_secs(1),
+                max_blob_bytes: 1 << 20,
+                poll: Duration::from_secs(1),
+                canary: None,
+            },
+            runtime: Arc::new(Runtime::init(None).expect("ONNX Runtime (ORT_DYLIB_PATH)")),
+            cache: Arc::new(BundleCache::new(
+                ModelCache::new(models_dir.to_path_buf()).unwrap(),
+            )),
+            blobs: Blobs::new(blobstore::Client::new(Duration::from_secs(1), 1 << 20).unwrap()),
+            models: HashMap::new(),
+            batches: BTreeMap::new(),
+            disputes: BTreeMap::new(),
+            others: Vec::new(),
+            judged: Judged::default(),
+            canaries: HashMap::new(),
+            canary_retries: Vec::new(),
+            next_canary: std::time::Instant::now(),
+            canary_index: 0,
+            unproven_canaries: HashMap::new(),
+            stats: Arc::new(Mutex::new(AuditStats::default())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_answer_postpones_the_audit_rather_than_giving_it_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = auditor_with_node_down(dir.path());
+        // the model's record
+        let e = a
+            .model(1)
+            .await
+            .err()
+            .expect("no node to read the model from");
+        assert!(retry_later(&e), "{e:#}");
+        assert!(format!("{e:#}").contains("getModel(1)"), "{e:#}");
+        // the task's input log (the first thing an audit reads)
+        let clock = AuditClock {
+            now: 100,
+            deadline: 200,
+            window: 100,
+        };
+        let e = a
+            .judge(U256::from(7), 1, 5, &Bytes::new(), B256::ZERO, 0, clock)
+            .await
+            .expect_err("no node to read the input from");
+        assert!(retry_later(&e), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("eth_getLogs TaskSubmitted of task 7"),
+            "{e:#}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod blob_outage_tests {
     use super::*;
     use blobstore::service::{router, AppState};
@@ -1885,7 +1983,10 @@ mod blob_outage_tests {
         let e = anyhow::Error::from(RetryLater("task 1 input: refused".into()))
             .context("auditing task 1");
         assert!(retry_later(&e));
-        assert!(format!("{e:#}").contains("blob store unavailable"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("judged again on a later step"),
+            "{e:#}"
+        );
         assert!(!retry_later(&anyhow!("model 1: not found")));
     }
 
