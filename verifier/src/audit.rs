@@ -405,6 +405,23 @@ impl Auditor {
         deployment: Deployment,
         opts: AuditOptions,
     ) -> Result<Self> {
+        let a = Self::unjoined(provider, signer, chain_id, deployment, opts)?;
+        a.join().await?;
+        if a.opts.mode != AuditMode::Honest {
+            tracing::warn!(mode = ?a.opts.mode, "TEST-ONLY audit mode: this validator judges without re-executing and will be slashed");
+        }
+        Ok(a)
+    }
+
+    /// [`Auditor::new`] without a call to the chain: ONNX Runtime, the model cache and empty
+    /// state, not yet in the audit draw.
+    fn unjoined(
+        provider: DynProvider,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+        deployment: Deployment,
+        opts: AuditOptions,
+    ) -> Result<Self> {
         let runtime = Runtime::init(opts.ort_lib.as_deref()).map_err(|e| {
             anyhow!("ONNX Runtime: {e} (pass --ort-lib or set ORT_DYLIB_PATH; `make setup` installs it into .deps/)")
         })?;
@@ -413,7 +430,7 @@ impl Auditor {
         let me = signer.address();
         let blobs = blobstore::Client::new(opts.blob_timeout, opts.max_blob_bytes)
             .map_err(|e| anyhow!("blob client: {e}"))?;
-        let a = Self {
+        Ok(Self {
             provider,
             signer,
             me,
@@ -435,12 +452,7 @@ impl Auditor {
             canary_index: 0,
             unproven_canaries: HashMap::new(),
             stats: Arc::new(Mutex::new(AuditStats::default())),
-        };
-        a.join().await?;
-        if a.opts.mode != AuditMode::Honest {
-            tracing::warn!(mode = ?a.opts.mode, "TEST-ONLY audit mode: this validator judges without re-executing and will be slashed");
-        }
-        Ok(a)
+        })
     }
 
     fn audit(&self) -> IAuditManager::IAuditManagerInstance<&DynProvider> {
@@ -1777,42 +1789,25 @@ mod node_down_tests {
             "validatorPool": zero, "settlement": zero, "auditManager": zero,
         }))
         .unwrap();
-        let signer = PrivateKeySigner::random();
-        Auditor {
+        let opts = AuditOptions {
+            mode: AuditMode::Honest,
+            models_dir: models_dir.to_path_buf(),
+            ort_lib: None,
+            threads: 1,
+            max_verdicts_per_tx: 8,
+            blob_timeout: Duration::from_secs(1),
+            max_blob_bytes: 1 << 20,
+            poll: Duration::from_secs(1),
+            canary: None,
+        };
+        Auditor::unjoined(
             provider,
-            me: signer.address(),
-            signer,
-            chain_id: 31337,
-            next_block: 0,
+            PrivateKeySigner::random(),
+            31337,
             deployment,
-            opts: AuditOptions {
-                mode: AuditMode::Honest,
-                models_dir: models_dir.to_path_buf(),
-                ort_lib: None,
-                threads: 1,
-                max_verdicts_per_tx: 8,
-                blob_timeout: Duration::from_secs(1),
-                max_blob_bytes: 1 << 20,
-                poll: Duration::from_secs(1),
-                canary: None,
-            },
-            runtime: Arc::new(Runtime::init(None).expect("ONNX Runtime (ORT_DYLIB_PATH)")),
-            cache: Arc::new(BundleCache::new(
-                ModelCache::new(models_dir.to_path_buf()).unwrap(),
-            )),
-            blobs: Blobs::new(blobstore::Client::new(Duration::from_secs(1), 1 << 20).unwrap()),
-            models: HashMap::new(),
-            batches: BTreeMap::new(),
-            disputes: BTreeMap::new(),
-            others: Vec::new(),
-            judged: Judged::default(),
-            canaries: HashMap::new(),
-            canary_retries: Vec::new(),
-            next_canary: std::time::Instant::now(),
-            canary_index: 0,
-            unproven_canaries: HashMap::new(),
-            stats: Arc::new(Mutex::new(AuditStats::default())),
-        }
+            opts,
+        )
+        .expect("ONNX Runtime (ORT_DYLIB_PATH) and the model cache")
     }
 
     #[tokio::test]
