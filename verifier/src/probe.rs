@@ -650,7 +650,7 @@ impl Prober {
     }
 
     /// Reveals ended epoch `e`'s wallet unless it is revealed already or submitted nothing, then
-    /// sweeps its DN back. `Ok(true)`: revealed now.
+    /// sweeps its DN and ETH back. `Ok(true)`: revealed now.
     async fn settle(&mut self, e: u64) -> Result<bool> {
         let signer = epoch_signer(&self.seed, self.chain_id, e);
         let wallet = signer.address();
